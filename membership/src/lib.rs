@@ -1,0 +1,1 @@
+//! rasp-membership (placeholder)
