@@ -1,1 +1,39 @@
-//! rasp-runtime (placeholder)
+//! # rasp-runtime: atoms and their two runtimes
+//!
+//! Crate map:
+//!
+//! - [`ids`]: [`NodeId`], [`AtomId`], [`AtomAddr`], [`ServiceId`], [`Dest`], [`Time`],
+//!   [`TimerId`], [`RequestId`], [`Contact`], [`PeerEvent`].
+//! - [`message`]: the [`Message`] trait, [`KindId`], type-erased [`Payload`]s (typed
+//!   values locally, MessagePack bytes remotely) and [`Envelope`]s with their wire form.
+//! - [`atom`]: the [`Atom`] trait and [`Ctx`], the syscalls (interrupt table: `on`,
+//!   `on_peer`, `every`; futures table: `request`, `after`; `send`, `reply`, `now`, `rng`,
+//!   `spawn`, `stop`, durable store, discovery, connections, metrics), layered over the
+//!   object-safe [`Syscalls`].
+//! - [`host`]: the node-local [`Host`] (atom table, dispatch, timers, services, metrics)
+//!   shared by both runtimes, the [`Platform`] trait a runtime implements for it, and
+//!   [`Boot`] closures that spawn a node's atoms at start and restart.
+//! - [`metrics`]: per-kind traffic and named counters, deterministic snapshots.
+//! - [`store`]: [`MemStore`], an in-memory ordered key-value store.
+//! - [`error`]: [`Error`], [`StoreError`], [`RequestError`].
+//!
+//! The same atoms run under the deterministic simulator (`sim`) and the tokio + libp2p
+//! network runtime (`net`); only the [`Platform`] differs.
+
+pub mod atom;
+pub mod error;
+pub mod host;
+pub mod ids;
+pub mod message;
+pub mod metrics;
+pub mod store;
+
+pub use atom::{Atom, Ctx, ErasedAtom, Origin, Syscalls, TimerFn};
+pub use error::{Error, RequestError, StoreError};
+pub use host::{boot, AlarmId, Boot, BootCtx, Host, Platform};
+pub use ids::{
+    fnv1a, AtomAddr, AtomId, Contact, Dest, NodeId, PeerEvent, RequestId, ServiceId, Time, TimerId,
+};
+pub use message::{AnyMessage, Corr, Envelope, KindId, Message, Payload};
+pub use metrics::{KindStats, Metrics, MetricsSnapshot};
+pub use store::{KvPairs, MemStore};
