@@ -26,6 +26,7 @@ pub mod host;
 pub mod ids;
 pub mod message;
 pub mod metrics;
+pub mod net;
 pub mod store;
 
 pub use atom::{Atom, Ctx, ErasedAtom, Origin, Syscalls, TimerFn};

@@ -1,0 +1,475 @@
+//! The network task: drives the libp2p swarm, keeps the address book, turns connection
+//! events into peer up/down events, and runs one reader task per inbound stream and one
+//! writer task per peer.
+
+use super::exec::{Inbound, WireEnvelope};
+use super::frame::{encode_frame, read_frame, FrameError};
+use super::shared::{node_of, split_p2p, OutQueue, Shared};
+use super::transport::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, MSG_PROTOCOL};
+use super::NetConfig;
+use crate::ids::{NodeId, PeerEvent};
+use crate::message::{Envelope, Payload};
+use futures::{AsyncWriteExt, StreamExt};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{identify, ping, Multiaddr, PeerId, Stream, Swarm};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Most inbound message streams read concurrently per peer; further streams are refused
+/// (dropped). With the frame limit this bounds the read buffers a peer can make us hold.
+pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
+
+/// Frames written per write call (batched into one buffer, one flush).
+const WRITE_BATCH: usize = 128;
+
+/// How often join addresses are re-dialled while the node has no connection at all.
+const JOIN_RETRY: Duration = Duration::from_secs(2);
+
+/// Requests to the network task (from the executor, readers and writers), over a bounded
+/// channel.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// Make sure a writer task serves `node`'s queue (created by the executor).
+    EnsureWriter(NodeId),
+    /// Open a connection to `node` (addresses may end in `/p2p/<peer>`).
+    Connect { node: NodeId, addrs: Vec<Multiaddr> },
+    /// Close every connection to `node`.
+    Disconnect(NodeId),
+    /// A writer wants `node` dialled with the address book's addresses.
+    Dial(NodeId),
+    /// Dial an address (from the driver).
+    DialAddr(Multiaddr),
+    /// A reader saw garbage from this peer: close its connections.
+    BadPeer(PeerId, String),
+}
+
+pub(crate) struct NetTask {
+    pub swarm: Swarm<Behaviour>,
+    pub shared: Arc<Shared>,
+    pub cfg: NetConfig,
+    pub cmd_rx: mpsc::Receiver<Command>,
+    pub cmd_tx: mpsc::Sender<Command>,
+    pub inbound: mpsc::Sender<Inbound>,
+    pub stop: watch::Receiver<bool>,
+}
+
+impl NetTask {
+    pub async fn run(mut self) {
+        let mut control = self.swarm.behaviour().stream.new_control();
+        let mut incoming = control
+            .accept(MSG_PROTOCOL)
+            .expect("message protocol registered once");
+        let mut writers: HashMap<NodeId, JoinHandle<()>> = HashMap::new();
+        let readers: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+        let mut up: HashSet<PeerId> = HashSet::new();
+        let mut established: usize = 0;
+        let mut join_tick = tokio::time::interval(JOIN_RETRY);
+        join_tick.tick().await;
+        for a in &self.cfg.join {
+            if let Err(e) = self.swarm.dial(a.clone()) {
+                tracing::warn!(addr = %a, "cannot dial join address: {e}");
+            }
+        }
+        loop {
+            tokio::select! {
+                _ = self.stop.changed() => break,
+                ev = self.swarm.select_next_some() => {
+                    self.on_swarm_event(ev, &mut up, &mut established, &mut writers, &control).await;
+                }
+                Some(cmd) = self.cmd_rx.recv() => {
+                    self.on_command(cmd, &mut writers, &control);
+                }
+                Some((peer, stream)) = incoming.next() => {
+                    self.spawn_reader(peer, stream, &readers);
+                }
+                _ = join_tick.tick() => {
+                    if established == 0 {
+                        for a in &self.cfg.join {
+                            let _ = self.swarm.dial(a.clone());
+                        }
+                    }
+                }
+            }
+        }
+        for (_, w) in writers {
+            w.abort();
+        }
+        tracing::debug!("network task stopped");
+    }
+
+    fn ensure_writer(
+        &mut self,
+        node: NodeId,
+        writers: &mut HashMap<NodeId, JoinHandle<()>>,
+        control: &libp2p_stream::Control,
+    ) {
+        if writers.get(&node).is_some_and(|w| !w.is_finished()) {
+            return;
+        }
+        let Some(entry) = self.shared.lookup(node) else {
+            return;
+        };
+        let (queue, _) = self
+            .shared
+            .queue_or_create(node, self.cfg.peer_queue_capacity);
+        let w = Writer {
+            node,
+            peer: entry.peer,
+            queue,
+            control: control.clone(),
+            cmd: self.cmd_tx.clone(),
+            shared: self.shared.clone(),
+            retry_for: self.cfg.peer_retry_for,
+        };
+        writers.insert(node, tokio::spawn(w.run()));
+    }
+
+    fn dial_node(&mut self, node: NodeId, extra: Vec<Multiaddr>) {
+        let Some(entry) = self.shared.lookup(node) else {
+            return;
+        };
+        if self.swarm.is_connected(&entry.peer) {
+            return;
+        }
+        let mut addrs = extra;
+        addrs.extend(entry.addrs);
+        let opts = DialOpts::peer_id(entry.peer)
+            .addresses(addrs)
+            .condition(PeerCondition::DisconnectedAndNotDialing)
+            .build();
+        if let Err(e) = self.swarm.dial(opts) {
+            tracing::debug!(?node, "dial: {e}");
+        }
+    }
+
+    fn on_command(
+        &mut self,
+        cmd: Command,
+        writers: &mut HashMap<NodeId, JoinHandle<()>>,
+        control: &libp2p_stream::Control,
+    ) {
+        match cmd {
+            Command::EnsureWriter(node) => {
+                self.dial_node(node, Vec::new());
+                self.ensure_writer(node, writers, control);
+            }
+            Command::Dial(node) => self.dial_node(node, Vec::new()),
+            Command::DialAddr(a) => {
+                if let Err(e) = self.swarm.dial(a.clone()) {
+                    tracing::warn!(addr = %a, "dial: {e}");
+                }
+            }
+            Command::Connect { node, addrs } => {
+                let mut plain = Vec::new();
+                for a in &addrs {
+                    match split_p2p(a) {
+                        (t, Some(p)) if node_of(&p) == node => {
+                            self.shared.learn(p, [t]);
+                        }
+                        (t, Some(p)) => {
+                            tracing::warn!(%p, ?node, "contact address names another peer: ignored");
+                            let _ = t;
+                        }
+                        (t, None) => plain.push(t),
+                    }
+                }
+                if self.shared.lookup(node).is_some() {
+                    self.dial_node(node, plain);
+                } else {
+                    for a in plain {
+                        if let Err(e) = self.swarm.dial(a.clone()) {
+                            tracing::debug!(addr = %a, "dial: {e}");
+                        }
+                    }
+                }
+            }
+            Command::Disconnect(node) => {
+                if let Some(e) = self.shared.lookup(node) {
+                    let _ = self.swarm.disconnect_peer_id(e.peer);
+                }
+            }
+            Command::BadPeer(peer, reason) => {
+                tracing::warn!(%peer, "closing connection to misbehaving peer: {reason}");
+                self.shared
+                    .peer_stats(node_of(&peer), |s| s.bad_frames += 1);
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
+    }
+
+    async fn on_swarm_event(
+        &mut self,
+        ev: SwarmEvent<BehaviourEvent>,
+        up: &mut HashSet<PeerId>,
+        established: &mut usize,
+        writers: &mut HashMap<NodeId, JoinHandle<()>>,
+        control: &libp2p_stream::Control,
+    ) {
+        match ev {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(%address, "listening");
+                self.shared.add_listen(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => self.shared.remove_listen(&address),
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                connection_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                *established += 1;
+                if *established > self.cfg.max_connections {
+                    tracing::warn!(%peer_id, "connection limit ({}) reached: closing", self.cfg.max_connections);
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
+                let addr = endpoint
+                    .is_dialer()
+                    .then(|| endpoint.get_remote_address().clone());
+                let Some(node) = self.shared.learn(peer_id, addr) else {
+                    return;
+                };
+                tracing::debug!(%peer_id, ?node, n = num_established.get(), "connection established");
+                if up.insert(peer_id) {
+                    // Eager writer: its stream keeps the connection open (no idle timeout)
+                    // and is ready for the first message.
+                    self.ensure_writer(node, writers, control);
+                    let _ = self.inbound.send(Inbound::Peer(PeerEvent::Up(node))).await;
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                cause,
+                ..
+            } => {
+                *established = established.saturating_sub(1);
+                tracing::debug!(%peer_id, remaining = num_established, "connection closed: {cause:?}");
+                if num_established == 0 && up.remove(&peer_id) {
+                    let node = node_of(&peer_id);
+                    let _ = self
+                        .inbound
+                        .send(Inbound::Peer(PeerEvent::Down(node)))
+                        .await;
+                }
+            }
+            SwarmEvent::IncomingConnectionError {
+                send_back_addr,
+                error,
+                ..
+            } => {
+                tracing::info!(%send_back_addr, "incoming connection failed: {error}");
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(?peer_id, "outgoing connection failed: {error}");
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if info.protocol_version != IDENTIFY_PROTOCOL {
+                    tracing::warn!(%peer_id, version = %info.protocol_version, "not a rasp node: closing");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                self.shared.learn(peer_id, info.listen_addrs);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(ping::Event {
+                peer,
+                connection,
+                result: Err(e),
+            })) => {
+                tracing::info!(%peer, "ping failed, closing connection: {e}");
+                self.swarm.close_connection(connection);
+            }
+            _ => {}
+        }
+    }
+
+    fn spawn_reader(
+        &self,
+        peer: PeerId,
+        stream: Stream,
+        readers: &Arc<Mutex<HashMap<PeerId, usize>>>,
+    ) {
+        {
+            let mut r = readers.lock().expect("readers lock");
+            let n = r.entry(peer).or_insert(0);
+            if *n >= MAX_INBOUND_STREAMS_PER_PEER {
+                tracing::warn!(%peer, "too many inbound streams: refusing one");
+                return;
+            }
+            *n += 1;
+        }
+        let reader = Reader {
+            peer,
+            node: node_of(&peer),
+            inbound: self.inbound.clone(),
+            cmd: self.cmd_tx.clone(),
+            shared: self.shared.clone(),
+            max_frame: self.cfg.max_frame_bytes,
+        };
+        let readers = readers.clone();
+        tokio::spawn(async move {
+            reader.run(stream).await;
+            let mut r = readers.lock().expect("readers lock");
+            if let Some(n) = r.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    r.remove(&peer);
+                }
+            }
+        });
+    }
+}
+
+/// Reads frames from one inbound stream and hands envelopes to the executor.
+/// Backpressure: `inbound.send().await` waits while the executor's queue is full, so we
+/// stop reading and yamux flow control stops the sender.
+struct Reader {
+    peer: PeerId,
+    node: NodeId,
+    inbound: mpsc::Sender<Inbound>,
+    cmd: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    max_frame: usize,
+}
+
+impl Reader {
+    async fn run(self, mut stream: Stream) {
+        let mut buf = Vec::new();
+        let reason = loop {
+            match read_frame(&mut stream, &mut buf, self.max_frame).await {
+                Ok(false) => return,
+                Ok(true) => {}
+                Err(FrameError::TooLarge { len, limit }) => {
+                    break format!("oversized frame ({len} bytes, limit {limit})");
+                }
+                Err(FrameError::Io(e)) => {
+                    tracing::debug!(peer = %self.peer, "inbound stream ended: {e}");
+                    return;
+                }
+            }
+            let len = buf.len();
+            let wire = match decode(&buf, self.node) {
+                Ok(w) => w,
+                Err(reason) => break reason,
+            };
+            self.shared.peer_stats(self.node, |s| {
+                s.frames_received += 1;
+                s.bytes_received += len as u64;
+            });
+            if self.inbound.send(Inbound::Remote(wire)).await.is_err() {
+                return; // node shutting down
+            }
+        };
+        let _ = stream.close().await;
+        let _ = self.cmd.send(Command::BadPeer(self.peer, reason)).await;
+    }
+}
+
+/// Decodes a frame into a `Send` envelope, checking that the sender is the authenticated
+/// peer (no spoofing of another node's atoms).
+fn decode(frame: &[u8], peer_node: NodeId) -> Result<WireEnvelope, String> {
+    let env = Envelope::decode(frame).map_err(|e| format!("malformed frame: {e}"))?;
+    if env.from.node != peer_node {
+        return Err(format!(
+            "frame claims to come from {:?} but the connection is from {:?}",
+            env.from.node, peer_node
+        ));
+    }
+    let Envelope {
+        from,
+        to,
+        kind,
+        corr,
+        payload,
+    } = env;
+    let Payload::Wire(payload) = payload else {
+        unreachable!("decoded envelopes carry wire payloads")
+    };
+    Ok(WireEnvelope {
+        from,
+        to,
+        kind,
+        corr,
+        payload,
+    })
+}
+
+/// Writes one peer's queue to a stream, reopening the stream (and redialling) after
+/// failures with exponential backoff; gives up after `retry_for` of continuous failure and
+/// drops the queue (the next send recreates it).
+struct Writer {
+    node: NodeId,
+    peer: PeerId,
+    queue: OutQueue,
+    control: libp2p_stream::Control,
+    cmd: mpsc::Sender<Command>,
+    shared: Arc<Shared>,
+    retry_for: Duration,
+}
+
+impl Writer {
+    async fn run(mut self) {
+        let mut batch: Vec<Vec<u8>> = Vec::new();
+        let mut buf = Vec::new();
+        let mut failing_since: Option<Instant> = None;
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let mut stream = match self.control.open_stream(self.peer, MSG_PROTOCOL).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= self.retry_for {
+                        tracing::info!(peer = %self.peer, "peer unreachable for {:?}: dropping its queue", self.retry_for);
+                        self.shared.remove_queue(self.node, &self.queue);
+                        return;
+                    }
+                    tracing::debug!(peer = %self.peer, "cannot open stream: {e}");
+                    let _ = self.cmd.try_send(Command::Dial(self.node));
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            failing_since = None;
+            backoff = Duration::from_millis(50);
+            loop {
+                batch.clear();
+                if !self.queue.pop_batch(&mut batch, WRITE_BATCH).await {
+                    return;
+                }
+                buf.clear();
+                let mut bytes = 0u64;
+                for f in &batch {
+                    bytes += f.len() as u64;
+                    encode_frame(f, &mut buf);
+                }
+                let res = async {
+                    stream.write_all(&buf).await?;
+                    stream.flush().await
+                }
+                .await;
+                match res {
+                    Ok(()) => self.shared.peer_stats(self.node, |s| {
+                        s.frames_sent += batch.len() as u64;
+                        s.bytes_sent += bytes;
+                    }),
+                    Err(e) => {
+                        tracing::debug!(peer = %self.peer, "write failed, {} frames lost: {e}", batch.len());
+                        self.shared
+                            .peer_stats(self.node, |s| s.dropped += batch.len() as u64);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
