@@ -1,1 +1,41 @@
-//! rasp-membership (placeholder)
+//! # rasp-membership: the peer service
+//!
+//! Membership decides which nodes talk to which; broadcast spreads a message to all of them.
+//! Following Partisan (talk slides 104–121), the membership protocol is pluggable and chosen by
+//! configuration, so a program can be rerun under full membership or client-server to tell a
+//! protocol bug from an application bug.
+//!
+//! The protocols are **sans-IO cores**: state machines over a peer type `P`, fed with events,
+//! the time and an RNG, returning [`proto::Out`] actions. The runtime atom drives them.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`proto`] | the output type shared by all cores, time, the peer bound |
+//! | [`hyparview`] | HyParView (DSN 2007) partial views with Partisan's isolation repair |
+//! | [`plumtree`] | Plumtree (SRDS 2007) epidemic broadcast trees, bounded caches |
+//! | [`gossip`] | plain fanout gossip, the broadcast baseline |
+//! | [`full`] | full and client-server membership: a member-list CRDT, heartbeats |
+//! | [`service`] | [`PeerService`]: one interface over all modes; [`Mode`] picks the protocol |
+//! | [`overlay`] | Sprinter's checks: connected, isolated, asymmetric, degrees; JSON and DOT |
+//!
+//! Protocol facts and parameters: `REFERENCES.md` §4 of the project.
+
+mod error;
+pub mod full;
+pub mod gossip;
+pub mod hyparview;
+pub mod overlay;
+pub mod plumtree;
+pub mod proto;
+pub mod service;
+
+pub use error::Error;
+pub use full::Role;
+pub use service::{
+    BroadcastMode, Config, Mode, PeerService, ServiceEvent, ServiceMessage, ServiceTimer,
+};
+
+#[cfg(test)]
+mod service_tests;
+#[cfg(test)]
+mod testkit;

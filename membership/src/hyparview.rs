@@ -1,0 +1,1178 @@
+//! HyParView (Leitão, Pereira, Rodrigues, DSN 2007) as a sans-IO state machine, with the
+//! isolation repair Partisan needed.
+//!
+//! Each node keeps a small symmetric **active view** (its neighbours: open connections, used
+//! for all traffic, and whose loss is the failure detector) and a larger **passive view**
+//! (contacts refreshed by periodic SHUFFLEs, used to replace failed active peers).
+//!
+//! Messages: JOIN, FORWARD_JOIN (a random walk: the joiner enters an active view when the walk
+//! ends after ARWL hops, and passive views at hop PRWL), NEIGHBOR (a request with high priority,
+//! which cannot be refused, when the sender has no neighbour at all, low otherwise), DISCONNECT,
+//! SHUFFLE and SHUFFLE_REPLY.
+//!
+//! What this implementation adds to the paper, and why:
+//! - **Partisan's isolation repair** (Partisan issue #75: islands appeared under churn): a node
+//!   whose active view empties promotes a passive peer at once with a high-priority request;
+//!   every [`Config::promotion_interval`] a node under [`Config::active_size`] promotes one more
+//!   passive peer; a node whose both views are empty rejoins through its seeds.
+//! - **Replies to every NEIGHBOR**, and a DISCONNECT answering an acceptance nobody wants any
+//!   more, so the views stay symmetric even when messages are reordered or a request times out.
+//! - **Keep-alives** between active peers ([`Config::keepalive_interval`]): a node that hears a
+//!   keep-alive from a peer it does not hold answers DISCONNECT (repairing asymmetry after lost
+//!   messages), and an active peer silent for [`Config::peer_timeout`] is treated as failed
+//!   (Partisan relied on TCP keep-alive the same way, talk slide 120; the driver's connection
+//!   loss, [`HyParView::peer_down`], remains the fast path).
+//!
+//! Delivery order is not assumed (Partisan's lesson, talk slide 148: assuming FIFO across
+//! connections gave false disconnects).
+
+use crate::proto::{Out, Outbox, Peer, Time};
+use rand::seq::IndexedRandom;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// HyParView parameters. Defaults cite their source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Maximum size of the active view.
+    pub active_size: usize,
+    /// Maximum size of the passive view.
+    pub passive_size: usize,
+    /// Active random walk length: hops of a FORWARD_JOIN before the joiner enters an active view.
+    pub arwl: u32,
+    /// Passive random walk length: the hop at which the joiner enters a passive view.
+    pub prwl: u32,
+    /// Active peers put in a SHUFFLE (ka).
+    pub shuffle_active: usize,
+    /// Passive peers put in a SHUFFLE (kp).
+    pub shuffle_passive: usize,
+    /// Hops of a SHUFFLE random walk.
+    pub shuffle_ttl: u32,
+    /// Period of SHUFFLE.
+    pub shuffle_interval: Duration,
+    /// Below this active size a refused or timed-out NEIGHBOR request is retried with another
+    /// passive peer at once instead of at the next promotion.
+    pub min_active: usize,
+    /// Period of the promotion check: a node under `active_size` asks one passive peer, a node
+    /// with empty views rejoins through its seeds.
+    pub promotion_interval: Duration,
+    /// How long a NEIGHBOR request waits for its reply before the peer counts as failed.
+    pub neighbour_timeout: Duration,
+    /// Period of keep-alives to active peers.
+    pub keepalive_interval: Duration,
+    /// An active peer not heard from for this long is treated as failed.
+    pub peer_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            // From the paper (HyParView, DSN 2007, §5 "Experimental setting"): active view 5.
+            active_size: 5,
+            // From the paper (§5): passive view 30.
+            passive_size: 30,
+            // From the paper (§5): ARWL 6.
+            arwl: 6,
+            // From the paper (§5): PRWL 3.
+            prwl: 3,
+            // From the paper (§5): ka = 3.
+            shuffle_active: 3,
+            // From the paper (§5): kp = 4.
+            shuffle_passive: 4,
+            // The paper walks shuffles like joins; ARWL (6), as iroh-gossip does.
+            shuffle_ttl: 6,
+            // Partisan's default shuffle interval (the paper leaves the period open).
+            shuffle_interval: Duration::from_secs(10),
+            // Partisan's min_active_size (3).
+            min_active: 3,
+            // Partisan's random promotion interval (5 s; REFERENCES §4).
+            promotion_interval: Duration::from_secs(5),
+            // Our choice: 40 times the slowest simulated round trip (2 × 50 ms); iroh-gossip
+            // uses 3 s on real networks.
+            neighbour_timeout: Duration::from_secs(2),
+            // Our choice: one small message per neighbour per second.
+            keepalive_interval: Duration::from_secs(1),
+            // Our choice: five missed keep-alives.
+            peer_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Error from [`Config::validate`].
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The active view must hold at least one peer.
+    #[error("hyparview: active_size must be at least 1")]
+    ActiveSize,
+    /// `min_active` may not exceed `active_size`.
+    #[error("hyparview: min_active ({min}) exceeds active_size ({max})")]
+    MinActive {
+        /// The configured minimum.
+        min: usize,
+        /// The configured active size.
+        max: usize,
+    },
+    /// PRWL must not exceed ARWL, or joiners never reach passive views.
+    #[error("hyparview: prwl ({prwl}) exceeds arwl ({arwl})")]
+    Prwl {
+        /// Configured PRWL.
+        prwl: u32,
+        /// Configured ARWL.
+        arwl: u32,
+    },
+    /// A period or timeout of zero would spin.
+    #[error("hyparview: {0} must be positive")]
+    ZeroDuration(&'static str),
+}
+
+impl Config {
+    /// Checks the parameters once, at start.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.active_size == 0 {
+            return Err(ConfigError::ActiveSize);
+        }
+        if self.min_active > self.active_size {
+            return Err(ConfigError::MinActive {
+                min: self.min_active,
+                max: self.active_size,
+            });
+        }
+        if self.prwl > self.arwl {
+            return Err(ConfigError::Prwl {
+                prwl: self.prwl,
+                arwl: self.arwl,
+            });
+        }
+        for (name, d) in [
+            ("shuffle_interval", self.shuffle_interval),
+            ("promotion_interval", self.promotion_interval),
+            ("neighbour_timeout", self.neighbour_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+            ("peer_timeout", self.peer_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::ZeroDuration(name));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Priority of a NEIGHBOR request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Priority {
+    /// The sender has no active peer: the receiver must accept (evicting one if full).
+    High,
+    /// The receiver accepts only if its active view has room.
+    Low,
+}
+
+/// HyParView's wire messages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message<P> {
+    /// A new node asks a contact node (a seed) to let it in.
+    Join,
+    /// The random walk introducing `joiner`.
+    ForwardJoin {
+        /// The node that joined.
+        joiner: P,
+        /// Hops left.
+        ttl: u32,
+    },
+    /// "Add me to your active view."
+    Neighbour {
+        /// High if the sender has no active peer.
+        priority: Priority,
+    },
+    /// The answer to [`Message::Neighbour`].
+    NeighbourReply {
+        /// Whether the sender added the requester to its active view.
+        accepted: bool,
+    },
+    /// "I removed you from my active view."
+    Disconnect {
+        /// The sender stays up (keep it as a passive contact); false when it leaves.
+        alive: bool,
+    },
+    /// A sample of views walking to a random node.
+    Shuffle {
+        /// Who started the shuffle (the reply goes there).
+        origin: P,
+        /// The origin and a sample of its views.
+        nodes: Vec<P>,
+        /// Hops left.
+        ttl: u32,
+    },
+    /// The walk's end answers with a sample of its passive view.
+    ShuffleReply {
+        /// The sample.
+        nodes: Vec<P>,
+    },
+    /// Periodic liveness signal between active peers.
+    KeepAlive,
+}
+
+/// HyParView's timers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Timer<P> {
+    /// Time to shuffle.
+    Shuffle,
+    /// Time to check the active view's size (promotion, rejoin).
+    Promote,
+    /// Time to send keep-alives and check silent peers.
+    KeepAlive,
+    /// The NEIGHBOR request with this number to this peer timed out.
+    NeighbourTimeout(P, u64),
+}
+
+/// Neighbour changes reported to the layer above.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event<P> {
+    /// The peer entered the active view.
+    NeighbourUp(P),
+    /// The peer left the active view.
+    NeighbourDown(P),
+}
+
+/// One output of this core.
+pub type HvOut<P> = Out<P, Message<P>, Timer<P>, Event<P>>;
+
+/// The buffer this core appends to.
+pub type HvOutbox<P> = Outbox<P, Message<P>, Timer<P>, Event<P>>;
+
+/// Counters for reports and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Active peers removed because their connection failed or went silent.
+    pub failures: u64,
+    /// Active peers evicted to make room.
+    pub evictions: u64,
+    /// NEIGHBOR requests sent.
+    pub neighbour_requests: u64,
+    /// Rejoins through seeds after both views emptied.
+    pub rejoins: u64,
+    /// Times the active view became empty.
+    pub isolations: u64,
+}
+
+/// The HyParView state of one node.
+#[derive(Clone, Debug)]
+pub struct HyParView<P> {
+    me: P,
+    config: Config,
+    active: Vec<P>,
+    passive: Vec<P>,
+    seeds: Vec<P>,
+    /// Outstanding NEIGHBOR requests: peer → request number.
+    pending: BTreeMap<P, u64>,
+    next_request: u64,
+    /// When each active peer was last heard from.
+    last_heard: BTreeMap<P, Time>,
+    /// The nodes we sent in our last shuffle (preferred for eviction when the reply arrives).
+    last_shuffle: Vec<P>,
+    started: bool,
+    left: bool,
+    stats: Stats,
+}
+
+impl<P: Peer> HyParView<P> {
+    /// A node with empty views. Call [`HyParView::start`] once, then [`HyParView::join`].
+    pub fn new(me: P, config: Config) -> Self {
+        HyParView {
+            me,
+            config,
+            active: Vec::new(),
+            passive: Vec::new(),
+            seeds: Vec::new(),
+            pending: BTreeMap::new(),
+            next_request: 0,
+            last_heard: BTreeMap::new(),
+            last_shuffle: Vec::new(),
+            started: false,
+            left: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// This node's id.
+    pub fn me(&self) -> &P {
+        &self.me
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The active view (the neighbours).
+    pub fn active(&self) -> &[P] {
+        &self.active
+    }
+
+    /// The passive view.
+    pub fn passive(&self) -> &[P] {
+        &self.passive
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Whether [`HyParView::leave`] was called.
+    pub fn has_left(&self) -> bool {
+        self.left
+    }
+
+    /// Arms the periodic timers (each first fires after a random fraction of its period, so
+    /// nodes started together do not tick in lockstep).
+    pub fn start<R: Rng>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        for (period, timer) in [
+            (self.config.shuffle_interval, Timer::Shuffle),
+            (self.config.promotion_interval, Timer::Promote),
+            (self.config.keepalive_interval, Timer::KeepAlive),
+        ] {
+            out.push(Out::Timer {
+                after: jitter(period, rng),
+                timer,
+            });
+        }
+    }
+
+    /// Joins through `seeds` (contact nodes). Remembers them for rejoins; sends JOIN to one.
+    pub fn join<R: Rng>(&mut self, seeds: Vec<P>, rng: &mut R, out: &mut HvOutbox<P>) {
+        self.left = false;
+        self.seeds = seeds.into_iter().filter(|s| *s != self.me).collect();
+        self.seeds.sort();
+        self.seeds.dedup();
+        self.start(rng, out);
+        self.send_join(rng, out);
+    }
+
+    fn send_join<R: Rng>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
+        if let Some(seed) = self.seeds.choose(rng) {
+            out.push(Out::Send {
+                to: seed.clone(),
+                msg: Message::Join,
+            });
+        }
+    }
+
+    /// Leaves: tells every active peer (DISCONNECT, not alive) and forgets both views. Timers
+    /// still fire but do nothing until [`HyParView::join`] is called again.
+    pub fn leave(&mut self, out: &mut HvOutbox<P>) {
+        for p in std::mem::take(&mut self.active) {
+            out.push(Out::Send {
+                to: p.clone(),
+                msg: Message::Disconnect { alive: false },
+            });
+            out.push(Out::Disconnect(p.clone()));
+            out.push(Out::Event(Event::NeighbourDown(p)));
+        }
+        self.passive.clear();
+        self.pending.clear();
+        self.last_heard.clear();
+        self.left = true;
+    }
+
+    /// The driver lost the connection to `peer` (or could not open it): HyParView's failure
+    /// detector. An active peer is dropped and replaced; a peer we were asking is dropped from
+    /// the passive view.
+    pub fn peer_down<R: Rng>(&mut self, peer: &P, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        if self.left {
+            return;
+        }
+        if self.active.contains(peer) {
+            self.stats.failures += 1;
+            self.remove_active(peer, false, out);
+            self.refill(now, rng, out);
+        } else if self.pending.remove(peer).is_some() {
+            self.passive.retain(|p| p != peer);
+            self.request_failed(now, rng, out);
+        }
+    }
+
+    /// Handles a timer set earlier.
+    pub fn on_timer<R: Rng>(
+        &mut self,
+        timer: Timer<P>,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        match timer {
+            Timer::Shuffle => {
+                out.push(Out::Timer {
+                    after: self.config.shuffle_interval,
+                    timer: Timer::Shuffle,
+                });
+                if !self.left {
+                    self.shuffle(rng, out);
+                }
+            }
+            Timer::Promote => {
+                out.push(Out::Timer {
+                    after: self.config.promotion_interval,
+                    timer: Timer::Promote,
+                });
+                if !self.left {
+                    self.promote(now, rng, out);
+                }
+            }
+            Timer::KeepAlive => {
+                out.push(Out::Timer {
+                    after: self.config.keepalive_interval,
+                    timer: Timer::KeepAlive,
+                });
+                if !self.left {
+                    self.keepalive(now, rng, out);
+                }
+            }
+            Timer::NeighbourTimeout(peer, id) => {
+                if self.pending.get(&peer) == Some(&id) {
+                    self.pending.remove(&peer);
+                    self.passive.retain(|p| *p != peer);
+                    self.request_failed(now, rng, out);
+                }
+            }
+        }
+    }
+
+    /// Handles a message from `from`.
+    pub fn on_message<R: Rng>(
+        &mut self,
+        from: P,
+        msg: Message<P>,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        if self.left || from == self.me {
+            return;
+        }
+        if self.active.contains(&from) {
+            self.last_heard.insert(from.clone(), now);
+        }
+        match msg {
+            Message::Join => self.on_join(from, now, rng, out),
+            Message::ForwardJoin { joiner, ttl } => {
+                self.on_forward_join(from, joiner, ttl, now, rng, out)
+            }
+            Message::Neighbour { priority } => self.on_neighbour(from, priority, now, rng, out),
+            Message::NeighbourReply { accepted } => {
+                self.on_neighbour_reply(from, accepted, now, rng, out)
+            }
+            Message::Disconnect { alive } => self.on_disconnect(from, alive, now, rng, out),
+            Message::Shuffle { origin, nodes, ttl } => {
+                self.on_shuffle(from, origin, nodes, ttl, rng, out)
+            }
+            Message::ShuffleReply { nodes } => {
+                let sent = std::mem::take(&mut self.last_shuffle);
+                for n in nodes {
+                    self.add_passive(n, &sent, rng);
+                }
+            }
+            Message::KeepAlive => {
+                if !self.active.contains(&from) && !self.pending.contains_key(&from) {
+                    // It holds us, we do not hold it: repair the asymmetry.
+                    out.push(Out::Send {
+                        to: from,
+                        msg: Message::Disconnect { alive: true },
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_join<R: Rng>(&mut self, joiner: P, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        if !self.active.contains(&joiner) {
+            self.add_active(joiner.clone(), now, rng, out);
+        }
+        out.push(Out::Send {
+            to: joiner.clone(),
+            msg: Message::Neighbour {
+                priority: Priority::High,
+            },
+        });
+        let ttl = self.config.arwl;
+        for p in self.active.iter().filter(|p| **p != joiner) {
+            out.push(Out::Send {
+                to: p.clone(),
+                msg: Message::ForwardJoin {
+                    joiner: joiner.clone(),
+                    ttl,
+                },
+            });
+        }
+    }
+
+    fn on_forward_join<R: Rng>(
+        &mut self,
+        from: P,
+        joiner: P,
+        ttl: u32,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        if joiner == self.me {
+            return;
+        }
+        if ttl == 0 || self.active.len() <= 1 {
+            if !self.active.contains(&joiner) {
+                self.add_active(joiner.clone(), now, rng, out);
+                out.push(Out::Send {
+                    to: joiner,
+                    msg: Message::Neighbour {
+                        priority: Priority::High,
+                    },
+                });
+            }
+            return;
+        }
+        if ttl == self.config.prwl {
+            self.add_passive(joiner.clone(), &[], rng);
+        }
+        let next = {
+            let candidates: Vec<&P> = self
+                .active
+                .iter()
+                .filter(|p| **p != from && **p != joiner)
+                .collect();
+            candidates.choose(rng).map(|p| (*p).clone())
+        };
+        match next {
+            Some(n) => out.push(Out::Send {
+                to: n,
+                msg: Message::ForwardJoin {
+                    joiner,
+                    ttl: ttl - 1,
+                },
+            }),
+            None => {
+                if !self.active.contains(&joiner) {
+                    self.add_active(joiner.clone(), now, rng, out);
+                    out.push(Out::Send {
+                        to: joiner,
+                        msg: Message::Neighbour {
+                            priority: Priority::High,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    fn on_neighbour<R: Rng>(
+        &mut self,
+        from: P,
+        priority: Priority,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        let accepted = if self.active.contains(&from) {
+            true
+        } else if priority == Priority::High || self.active.len() < self.config.active_size {
+            self.pending.remove(&from);
+            self.add_active(from.clone(), now, rng, out);
+            true
+        } else {
+            false
+        };
+        out.push(Out::Send {
+            to: from,
+            msg: Message::NeighbourReply { accepted },
+        });
+    }
+
+    fn on_neighbour_reply<R: Rng>(
+        &mut self,
+        from: P,
+        accepted: bool,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        let was_pending = self.pending.remove(&from).is_some();
+        if accepted {
+            if self.active.contains(&from) {
+                return;
+            }
+            if was_pending && self.active.len() < self.config.active_size {
+                self.add_active(from, now, rng, out);
+            } else {
+                // It took us in but we no longer want it: undo, or the link is one-sided.
+                out.push(Out::Send {
+                    to: from.clone(),
+                    msg: Message::Disconnect { alive: true },
+                });
+                self.add_passive(from, &[], rng);
+            }
+        } else if was_pending {
+            self.request_failed(now, rng, out);
+        }
+    }
+
+    fn on_disconnect<R: Rng>(
+        &mut self,
+        from: P,
+        alive: bool,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        if self.active.contains(&from) {
+            self.remove_active(&from, alive, out);
+            self.refill(now, rng, out);
+        } else if !alive {
+            self.passive.retain(|p| *p != from);
+            if self.pending.remove(&from).is_some() {
+                self.request_failed(now, rng, out);
+            }
+        }
+    }
+
+    fn on_shuffle<R: Rng>(
+        &mut self,
+        from: P,
+        origin: P,
+        nodes: Vec<P>,
+        ttl: u32,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        if origin == self.me {
+            return;
+        }
+        if ttl > 1 && self.active.len() > 1 {
+            let candidates: Vec<&P> = self
+                .active
+                .iter()
+                .filter(|p| **p != from && **p != origin)
+                .collect();
+            if let Some(next) = candidates.choose(rng) {
+                out.push(Out::Send {
+                    to: (*next).clone(),
+                    msg: Message::Shuffle {
+                        origin,
+                        nodes,
+                        ttl: ttl - 1,
+                    },
+                });
+                return;
+            }
+        }
+        let reply: Vec<P> = self
+            .passive
+            .choose_multiple(rng, nodes.len())
+            .cloned()
+            .collect();
+        out.push(Out::Send {
+            to: origin,
+            msg: Message::ShuffleReply {
+                nodes: reply.clone(),
+            },
+        });
+        for n in nodes {
+            self.add_passive(n, &reply, rng);
+        }
+    }
+
+    fn shuffle<R: Rng>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
+        let Some(target) = self.active.choose(rng).cloned() else {
+            return;
+        };
+        let mut nodes = vec![self.me.clone()];
+        nodes.extend(
+            self.active
+                .iter()
+                .filter(|p| **p != target)
+                .cloned()
+                .collect::<Vec<_>>()
+                .choose_multiple(rng, self.config.shuffle_active)
+                .cloned(),
+        );
+        nodes.extend(
+            self.passive
+                .choose_multiple(rng, self.config.shuffle_passive)
+                .cloned(),
+        );
+        self.last_shuffle = nodes[1..].to_vec();
+        out.push(Out::Send {
+            to: target,
+            msg: Message::Shuffle {
+                origin: self.me.clone(),
+                nodes,
+                ttl: self.config.shuffle_ttl,
+            },
+        });
+    }
+
+    fn promote<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        if self.active.is_empty() && self.pending.is_empty() && self.passive.is_empty() {
+            // Both views empty: nobody to promote, go back to the seeds.
+            if !self.seeds.is_empty() {
+                self.stats.rejoins += 1;
+                self.send_join(rng, out);
+            }
+            return;
+        }
+        if self.active.len() < self.config.active_size && self.pending.is_empty() {
+            self.request_one(now, rng, out);
+        }
+    }
+
+    fn keepalive<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        let silent: Vec<P> = self
+            .active
+            .iter()
+            .filter(|p| {
+                self.last_heard
+                    .get(*p)
+                    .is_some_and(|t| now.saturating_sub(*t) > self.config.peer_timeout)
+            })
+            .cloned()
+            .collect();
+        for p in &silent {
+            self.stats.failures += 1;
+            self.remove_active(p, false, out);
+        }
+        if !silent.is_empty() {
+            self.refill(now, rng, out);
+        }
+        for p in &self.active {
+            out.push(Out::Send {
+                to: p.clone(),
+                msg: Message::KeepAlive,
+            });
+        }
+    }
+
+    /// A NEIGHBOR request was refused or timed out: retry at once while under the minimum.
+    fn request_failed<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        if self.active.len() < self.config.min_active {
+            self.refill(now, rng, out);
+        }
+    }
+
+    /// Asks passive peers until active + outstanding requests fill the active view.
+    fn refill<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        while self.active.len() + self.pending.len() < self.config.active_size {
+            if !self.request_one(now, rng, out) {
+                break;
+            }
+        }
+    }
+
+    /// Sends one NEIGHBOR request to a random passive peer not already asked. High priority
+    /// only if nothing is active and nothing is being asked (Partisan: an isolated node must
+    /// get a neighbour at once).
+    fn request_one<R: Rng>(&mut self, _now: Time, rng: &mut R, out: &mut HvOutbox<P>) -> bool {
+        let candidates: Vec<&P> = self
+            .passive
+            .iter()
+            .filter(|p| !self.pending.contains_key(*p))
+            .collect();
+        let Some(peer) = candidates.choose(rng).map(|p| (*p).clone()) else {
+            return false;
+        };
+        let priority = if self.active.is_empty() && self.pending.is_empty() {
+            Priority::High
+        } else {
+            Priority::Low
+        };
+        let id = self.next_request;
+        self.next_request += 1;
+        self.pending.insert(peer.clone(), id);
+        self.stats.neighbour_requests += 1;
+        out.push(Out::Send {
+            to: peer.clone(),
+            msg: Message::Neighbour { priority },
+        });
+        out.push(Out::Timer {
+            after: self.config.neighbour_timeout,
+            timer: Timer::NeighbourTimeout(peer, id),
+        });
+        true
+    }
+
+    fn add_active<R: Rng>(&mut self, peer: P, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        if peer == self.me || self.active.contains(&peer) {
+            return;
+        }
+        if self.active.len() >= self.config.active_size {
+            let victim = self.active[rng.random_range(0..self.active.len())].clone();
+            self.stats.evictions += 1;
+            out.push(Out::Send {
+                to: victim.clone(),
+                msg: Message::Disconnect { alive: true },
+            });
+            self.remove_active(&victim, true, out);
+        }
+        self.passive.retain(|p| *p != peer);
+        self.active.push(peer.clone());
+        self.last_heard.insert(peer.clone(), now);
+        out.push(Out::Connect(peer.clone()));
+        out.push(Out::Event(Event::NeighbourUp(peer)));
+    }
+
+    /// Removes an active peer; keeps it as a passive contact if it is `alive`.
+    fn remove_active(&mut self, peer: &P, alive: bool, out: &mut HvOutbox<P>) {
+        let Some(i) = self.active.iter().position(|p| p == peer) else {
+            return;
+        };
+        self.active.remove(i);
+        self.last_heard.remove(peer);
+        out.push(Out::Disconnect(peer.clone()));
+        out.push(Out::Event(Event::NeighbourDown(peer.clone())));
+        if self.active.is_empty() {
+            self.stats.isolations += 1;
+        }
+        if alive {
+            // A full passive view makes room by dropping its oldest entry.
+            if !self.passive.contains(peer) && self.config.passive_size > 0 {
+                if self.passive.len() >= self.config.passive_size {
+                    self.passive.remove(0);
+                }
+                self.passive.push(peer.clone());
+            }
+        }
+    }
+
+    /// Adds a contact to the passive view; when full, evicts one of `prefer` if present (the
+    /// peers just sent away in a shuffle), else a random entry.
+    fn add_passive<R: Rng>(&mut self, peer: P, prefer: &[P], rng: &mut R) {
+        if peer == self.me
+            || self.active.contains(&peer)
+            || self.passive.contains(&peer)
+            || self.config.passive_size == 0
+        {
+            return;
+        }
+        if self.passive.len() >= self.config.passive_size {
+            let i = self
+                .passive
+                .iter()
+                .position(|p| prefer.contains(p))
+                .unwrap_or_else(|| rng.random_range(0..self.passive.len()));
+            self.passive.swap_remove(i);
+        }
+        self.passive.push(peer);
+    }
+}
+
+/// A uniformly random delay in `(0, period]`, so first ticks spread over one full period.
+fn jitter<R: Rng>(period: Duration, rng: &mut R) -> Duration {
+    let nanos = period.as_nanos().min(u64::MAX as u128) as u64;
+    Duration::from_nanos(rng.random_range(1..=nanos.max(1)))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::overlay::Overlay;
+    use crate::testkit::{Node, Sim};
+    use rand_chacha::ChaCha8Rng;
+
+    impl Node for HyParView<u64> {
+        type Msg = Message<u64>;
+        type Timer = Timer<u64>;
+        type Event = Event<u64>;
+        fn on_message(
+            &mut self,
+            from: u64,
+            msg: Self::Msg,
+            now: Time,
+            rng: &mut ChaCha8Rng,
+            out: &mut HvOutbox<u64>,
+        ) {
+            HyParView::on_message(self, from, msg, now, rng, out)
+        }
+        fn on_timer(
+            &mut self,
+            timer: Self::Timer,
+            now: Time,
+            rng: &mut ChaCha8Rng,
+            out: &mut HvOutbox<u64>,
+        ) {
+            HyParView::on_timer(self, timer, now, rng, out)
+        }
+        fn on_peer_down(
+            &mut self,
+            peer: u64,
+            now: Time,
+            rng: &mut ChaCha8Rng,
+            out: &mut HvOutbox<u64>,
+        ) {
+            self.peer_down(&peer, now, rng, out)
+        }
+        fn kind(msg: &Self::Msg) -> &'static str {
+            match msg {
+                Message::Join => "join",
+                Message::ForwardJoin { .. } => "forward_join",
+                Message::Neighbour { .. } => "neighbour",
+                Message::NeighbourReply { .. } => "neighbour_reply",
+                Message::Disconnect { .. } => "disconnect",
+                Message::Shuffle { .. } => "shuffle",
+                Message::ShuffleReply { .. } => "shuffle_reply",
+                Message::KeepAlive => "keepalive",
+            }
+        }
+    }
+
+    /// `n` nodes joining through node 0, one every `gap`; then runs `settle`.
+    pub(crate) fn form(seed: u64, n: u64, gap: Duration, settle: Duration) -> Sim<HyParView<u64>> {
+        let mut sim = Sim::new(seed);
+        sim.add(HyParView::new(0, Config::default()), |h, rng, out| {
+            h.start(rng, out)
+        });
+        for i in 1..n {
+            sim.run_for(gap);
+            sim.add(HyParView::new(i, Config::default()), |h, rng, out| {
+                h.join(vec![0], rng, out)
+            });
+        }
+        sim.run_for(settle);
+        sim
+    }
+
+    pub(crate) fn overlay(sim: &Sim<HyParView<u64>>) -> Overlay<u64> {
+        let mut o = Overlay::new();
+        for id in sim.live_ids() {
+            o.insert(id, sim.node(id).expect("live").active().to_vec());
+        }
+        o
+    }
+
+    fn check_invariants(sim: &Sim<HyParView<u64>>) {
+        for id in sim.live_ids() {
+            let h = sim.node(id).expect("live");
+            assert!(h.active().len() <= h.config().active_size);
+            assert!(h.passive().len() <= h.config().passive_size);
+            assert!(!h.active().contains(&id) && !h.passive().contains(&id));
+            for p in h.active() {
+                assert!(!h.passive().contains(p), "node {id}: {p} in both views");
+            }
+        }
+    }
+
+    #[test]
+    fn config_validation() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let bad = Config {
+            min_active: 9,
+            ..Config::default()
+        };
+        assert!(matches!(bad.validate(), Err(ConfigError::MinActive { .. })));
+        let bad = Config {
+            prwl: 7,
+            ..Config::default()
+        };
+        assert!(matches!(bad.validate(), Err(ConfigError::Prwl { .. })));
+    }
+
+    #[test]
+    fn low_priority_is_refused_when_full_high_evicts() {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+        let config = Config {
+            active_size: 2,
+            ..Config::default()
+        };
+        let mut h = HyParView::new(0u64, config);
+        let mut out = Vec::new();
+        let t = Duration::ZERO;
+        h.on_message(
+            1,
+            Message::Neighbour {
+                priority: Priority::Low,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        h.on_message(
+            2,
+            Message::Neighbour {
+                priority: Priority::Low,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert_eq!(h.active(), &[1, 2]);
+        out.clear();
+        h.on_message(
+            3,
+            Message::Neighbour {
+                priority: Priority::Low,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert_eq!(h.active(), &[1, 2]);
+        assert_eq!(
+            out,
+            vec![Out::Send {
+                to: 3,
+                msg: Message::NeighbourReply { accepted: false }
+            }]
+        );
+        out.clear();
+        h.on_message(
+            3,
+            Message::Neighbour {
+                priority: Priority::High,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert_eq!(h.active().len(), 2);
+        assert!(h.active().contains(&3));
+        // The evicted peer is told (DISCONNECT, alive) and kept as a passive contact.
+        let evicted = if h.active().contains(&1) { 2 } else { 1 };
+        assert!(out.contains(&Out::Send {
+            to: evicted,
+            msg: Message::Disconnect { alive: true }
+        }));
+        assert!(out.contains(&Out::Event(Event::NeighbourDown(evicted))));
+        assert!(out.contains(&Out::Event(Event::NeighbourUp(3))));
+        assert_eq!(h.passive(), &[evicted]);
+    }
+
+    #[test]
+    fn unwanted_acceptance_is_undone() {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(2);
+        let mut h = HyParView::new(0u64, Config::default());
+        let mut out = Vec::new();
+        // An acceptance nobody asked for (a request that timed out) is answered by DISCONNECT.
+        h.on_message(
+            7,
+            Message::NeighbourReply { accepted: true },
+            Duration::ZERO,
+            &mut rng,
+            &mut out,
+        );
+        assert!(h.active().is_empty());
+        assert_eq!(
+            out,
+            vec![Out::Send {
+                to: 7,
+                msg: Message::Disconnect { alive: true }
+            }]
+        );
+        // A keep-alive from a peer that holds us while we do not hold it: same repair.
+        out.clear();
+        h.on_message(8, Message::KeepAlive, Duration::ZERO, &mut rng, &mut out);
+        assert_eq!(
+            out,
+            vec![Out::Send {
+                to: 8,
+                msg: Message::Disconnect { alive: true }
+            }]
+        );
+    }
+
+    #[test]
+    fn isolated_node_promotes_passive_at_once_with_high_priority() {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+        let mut h = HyParView::new(0u64, Config::default());
+        let mut out = Vec::new();
+        let t = Duration::ZERO;
+        h.on_message(
+            1,
+            Message::Neighbour {
+                priority: Priority::Low,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        h.on_message(
+            2,
+            Message::ShuffleReply { nodes: vec![5, 6] },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert_eq!(h.passive(), &[5, 6]);
+        out.clear();
+        h.peer_down(&1, t, &mut rng, &mut out);
+        assert!(h.active().is_empty());
+        let requests: Vec<&Message<u64>> = out
+            .iter()
+            .filter_map(|o| match o {
+                Out::Send { msg, .. } => Some(msg),
+                _ => None,
+            })
+            .collect();
+        // One high-priority request (it cannot be refused), the rest low.
+        assert_eq!(
+            requests,
+            vec![
+                &Message::Neighbour {
+                    priority: Priority::High
+                },
+                &Message::Neighbour {
+                    priority: Priority::Low
+                }
+            ]
+        );
+        assert_eq!(h.stats().isolations, 1);
+    }
+
+    #[test]
+    fn forms_connected_symmetric_overlay_100() {
+        let sim = form(7, 100, Duration::from_millis(20), Duration::from_secs(30));
+        check_invariants(&sim);
+        let r = overlay(&sim).report();
+        assert!(r.connected, "{r:?}");
+        assert!(r.isolated.is_empty(), "{r:?}");
+        assert!(r.asymmetric.is_empty(), "{r:?}");
+        let mean =
+            r.degree_histogram.iter().map(|(d, c)| d * c).sum::<usize>() as f64 / r.nodes as f64;
+        assert!(mean >= 4.0, "mean active degree {mean}: {r:?}");
+    }
+
+    #[test]
+    fn same_seed_same_overlay() {
+        let a = overlay(&form(
+            11,
+            60,
+            Duration::from_millis(10),
+            Duration::from_secs(20),
+        ));
+        let b = overlay(&form(
+            11,
+            60,
+            Duration::from_millis(10),
+            Duration::from_secs(20),
+        ));
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn repairs_after_half_crash_500() {
+        let mut sim = form(5, 500, Duration::from_millis(5), Duration::from_secs(30));
+        let mut victims: Vec<u64> = sim.live_ids();
+        rand::seq::SliceRandom::shuffle(victims.as_mut_slice(), &mut sim.rng);
+        victims.truncate(250);
+        sim.crash(&victims);
+        sim.run_for(Duration::from_secs(30));
+        check_invariants(&sim);
+        let r = overlay(&sim).report();
+        assert_eq!(r.nodes, 250);
+        assert!(r.connected, "{r:?}");
+        assert!(r.isolated.is_empty(), "{r:?}");
+        assert!(r.asymmetric.is_empty(), "{r:?}");
+    }
+}

@@ -1,0 +1,259 @@
+//! A tiny deterministic harness for the sans-IO cores (tests only): nodes are `u64`s, one
+//! seeded ChaCha RNG makes every choice, latency is uniform in 10–50 ms (iroh-gossip's
+//! simulator setting, REFERENCES §4), a crashed node's open connections report `peer_down`
+//! to the other side after one latency, and a send to a crashed node reports `peer_down` to the
+//! sender after a round trip (a failed dial).
+//!
+//! It stands in for the runtime's simulator until the membership atom runs there.
+
+use crate::proto::{Out, Outbox, Time};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::cmp::Ordering;
+use std::collections::{BTreeSet, BinaryHeap};
+use std::time::Duration;
+
+/// A core wrapped for the harness.
+pub(crate) trait Node {
+    type Msg: Clone;
+    type Timer;
+    type Event;
+    fn on_message(
+        &mut self,
+        from: u64,
+        msg: Self::Msg,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
+    );
+    fn on_timer(
+        &mut self,
+        timer: Self::Timer,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
+    );
+    fn on_peer_down(
+        &mut self,
+        peer: u64,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
+    );
+    /// A short name of the message's kind, for message counts.
+    fn kind(msg: &Self::Msg) -> &'static str;
+}
+
+enum Item<N: Node> {
+    Deliver { from: u64, to: u64, msg: N::Msg },
+    Timer { node: u64, timer: N::Timer },
+    PeerDown { node: u64, peer: u64 },
+}
+
+struct Entry<N: Node> {
+    at: Time,
+    seq: u64,
+    item: Item<N>,
+}
+
+impl<N: Node> PartialEq for Entry<N> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl<N: Node> Eq for Entry<N> {}
+impl<N: Node> PartialOrd for Entry<N> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl<N: Node> Ord for Entry<N> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Reversed: BinaryHeap is a max-heap, we want the earliest first.
+        (other.at, other.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The harness.
+pub(crate) struct Sim<N: Node> {
+    pub nodes: Vec<Option<N>>,
+    pub now: Time,
+    pub rng: ChaCha8Rng,
+    queue: BinaryHeap<Entry<N>>,
+    seq: u64,
+    conns: BTreeSet<(u64, u64)>,
+    /// Events reported by the cores, with time and node.
+    pub events: Vec<(Time, u64, N::Event)>,
+    /// Messages sent, by kind.
+    pub sent: std::collections::BTreeMap<&'static str, u64>,
+    /// Probability that a message is lost.
+    pub drop_rate: f64,
+    pub min_latency: Duration,
+    pub max_latency: Duration,
+}
+
+impl<N: Node> Sim<N> {
+    pub fn new(seed: u64) -> Self {
+        Sim {
+            nodes: Vec::new(),
+            now: Duration::ZERO,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            conns: BTreeSet::new(),
+            events: Vec::new(),
+            sent: Default::default(),
+            drop_rate: 0.0,
+            min_latency: Duration::from_millis(10),
+            max_latency: Duration::from_millis(50),
+        }
+    }
+
+    /// Adds a node (its id is its index) and runs `init` on it.
+    pub fn add(
+        &mut self,
+        node: N,
+        init: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Msg, N::Timer, N::Event>),
+    ) -> u64 {
+        let id = self.nodes.len() as u64;
+        self.nodes.push(Some(node));
+        self.with(id, init);
+        id
+    }
+
+    /// Runs `f` on a live node and executes what it asks for.
+    pub fn with(
+        &mut self,
+        id: u64,
+        f: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Msg, N::Timer, N::Event>),
+    ) {
+        let mut out = Vec::new();
+        if let Some(Some(n)) = self.nodes.get_mut(id as usize) {
+            f(n, &mut self.rng, &mut out);
+        }
+        self.execute(id, out);
+    }
+
+    pub fn alive(&self, id: u64) -> bool {
+        matches!(self.nodes.get(id as usize), Some(Some(_)))
+    }
+
+    pub fn live_ids(&self) -> Vec<u64> {
+        (0..self.nodes.len() as u64)
+            .filter(|i| self.alive(*i))
+            .collect()
+    }
+
+    pub fn node(&self, id: u64) -> Option<&N> {
+        self.nodes.get(id as usize).and_then(|n| n.as_ref())
+    }
+
+    fn latency(&mut self) -> Duration {
+        let lo = self.min_latency.as_micros() as u64;
+        let hi = self.max_latency.as_micros() as u64;
+        Duration::from_micros(self.rng.random_range(lo..=hi))
+    }
+
+    fn push(&mut self, after: Duration, item: Item<N>) {
+        self.seq += 1;
+        self.queue.push(Entry {
+            at: self.now + after,
+            seq: self.seq,
+            item,
+        });
+    }
+
+    fn execute(&mut self, id: u64, out: Outbox<u64, N::Msg, N::Timer, N::Event>) {
+        for o in out {
+            match o {
+                Out::Send { to, msg } => {
+                    *self.sent.entry(N::kind(&msg)).or_default() += 1;
+                    if !self.alive(to) {
+                        let rtt = self.latency() * 2;
+                        self.push(rtt, Item::PeerDown { node: id, peer: to });
+                        continue;
+                    }
+                    if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
+                        continue;
+                    }
+                    let d = self.latency();
+                    self.push(d, Item::Deliver { from: id, to, msg });
+                }
+                Out::Connect(p) => {
+                    self.conns.insert((id, p));
+                }
+                Out::Disconnect(p) => {
+                    self.conns.remove(&(id, p));
+                }
+                Out::Timer { after, timer } => self.push(after, Item::Timer { node: id, timer }),
+                Out::Event(e) => self.events.push((self.now, id, e)),
+            }
+        }
+    }
+
+    /// Crashes nodes: they stop at once; peers holding a connection to them learn it after
+    /// one latency.
+    pub fn crash(&mut self, ids: &[u64]) {
+        let dead: BTreeSet<u64> = ids.iter().copied().collect();
+        for id in &dead {
+            if let Some(slot) = self.nodes.get_mut(*id as usize) {
+                *slot = None;
+            }
+        }
+        let watchers: Vec<(u64, u64)> = self
+            .conns
+            .iter()
+            .filter(|(a, b)| dead.contains(b) && !dead.contains(a))
+            .copied()
+            .collect();
+        self.conns
+            .retain(|(a, b)| !dead.contains(a) && !dead.contains(b));
+        for (a, b) in watchers {
+            let d = self.latency();
+            self.push(d, Item::PeerDown { node: a, peer: b });
+        }
+    }
+
+    /// Processes events up to and including time `until`.
+    pub fn run_until(&mut self, until: Time) {
+        while let Some(top) = self.queue.peek() {
+            if top.at > until {
+                break;
+            }
+            let Entry { at, item, .. } = self.queue.pop().expect("peeked");
+            self.now = at;
+            let mut out = Vec::new();
+            let id = match item {
+                Item::Deliver { from, to, msg } => {
+                    let Some(Some(n)) = self.nodes.get_mut(to as usize) else {
+                        continue;
+                    };
+                    n.on_message(from, msg, at, &mut self.rng, &mut out);
+                    to
+                }
+                Item::Timer { node, timer } => {
+                    let Some(Some(n)) = self.nodes.get_mut(node as usize) else {
+                        continue;
+                    };
+                    n.on_timer(timer, at, &mut self.rng, &mut out);
+                    node
+                }
+                Item::PeerDown { node, peer } => {
+                    let Some(Some(n)) = self.nodes.get_mut(node as usize) else {
+                        continue;
+                    };
+                    n.on_peer_down(peer, at, &mut self.rng, &mut out);
+                    node
+                }
+            };
+            self.execute(id, out);
+        }
+        self.now = until;
+    }
+
+    /// Runs for `d` more.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        self.run_until(until);
+    }
+}
