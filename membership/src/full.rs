@@ -270,7 +270,7 @@ impl<P: Peer> FullMembership<P> {
     }
 
     /// Arms the timers.
-    pub fn start<R: Rng>(&mut self, rng: &mut R, out: &mut FullOutbox<P>) {
+    pub fn start<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut FullOutbox<P>) {
         if self.started {
             return;
         }
@@ -288,7 +288,13 @@ impl<P: Peer> FullMembership<P> {
     }
 
     /// Joins through `seeds`: pushes our entry to each and asks for their lists.
-    pub fn join<R: Rng>(&mut self, seeds: Vec<P>, now: Time, rng: &mut R, out: &mut FullOutbox<P>) {
+    pub fn join<R: Rng + ?Sized>(
+        &mut self,
+        seeds: Vec<P>,
+        now: Time,
+        rng: &mut R,
+        out: &mut FullOutbox<P>,
+    ) {
         self.seeds = seeds.into_iter().filter(|s| *s != self.me).collect();
         if self.left {
             self.left = false;
@@ -344,7 +350,7 @@ impl<P: Peer> FullMembership<P> {
     }
 
     /// Handles a timer.
-    pub fn on_timer<R: Rng>(
+    pub fn on_timer<R: Rng + ?Sized>(
         &mut self,
         timer: Timer,
         now: Time,
@@ -429,7 +435,7 @@ impl<P: Peer> FullMembership<P> {
     }
 
     /// Handles a message.
-    pub fn on_message<R: Rng>(
+    pub fn on_message<R: Rng + ?Sized>(
         &mut self,
         from: P,
         msg: Message<P>,

@@ -101,7 +101,7 @@ impl<P: Peer, B: Clone> Gossip<P, B> {
     }
 
     /// Broadcasts `payload`; returns its id.
-    pub fn broadcast<R: Rng>(
+    pub fn broadcast<R: Rng + ?Sized>(
         &mut self,
         payload: B,
         rng: &mut R,
@@ -118,7 +118,7 @@ impl<P: Peer, B: Clone> Gossip<P, B> {
     }
 
     /// Handles a message.
-    pub fn on_message<R: Rng>(
+    pub fn on_message<R: Rng + ?Sized>(
         &mut self,
         from: P,
         msg: Message<P, B>,
@@ -142,7 +142,7 @@ impl<P: Peer, B: Clone> Gossip<P, B> {
         }
     }
 
-    fn push<R: Rng>(
+    fn push<R: Rng + ?Sized>(
         &mut self,
         id: &MsgId<P>,
         payload: &B,

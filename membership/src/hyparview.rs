@@ -329,7 +329,7 @@ impl<P: Peer> HyParView<P> {
 
     /// Arms the periodic timers (each first fires after a random fraction of its period, so
     /// nodes started together do not tick in lockstep).
-    pub fn start<R: Rng>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
+    pub fn start<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
         if self.started {
             return;
         }
@@ -347,7 +347,7 @@ impl<P: Peer> HyParView<P> {
     }
 
     /// Joins through `seeds` (contact nodes). Remembers them for rejoins; sends JOIN to one.
-    pub fn join<R: Rng>(&mut self, seeds: Vec<P>, rng: &mut R, out: &mut HvOutbox<P>) {
+    pub fn join<R: Rng + ?Sized>(&mut self, seeds: Vec<P>, rng: &mut R, out: &mut HvOutbox<P>) {
         self.left = false;
         self.seeds = seeds.into_iter().filter(|s| *s != self.me).collect();
         self.seeds.sort();
@@ -356,7 +356,7 @@ impl<P: Peer> HyParView<P> {
         self.send_join(rng, out);
     }
 
-    fn send_join<R: Rng>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn send_join<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
         if let Some(seed) = self.seeds.choose(rng) {
             out.push(Out::Send {
                 to: seed.clone(),
@@ -385,7 +385,13 @@ impl<P: Peer> HyParView<P> {
     /// The driver lost the connection to `peer` (or could not open it): HyParView's failure
     /// detector. An active peer is dropped and replaced; a peer we were asking is dropped from
     /// the passive view.
-    pub fn peer_down<R: Rng>(&mut self, peer: &P, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+    pub fn peer_down<R: Rng + ?Sized>(
+        &mut self,
+        peer: &P,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
         if self.left {
             return;
         }
@@ -400,7 +406,7 @@ impl<P: Peer> HyParView<P> {
     }
 
     /// Handles a timer set earlier.
-    pub fn on_timer<R: Rng>(
+    pub fn on_timer<R: Rng + ?Sized>(
         &mut self,
         timer: Timer<P>,
         now: Time,
@@ -446,7 +452,7 @@ impl<P: Peer> HyParView<P> {
     }
 
     /// Handles a message from `from`.
-    pub fn on_message<R: Rng>(
+    pub fn on_message<R: Rng + ?Sized>(
         &mut self,
         from: P,
         msg: Message<P>,
@@ -491,7 +497,13 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
-    fn on_join<R: Rng>(&mut self, joiner: P, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn on_join<R: Rng + ?Sized>(
+        &mut self,
+        joiner: P,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
         if !self.active.contains(&joiner) {
             self.add_active(joiner.clone(), now, rng, out);
         }
@@ -513,7 +525,7 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
-    fn on_forward_join<R: Rng>(
+    fn on_forward_join<R: Rng + ?Sized>(
         &mut self,
         from: P,
         joiner: P,
@@ -570,7 +582,7 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
-    fn on_neighbour<R: Rng>(
+    fn on_neighbour<R: Rng + ?Sized>(
         &mut self,
         from: P,
         priority: Priority,
@@ -593,7 +605,7 @@ impl<P: Peer> HyParView<P> {
         });
     }
 
-    fn on_neighbour_reply<R: Rng>(
+    fn on_neighbour_reply<R: Rng + ?Sized>(
         &mut self,
         from: P,
         accepted: bool,
@@ -621,7 +633,7 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
-    fn on_disconnect<R: Rng>(
+    fn on_disconnect<R: Rng + ?Sized>(
         &mut self,
         from: P,
         alive: bool,
@@ -640,7 +652,7 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
-    fn on_shuffle<R: Rng>(
+    fn on_shuffle<R: Rng + ?Sized>(
         &mut self,
         from: P,
         origin: P,
@@ -686,7 +698,7 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
-    fn shuffle<R: Rng>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn shuffle<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
         let Some(target) = self.active.choose(rng).cloned() else {
             return;
         };
@@ -716,7 +728,7 @@ impl<P: Peer> HyParView<P> {
         });
     }
 
-    fn promote<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn promote<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
         if self.active.is_empty() && self.pending.is_empty() && self.passive.is_empty() {
             // Both views empty: nobody to promote, go back to the seeds.
             if !self.seeds.is_empty() {
@@ -730,7 +742,7 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
-    fn keepalive<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn keepalive<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
         let silent: Vec<P> = self
             .active
             .iter()
@@ -757,14 +769,14 @@ impl<P: Peer> HyParView<P> {
     }
 
     /// A NEIGHBOR request was refused or timed out: retry at once while under the minimum.
-    fn request_failed<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn request_failed<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
         if self.active.len() < self.config.min_active {
             self.refill(now, rng, out);
         }
     }
 
     /// Asks passive peers until active + outstanding requests fill the active view.
-    fn refill<R: Rng>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn refill<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
         while self.active.len() + self.pending.len() < self.config.active_size {
             if !self.request_one(now, rng, out) {
                 break;
@@ -775,7 +787,12 @@ impl<P: Peer> HyParView<P> {
     /// Sends one NEIGHBOR request to a random passive peer not already asked. High priority
     /// only if nothing is active and nothing is being asked (Partisan: an isolated node must
     /// get a neighbour at once).
-    fn request_one<R: Rng>(&mut self, _now: Time, rng: &mut R, out: &mut HvOutbox<P>) -> bool {
+    fn request_one<R: Rng + ?Sized>(
+        &mut self,
+        _now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) -> bool {
         let candidates: Vec<&P> = self
             .passive
             .iter()
@@ -804,7 +821,13 @@ impl<P: Peer> HyParView<P> {
         true
     }
 
-    fn add_active<R: Rng>(&mut self, peer: P, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+    fn add_active<R: Rng + ?Sized>(
+        &mut self,
+        peer: P,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
         if peer == self.me || self.active.contains(&peer) {
             return;
         }
@@ -849,7 +872,7 @@ impl<P: Peer> HyParView<P> {
 
     /// Adds a contact to the passive view; when full, evicts one of `prefer` if present (the
     /// peers just sent away in a shuffle), else a random entry.
-    fn add_passive<R: Rng>(&mut self, peer: P, prefer: &[P], rng: &mut R) {
+    fn add_passive<R: Rng + ?Sized>(&mut self, peer: P, prefer: &[P], rng: &mut R) {
         if peer == self.me
             || self.active.contains(&peer)
             || self.passive.contains(&peer)
@@ -870,7 +893,7 @@ impl<P: Peer> HyParView<P> {
 }
 
 /// A uniformly random delay in `(0, period]`, so first ticks spread over one full period.
-fn jitter<R: Rng>(period: Duration, rng: &mut R) -> Duration {
+fn jitter<R: Rng + ?Sized>(period: Duration, rng: &mut R) -> Duration {
     let nanos = period.as_nanos().min(u64::MAX as u128) as u64;
     Duration::from_nanos(rng.random_range(1..=nanos.max(1)))
 }

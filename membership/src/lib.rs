@@ -16,10 +16,12 @@
 //! | [`gossip`] | plain fanout gossip, the broadcast baseline |
 //! | [`full`] | full and client-server membership: a member-list CRDT, heartbeats |
 //! | [`service`] | [`PeerService`]: one interface over all modes; [`Mode`] picks the protocol |
+//! | [`atom`] | [`atom::MembershipAtom`]: the service on the runtime, its message interface |
 //! | [`overlay`] | Sprinter's checks: connected, isolated, asymmetric, degrees; JSON and DOT |
 //!
 //! Protocol facts and parameters: `REFERENCES.md` §4 of the project.
 
+pub mod atom;
 mod error;
 pub mod full;
 pub mod gossip;
@@ -29,6 +31,7 @@ pub mod plumtree;
 pub mod proto;
 pub mod service;
 
+pub use atom::{MembershipAtom, PeerServiceEvent, SERVICE};
 pub use error::Error;
 pub use full::Role;
 pub use service::{

@@ -236,7 +236,7 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
     }
 
     /// Handles a timer.
-    pub fn on_timer<R: Rng>(
+    pub fn on_timer<R: Rng + ?Sized>(
         &mut self,
         timer: Timer<P>,
         _now: Time,
@@ -286,7 +286,7 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
     }
 
     /// Handles a message from neighbour `from`.
-    pub fn on_message<R: Rng>(
+    pub fn on_message<R: Rng + ?Sized>(
         &mut self,
         from: P,
         msg: Message<P, B>,

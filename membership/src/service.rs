@@ -282,7 +282,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
     }
 
     /// Arms the timers (once).
-    pub fn start<R: Rng>(&mut self, rng: &mut R, out: &mut ServiceOutbox<P, B>) {
+    pub fn start<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut ServiceOutbox<P, B>) {
         match &mut self.membership {
             Membership::HyParView(h) => {
                 let mut o = Vec::new();
@@ -298,7 +298,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
     }
 
     /// Joins the cluster through seed nodes (starting the timers if needed).
-    pub fn join<R: Rng>(
+    pub fn join<R: Rng + ?Sized>(
         &mut self,
         seeds: Vec<P>,
         now: Time,
@@ -320,7 +320,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
     }
 
     /// Leaves the cluster, telling the neighbours.
-    pub fn leave<R: Rng>(&mut self, rng: &mut R, out: &mut ServiceOutbox<P, B>) {
+    pub fn leave<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut ServiceOutbox<P, B>) {
         match &mut self.membership {
             Membership::HyParView(h) => {
                 let mut o = Vec::new();
@@ -345,7 +345,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
     }
 
     /// Broadcasts `payload` to every node (not delivered locally); returns its id.
-    pub fn broadcast<R: Rng>(
+    pub fn broadcast<R: Rng + ?Sized>(
         &mut self,
         payload: B,
         rng: &mut R,
@@ -368,7 +368,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
     }
 
     /// The driver lost the connection to `peer` (the failure detector).
-    pub fn peer_down<R: Rng>(
+    pub fn peer_down<R: Rng + ?Sized>(
         &mut self,
         peer: &P,
         now: Time,
@@ -390,7 +390,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
     }
 
     /// Handles a timer.
-    pub fn on_timer<R: Rng>(
+    pub fn on_timer<R: Rng + ?Sized>(
         &mut self,
         timer: ServiceTimer<P>,
         now: Time,
@@ -420,7 +420,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
 
     /// Handles a message from `from`. Messages for a protocol not running here are dropped
     /// (a peer configured differently).
-    pub fn on_message<R: Rng>(
+    pub fn on_message<R: Rng + ?Sized>(
         &mut self,
         from: P,
         msg: ServiceMessage<P, B>,
@@ -456,7 +456,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
         }
     }
 
-    fn neighbour_event<R: Rng>(
+    fn neighbour_event<R: Rng + ?Sized>(
         &mut self,
         e: hyparview::Event<P>,
         _rng: &mut R,
@@ -484,7 +484,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
         }
     }
 
-    fn lift_membership<R: Rng>(
+    fn lift_membership<R: Rng + ?Sized>(
         &mut self,
         o: hyparview::HvOutbox<P>,
         rng: &mut R,
@@ -507,7 +507,7 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
         }
     }
 
-    fn lift_full<R: Rng>(
+    fn lift_full<R: Rng + ?Sized>(
         &mut self,
         o: full::FullOutbox<P>,
         rng: &mut R,
