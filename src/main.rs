@@ -1,1 +1,7 @@
-fn main(){}
+//! `rasp`: the command-line tool. `rasp node` starts a node; see `rasp --help`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

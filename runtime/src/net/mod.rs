@@ -75,6 +75,7 @@ pub mod swarm;
 pub mod transport;
 
 pub use config::NetConfig;
+pub use libp2p::pnet::PreSharedKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::Node;
 pub use shared::{NetStats, PeerStats};

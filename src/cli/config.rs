@@ -1,0 +1,249 @@
+//! Node settings from flags, `RASP_*` environment variables and a TOML file.
+//!
+//! Precedence: flag > environment > file > default ([`NetConfig::default`]). Everything is
+//! validated once, before the node starts: an unparsable address, an unknown or mistyped
+//! TOML key, an unreadable cluster key file all stop `rasp` with a message naming the
+//! setting and exit code 2.
+//!
+//! The TOML file (`--config` / `RASP_CONFIG`) takes the same settings, flag names with
+//! underscores; relative paths in it are relative to the file's directory:
+//!
+//! ```toml
+//! listen = ["/ip4/0.0.0.0/tcp/7070"]
+//! data_dir = "data"
+//! join = ["/ip4/10.0.0.1/tcp/7070/p2p/12D3KooW..."]
+//! psk_file = "cluster.psk"
+//! max_frame_bytes = 4194304
+//! peer_queue_capacity = 1024
+//! inbound_queue_capacity = 4096
+//! max_connections = 1024
+//! ping_interval_ms = 2000
+//! ping_timeout_ms = 6000
+//! ```
+
+use clap::Args;
+use rasp_runtime::net::{Multiaddr, NetConfig};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Network flags shared by every command that starts a node.
+#[derive(Debug, Clone, Default, Args)]
+pub struct NetArgs {
+    /// Address to listen on (repeatable, or comma-separated in the environment)
+    /// [default: /ip4/0.0.0.0/tcp/0]
+    #[arg(
+        long,
+        env = "RASP_LISTEN",
+        value_delimiter = ',',
+        value_name = "MULTIADDR"
+    )]
+    pub listen: Vec<Multiaddr>,
+    /// Directory for the node key and the store [default: ./rasp-data]
+    #[arg(long, env = "RASP_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address of a node to join (repeatable, or comma-separated in the environment)
+    #[arg(
+        long,
+        env = "RASP_JOIN",
+        value_delimiter = ',',
+        value_name = "MULTIADDR"
+    )]
+    pub join: Vec<Multiaddr>,
+    /// Pre-shared cluster key file (/key/swarm/psk/1.0.0/ format); only nodes with the
+    /// same key can connect
+    #[arg(long, env = "RASP_PSK_FILE", value_name = "PATH")]
+    pub psk_file: Option<PathBuf>,
+    /// TOML file with these settings (flags and environment override it)
+    #[arg(long, env = "RASP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Largest accepted message frame in bytes [default: 4194304]
+    #[arg(long, env = "RASP_MAX_FRAME_BYTES", value_name = "BYTES")]
+    pub max_frame_bytes: Option<usize>,
+    /// Messages queued per peer before the oldest is dropped [default: 1024]
+    #[arg(long, env = "RASP_PEER_QUEUE_CAPACITY", value_name = "N")]
+    pub peer_queue_capacity: Option<usize>,
+}
+
+/// The TOML file's shape. Unknown keys are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See `--listen`.
+    pub listen: Option<Vec<String>>,
+    /// See `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// See `--join`.
+    pub join: Option<Vec<String>>,
+    /// See `--psk-file`.
+    pub psk_file: Option<PathBuf>,
+    /// See `--max-frame-bytes`.
+    pub max_frame_bytes: Option<usize>,
+    /// See `--peer-queue-capacity`.
+    pub peer_queue_capacity: Option<usize>,
+    /// [`NetConfig::inbound_queue_capacity`].
+    pub inbound_queue_capacity: Option<usize>,
+    /// [`NetConfig::command_queue_capacity`].
+    pub command_queue_capacity: Option<usize>,
+    /// [`NetConfig::max_connections`].
+    pub max_connections: Option<usize>,
+    /// [`NetConfig::ping_interval`] in milliseconds.
+    pub ping_interval_ms: Option<u64>,
+    /// [`NetConfig::ping_timeout`] in milliseconds.
+    pub ping_timeout_ms: Option<u64>,
+    /// [`NetConfig::idle_connection_timeout`] in milliseconds.
+    pub idle_connection_timeout_ms: Option<u64>,
+    /// [`NetConfig::peer_retry_for`] in milliseconds.
+    pub peer_retry_for_ms: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads and parses a TOML file (unknown keys rejected).
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+    }
+}
+
+fn parse_addrs(what: &str, file: &Path, v: &[String]) -> Result<Vec<Multiaddr>, String> {
+    v.iter()
+        .map(|s| {
+            s.parse().map_err(|e| {
+                format!(
+                    "config file {}: invalid {what} address {s:?}: {e}",
+                    file.display()
+                )
+            })
+        })
+        .collect()
+}
+
+/// Merges flags/environment (already merged by clap), the file and defaults into a
+/// validated [`NetConfig`].
+pub fn resolve(args: &NetArgs) -> Result<NetConfig, String> {
+    let (file, base) = match &args.config {
+        Some(p) => (
+            FileConfig::load(p)?,
+            p.parent().unwrap_or(Path::new(".")).to_path_buf(),
+        ),
+        None => (FileConfig::default(), PathBuf::from(".")),
+    };
+    let file_path = args.config.clone().unwrap_or_default();
+    let rel = |p: &PathBuf| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            base.join(p)
+        }
+    };
+    let mut cfg = NetConfig::default();
+
+    if !args.listen.is_empty() {
+        cfg.listen = args.listen.clone();
+    } else if let Some(l) = &file.listen {
+        cfg.listen = parse_addrs("listen", &file_path, l)?;
+    }
+    if let Some(d) = &args.data_dir {
+        cfg.data_dir = d.clone();
+    } else if let Some(d) = &file.data_dir {
+        cfg.data_dir = rel(d);
+    }
+    if !args.join.is_empty() {
+        cfg.join = args.join.clone();
+    } else if let Some(j) = &file.join {
+        cfg.join = parse_addrs("join", &file_path, j)?;
+    }
+    cfg.psk_file = args
+        .psk_file
+        .clone()
+        .or_else(|| file.psk_file.as_ref().map(rel));
+    if let Some(v) = args.max_frame_bytes.or(file.max_frame_bytes) {
+        cfg.max_frame_bytes = v;
+    }
+    if let Some(v) = args.peer_queue_capacity.or(file.peer_queue_capacity) {
+        cfg.peer_queue_capacity = v;
+    }
+    if let Some(v) = file.inbound_queue_capacity {
+        cfg.inbound_queue_capacity = v;
+    }
+    if let Some(v) = file.command_queue_capacity {
+        cfg.command_queue_capacity = v;
+    }
+    if let Some(v) = file.max_connections {
+        cfg.max_connections = v;
+    }
+    let ms = Duration::from_millis;
+    if let Some(v) = file.ping_interval_ms {
+        cfg.ping_interval = ms(v);
+    }
+    if let Some(v) = file.ping_timeout_ms {
+        cfg.ping_timeout = ms(v);
+    }
+    if let Some(v) = file.idle_connection_timeout_ms {
+        cfg.idle_connection_timeout = ms(v);
+    }
+    if let Some(v) = file.peer_retry_for_ms {
+        cfg.peer_retry_for = ms(v);
+    }
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tmp(name: &str, body: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("rasp-cli-cfg-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("rasp.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    #[test]
+    fn defaults_with_nothing_given() {
+        let cfg = resolve(&NetArgs::default()).unwrap();
+        assert_eq!(cfg, NetConfig::default());
+    }
+
+    #[test]
+    fn flag_beats_file_beats_default() {
+        let p = tmp(
+            "prec",
+            "listen = [\"/ip4/127.0.0.1/tcp/7000\"]\ndata_dir = \"d\"\nmax_frame_bytes = 1000\n",
+        );
+        let args = NetArgs {
+            config: Some(p.clone()),
+            listen: vec!["/ip4/127.0.0.1/tcp/7001".parse().unwrap()],
+            ..NetArgs::default()
+        };
+        let cfg = resolve(&args).unwrap();
+        assert_eq!(cfg.listen[0].to_string(), "/ip4/127.0.0.1/tcp/7001");
+        assert_eq!(cfg.data_dir, p.parent().unwrap().join("d"));
+        assert_eq!(cfg.max_frame_bytes, 1000);
+        assert_eq!(
+            cfg.peer_queue_capacity,
+            NetConfig::default().peer_queue_capacity
+        );
+    }
+
+    #[test]
+    fn unknown_key_and_bad_address_are_errors() {
+        let p = tmp("unknown", "listn = []\n");
+        let e = resolve(&NetArgs {
+            config: Some(p),
+            ..NetArgs::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("unknown field") && e.contains("listn"), "{e}");
+        let p = tmp("badaddr", "join = [\"not-an-addr\"]\n");
+        let e = resolve(&NetArgs {
+            config: Some(p),
+            ..NetArgs::default()
+        })
+        .unwrap_err();
+        assert!(e.contains("invalid join address"), "{e}");
+    }
+}

@@ -1,0 +1,119 @@
+//! The `rasp` command line: one subcommand per tool. Later issues add theirs to [`Command`].
+//!
+//! Output conventions: machine-readable lines go to stdout (`key=value` lines at start, one
+//! JSON object per result line); logs go to stderr (`RUST_LOG` filters, default `info`).
+//! Exit codes: 0 success (including shutdown by SIGINT/SIGTERM), 1 runtime failure,
+//! 2 bad configuration or usage.
+
+pub mod bench;
+pub mod config;
+pub mod node;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// rasp: coordination-free distributed dataflow over CRDTs.
+#[derive(Debug, Parser)]
+#[command(name = "rasp", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start one node: listen, join a cluster, run its atoms until SIGINT/SIGTERM.
+    Node(node::NodeArgs),
+    /// Print a fresh 256-bit cluster key in the libp2p `/key/swarm/psk/1.0.0/` format.
+    GenPsk,
+    /// Measure loopback message throughput between two `rasp` processes.
+    BenchNet(bench::BenchArgs),
+    /// The receiving side of `bench-net` (started by it).
+    #[command(hide = true)]
+    BenchSink(bench::SinkArgs),
+}
+
+/// Exit code for a bad configuration or usage (clap uses 2 too).
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Parses the command line and runs the subcommand.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match cli.command {
+        Command::Node(args) => node::run(args),
+        Command::GenPsk => {
+            print!("{}", rasp_runtime::net::identity::generate_psk_file_text());
+            println!();
+            ExitCode::SUCCESS
+        }
+        Command::BenchNet(args) => bench::run(args),
+        Command::BenchSink(args) => bench::run_sink(args),
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Prints `rasp: <msg>` to stderr and returns the configuration exit code.
+pub fn config_error(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("rasp: configuration error: {msg}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// A multi-threaded tokio runtime for a command.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// SIGINT/SIGTERM listeners. Create them before announcing readiness, so a signal sent
+/// right after the start lines are printed is handled (not fatal).
+pub struct ShutdownSignal {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignal {
+    /// Installs the handlers (inside a tokio runtime).
+    pub fn install() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            ShutdownSignal {
+                term: signal(SignalKind::terminate()).expect("SIGTERM handler"),
+                int: signal(SignalKind::interrupt()).expect("SIGINT handler"),
+            }
+        }
+        #[cfg(not(unix))]
+        ShutdownSignal {}
+    }
+
+    /// Waits for SIGINT or SIGTERM (Ctrl-C only on non-Unix).
+    pub async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.term.recv() => tracing::info!("SIGTERM: shutting down"),
+            _ = self.int.recv() => tracing::info!("SIGINT: shutting down"),
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("Ctrl-C: shutting down");
+        }
+    }
+}
