@@ -1,0 +1,216 @@
+//! Causal metadata of derived sets: dots tagged by the variable that minted them.
+//!
+//! Lasp's operators over observed-remove sets carry each element's causal metadata through
+//! (PPDP'15, Definitions 3.3–3.8). A derived set is an [`ORSet`] whose dots are [`DDot`]s:
+//!
+//! - [`DDot::Base`]: a dot `d` minted in the source variable tagged `v` (map, filter, union and
+//!   fold pass these through unchanged);
+//! - [`DDot::Pair`]: the dot of a pair formed by a product or an intersection: `(a, b)` is
+//!   active while both `a` and `b` are active, and **removed when either is removed**.
+//!
+//! The context ([`DCtx`]) keeps base dots compactly, one version-vector
+//! [`CausalContext`] per source variable, so chains of map / filter / union over huge sets keep
+//! a context as small as their sources'. Pair dots have no version-vector structure and live in
+//! a plain ordered set (the products of the advertisement counter have hundreds of pairs, not
+//! millions).
+//!
+//! Hand-written: neither `crdts` nor any other crate models derived causal metadata.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rasp_lattice::{CausalContext, Dot, DotContext, DotKind, ORSet};
+use serde::{Deserialize, Serialize};
+
+/// Names a source variable inside derived dots: a 64-bit FNV-1a hash of the variable's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct VarTag(pub u64);
+
+impl VarTag {
+    /// The tag of the variable named `id`.
+    pub const fn of(id: &str) -> VarTag {
+        let bytes = id.as_bytes();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut i = 0;
+        while i < bytes.len() {
+            h ^= bytes[i] as u64;
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            i += 1;
+        }
+        VarTag(h)
+    }
+}
+
+/// A dot of a derived set: a source dot tagged by its variable, or a pair of dots.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum DDot {
+    /// Dot `1` minted by an update of the source variable tagged `0`.
+    Base(VarTag, Dot),
+    /// The pair of two dots, formed by a product or an intersection.
+    Pair(Box<DDot>, Box<DDot>),
+}
+
+impl DDot {
+    /// The pair `(a, b)`.
+    pub fn pair(a: DDot, b: DDot) -> DDot {
+        DDot::Pair(Box::new(a), Box::new(b))
+    }
+}
+
+impl DotKind for DDot {
+    type Context = DCtx;
+}
+
+/// The causal context of a derived set: per source variable a compact [`CausalContext`] of
+/// base dots, plus the pair dots seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DCtx {
+    bases: BTreeMap<VarTag, CausalContext>,
+    pairs: BTreeSet<DDot>,
+}
+
+impl DCtx {
+    /// A context covering exactly the dots of `ctx`, tagged `tag`.
+    pub fn from_base(tag: VarTag, ctx: CausalContext) -> DCtx {
+        let mut bases = BTreeMap::new();
+        if !ctx.is_empty() {
+            bases.insert(tag, ctx);
+        }
+        DCtx {
+            bases,
+            pairs: BTreeSet::new(),
+        }
+    }
+
+    /// The per-variable base contexts.
+    pub fn bases(&self) -> &BTreeMap<VarTag, CausalContext> {
+        &self.bases
+    }
+
+    /// The pair dots seen.
+    pub fn pairs(&self) -> &BTreeSet<DDot> {
+        &self.pairs
+    }
+}
+
+impl DotContext<DDot> for DCtx {
+    fn contains(&self, dot: &DDot) -> bool {
+        match dot {
+            DDot::Base(tag, d) => self.bases.get(tag).is_some_and(|c| c.contains(d)),
+            DDot::Pair(..) => self.pairs.contains(dot),
+        }
+    }
+
+    fn insert(&mut self, dot: DDot) -> bool {
+        match dot {
+            DDot::Base(tag, d) => self.bases.entry(tag).or_default().insert(d),
+            pair => self.pairs.insert(pair),
+        }
+    }
+
+    fn join(&mut self, other: &Self) -> bool {
+        let mut changed = false;
+        for (tag, c) in &other.bases {
+            match self.bases.get_mut(tag) {
+                Some(mine) => changed |= mine.join(c),
+                None => {
+                    if !c.is_empty() {
+                        self.bases.insert(*tag, c.clone());
+                        changed = true;
+                    }
+                }
+            }
+        }
+        for p in &other.pairs {
+            if !self.pairs.contains(p) {
+                self.pairs.insert(p.clone());
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn is_subset(&self, other: &Self) -> bool {
+        self.bases.iter().all(|(tag, c)| match other.bases.get(tag) {
+            Some(o) => c.is_subset(o),
+            None => c.is_empty(),
+        }) && self.pairs.is_subset(&other.pairs)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.bases.values().all(CausalContext::is_empty) && self.pairs.is_empty()
+    }
+
+    fn dot_count(&self) -> u64 {
+        self.bases.values().map(|c| c.dot_count()).sum::<u64>() + self.pairs.len() as u64
+    }
+
+    fn dots(&self) -> Box<dyn Iterator<Item = DDot> + '_> {
+        // Base dots sort before pair dots (enum variant order), tags in order: increasing.
+        Box::new(
+            self.bases
+                .iter()
+                .flat_map(|(tag, c)| c.iter().map(move |d| DDot::Base(*tag, d)))
+                .chain(self.pairs.iter().cloned()),
+        )
+    }
+
+    fn dots_not_in<'a>(&'a self, other: &'a Self) -> Box<dyn Iterator<Item = DDot> + 'a> {
+        Box::new(
+            self.bases
+                .iter()
+                .flat_map(move |(tag, c)| {
+                    let dots: Box<dyn Iterator<Item = Dot> + 'a> = match other.bases.get(tag) {
+                        Some(o) => Box::new(c.iter_not_in(o)),
+                        None => Box::new(c.iter()),
+                    };
+                    dots.map(move |d| DDot::Base(*tag, d))
+                })
+                .chain(
+                    self.pairs
+                        .iter()
+                        .filter(|p| !other.pairs.contains(*p))
+                        .cloned(),
+                ),
+        )
+    }
+
+    fn compact(&mut self) {
+        for c in self.bases.values_mut() {
+            c.compact();
+        }
+        self.bases.retain(|_, c| !c.is_empty());
+    }
+}
+
+/// A derived observed-remove set: elements `T` with [`DDot`] causal metadata.
+pub type DSet<T> = ORSet<T, DDot>;
+
+/// Sets an operator can read: a source [`ORSet`] (whose dots get tagged with its variable) or a
+/// derived [`DSet`] (whose dots already carry their origin).
+pub trait CausalSet<T: rasp_lattice::set::Element>: rasp_lattice::Lattice {
+    /// This value as a derived set; `tag` names the variable holding it. O(size of `self`), so
+    /// operators call it on deltas only.
+    fn lift(&self, tag: VarTag) -> DSet<T>;
+}
+
+impl<T: rasp_lattice::set::Element> CausalSet<T> for ORSet<T, Dot> {
+    fn lift(&self, tag: VarTag) -> DSet<T> {
+        let store = self
+            .iter()
+            .map(|(x, ds)| {
+                (
+                    x.clone(),
+                    ds.iter().map(|d| DDot::Base(tag, *d)).collect::<BTreeSet<_>>(),
+                )
+            })
+            .collect();
+        let ctx = DCtx::from_base(tag, self.context().clone());
+        ORSet::from_parts(store, ctx).expect("lifting a valid set gives a valid set")
+    }
+}
+
+impl<T: rasp_lattice::set::Element> CausalSet<T> for DSet<T> {
+    fn lift(&self, _tag: VarTag) -> DSet<T> {
+        self.clone()
+    }
+}
