@@ -18,7 +18,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rasp_lattice::{CausalContext, Dot, DotContext, DotKind, ORSet};
+use rasp_lattice::set::Element;
+use rasp_lattice::{CausalContext, Dot, DotContext, DotKind, Lattice, ORSet};
 use serde::{Deserialize, Serialize};
 
 /// Names a source variable inside derived dots: a 64-bit FNV-1a hash of the variable's id.
@@ -186,31 +187,67 @@ impl DotContext<DDot> for DCtx {
 pub type DSet<T> = ORSet<T, DDot>;
 
 /// Sets an operator can read: a source [`ORSet`] (whose dots get tagged with its variable) or a
-/// derived [`DSet`] (whose dots already carry their origin).
-pub trait CausalSet<T: rasp_lattice::set::Element>: rasp_lattice::Lattice {
+/// derived [`DSet`] (whose dots already carry their origin). The accessors see the set as the
+/// [`DSet`] [`CausalSet::lift`] would give, without building it: operators read the *other*
+/// input of a product or intersection through them at O(what they touch).
+pub trait CausalSet<T: Element>: Lattice {
     /// This value as a derived set; `tag` names the variable holding it. O(size of `self`), so
     /// operators call it on deltas only.
     fn lift(&self, tag: VarTag) -> DSet<T>;
+    /// The active dots of `x`, lifted.
+    fn lifted_dots(&self, tag: VarTag, x: &T) -> Option<BTreeSet<DDot>>;
+    /// The element holding the lifted active dot `d`.
+    fn lifted_element_of(&self, tag: VarTag, d: &DDot) -> Option<&T>;
+    /// Every `(element, lifted active dots)`, in element order.
+    fn lifted_iter(&self, tag: VarTag) -> Box<dyn Iterator<Item = (&T, BTreeSet<DDot>)> + '_>;
+    /// The present elements.
+    fn present(&self) -> BTreeSet<T>;
 }
 
-impl<T: rasp_lattice::set::Element> CausalSet<T> for ORSet<T, Dot> {
+fn tag_all(tag: VarTag, ds: &BTreeSet<Dot>) -> BTreeSet<DDot> {
+    ds.iter().map(|d| DDot::Base(tag, *d)).collect()
+}
+
+impl<T: Element> CausalSet<T> for ORSet<T, Dot> {
     fn lift(&self, tag: VarTag) -> DSet<T> {
         let store = self
             .iter()
-            .map(|(x, ds)| {
-                (
-                    x.clone(),
-                    ds.iter().map(|d| DDot::Base(tag, *d)).collect::<BTreeSet<_>>(),
-                )
-            })
+            .map(|(x, ds)| (x.clone(), tag_all(tag, ds)))
             .collect();
         let ctx = DCtx::from_base(tag, self.context().clone());
         ORSet::from_parts(store, ctx).expect("lifting a valid set gives a valid set")
     }
+    fn lifted_dots(&self, tag: VarTag, x: &T) -> Option<BTreeSet<DDot>> {
+        self.dots(x).map(|ds| tag_all(tag, ds))
+    }
+    fn lifted_element_of(&self, tag: VarTag, d: &DDot) -> Option<&T> {
+        match d {
+            DDot::Base(t, d) if *t == tag => self.element_of(d),
+            _ => None,
+        }
+    }
+    fn lifted_iter(&self, tag: VarTag) -> Box<dyn Iterator<Item = (&T, BTreeSet<DDot>)> + '_> {
+        Box::new(self.iter().map(move |(x, ds)| (x, tag_all(tag, ds))))
+    }
+    fn present(&self) -> BTreeSet<T> {
+        self.elements().cloned().collect()
+    }
 }
 
-impl<T: rasp_lattice::set::Element> CausalSet<T> for DSet<T> {
+impl<T: Element> CausalSet<T> for DSet<T> {
     fn lift(&self, _tag: VarTag) -> DSet<T> {
         self.clone()
+    }
+    fn lifted_dots(&self, _tag: VarTag, x: &T) -> Option<BTreeSet<DDot>> {
+        self.dots(x).cloned()
+    }
+    fn lifted_element_of(&self, _tag: VarTag, d: &DDot) -> Option<&T> {
+        self.element_of(d)
+    }
+    fn lifted_iter(&self, _tag: VarTag) -> Box<dyn Iterator<Item = (&T, BTreeSet<DDot>)> + '_> {
+        Box::new(self.iter().map(|(x, ds)| (x, ds.clone())))
+    }
+    fn present(&self) -> BTreeSet<T> {
+        self.elements().cloned().collect()
     }
 }

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use rasp_lattice::set::Element;
 use rasp_lattice::{DotContext, Lattice, ORSet};
 
-use crate::causal::{DCtx, DDot, DSet};
+use crate::causal::{CausalSet, DCtx, DDot, DSet, VarTag};
 
 /// The part of `incoming` that strictly inflates `state` (the RR optimisation's `Δ(a, b)`),
 /// i.e. what operators downstream of `state` must process.
@@ -67,15 +67,16 @@ pub fn union_delta<T: Element>(delta: &DSet<T>) -> DSet<T> {
 /// product, left side changed: the pairs `delta × right`.
 pub fn product_left_delta<T: Element, U: Element>(
     delta: &DSet<T>,
-    right: &DSet<U>,
+    right: &impl CausalSet<U>,
+    right_tag: VarTag,
 ) -> DSet<(T, U)> {
     let mut store: BTreeMap<(T, U), BTreeSet<DDot>> = BTreeMap::new();
     let mut ctx = DCtx::default();
     for (x, xs) in delta.iter() {
-        for (y, ys) in right.iter() {
+        for (y, ys) in right.lifted_iter(right_tag) {
             let dots = store.entry((x.clone(), y.clone())).or_default();
             for a in xs {
-                for b in ys {
+                for b in &ys {
                     dots.insert(DDot::pair(a.clone(), b.clone()));
                 }
             }
@@ -84,7 +85,7 @@ pub fn product_left_delta<T: Element, U: Element>(
     // Every pair formed with a dot the delta covers: new pairs are added above, pairs of a
     // removed left dot are retired here.
     for a in delta.context().dots() {
-        for (_, ys) in right.iter() {
+        for (_, ys) in right.lifted_iter(right_tag) {
             for b in ys {
                 ctx.insert(DDot::pair(a.clone(), b.clone()));
             }
@@ -95,15 +96,16 @@ pub fn product_left_delta<T: Element, U: Element>(
 
 /// product, right side changed: the pairs `left × delta`.
 pub fn product_right_delta<T: Element, U: Element>(
-    left: &DSet<T>,
+    left: &impl CausalSet<T>,
+    left_tag: VarTag,
     delta: &DSet<U>,
 ) -> DSet<(T, U)> {
     let mut store: BTreeMap<(T, U), BTreeSet<DDot>> = BTreeMap::new();
     let mut ctx = DCtx::default();
-    for (x, xs) in left.iter() {
+    for (x, xs) in left.lifted_iter(left_tag) {
         for (y, ys) in delta.iter() {
             let dots = store.entry((x.clone(), y.clone())).or_default();
-            for a in xs {
+            for a in &xs {
                 for b in ys {
                     dots.insert(DDot::pair(a.clone(), b.clone()));
                 }
@@ -111,7 +113,7 @@ pub fn product_right_delta<T: Element, U: Element>(
         }
     }
     for b in delta.context().dots() {
-        for (_, xs) in left.iter() {
+        for (_, xs) in left.lifted_iter(left_tag) {
             for a in xs {
                 ctx.insert(DDot::pair(a.clone(), b.clone()));
             }
@@ -124,24 +126,26 @@ pub fn product_right_delta<T: Element, U: Element>(
 /// joined into it: it names the element of each dot the delta removes.
 pub fn intersection_left_delta<T: Element>(
     delta: &DSet<T>,
-    left_before: &DSet<T>,
-    right: &DSet<T>,
+    left_before: (&impl CausalSet<T>, VarTag),
+    right: (&impl CausalSet<T>, VarTag),
 ) -> DSet<T> {
     let mut store: BTreeMap<T, BTreeSet<DDot>> = BTreeMap::new();
     let mut ctx = DCtx::default();
     for (x, xs) in delta.iter() {
-        if let Some(ys) = right.dots(x) {
+        if let Some(ys) = right.0.lifted_dots(right.1, x) {
             let dots = store.entry(x.clone()).or_default();
             for a in xs {
-                for b in ys {
+                for b in &ys {
                     dots.insert(DDot::pair(a.clone(), b.clone()));
                 }
             }
         }
     }
     for a in delta.context().dots() {
-        let x = delta.element_of(&a).or_else(|| left_before.element_of(&a));
-        if let Some(ys) = x.and_then(|x| right.dots(x)) {
+        let x = delta
+            .element_of(&a)
+            .or_else(|| left_before.0.lifted_element_of(left_before.1, &a));
+        if let Some(ys) = x.and_then(|x| right.0.lifted_dots(right.1, x)) {
             for b in ys {
                 ctx.insert(DDot::pair(a.clone(), b.clone()));
             }
@@ -152,16 +156,16 @@ pub fn intersection_left_delta<T: Element>(
 
 /// intersection, right side changed (pairs stay oriented `(left dot, right dot)`).
 pub fn intersection_right_delta<T: Element>(
-    left: &DSet<T>,
+    left: (&impl CausalSet<T>, VarTag),
     delta: &DSet<T>,
-    right_before: &DSet<T>,
+    right_before: (&impl CausalSet<T>, VarTag),
 ) -> DSet<T> {
     let mut store: BTreeMap<T, BTreeSet<DDot>> = BTreeMap::new();
     let mut ctx = DCtx::default();
     for (y, ys) in delta.iter() {
-        if let Some(xs) = left.dots(y) {
+        if let Some(xs) = left.0.lifted_dots(left.1, y) {
             let dots = store.entry(y.clone()).or_default();
-            for a in xs {
+            for a in &xs {
                 for b in ys {
                     dots.insert(DDot::pair(a.clone(), b.clone()));
                 }
@@ -169,8 +173,10 @@ pub fn intersection_right_delta<T: Element>(
         }
     }
     for b in delta.context().dots() {
-        let y = delta.element_of(&b).or_else(|| right_before.element_of(&b));
-        if let Some(xs) = y.and_then(|y| left.dots(y)) {
+        let y = delta
+            .element_of(&b)
+            .or_else(|| right_before.0.lifted_element_of(right_before.1, &b));
+        if let Some(xs) = y.and_then(|y| left.0.lifted_dots(left.1, y)) {
             for a in xs {
                 ctx.insert(DDot::pair(a.clone(), b.clone()));
             }

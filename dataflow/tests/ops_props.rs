@@ -25,8 +25,6 @@ fn even(x: &i64) -> bool {
 struct Replica {
     a: ORSet<i64>,
     b: ORSet<i64>,
-    a_l: DSet<i64>,
-    b_l: DSet<i64>,
     m: DSet<i64>,               // map(a, half)
     f: DSet<i64>,               // filter(m, even)
     u: DSet<i64>,               // union(a, b)
@@ -41,8 +39,6 @@ impl Replica {
         Replica {
             a: ORSet::bottom(),
             b: ORSet::bottom(),
-            a_l: DSet::bottom(),
-            b_l: DSet::bottom(),
             m: DSet::bottom(),
             f: DSet::bottom(),
             u: DSet::bottom(),
@@ -68,10 +64,9 @@ impl Replica {
         if eff.is_bottom() {
             return;
         }
+        let a_before = self.a.clone();
         self.a.join(&eff);
         let da = eff.lift(A);
-        let a_before = self.a_l.clone();
-        self.a_l.join(&da);
         if let Some(dm) = Self::push(&mut self.m, &map_delta(&da, half)) {
             if let Some(df) = Self::push(&mut self.f, &filter_delta(&dm, even)) {
                 self.on_f(&df);
@@ -82,12 +77,12 @@ impl Replica {
         }
         Self::push(
             &mut self.i,
-            &intersection_left_delta(&da, &a_before, &self.b_l),
+            &intersection_left_delta(&da, (&a_before, A), (&self.b, B)),
         );
     }
 
     fn on_f(&mut self, df: &DSet<i64>) {
-        if let Some(dp) = Self::push(&mut self.p, &product_left_delta(df, &self.b_l)) {
+        if let Some(dp) = Self::push(&mut self.p, &product_left_delta(df, &self.b, B)) {
             Self::push(&mut self.mp, &map_delta(&dp, |(x, y)| x + y));
         }
     }
@@ -97,11 +92,10 @@ impl Replica {
         if eff.is_bottom() {
             return;
         }
+        let b_before = self.b.clone();
         self.b.join(&eff);
         let db = eff.lift(B);
-        let b_before = self.b_l.clone();
-        self.b_l.join(&db);
-        if let Some(dp) = Self::push(&mut self.p, &product_right_delta(&self.f, &db)) {
+        if let Some(dp) = Self::push(&mut self.p, &product_right_delta(&self.f, VarTag(0), &db)) {
             Self::push(&mut self.mp, &map_delta(&dp, |(x, y)| x + y));
         }
         if let Some(du) = Self::push(&mut self.u, &union_delta(&db)) {
@@ -109,7 +103,7 @@ impl Replica {
         }
         Self::push(
             &mut self.i,
-            &intersection_right_delta(&self.a_l, &db, &b_before),
+            &intersection_right_delta((&self.a, A), &db, (&b_before, B)),
         );
     }
 
