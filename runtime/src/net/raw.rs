@@ -55,6 +55,16 @@ impl Drop for RawPeer {
 impl RawPeer {
     /// A fresh peer with a random key (and the cluster key, if given). Needs a tokio runtime.
     pub fn new(psk: Option<PreSharedKey>) -> Result<Self, NetError> {
+        Self::build(psk, true)
+    }
+
+    /// Like [`RawPeer::new`], but a peer that accepts message streams and never reads them:
+    /// a stuck or hostile receiver, for testing the sender's bounds.
+    pub fn new_stuck(psk: Option<PreSharedKey>) -> Result<Self, NetError> {
+        Self::build(psk, false)
+    }
+
+    fn build(psk: Option<PreSharedKey>, read: bool) -> Result<Self, NetError> {
         let key = Keypair::generate_ed25519();
         let peer_id = key.public().to_peer_id();
         let mut swarm = build_swarm(key, psk, &NetConfig::default())?;
@@ -65,6 +75,7 @@ impl RawPeer {
         let (cmds, mut cmd_rx) = mpsc::channel::<Multiaddr>(16);
         let (ev_tx, events) = mpsc::channel(1024);
         let task = tokio::spawn(async move {
+            let mut stuck = Vec::new();
             loop {
                 tokio::select! {
                     ev = swarm.select_next_some() => {
@@ -88,6 +99,10 @@ impl RawPeer {
                         }
                     }
                     Some((peer, mut stream)) = incoming.next() => {
+                        if !read {
+                            stuck.push(stream);
+                            continue;
+                        }
                         let tx = ev_tx.clone();
                         tokio::spawn(async move {
                             let mut buf = Vec::new();
