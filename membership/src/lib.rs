@@ -20,6 +20,31 @@
 //! | [`overlay`] | Sprinter's checks: connected, isolated, asymmetric, degrees; JSON and DOT |
 //!
 //! Protocol facts and parameters: `REFERENCES.md` §4 of the project.
+//!
+//! ## Switching modes
+//!
+//! The mode is one value of [`Config`]: `full`, `client-server` or `hyparview` (the default),
+//! parsed with [`std::str::FromStr`] (the CLI's `--membership` flag and `RASP_MEMBERSHIP`) or
+//! read with serde (`mode = "client-server"` and `role = "client"` in a config file). Nothing
+//! that uses the peer service changes:
+//!
+//! ```
+//! use rasp_membership::{Config, Mode, PeerService, Role};
+//! use rand::SeedableRng;
+//!
+//! for mode in ["full", "client-server", "hyparview"] {
+//!     let config = Config { mode: mode.parse::<Mode>()?, role: Role::Server, ..Config::default() };
+//!     let mut node = PeerService::<u64, Vec<u8>>::new(1, config)?;
+//!     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+//!     let mut out = Vec::new();
+//!     node.join(vec![0], std::time::Duration::ZERO, &mut rng, &mut out);
+//!     assert!(!out.is_empty()); // a JOIN (or member list) for node 0, and timers
+//! }
+//! # Ok::<(), rasp_membership::Error>(())
+//! ```
+//!
+//! On the runtime, spawn one [`MembershipAtom`] per node with the config and seed contacts;
+//! other atoms use its message interface (see [`atom`]).
 
 pub mod atom;
 mod error;
