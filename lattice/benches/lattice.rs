@@ -12,6 +12,9 @@
 //!
 //! `cargo bench -p rasp-lattice --bench lattice -- --test` runs every benchmark once (CI).
 
+// criterion_group! generates an undocumented public function.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -125,7 +128,7 @@ fn types(c: &mut Criterion) {
     bench_type(c, "gset", gset, |s, i| s.add(u64::MAX - i));
     // ORSet alternates adding a fresh element and removing it: the size stays n.
     bench_type(c, "orset", orset, |s, i| {
-        let x = u64::MAX - i / 2;
+        let x = u64::MAX - i.div_ceil(2);
         if i % 2 == 1 {
             s.add(3, x)
         } else {
@@ -161,7 +164,7 @@ fn small_delta_vs_full(c: &mut Criterion) {
         b.iter_batched(
             || {
                 i += 1;
-                let x = u64::MAX - i / 2;
+                let x = u64::MAX - i.div_ceil(2);
                 if i % 2 == 1 {
                     producer.add(9, x)
                 } else {

@@ -134,7 +134,7 @@ proptest! {
             match *s {
                 Step::Op(r, k, x) => {
                     // Timestamps: the step index, sometimes stale, never reused by an actor.
-                    let ts = if k == 0 { (i as u64 + 1) / 2 } else { i as u64 + 1 };
+                    let ts = if k == 0 { (i as u64).div_ceil(2) } else { i as u64 + 1 };
                     let ts = ts.max(a[r].stamp().filter(|s| s.1 == actor(r)).map_or(0, |s| s.0) + 1);
                     a[r].set(actor(r), ts, x);
                     c[r].update(Some(x), (ts, actor(r)));
