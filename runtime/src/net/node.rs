@@ -22,6 +22,33 @@ const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// A running network node: a libp2p swarm on the caller's tokio runtime plus the atom
 /// executor on its own thread. Dropping it without [`Node::shutdown`] leaves both running
 /// until the tokio runtime ends.
+///
+/// ```no_run
+/// use rasp_runtime::net::{NetConfig, Node};
+/// use rasp_runtime::{boot, Atom, Ctx};
+///
+/// struct Hello;
+/// impl Atom for Hello {
+///     fn init(&mut self, ctx: &mut Ctx<Self>) {
+///         ctx.on_peer(|_, _, ev| println!("{ev:?}"));
+///     }
+/// }
+///
+/// # async fn run() -> Result<(), rasp_runtime::net::NetError> {
+/// let cfg = NetConfig {
+///     listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
+///     data_dir: "./rasp-data".into(),
+///     ..NetConfig::default()
+/// };
+/// let node = Node::start(cfg, boot(|b| {
+///     b.spawn(Hello);
+/// }))
+/// .await?;
+/// println!("{:?} listening on {:?}", node.id(), node.listen_addrs());
+/// node.shutdown().await;
+/// # Ok(())
+/// # }
+/// ```
 pub struct Node {
     shared: Arc<Shared>,
     inbound: mpsc::Sender<Inbound>,
