@@ -17,6 +17,7 @@
 //! | [`full`] | full and client-server membership: a member-list CRDT, heartbeats |
 //! | [`service`] | [`PeerService`]: one interface over all modes; [`Mode`] picks the protocol |
 //! | [`atom`] | [`atom::MembershipAtom`]: the service on the runtime, its message interface |
+//! | [`testkit`] | a lean deterministic harness for the bare cores (tests, scale example) |
 //! | [`overlay`] | Sprinter's checks: connected, isolated, asymmetric, degrees; JSON and DOT |
 //!
 //! Protocol facts and parameters: `REFERENCES.md` §4 of the project.
@@ -65,5 +66,4 @@ pub use service::{
 
 #[cfg(test)]
 mod service_tests;
-#[cfg(test)]
-mod testkit;
+pub mod testkit;

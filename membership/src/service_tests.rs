@@ -4,58 +4,17 @@
 //! Figures are printed (`cargo test -p rasp-membership --release -- --nocapture`) and asserted.
 
 use crate::full::Role;
+use crate::hyparview;
 use crate::overlay::Overlay;
 use crate::plumtree::MsgId;
-use crate::proto::{Outbox, Time};
-use crate::service::{
-    BroadcastMode, Config, Mode, PeerService, ServiceEvent, ServiceMessage, ServiceTimer,
-};
-use crate::testkit::{Node, Sim};
-use crate::{gossip, hyparview, plumtree};
+use crate::proto::Time;
+use crate::service::{BroadcastMode, Config, Mode, PeerService, ServiceEvent};
+use crate::testkit::{Sim, PAYLOAD};
 use rand::seq::SliceRandom;
-use rand_chacha::ChaCha8Rng;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 type Svc = PeerService<u64, u64>;
-type SvcBox = Outbox<u64, ServiceMessage<u64, u64>, ServiceTimer<u64>, ServiceEvent<u64, u64>>;
-
-impl Node for Svc {
-    type Msg = ServiceMessage<u64, u64>;
-    type Timer = ServiceTimer<u64>;
-    type Event = ServiceEvent<u64, u64>;
-    fn on_message(
-        &mut self,
-        from: u64,
-        msg: Self::Msg,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut SvcBox,
-    ) {
-        PeerService::on_message(self, from, msg, now, rng, out)
-    }
-    fn on_timer(&mut self, timer: Self::Timer, now: Time, rng: &mut ChaCha8Rng, out: &mut SvcBox) {
-        PeerService::on_timer(self, timer, now, rng, out)
-    }
-    fn on_peer_down(&mut self, peer: u64, now: Time, rng: &mut ChaCha8Rng, out: &mut SvcBox) {
-        self.peer_down(&peer, now, rng, out)
-    }
-    fn kind(msg: &Self::Msg) -> &'static str {
-        match msg {
-            ServiceMessage::HyParView(hyparview::Message::KeepAlive) => "hv_keepalive",
-            ServiceMessage::HyParView(_) => "hv",
-            ServiceMessage::Full(crate::full::Message::Heartbeat) => "full_heartbeat",
-            ServiceMessage::Full(_) => "full_state",
-            ServiceMessage::Plumtree(plumtree::Message::Gossip { .. }) => PAYLOAD,
-            ServiceMessage::Plumtree(_) => "pt_control",
-            ServiceMessage::Gossip(gossip::Message::Push { .. }) => PAYLOAD,
-            ServiceMessage::Direct(_) => "direct",
-        }
-    }
-}
-
-/// The kind under which payload-carrying broadcast messages are counted.
-const PAYLOAD: &str = "payload";
 
 /// Prints the seed and how to rerun when a seeded test fails.
 struct SeedGuard {

@@ -4,7 +4,9 @@
 //! to the other side after one latency, and a send to a crashed node reports `peer_down` to the
 //! sender after a round trip (a failed dial).
 //!
-//! It stands in for the runtime's simulator until the membership atom runs there.
+//! The membership atom runs in the runtime's simulator (see `tests/sim.rs`); this harness
+//! drives the bare cores with far less overhead per node, for unit tests and for the
+//! large-scale example (`examples/overlay_scale.rs`).
 
 use crate::proto::{Out, Outbox, Time};
 use rand::{Rng, SeedableRng};
@@ -14,10 +16,14 @@ use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 /// A core wrapped for the harness.
-pub(crate) trait Node {
+pub trait Node {
+    /// Wire message.
     type Msg: Clone;
+    /// Timer token.
     type Timer;
+    /// Upward event.
     type Event;
+    /// A message arrived.
     fn on_message(
         &mut self,
         from: u64,
@@ -26,6 +32,7 @@ pub(crate) trait Node {
         rng: &mut ChaCha8Rng,
         out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
     );
+    /// A timer fired.
     fn on_timer(
         &mut self,
         timer: Self::Timer,
@@ -33,6 +40,7 @@ pub(crate) trait Node {
         rng: &mut ChaCha8Rng,
         out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
     );
+    /// The connection to `peer` was lost.
     fn on_peer_down(
         &mut self,
         peer: u64,
@@ -75,9 +83,12 @@ impl<N: Node> Ord for Entry<N> {
 }
 
 /// The harness.
-pub(crate) struct Sim<N: Node> {
+pub struct Sim<N: Node> {
+    /// The nodes by id; `None` once crashed.
     pub nodes: Vec<Option<N>>,
+    /// The virtual clock.
     pub now: Time,
+    /// The one RNG.
     pub rng: ChaCha8Rng,
     queue: BinaryHeap<Entry<N>>,
     seq: u64,
@@ -88,11 +99,14 @@ pub(crate) struct Sim<N: Node> {
     pub sent: std::collections::BTreeMap<&'static str, u64>,
     /// Probability that a message is lost.
     pub drop_rate: f64,
+    /// Lower bound of the uniform latency.
     pub min_latency: Duration,
+    /// Upper bound of the uniform latency.
     pub max_latency: Duration,
 }
 
 impl<N: Node> Sim<N> {
+    /// An empty network seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Sim {
             nodes: Vec::new(),
@@ -134,16 +148,19 @@ impl<N: Node> Sim<N> {
         self.execute(id, out);
     }
 
+    /// Whether node `id` exists and has not crashed.
     pub fn alive(&self, id: u64) -> bool {
         matches!(self.nodes.get(id as usize), Some(Some(_)))
     }
 
+    /// Ids of the live nodes.
     pub fn live_ids(&self) -> Vec<u64> {
         (0..self.nodes.len() as u64)
             .filter(|i| self.alive(*i))
             .collect()
     }
 
+    /// A live node.
     pub fn node(&self, id: u64) -> Option<&N> {
         self.nodes.get(id as usize).and_then(|n| n.as_ref())
     }
@@ -257,3 +274,53 @@ impl<N: Node> Sim<N> {
         self.run_until(until);
     }
 }
+
+impl<B: Clone> Node for crate::service::PeerService<u64, B> {
+    type Msg = crate::service::ServiceMessage<u64, B>;
+    type Timer = crate::service::ServiceTimer<u64>;
+    type Event = crate::service::ServiceEvent<u64, B>;
+    fn on_message(
+        &mut self,
+        from: u64,
+        msg: Self::Msg,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
+    ) {
+        crate::service::PeerService::on_message(self, from, msg, now, rng, out)
+    }
+    fn on_timer(
+        &mut self,
+        timer: Self::Timer,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
+    ) {
+        crate::service::PeerService::on_timer(self, timer, now, rng, out)
+    }
+    fn on_peer_down(
+        &mut self,
+        peer: u64,
+        now: Time,
+        rng: &mut ChaCha8Rng,
+        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
+    ) {
+        self.peer_down(&peer, now, rng, out)
+    }
+    fn kind(msg: &Self::Msg) -> &'static str {
+        use crate::service::ServiceMessage;
+        match msg {
+            ServiceMessage::HyParView(crate::hyparview::Message::KeepAlive) => "hv_keepalive",
+            ServiceMessage::HyParView(_) => "hv",
+            ServiceMessage::Full(crate::full::Message::Heartbeat) => "full_heartbeat",
+            ServiceMessage::Full(_) => "full_state",
+            ServiceMessage::Plumtree(crate::plumtree::Message::Gossip { .. }) => PAYLOAD,
+            ServiceMessage::Plumtree(_) => "pt_control",
+            ServiceMessage::Gossip(crate::gossip::Message::Push { .. }) => PAYLOAD,
+            ServiceMessage::Direct(_) => "direct",
+        }
+    }
+}
+
+/// The kind under which [`Sim::sent`] counts payload-carrying broadcast messages (for RMR).
+pub const PAYLOAD: &str = "payload";
