@@ -131,10 +131,13 @@ impl DotContext<DDot> for DCtx {
     }
 
     fn is_subset(&self, other: &Self) -> bool {
-        self.bases.iter().all(|(tag, c)| match other.bases.get(tag) {
-            Some(o) => c.is_subset(o),
-            None => c.is_empty(),
-        }) && self.pairs.is_subset(&other.pairs)
+        self.bases
+            .iter()
+            .all(|(tag, c)| match other.bases.get(tag) {
+                Some(o) => c.is_subset(o),
+                None => c.is_empty(),
+            })
+            && self.pairs.is_subset(&other.pairs)
     }
 
     fn is_empty(&self) -> bool {

@@ -31,6 +31,10 @@ pub trait FoldOp<T>: Send + Sync + 'static {
     fn add(acc: &mut Self::Acc, x: &T);
     /// Folds `x` out (`op⁻¹`): `remove(add(a, x), x) == a`.
     fn remove(acc: &mut Self::Acc, x: &T);
+    /// The folded value as a number, for `Threshold::Value` reads (`None`: not numeric).
+    fn number(_acc: &Self::Acc) -> Option<i64> {
+        None
+    }
 }
 
 /// The fold of a causal set by `F`: a lattice whose query is the folded value.
@@ -147,10 +151,17 @@ impl<T: Element, F: FoldOp<T>> Lattice for Folded<T, F> {
         self.set.leq(&other.set)
     }
     fn decompose(&self) -> Vec<Self> {
-        self.set.decompose().into_iter().map(Folded::from_set).collect()
+        self.set
+            .decompose()
+            .into_iter()
+            .map(Folded::from_set)
+            .collect()
     }
     fn delta(&self, other: &Self) -> Self {
         Folded::from_set(self.set.delta(&other.set))
+    }
+    fn threshold_value(&self) -> Option<i64> {
+        F::number(&self.acc)
     }
 }
 
@@ -176,6 +187,9 @@ impl FoldOp<i64> for Sum {
     fn remove(acc: &mut i64, x: &i64) {
         *acc = acc.wrapping_sub(*x);
     }
+    fn number(acc: &i64) -> Option<i64> {
+        Some(*acc)
+    }
 }
 
 /// Number of elements.
@@ -192,5 +206,8 @@ impl<T: Element> FoldOp<T> for Count {
     }
     fn remove(acc: &mut i64, _: &T) {
         *acc -= 1;
+    }
+    fn number(acc: &i64) -> Option<i64> {
+        Some(*acc)
     }
 }

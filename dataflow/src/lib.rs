@@ -1,11 +1,26 @@
 //! # rasp-dataflow: monotone operators over CRDTs
 //!
+//! Lasp's programming model in Rust: replicated variables are lattices; operators connect
+//! them; a derived variable's value always equals the plain function of its inputs' values,
+//! whatever order the replicas saw the updates in.
+//!
 //! | module | holds |
 //! |---|---|
+//! | [`program`] | [`Program`]: declare, update, bind, query, threshold read, subscribe, trigger; map, filter, fold, union, intersection, product; the graph as data |
 //! | [`causal`] | derived dots ([`causal::DDot`]) tagged by source variable, their context, [`causal::DSet`] |
+//! | [`ops`] | the incremental operator rules over causal sets |
 //! | [`fold`] | fold by an associative, commutative, invertible operation ([`fold::Folded`]) |
-//! | [`ops`] | incremental map, filter, union, product, intersection over causal sets |
+//! | [`update`] | updates as values: [`update::add`], [`update::remove`], [`update::inc`], … |
+//! | [`erased`] | type-erased lattice values, so one engine holds many types |
+//! | [`error`] | [`Error`] |
 
 pub mod causal;
+pub mod erased;
+pub mod error;
 pub mod fold;
 pub mod ops;
+pub mod program;
+pub mod update;
+
+pub use error::Error;
+pub use program::{Decl, Func, Functions, Interest, OpDecl, OpKind, Program, Var};

@@ -40,10 +40,7 @@ fn build<U: Element>(store: BTreeMap<U, BTreeSet<DDot>>, ctx: DCtx) -> DSet<U> {
 pub fn map_delta<T: Element, U: Element>(delta: &DSet<T>, f: impl Fn(&T) -> U) -> DSet<U> {
     let mut store: BTreeMap<U, BTreeSet<DDot>> = BTreeMap::new();
     for (x, ds) in delta.iter() {
-        store
-            .entry(f(x))
-            .or_default()
-            .extend(ds.iter().cloned());
+        store.entry(f(x)).or_default().extend(ds.iter().cloned());
     }
     build(store, delta.context().clone())
 }

@@ -25,13 +25,13 @@ fn even(x: &i64) -> bool {
 struct Replica {
     a: ORSet<i64>,
     b: ORSet<i64>,
-    m: DSet<i64>,               // map(a, half)
-    f: DSet<i64>,               // filter(m, even)
-    u: DSet<i64>,               // union(a, b)
-    p: DSet<(i64, i64)>,        // product(f, b)
-    i: DSet<i64>,               // intersection(a, b)
-    s: Folded<i64, Sum>,        // fold(u, sum)
-    mp: DSet<i64>,              // map(p, x + y): a chain through a product
+    m: DSet<i64>,        // map(a, half)
+    f: DSet<i64>,        // filter(m, even)
+    u: DSet<i64>,        // union(a, b)
+    p: DSet<(i64, i64)>, // product(f, b)
+    i: DSet<i64>,        // intersection(a, b)
+    s: Folded<i64, Sum>, // fold(u, sum)
+    mp: DSet<i64>,       // map(p, x + y): a chain through a product
 }
 
 impl Replica {

@@ -1,0 +1,1236 @@
+//! The dataflow engine of one replica: variables, the operator graph, incremental propagation,
+//! threshold reads, subscriptions and triggers.
+//!
+//! A [`Program`] is sans-IO: it holds the replica's variables and evaluates the graph; the
+//! replication layer ([`crate::replica`]) feeds it remote deltas ([`Program::apply_encoded`])
+//! and ships what changed ([`Program::drain_changes`]).
+//!
+//! **Propagation.** A change to a variable is first reduced to its *effective delta* (the part
+//! that strictly inflates the state, [`rasp_lattice::Lattice::delta`]); nothing happens if it is
+//! bottom. Operators that need the input's previous state (intersection: it names the element
+//! of a removed dot) compute their output delta first; then the delta is joined; then the other
+//! operators compute theirs; then every output delta is applied the same way, depth first. Each
+//! operator costs O(delta) (times the matching part of the other input for product and
+//! intersection).
+//!
+//! **The graph is data.** Every declaration is a [`Decl`] that can be shipped to other
+//! replicas ([`Program::graph`], [`Program::add_decl`]). Functions are referenced by name: the
+//! typed constructor of an operator is kept in a catalog under its signature (kind, input
+//! types, function name), filled when this replica's code declares the operator or registers
+//! its function, so a declaration made on one node instantiates on every node that holds its
+//! inputs and knows its function.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use rasp_lattice::set::Element;
+use rasp_lattice::{Actor, Lattice, Query, Threshold};
+use serde::{Deserialize, Serialize};
+
+use crate::causal::{CausalSet, DSet, VarTag};
+use crate::erased::{downcast, AnyLattice, TypeOps};
+use crate::fold::{FoldOp, Folded};
+use crate::ops;
+use crate::update::Update;
+use crate::Error;
+
+/// A typed handle on a variable. Cheap to clone; holds no state.
+pub struct Var<L> {
+    id: Arc<str>,
+    _l: PhantomData<fn() -> L>,
+}
+
+impl<L> Clone for Var<L> {
+    fn clone(&self) -> Self {
+        Var {
+            id: self.id.clone(),
+            _l: PhantomData,
+        }
+    }
+}
+
+impl<L> Debug for Var<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Var({})", self.id)
+    }
+}
+
+impl<L> Var<L> {
+    fn new(id: &str) -> Self {
+        Var {
+            id: Arc::from(id),
+            _l: PhantomData,
+        }
+    }
+    /// The variable's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    /// The tag its dots carry in derived sets.
+    pub fn tag(&self) -> VarTag {
+        VarTag::of(&self.id)
+    }
+}
+
+/// The operator kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum OpKind {
+    /// `map f`.
+    Map,
+    /// `filter p`.
+    Filter,
+    /// `union`.
+    Union,
+    /// `product`.
+    Product,
+    /// `intersection`.
+    Intersection,
+    /// `fold op`.
+    Fold,
+}
+
+/// An operator's declaration: which inputs, which function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpDecl {
+    /// The kind.
+    pub kind: OpKind,
+    /// The input variables' ids, in order.
+    pub inputs: Vec<String>,
+    /// The registered function's name (map, filter, fold).
+    pub func: Option<String>,
+}
+
+/// A declaration of the graph: a variable, and the operator producing it if it is derived.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decl {
+    /// The variable's id.
+    pub id: String,
+    /// Its lattice type (`std::any::type_name`).
+    pub type_name: String,
+    /// The operator computing it, for derived variables.
+    pub op: Option<OpDecl>,
+}
+
+/// Which variables this replica holds (Selective Hearing: a client holds what it reads and
+/// writes, not the whole program).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Interest {
+    /// Every variable of the graph (servers).
+    #[default]
+    All,
+    /// Only these ids (clients); [`Program::hold`] adds more.
+    Only(BTreeSet<String>),
+}
+
+impl Interest {
+    fn wants(&self, id: &str) -> bool {
+        match self {
+            Interest::All => true,
+            Interest::Only(ids) => ids.contains(id),
+        }
+    }
+}
+
+/// A named function usable by map, filter and fold: the name is how declarations refer to it.
+pub struct Func<F> {
+    name: String,
+    f: F,
+}
+
+impl<F> Func<F> {
+    /// `f`, registered under `name`.
+    pub fn new(name: &str, f: F) -> Self {
+        Func {
+            name: name.to_string(),
+            f,
+        }
+    }
+}
+
+/// Operator constructors and variable types known to a replica's code, by signature: what
+/// lets a declaration received as data become a running operator.
+#[derive(Clone, Default)]
+pub struct Functions {
+    catalog: BTreeMap<String, Ctor>,
+    types: BTreeMap<String, TypeOps>,
+}
+
+impl Debug for Functions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Functions")
+            .field("operators", &self.catalog.keys().collect::<Vec<_>>())
+            .field("types", &self.types.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// The operator behind a derived variable, erased.
+trait Operator {
+    /// Whether input `pos` must be seen *before* its delta is joined.
+    fn needs_before(&self, pos: usize) -> bool;
+    /// The output delta for `delta` arriving on input `pos`; `inputs` are the inputs' states.
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        inputs: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice>;
+    /// The output computed from scratch (used when the operator is instantiated on a replica
+    /// that already holds input state).
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice>;
+}
+
+type Ctor = Arc<dyn Fn(&[VarTag]) -> (Box<dyn Operator>, TypeOps)>;
+
+struct OpSlot {
+    op: Box<dyn Operator>,
+    inputs: Vec<usize>,
+    output: usize,
+}
+
+type OnceFn = Box<dyn FnOnce(&mut Program, &dyn AnyLattice)>;
+type EveryFn = Box<dyn FnMut(&mut Program, &dyn AnyLattice)>;
+type Check = Box<dyn Fn(&dyn AnyLattice) -> bool>;
+
+enum Watch {
+    /// A threshold read: runs once, when the threshold holds.
+    Read { check: Check, f: OnceFn },
+    /// A trigger: like a read, but named and recorded as fired.
+    Trigger {
+        name: String,
+        check: Check,
+        f: OnceFn,
+    },
+    /// A subscription: runs on every change (the slot is empty while it runs).
+    Every { id: u64, f: Option<EveryFn> },
+}
+
+struct VarSlot {
+    id: Arc<str>,
+    ty: TypeOps,
+    state: Box<dyn AnyLattice>,
+    producer: Option<usize>,
+    consumers: Vec<(usize, usize)>,
+    watches: Vec<Watch>,
+}
+
+enum Ready {
+    Once(OnceFn, usize),
+    Every(u64, usize),
+}
+
+/// The dataflow engine of one replica. See the [module docs](self).
+pub struct Program {
+    actor: Actor,
+    interest: Interest,
+    vars: Vec<VarSlot>,
+    by_id: BTreeMap<Arc<str>, usize>,
+    ops: Vec<OpSlot>,
+    decls: BTreeMap<String, Decl>,
+    /// Declarations waiting for their inputs' declarations (graph shipped out of order).
+    parked: BTreeMap<String, Decl>,
+    catalog: BTreeMap<String, Ctor>,
+    types: BTreeMap<String, TypeOps>,
+    fired: BTreeSet<String>,
+    ready: Vec<Ready>,
+    changes: Vec<(usize, Box<dyn AnyLattice>)>,
+    record_changes: bool,
+    next_sub: u64,
+    running: bool,
+}
+
+fn signature(kind: OpKind, input_types: &[&str], func: Option<&str>) -> String {
+    format!(
+        "{kind:?}({})[{}]",
+        input_types.join(","),
+        func.unwrap_or("")
+    )
+}
+
+impl Program {
+    /// An empty program for the replica acting as `actor`, holding every variable.
+    pub fn new(actor: Actor) -> Self {
+        Program {
+            actor,
+            interest: Interest::All,
+            vars: Vec::new(),
+            by_id: BTreeMap::new(),
+            ops: Vec::new(),
+            decls: BTreeMap::new(),
+            parked: BTreeMap::new(),
+            catalog: BTreeMap::new(),
+            types: BTreeMap::new(),
+            fired: BTreeSet::new(),
+            ready: Vec::new(),
+            changes: Vec::new(),
+            record_changes: false,
+            next_sub: 0,
+            running: false,
+        }
+    }
+
+    /// An empty program holding only the variables `interest` names.
+    pub fn with_interest(actor: Actor, interest: Interest) -> Self {
+        let mut p = Program::new(actor);
+        p.interest = interest;
+        p
+    }
+
+    /// The replica's actor id (the default actor of [`Program::update`]).
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    /// Records effective deltas for [`Program::drain_changes`] (the replication layer turns
+    /// this on).
+    pub fn record_changes(&mut self, on: bool) {
+        self.record_changes = on;
+    }
+
+    // ----- declarations -------------------------------------------------------------------
+
+    /// Declares the variable `id` of type `L`. Declaring an existing id with the same type
+    /// returns it; with another type it is an error.
+    pub fn declare<L>(&mut self, id: &str) -> Result<Var<L>, Error>
+    where
+        L: Lattice + Query,
+        L::Value: Debug,
+    {
+        let ty = TypeOps::of::<L>();
+        self.declare_var(id, ty, None)?;
+        Ok(Var::new(id))
+    }
+
+    fn check_type(&self, id: &str, ty: &TypeOps) -> Result<Option<&Decl>, Error> {
+        match self.decls.get(id) {
+            Some(d) if d.type_name != ty.name => Err(Error::TypeMismatch {
+                id: id.to_string(),
+                declared: d.type_name.clone(),
+                requested: ty.name.to_string(),
+            }),
+            other => Ok(other),
+        }
+    }
+
+    fn declare_var(&mut self, id: &str, ty: TypeOps, op: Option<OpDecl>) -> Result<(), Error> {
+        if id.is_empty() {
+            return Err(Error::InvalidId(id.to_string()));
+        }
+        self.types.insert(ty.name.to_string(), ty);
+        if let Some(existing) = self.check_type(id, &ty)? {
+            match (&existing.op, &op) {
+                (_, None) => return Ok(()),
+                (Some(a), Some(b)) if a == b => return Ok(()),
+                (Some(_), Some(_)) => {
+                    return Err(Error::AlreadyDerived(id.to_string()));
+                }
+                (None, Some(b)) => {
+                    // Attaching an operator to a declared variable: reject cycles.
+                    for input in &b.inputs {
+                        if input == id || self.depends_on(input, id) {
+                            return Err(Error::Cycle {
+                                id: id.to_string(),
+                                through: input.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let decl = Decl {
+            id: id.to_string(),
+            type_name: ty.name.to_string(),
+            op,
+        };
+        self.decls.insert(id.to_string(), decl.clone());
+        self.materialize(&decl);
+        Ok(())
+    }
+
+    /// Whether `id` depends (transitively) on `on` through operators.
+    fn depends_on(&self, id: &str, on: &str) -> bool {
+        let mut stack = vec![id.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(v) = stack.pop() {
+            if v == on {
+                return true;
+            }
+            if !seen.insert(v.clone()) {
+                continue;
+            }
+            if let Some(op) = self.decls.get(&v).and_then(|d| d.op.as_ref()) {
+                stack.extend(op.inputs.iter().cloned());
+            }
+        }
+        false
+    }
+
+    /// Creates the variable's slot if this replica is interested, and its operator if every
+    /// input is held and the function is known.
+    fn materialize(&mut self, decl: &Decl) {
+        if !self.interest.wants(&decl.id) {
+            return;
+        }
+        let Some(ty) = self.types.get(&decl.type_name).copied() else {
+            return;
+        };
+        let idx = match self.by_id.get(decl.id.as_str()) {
+            Some(&i) => i,
+            None => {
+                let id: Arc<str> = Arc::from(decl.id.as_str());
+                self.vars.push(VarSlot {
+                    id: id.clone(),
+                    ty,
+                    state: (ty.bottom)(),
+                    producer: None,
+                    consumers: Vec::new(),
+                    watches: Vec::new(),
+                });
+                self.by_id.insert(id, self.vars.len() - 1);
+                self.vars.len() - 1
+            }
+        };
+        if let Some(op) = &decl.op {
+            self.instantiate(idx, op);
+        }
+        // Operators downstream of this variable may now have all their inputs.
+        let downstream: Vec<Decl> = self
+            .decls
+            .values()
+            .filter(|d| {
+                d.op.as_ref()
+                    .is_some_and(|o| o.inputs.iter().any(|i| *i == decl.id))
+            })
+            .cloned()
+            .collect();
+        for d in downstream {
+            if let Some(&out) = self.by_id.get(d.id.as_str()) {
+                if let Some(op) = &d.op {
+                    self.instantiate(out, op);
+                }
+            }
+        }
+    }
+
+    fn instantiate(&mut self, output: usize, op: &OpDecl) {
+        if self.vars[output].producer.is_some() {
+            return;
+        }
+        let mut inputs = Vec::new();
+        let mut types = Vec::new();
+        for i in &op.inputs {
+            match self.by_id.get(i.as_str()) {
+                Some(&v) => {
+                    inputs.push(v);
+                    types.push(self.vars[v].ty.name);
+                }
+                None => return,
+            }
+        }
+        let sig = signature(op.kind, &types, op.func.as_deref());
+        let Some(ctor) = self.catalog.get(&sig).cloned() else {
+            return;
+        };
+        let tags: Vec<VarTag> = op.inputs.iter().map(|i| VarTag::of(i)).collect();
+        let (operator, _) = ctor(&tags);
+        let states: Vec<&dyn AnyLattice> = inputs.iter().map(|&v| &*self.vars[v].state).collect();
+        let initial = operator.initial(&states);
+        let op_idx = self.ops.len();
+        for (pos, &v) in inputs.iter().enumerate() {
+            self.vars[v].consumers.push((op_idx, pos));
+        }
+        self.ops.push(OpSlot {
+            op: operator,
+            inputs,
+            output,
+        });
+        self.vars[output].producer = Some(op_idx);
+        if !initial.is_bottom() {
+            self.apply_idx(output, &*initial);
+        }
+    }
+
+    fn derive<L>(
+        &mut self,
+        id: &str,
+        kind: OpKind,
+        inputs: &[&str],
+        func: Option<&str>,
+        ctor: Ctor,
+    ) -> Result<Var<L>, Error>
+    where
+        L: Lattice,
+    {
+        let mut types = Vec::new();
+        for i in inputs {
+            let d = self
+                .decls
+                .get(*i)
+                .ok_or_else(|| Error::UnknownVar(i.to_string()))?;
+            types.push(d.type_name.clone());
+        }
+        let distinct: BTreeSet<&&str> = inputs.iter().collect();
+        if distinct.len() != inputs.len() {
+            return Err(Error::SameInputs(id.to_string()));
+        }
+        let type_refs: Vec<&str> = types.iter().map(String::as_str).collect();
+        let sig = signature(kind, &type_refs, func);
+        let tags: Vec<VarTag> = inputs.iter().map(|i| VarTag::of(i)).collect();
+        let (_, ty) = ctor(&tags);
+        self.catalog.insert(sig, ctor);
+        let op = OpDecl {
+            kind,
+            inputs: inputs.iter().map(|s| s.to_string()).collect(),
+            func: func.map(str::to_string),
+        };
+        self.declare_var(id, ty, Some(op))?;
+        self.run_ready();
+        Ok(Var::new(id))
+    }
+
+    /// `map f`: the set of `f(x)` for `x` in `input`.
+    pub fn map<T, U, In, F>(
+        &mut self,
+        id: &str,
+        input: &Var<In>,
+        f: Func<F>,
+    ) -> Result<Var<DSet<U>>, Error>
+    where
+        T: Element,
+        U: Element,
+        In: CausalSet<T>,
+        F: Fn(&T) -> U + Send + Sync + 'static,
+    {
+        let name = f.name.clone();
+        let f = Arc::new(f.f);
+        let ctor: Ctor = Arc::new(move |tags| {
+            let f = f.clone();
+            let tag = tags[0];
+            let op = Unary::<T, U, In, _> {
+                tag,
+                f: move |d: &DSet<T>| ops::map_delta(d, |x| f(x)),
+                _t: PhantomData,
+            };
+            (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<U>>())
+        });
+        self.derive(id, OpKind::Map, &[input.id()], Some(&name), ctor)
+    }
+
+    /// `filter p`: the elements of `input` satisfying `p` (the others read as removed).
+    pub fn filter<T, In, F>(
+        &mut self,
+        id: &str,
+        input: &Var<In>,
+        p: Func<F>,
+    ) -> Result<Var<DSet<T>>, Error>
+    where
+        T: Element,
+        In: CausalSet<T>,
+        F: Fn(&T) -> bool + Send + Sync + 'static,
+    {
+        let name = p.name.clone();
+        let p = Arc::new(p.f);
+        let ctor: Ctor = Arc::new(move |tags| {
+            let p = p.clone();
+            let op = Unary::<T, T, In, _> {
+                tag: tags[0],
+                f: move |d: &DSet<T>| ops::filter_delta(d, |x| p(x)),
+                _t: PhantomData,
+            };
+            (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<T>>())
+        });
+        self.derive(id, OpKind::Filter, &[input.id()], Some(&name), ctor)
+    }
+
+    /// `fold op`: `input` folded by the registered operation `F`.
+    pub fn fold<T, In, F>(&mut self, id: &str, input: &Var<In>) -> Result<Var<Folded<T, F>>, Error>
+    where
+        T: Element,
+        In: CausalSet<T>,
+        F: FoldOp<T>,
+        F::Acc: Debug,
+    {
+        let ctor: Ctor = Arc::new(move |tags| {
+            let op = FoldOperator::<T, In, F> {
+                tag: tags[0],
+                _t: PhantomData,
+            };
+            (
+                Box::new(op) as Box<dyn Operator>,
+                TypeOps::of::<Folded<T, F>>(),
+            )
+        });
+        self.derive(id, OpKind::Fold, &[input.id()], Some(F::NAME), ctor)
+    }
+
+    /// `union`: the elements of either input.
+    pub fn union<T, A, B>(
+        &mut self,
+        id: &str,
+        a: &Var<A>,
+        b: &Var<B>,
+    ) -> Result<Var<DSet<T>>, Error>
+    where
+        T: Element,
+        A: CausalSet<T>,
+        B: CausalSet<T>,
+    {
+        let ctor: Ctor = Arc::new(|tags| {
+            let op = UnionOp::<T, A, B> {
+                tags: [tags[0], tags[1]],
+                _t: PhantomData,
+            };
+            (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<T>>())
+        });
+        self.derive(id, OpKind::Union, &[a.id(), b.id()], None, ctor)
+    }
+
+    /// `product`: every pair `(x, y)` of `a × b`.
+    pub fn product<T, U, A, B>(
+        &mut self,
+        id: &str,
+        a: &Var<A>,
+        b: &Var<B>,
+    ) -> Result<Var<DSet<(T, U)>>, Error>
+    where
+        T: Element,
+        U: Element,
+        A: CausalSet<T>,
+        B: CausalSet<U>,
+    {
+        let ctor: Ctor = Arc::new(|tags| {
+            let op = ProductOp::<T, U, A, B> {
+                tags: [tags[0], tags[1]],
+                _t: PhantomData,
+            };
+            (
+                Box::new(op) as Box<dyn Operator>,
+                TypeOps::of::<DSet<(T, U)>>(),
+            )
+        });
+        self.derive(id, OpKind::Product, &[a.id(), b.id()], None, ctor)
+    }
+
+    /// `intersection`: the elements present in both inputs.
+    pub fn intersection<T, A, B>(
+        &mut self,
+        id: &str,
+        a: &Var<A>,
+        b: &Var<B>,
+    ) -> Result<Var<DSet<T>>, Error>
+    where
+        T: Element,
+        A: CausalSet<T>,
+        B: CausalSet<T>,
+    {
+        let ctor: Ctor = Arc::new(|tags| {
+            let op = IntersectionOp::<T, A, B> {
+                tags: [tags[0], tags[1]],
+                _t: PhantomData,
+            };
+            (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<T>>())
+        });
+        self.derive(id, OpKind::Intersection, &[a.id(), b.id()], None, ctor)
+    }
+
+    /// Every declaration, in id order (ship it to let other replicas instantiate the graph).
+    pub fn graph(&self) -> Vec<Decl> {
+        self.decls.values().cloned().collect()
+    }
+
+    /// Adds a declaration made elsewhere. Returns whether it was new. A declaration whose
+    /// inputs are not declared yet is parked until they are; one that conflicts with the
+    /// local graph (another type, another operator, a cycle) is an error. An operator whose
+    /// function this replica's code does not know is declared but not run here.
+    pub fn add_decl(&mut self, decl: Decl) -> Result<bool, Error> {
+        if self.decls.get(&decl.id) == Some(&decl) {
+            return Ok(false);
+        }
+        if let Some(op) = &decl.op {
+            if op.inputs.iter().any(|i| !self.decls.contains_key(i)) {
+                self.parked.insert(decl.id.clone(), decl);
+                return Ok(true);
+            }
+        }
+        if let Some(existing) = self.decls.get(&decl.id) {
+            if existing.type_name != decl.type_name {
+                return Err(Error::TypeMismatch {
+                    id: decl.id.clone(),
+                    declared: existing.type_name.clone(),
+                    requested: decl.type_name.clone(),
+                });
+            }
+        }
+        match self.types.get(&decl.type_name).copied() {
+            Some(ty) => self.declare_var(&decl.id, ty, decl.op.clone())?,
+            // A type this replica's code never named: keep the declaration as data only.
+            None => {
+                self.decls.insert(decl.id.clone(), decl);
+            }
+        }
+        // Parked declarations whose inputs are now known.
+        let unparked: Vec<Decl> = self
+            .parked
+            .values()
+            .filter(|d| {
+                d.op.as_ref()
+                    .is_some_and(|o| o.inputs.iter().all(|i| self.decls.contains_key(i)))
+            })
+            .cloned()
+            .collect();
+        for d in unparked {
+            self.parked.remove(&d.id);
+            self.add_decl(d)?;
+        }
+        self.run_ready();
+        Ok(true)
+    }
+
+    /// The functions and types this replica's code registered (by declaring operators and
+    /// variables), to hand to another [`Program`] of the same process.
+    pub fn functions(&self) -> Functions {
+        Functions {
+            catalog: self.catalog.clone(),
+            types: self.types.clone(),
+        }
+    }
+
+    /// Makes `functions` known here, so declarations received with [`Program::add_decl`]
+    /// that use them are instantiated.
+    pub fn use_functions(&mut self, functions: &Functions) {
+        for (k, v) in &functions.catalog {
+            self.catalog.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &functions.types {
+            self.types.entry(k.clone()).or_insert(*v);
+        }
+        let decls: Vec<Decl> = self.decls.values().cloned().collect();
+        for d in decls {
+            self.materialize(&d);
+        }
+        self.run_ready();
+    }
+
+    /// Starts holding `id` (and instantiates what that enables).
+    pub fn hold(&mut self, id: &str) {
+        if let Interest::Only(ids) = &mut self.interest {
+            if ids.insert(id.to_string()) {
+                if let Some(d) = self.decls.get(id).cloned() {
+                    self.materialize(&d);
+                }
+            }
+        }
+    }
+
+    /// Whether this replica holds `id`.
+    pub fn holds(&self, id: &str) -> bool {
+        self.by_id.contains_key(id)
+    }
+
+    /// Whether `id` is computed by an operator on this replica.
+    pub fn computes(&self, id: &str) -> bool {
+        self.by_id
+            .get(id)
+            .is_some_and(|&i| self.vars[i].producer.is_some())
+    }
+
+    /// Ids of the variables held here.
+    pub fn held(&self) -> Vec<String> {
+        self.by_id.keys().map(|k| k.to_string()).collect()
+    }
+
+    // ----- reads ----------------------------------------------------------------------------
+
+    fn slot(&self, id: &str) -> Result<usize, Error> {
+        match self.by_id.get(id) {
+            Some(&i) => Ok(i),
+            None if self.decls.contains_key(id) => Err(Error::NotHeld(id.to_string())),
+            None => Err(Error::UnknownVar(id.to_string())),
+        }
+    }
+
+    /// The current state of `var`.
+    pub fn state<L: Lattice>(&self, var: &Var<L>) -> Result<&L, Error> {
+        let i = self.slot(var.id())?;
+        downcast::<L>(&*self.vars[i].state).ok_or_else(|| Error::TypeMismatch {
+            id: var.id().to_string(),
+            declared: self.vars[i].ty.name.to_string(),
+            requested: std::any::type_name::<L>().to_string(),
+        })
+    }
+
+    /// The current value of `var` (never blocks).
+    pub fn query<L: Lattice + Query>(&self, var: &Var<L>) -> Result<L::Value, Error> {
+        self.state(var).map(Query::query)
+    }
+
+    /// The erased state of the variable `id`.
+    pub fn state_dyn(&self, id: &str) -> Result<&dyn AnyLattice, Error> {
+        self.slot(id).map(|i| &*self.vars[i].state)
+    }
+
+    /// The query value of `id`, rendered with `Debug`.
+    pub fn show(&self, id: &str) -> Result<String, Error> {
+        let i = self.slot(id)?;
+        Ok((self.vars[i].ty.show)(&*self.vars[i].state))
+    }
+
+    /// Runs `f` once, as soon as `threshold` holds on `var` (at once if it already does):
+    /// Lasp's blocking `read`, as a continuation.
+    pub fn read<L, F>(&mut self, var: &Var<L>, threshold: Threshold<L>, f: F) -> Result<(), Error>
+    where
+        L: Lattice,
+        F: FnOnce(&mut Program, &L) + 'static,
+    {
+        threshold.validate()?;
+        let i = self.slot(var.id())?;
+        self.state(var)?;
+        let check: Check = Box::new(move |s| {
+            threshold
+                .holds(downcast::<L>(s).expect("typed at registration"))
+                .unwrap_or(false)
+        });
+        let f: OnceFn = Box::new(move |p, s| f(p, downcast::<L>(s).expect("typed")));
+        self.vars[i].watches.push(Watch::Read { check, f });
+        self.check_watches(i);
+        self.run_ready();
+        Ok(())
+    }
+
+    /// Runs `f` after every change of `var`. Returns an id for [`Program::unsubscribe`].
+    pub fn subscribe<L, F>(&mut self, var: &Var<L>, mut f: F) -> Result<u64, Error>
+    where
+        L: Lattice,
+        F: FnMut(&mut Program, &L) + 'static,
+    {
+        let i = self.slot(var.id())?;
+        self.state(var)?;
+        let id = self.next_sub;
+        self.next_sub += 1;
+        let f: EveryFn = Box::new(move |p, s| f(p, downcast::<L>(s).expect("typed")));
+        self.vars[i].watches.push(Watch::Every { id, f: Some(f) });
+        Ok(id)
+    }
+
+    /// Stops a subscription.
+    pub fn unsubscribe(&mut self, id: u64) {
+        for v in &mut self.vars {
+            v.watches
+                .retain(|w| !matches!(w, Watch::Every { id: i, .. } if *i == id));
+        }
+    }
+
+    /// A trigger named `name`: runs `action` once when `threshold` holds on `var`, and never
+    /// again on this replica (a trigger already recorded as fired, see
+    /// [`Program::fired_triggers`], is not armed). Which replica arms a trigger is the
+    /// replication layer's choice (one owner per trigger under stable membership).
+    pub fn trigger<L, F>(
+        &mut self,
+        name: &str,
+        var: &Var<L>,
+        threshold: Threshold<L>,
+        action: F,
+    ) -> Result<(), Error>
+    where
+        L: Lattice,
+        F: FnOnce(&mut Program, &L) + 'static,
+    {
+        threshold.validate()?;
+        if self.fired.contains(name) {
+            return Ok(());
+        }
+        let i = self.slot(var.id())?;
+        self.state(var)?;
+        if self.vars[i]
+            .watches
+            .iter()
+            .any(|w| matches!(w, Watch::Trigger { name: n, .. } if n == name))
+        {
+            return Err(Error::DuplicateTrigger(name.to_string()));
+        }
+        let check: Check = Box::new(move |s| {
+            threshold
+                .holds(downcast::<L>(s).expect("typed at registration"))
+                .unwrap_or(false)
+        });
+        let f: OnceFn = Box::new(move |p, s| action(p, downcast::<L>(s).expect("typed")));
+        self.vars[i].watches.push(Watch::Trigger {
+            name: name.to_string(),
+            check,
+            f,
+        });
+        self.check_watches(i);
+        self.run_ready();
+        Ok(())
+    }
+
+    /// Names of the triggers that fired here (persist them to never fire twice across
+    /// restarts; restore with [`Program::mark_fired`]).
+    pub fn fired_triggers(&self) -> &BTreeSet<String> {
+        &self.fired
+    }
+
+    /// Records `name` as fired (a trigger of that name will not be armed).
+    pub fn mark_fired(&mut self, name: &str) {
+        self.fired.insert(name.to_string());
+        for v in &mut self.vars {
+            v.watches
+                .retain(|w| !matches!(w, Watch::Trigger { name: n, .. } if n == name));
+        }
+    }
+
+    // ----- writes ---------------------------------------------------------------------------
+
+    /// Applies the update `op` to `var` on behalf of `actor`; returns whether it changed.
+    /// Derived variables cannot be updated directly.
+    pub fn update<L, O>(&mut self, var: &Var<L>, op: O, actor: Actor) -> Result<bool, Error>
+    where
+        L: Lattice,
+        O: Update<L>,
+    {
+        let i = self.slot(var.id())?;
+        if self.vars[i].producer.is_some() {
+            return Err(Error::Derived(var.id().to_string()));
+        }
+        let delta = op.delta(self.state(var)?, actor)?;
+        let changed = self.apply_idx(i, &delta);
+        self.run_ready();
+        Ok(changed)
+    }
+
+    /// Joins `value` into `var` (Lasp's `bind`); returns whether it changed.
+    pub fn bind<L: Lattice>(&mut self, var: &Var<L>, value: &L) -> Result<bool, Error> {
+        let i = self.slot(var.id())?;
+        self.state(var)?;
+        let changed = self.apply_idx(i, value);
+        self.run_ready();
+        Ok(changed)
+    }
+
+    /// Joins a value of `id`'s type received from another replica (MessagePack). Malformed
+    /// bytes are an error and change nothing.
+    pub fn apply_encoded(&mut self, id: &str, bytes: &[u8]) -> Result<bool, Error> {
+        let i = self.slot(id)?;
+        let value = (self.vars[i].ty.decode)(bytes)?;
+        let changed = self.apply_idx(i, &*value);
+        self.run_ready();
+        Ok(changed)
+    }
+
+    /// Joins an erased value of `id`'s type; returns whether it changed. A value of another
+    /// type is an error.
+    pub fn apply_dyn(&mut self, id: &str, value: &dyn AnyLattice) -> Result<bool, Error> {
+        let i = self.slot(id)?;
+        if value.type_name() != self.vars[i].ty.name {
+            return Err(Error::TypeMismatch {
+                id: id.to_string(),
+                declared: self.vars[i].ty.name.to_string(),
+                requested: value.type_name().to_string(),
+            });
+        }
+        let changed = self.apply_idx(i, value);
+        self.run_ready();
+        Ok(changed)
+    }
+
+    /// Decodes a value of `id`'s type.
+    pub fn decode(&self, id: &str, bytes: &[u8]) -> Result<Box<dyn AnyLattice>, Error> {
+        let i = self.slot(id)?;
+        Ok((self.vars[i].ty.decode)(bytes)?)
+    }
+
+    /// The effective deltas recorded since the last call, per variable id, in the order they
+    /// happened (only while [`Program::record_changes`] is on).
+    pub fn drain_changes(&mut self) -> Vec<(Arc<str>, Box<dyn AnyLattice>)> {
+        let changes = std::mem::take(&mut self.changes);
+        changes
+            .into_iter()
+            .map(|(i, d)| (self.vars[i].id.clone(), d))
+            .collect()
+    }
+
+    /// Joins `incoming` into variable `v` and propagates its effective delta.
+    fn apply_idx(&mut self, v: usize, incoming: &dyn AnyLattice) -> bool {
+        let eff = incoming.delta_dyn(&*self.vars[v].state);
+        if eff.is_bottom() {
+            return false;
+        }
+        self.propagate(v, eff);
+        true
+    }
+
+    fn propagate(&mut self, v: usize, delta: Box<dyn AnyLattice>) {
+        let consumers = self.vars[v].consumers.clone();
+        let mut outs: Vec<(usize, Box<dyn AnyLattice>)> = Vec::with_capacity(consumers.len());
+        for &(op, pos) in &consumers {
+            if self.ops[op].op.needs_before(pos) {
+                outs.push((op, self.run_op(op, pos, &*delta)));
+            }
+        }
+        let changed = self.vars[v].state.join_dyn(&*delta);
+        debug_assert!(changed, "an effective delta always changes the state");
+        for &(op, pos) in &consumers {
+            if !self.ops[op].op.needs_before(pos) {
+                outs.push((op, self.run_op(op, pos, &*delta)));
+            }
+        }
+        self.check_watches(v);
+        if self.record_changes {
+            self.changes.push((v, delta));
+        }
+        for (op, out) in outs {
+            let o = self.ops[op].output;
+            let eff = out.delta_dyn(&*self.vars[o].state);
+            if !eff.is_bottom() {
+                self.propagate(o, eff);
+            }
+        }
+    }
+
+    fn run_op(&self, op: usize, pos: usize, delta: &dyn AnyLattice) -> Box<dyn AnyLattice> {
+        let slot = &self.ops[op];
+        let states: Vec<&dyn AnyLattice> =
+            slot.inputs.iter().map(|&i| &*self.vars[i].state).collect();
+        slot.op.apply(pos, delta, &states)
+    }
+
+    fn check_watches(&mut self, v: usize) {
+        let mut i = 0;
+        while i < self.vars[v].watches.len() {
+            let hit = match &self.vars[v].watches[i] {
+                Watch::Read { check, .. } | Watch::Trigger { check, .. } => {
+                    check(&*self.vars[v].state)
+                }
+                Watch::Every { id, .. } => {
+                    self.ready.push(Ready::Every(*id, v));
+                    false
+                }
+            };
+            if hit {
+                match self.vars[v].watches.remove(i) {
+                    Watch::Read { f, .. } => self.ready.push(Ready::Once(f, v)),
+                    Watch::Trigger { name, f, .. } => {
+                        self.fired.insert(name);
+                        self.ready.push(Ready::Once(f, v));
+                    }
+                    Watch::Every { .. } => unreachable!("subscriptions are never removed here"),
+                }
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// Runs the continuations whose conditions became true, in order; they may update
+    /// variables, which may make more ready.
+    fn run_ready(&mut self) {
+        if self.running {
+            return;
+        }
+        self.running = true;
+        while !self.ready.is_empty() {
+            let batch = std::mem::take(&mut self.ready);
+            for r in batch {
+                match r {
+                    Ready::Once(f, v) => {
+                        let state = self.vars[v].state.clone_box();
+                        f(self, &*state);
+                    }
+                    Ready::Every(id, v) => {
+                        let taken = self.vars[v].watches.iter_mut().find_map(|w| match w {
+                            Watch::Every { id: i, f } if *i == id => f.take(),
+                            _ => None,
+                        });
+                        if let Some(mut f) = taken {
+                            let state = self.vars[v].state.clone_box();
+                            f(self, &*state);
+                            if let Some(Watch::Every { f: slot, .. }) = self.vars[v]
+                                .watches
+                                .iter_mut()
+                                .find(|w| matches!(w, Watch::Every { id: i, .. } if *i == id))
+                            {
+                                *slot = Some(f);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        self.running = false;
+    }
+}
+
+// ----- operators ------------------------------------------------------------------------------
+
+fn input<L: 'static>(v: &dyn AnyLattice) -> &L {
+    downcast::<L>(v).expect("operator inputs are typed at declaration")
+}
+
+/// map and filter: stateless, one input.
+struct Unary<T, U, In, F> {
+    tag: VarTag,
+    f: F,
+    _t: PhantomData<fn(T, In) -> U>,
+}
+
+impl<T, U, In, F> Operator for Unary<T, U, In, F>
+where
+    T: Element,
+    U: Element,
+    In: CausalSet<T>,
+    F: Fn(&DSet<T>) -> DSet<U>,
+{
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        _: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        Box::new((self.f)(&input::<In>(delta).lift(self.tag)))
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        Box::new((self.f)(&input::<In>(inputs[0]).lift(self.tag)))
+    }
+}
+
+struct FoldOperator<T, In, F> {
+    tag: VarTag,
+    _t: PhantomData<fn(T, In, F)>,
+}
+
+impl<T: Element, In: CausalSet<T>, F: FoldOp<T>> Operator for FoldOperator<T, In, F> {
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        _: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        Box::new(Folded::<T, F>::from_set(input::<In>(delta).lift(self.tag)))
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        Box::new(Folded::<T, F>::from_set(
+            input::<In>(inputs[0]).lift(self.tag),
+        ))
+    }
+}
+
+struct UnionOp<T, A, B> {
+    tags: [VarTag; 2],
+    _t: PhantomData<fn(T, A, B)>,
+}
+
+impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for UnionOp<T, A, B> {
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        let d = if pos == 0 {
+            input::<A>(delta).lift(self.tags[0])
+        } else {
+            input::<B>(delta).lift(self.tags[1])
+        };
+        Box::new(ops::union_delta(&d))
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        let mut out = input::<A>(inputs[0]).lift(self.tags[0]);
+        out.join(&input::<B>(inputs[1]).lift(self.tags[1]));
+        Box::new(out)
+    }
+}
+
+struct ProductOp<T, U, A, B> {
+    tags: [VarTag; 2],
+    _t: PhantomData<fn(T, U, A, B)>,
+}
+
+impl<T: Element, U: Element, A: CausalSet<T>, B: CausalSet<U>> Operator for ProductOp<T, U, A, B> {
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        inputs: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        if pos == 0 {
+            let d = input::<A>(delta).lift(self.tags[0]);
+            Box::new(ops::product_left_delta(
+                &d,
+                input::<B>(inputs[1]),
+                self.tags[1],
+            ))
+        } else {
+            let d = input::<B>(delta).lift(self.tags[1]);
+            Box::new(ops::product_right_delta(
+                input::<A>(inputs[0]),
+                self.tags[0],
+                &d,
+            ))
+        }
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        let a = input::<A>(inputs[0]).lift(self.tags[0]);
+        Box::new(ops::product_left_delta(
+            &a,
+            input::<B>(inputs[1]),
+            self.tags[1],
+        ))
+    }
+}
+
+struct IntersectionOp<T, A, B> {
+    tags: [VarTag; 2],
+    _t: PhantomData<fn(T, A, B)>,
+}
+
+impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for IntersectionOp<T, A, B> {
+    fn needs_before(&self, _: usize) -> bool {
+        true
+    }
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        inputs: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        let (a, b) = (input::<A>(inputs[0]), input::<B>(inputs[1]));
+        if pos == 0 {
+            let d = input::<A>(delta).lift(self.tags[0]);
+            Box::new(ops::intersection_left_delta(
+                &d,
+                (a, self.tags[0]),
+                (b, self.tags[1]),
+            ))
+        } else {
+            let d = input::<B>(delta).lift(self.tags[1]);
+            Box::new(ops::intersection_right_delta(
+                (a, self.tags[0]),
+                &d,
+                (b, self.tags[1]),
+            ))
+        }
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        let a = input::<A>(inputs[0]).lift(self.tags[0]);
+        let b = input::<B>(inputs[1]);
+        Box::new(ops::intersection_left_delta(
+            &a,
+            (&DSet::<T>::bottom(), self.tags[0]),
+            (b, self.tags[1]),
+        ))
+    }
+}

@@ -1,0 +1,293 @@
+//! The engine's contract: declarations, operators, reads, triggers, graph shipping, interest.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::rc::Rc;
+
+use rasp_dataflow::causal::DSet;
+use rasp_dataflow::fold::{Count, Folded, Sum};
+use rasp_dataflow::update::{add, inc, remove};
+use rasp_dataflow::{Error, Func, Interest, Program};
+use rasp_lattice::{GCounter, Lattice, ORSet, Threshold};
+
+fn set<T: Ord + Clone>(xs: &[T]) -> BTreeSet<T> {
+    xs.iter().cloned().collect()
+}
+
+#[test]
+fn chain_of_operators_tracks_updates() {
+    let mut p = Program::new(1);
+    let a = p.declare::<ORSet<i64>>("a").unwrap();
+    let b = p.declare::<ORSet<i64>>("b").unwrap();
+    let u = p.union("u", &a, &b).unwrap();
+    let m = p
+        .map("m", &u, Func::new("double", |x: &i64| x * 2))
+        .unwrap();
+    let f = p
+        .filter("f", &m, Func::new("big", |x: &i64| *x >= 4))
+        .unwrap();
+    let i = p.intersection("i", &a, &b).unwrap();
+    let pr = p.product("p", &i, &b).unwrap();
+    let s = p.fold::<i64, _, Sum>("s", &u).unwrap();
+    let n = p.fold::<(i64, i64), _, Count>("n", &pr).unwrap();
+
+    p.update(&a, add(1), 1).unwrap();
+    p.update(&a, add(2), 1).unwrap();
+    p.update(&b, add(2), 2).unwrap();
+    p.update(&b, add(3), 2).unwrap();
+    assert_eq!(p.query(&u).unwrap(), set(&[1, 2, 3]));
+    assert_eq!(p.query(&m).unwrap(), set(&[2, 4, 6]));
+    assert_eq!(p.query(&f).unwrap(), set(&[4, 6]));
+    assert_eq!(p.query(&i).unwrap(), set(&[2]));
+    assert_eq!(p.query(&pr).unwrap(), set(&[(2, 2), (2, 3)]));
+    assert_eq!(p.query(&s).unwrap(), 6);
+    assert_eq!(p.query(&n).unwrap(), 2);
+
+    // A removal flows through every operator.
+    p.update(&b, remove(2), 2).unwrap();
+    assert_eq!(p.query(&u).unwrap(), set(&[1, 2, 3]), "2 is still in a");
+    assert_eq!(p.query(&i).unwrap(), set(&[]));
+    assert_eq!(p.query(&pr).unwrap(), set(&[]));
+    assert_eq!(p.query(&n).unwrap(), 0);
+    p.update(&a, remove(2), 1).unwrap();
+    assert_eq!(p.query(&u).unwrap(), set(&[1, 3]));
+    assert_eq!(p.query(&f).unwrap(), set(&[6]));
+    assert_eq!(p.query(&s).unwrap(), 4);
+}
+
+#[test]
+fn declarations_are_checked() {
+    let mut p = Program::new(1);
+    let a = p.declare::<ORSet<i64>>("a").unwrap();
+    // Same id, same type: the same variable.
+    let a2 = p.declare::<ORSet<i64>>("a").unwrap();
+    p.update(&a, add(7), 1).unwrap();
+    assert_eq!(p.query(&a2).unwrap(), set(&[7]));
+    // Same id, other type: an error naming both types.
+    let e = p.declare::<GCounter>("a").unwrap_err();
+    assert!(matches!(e, Error::TypeMismatch { .. }), "{e}");
+    assert!(e.to_string().contains("ORSet") && e.to_string().contains("GCounter"));
+    // Unknown inputs, same input twice, updates of derived variables.
+    let ghost = rasp_dataflow::program::Program::new(9)
+        .declare::<ORSet<i64>>("ghost")
+        .unwrap();
+    assert!(matches!(
+        p.union("u", &a, &ghost),
+        Err(Error::UnknownVar(_))
+    ));
+    assert!(matches!(p.union("u", &a, &a), Err(Error::SameInputs(_))));
+    let m = p.map("m", &a, Func::new("id", |x: &i64| *x)).unwrap();
+    assert!(matches!(
+        p.update(&m, |s: &DSet<i64>, _| s.clone(), 1),
+        Err(Error::Derived(_))
+    ));
+}
+
+#[test]
+fn cycles_are_rejected() {
+    let mut p = Program::new(1);
+    let a = p.declare::<DSet<i64>>("a").unwrap();
+    let b = p.map("b", &a, Func::new("inc", |x: &i64| x + 1)).unwrap();
+    let c = p.map("c", &b, Func::new("inc", |x: &i64| x + 1)).unwrap();
+    // a := map(c) would close a → b → c → a.
+    let e = p
+        .map("a", &c, Func::new("inc", |x: &i64| x + 1))
+        .unwrap_err();
+    assert!(matches!(e, Error::Cycle { .. }), "{e}");
+    assert!(e.to_string().contains("cycle"));
+    // Self-loop.
+    let d = p.declare::<DSet<i64>>("d").unwrap();
+    assert!(matches!(
+        p.map("d", &d, Func::new("inc", |x: &i64| x + 1)),
+        Err(Error::Cycle { .. })
+    ));
+    // Attaching an operator to a declared variable without a cycle is fine.
+    let e2 = p.declare::<DSet<i64>>("e").unwrap();
+    p.map("e", &b, Func::new("inc", |x: &i64| x + 1)).unwrap();
+    p.bind(&a, &{
+        let mut s = ORSet::<i64>::bottom();
+        s.add(1, 10);
+        rasp_dataflow::causal::CausalSet::lift(&s, a.tag())
+    })
+    .unwrap();
+    assert_eq!(p.query(&e2).unwrap(), set(&[12]));
+}
+
+#[test]
+fn threshold_reads_fire_exactly_when_the_threshold_holds() {
+    let mut p = Program::new(1);
+    let c = p.declare::<GCounter>("clicks").unwrap();
+    let seen = Rc::new(RefCell::new(Vec::new()));
+    let s = seen.clone();
+    p.read(&c, Threshold::value(3), move |_, v: &GCounter| {
+        s.borrow_mut().push(rasp_lattice::Query::query(v))
+    })
+    .unwrap();
+    p.update(&c, inc(1), 1).unwrap();
+    p.update(&c, inc(1), 2).unwrap();
+    assert!(seen.borrow().is_empty(), "2 < 3: still blocked");
+    p.update(&c, inc(1), 1).unwrap();
+    assert_eq!(*seen.borrow(), vec![3], "unblocked at exactly 3");
+    p.update(&c, inc(5), 1).unwrap();
+    assert_eq!(*seen.borrow(), vec![3], "a read fires once");
+    // Already holding: fires at once.
+    let s = seen.clone();
+    p.read(&c, Threshold::value(1), move |_, v: &GCounter| {
+        s.borrow_mut().push(rasp_lattice::Query::query(v))
+    })
+    .unwrap();
+    assert_eq!(*seen.borrow(), vec![3, 8]);
+    // A numeric threshold on a set is a clear error at registration.
+    let set = p.declare::<ORSet<i64>>("set").unwrap();
+    assert!(p.read(&set, Threshold::Value(1), |_, _| {}).is_err());
+}
+
+#[test]
+fn triggers_fire_once_and_can_update_the_program() {
+    // The ad counter's server in miniature: at 3 impressions remove the ad.
+    let mut p = Program::new(1);
+    let ads = p.declare::<ORSet<String>>("ads").unwrap();
+    let views = p.declare::<GCounter>("views/a").unwrap();
+    p.update(&ads, add("a".to_string()), 1).unwrap();
+    p.update(&ads, add("b".to_string()), 1).unwrap();
+    let fired = Rc::new(RefCell::new(0));
+    let f = fired.clone();
+    let ads2 = ads.clone();
+    p.trigger("remove a", &views, Threshold::value(3), move |p, _| {
+        *f.borrow_mut() += 1;
+        p.update(&ads2, remove("a".to_string()), 1).unwrap();
+    })
+    .unwrap();
+    for _ in 0..10 {
+        p.update(&views, inc(1), 2).unwrap();
+    }
+    assert_eq!(*fired.borrow(), 1);
+    assert_eq!(p.query(&ads).unwrap(), set(&["b".to_string()]));
+    assert!(p.fired_triggers().contains("remove a"));
+    // Re-arming a fired trigger does nothing (never twice on a replica).
+    let f = fired.clone();
+    p.trigger("remove a", &views, Threshold::value(3), move |_, _| {
+        *f.borrow_mut() += 1
+    })
+    .unwrap();
+    assert_eq!(*fired.borrow(), 1);
+}
+
+#[test]
+fn subscriptions_see_every_change() {
+    let mut p = Program::new(1);
+    let a = p.declare::<ORSet<i64>>("a").unwrap();
+    let m = p.map("m", &a, Func::new("neg", |x: &i64| -x)).unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let id = p
+        .subscribe(&m, move |_, s: &DSet<i64>| {
+            l.borrow_mut().push(rasp_lattice::Query::query(s))
+        })
+        .unwrap();
+    p.update(&a, add(1), 1).unwrap();
+    p.update(&a, add(1), 1).unwrap(); // re-add: a new dot, still a change
+    p.update(&a, add(2), 1).unwrap();
+    p.unsubscribe(id);
+    p.update(&a, add(3), 1).unwrap();
+    let log = log.borrow();
+    assert_eq!(log.len(), 3);
+    assert_eq!(log[2], set(&[-2, -1]));
+}
+
+/// The program graph is data: a replica that receives the declarations (in any order)
+/// instantiates the operators it has the functions for, over the inputs it holds.
+#[test]
+fn graph_ships_between_replicas() {
+    let build = |p: &mut Program| {
+        let a = p.declare::<ORSet<i64>>("a").unwrap();
+        let b = p.declare::<ORSet<i64>>("b").unwrap();
+        let u = p.union("u", &a, &b).unwrap();
+        p.filter("even", &u, Func::new("even", |x: &i64| x % 2 == 0))
+            .unwrap();
+    };
+    let mut server = Program::new(1);
+    build(&mut server);
+    let mut decls = server.graph();
+    decls.reverse(); // out of order: operators before their inputs
+
+    // A replica that has not seen the code's types keeps declarations as data only.
+    let mut bare = Program::new(2);
+    for d in decls.clone() {
+        bare.add_decl(d).unwrap();
+    }
+    assert!(!bare.holds("u"));
+    assert_eq!(bare.graph(), server.graph());
+
+    // A replica of the same binary (it knows the functions) instantiates everything.
+    let mut other = Program::new(3);
+    other.use_functions(&server.functions());
+    for d in decls.clone() {
+        assert!(other.add_decl(d).unwrap());
+    }
+    assert!(other.computes("u") && other.computes("even"));
+    let a = other.declare::<ORSet<i64>>("a").unwrap();
+    let b = other.declare::<ORSet<i64>>("b").unwrap();
+    other.update(&a, add(1), 3).unwrap();
+    other.update(&b, add(2), 3).unwrap();
+    assert_eq!(other.show("even").unwrap(), "{2}");
+    // The late-comer `bare` learns the functions: the graph it kept comes alive.
+    bare.use_functions(&server.functions());
+    assert!(bare.computes("even"));
+    // Identical declarations change nothing.
+    let mut replica = Program::new(4);
+    build(&mut replica);
+    for d in decls {
+        assert!(!replica.add_decl(d).unwrap());
+    }
+    // A conflicting remote declaration is an error.
+    let mut bad = server.graph().into_iter().find(|d| d.id == "u").unwrap();
+    bad.type_name = "something else".into();
+    assert!(replica.add_decl(bad).is_err());
+}
+
+/// A client holds only what it reads: no operator runs there, the derived variable is fed by
+/// joining states computed elsewhere.
+#[test]
+fn clients_hold_only_their_interest() {
+    let build = |p: &mut Program| {
+        let a = p.declare::<ORSet<i64>>("a").unwrap();
+        let m = p.map("m", &a, Func::new("sq", |x: &i64| x * x)).unwrap();
+        (a, m)
+    };
+    let mut server = Program::new(1);
+    let (a, m) = build(&mut server);
+    let mut client = Program::with_interest(2, Interest::Only(set(&["m".to_string()])));
+    let (ca, cm) = build(&mut client);
+    assert!(client.holds("m") && !client.holds("a") && !client.computes("m"));
+    assert!(matches!(client.query(&ca), Err(Error::NotHeld(_))));
+    server.update(&a, add(3), 1).unwrap();
+    server.update(&a, add(4), 1).unwrap();
+    let bytes = rasp_lattice::encode(server.state(&m).unwrap()).unwrap();
+    assert!(client.apply_encoded("m", &bytes).unwrap());
+    assert_eq!(client.query(&cm).unwrap(), set(&[9, 16]));
+    // Garbage is an error and changes nothing.
+    assert!(client.apply_encoded("m", b"\xc1garbage").is_err());
+    assert_eq!(client.query(&cm).unwrap(), set(&[9, 16]));
+    // Interest can grow.
+    client.hold("a");
+    assert!(client.holds("a") && client.computes("m"));
+}
+
+#[test]
+fn folded_value_supports_value_thresholds() {
+    let mut p = Program::new(1);
+    let a = p.declare::<ORSet<i64>>("a").unwrap();
+    let s = p.fold::<i64, _, Sum>("s", &a).unwrap();
+    let hit = Rc::new(RefCell::new(None));
+    let h = hit.clone();
+    p.read(&s, Threshold::Value(10), move |_, v: &Folded<i64, Sum>| {
+        *h.borrow_mut() = Some(rasp_lattice::Query::query(v))
+    })
+    .unwrap();
+    p.update(&a, add(4), 1).unwrap();
+    p.update(&a, add(5), 1).unwrap();
+    assert_eq!(*hit.borrow(), None);
+    p.update(&a, add(1), 1).unwrap();
+    assert_eq!(*hit.borrow(), Some(10));
+}
