@@ -96,6 +96,9 @@ pub fn downcast<L: 'static>(v: &dyn AnyLattice) -> Option<&L> {
     v.as_any().downcast_ref::<L>()
 }
 
+/// Decodes a MessagePack value of some lattice type.
+pub type DecodeFn = fn(&[u8]) -> Result<Box<dyn AnyLattice>, rasp_lattice::Error>;
+
 /// The typed operations a variable's type provides to the engine, captured when the variable
 /// is declared (function pointers, so a variable costs no allocation for them).
 #[derive(Clone, Copy)]
@@ -105,7 +108,7 @@ pub struct TypeOps {
     /// Bottom of the type.
     pub bottom: fn() -> Box<dyn AnyLattice>,
     /// Decodes a MessagePack value of the type.
-    pub decode: fn(&[u8]) -> Result<Box<dyn AnyLattice>, rasp_lattice::Error>,
+    pub decode: DecodeFn,
     /// A readable rendering of the query value, for summaries and logs.
     pub show: fn(&dyn AnyLattice) -> String,
 }

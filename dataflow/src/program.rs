@@ -399,10 +399,7 @@ impl Program {
         let downstream: Vec<Decl> = self
             .decls
             .values()
-            .filter(|d| {
-                d.op.as_ref()
-                    .is_some_and(|o| o.inputs.iter().any(|i| *i == decl.id))
-            })
+            .filter(|d| d.op.as_ref().is_some_and(|o| o.inputs.contains(&decl.id)))
             .cloned()
             .collect();
         for d in downstream {
