@@ -4,9 +4,10 @@
 //! store (key `rasp/boots`) and answers [`InfoRequest`]s on the `rasp/info` service.
 
 use super::config::{resolve, NetArgs};
+use super::demo::{Demo, DemoConfig};
 use super::{config_error, runtime, ShutdownSignal};
 use clap::Args;
-use rasp_runtime::net::Node;
+use rasp_runtime::net::{Node, NodeHandle};
 use rasp_runtime::{boot, Atom, AtomId, Boot, Ctx, Message};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
@@ -17,6 +18,21 @@ pub struct NodeArgs {
     /// Network settings.
     #[command(flatten)]
     pub net: NetArgs,
+    /// Run the demo protocol (ping-pong + gossiped grow-only counter) for a cluster of this
+    /// many nodes; prints `demo=<json outcome>` when this node is done
+    #[arg(long, env = "RASP_DEMO_NODES", value_name = "N")]
+    pub demo_nodes: Option<u32>,
+    /// Demo: increments per node
+    #[arg(
+        long,
+        env = "RASP_DEMO_INCREMENTS",
+        value_name = "K",
+        default_value_t = 20
+    )]
+    pub demo_increments: u64,
+    /// Demo: ping-pong rounds with each peer
+    #[arg(long, env = "RASP_DEMO_PINGS", value_name = "P", default_value_t = 3)]
+    pub demo_pings: u32,
 }
 
 /// Store key of the boot counter.
@@ -70,8 +86,21 @@ pub fn run(args: NodeArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => return config_error(e),
     };
-    let boot: Boot = boot(|b| {
+    let demo = match args.demo_nodes {
+        Some(0) => return config_error("--demo-nodes must be at least 1"),
+        Some(nodes) => Some(DemoConfig {
+            nodes,
+            increments: args.demo_increments,
+            pings: args.demo_pings,
+        }),
+        None => None,
+    };
+    let demo_boot = demo.clone();
+    let boot: Boot = boot(move |b| {
         b.spawn(NodeInfo::default());
+        if let Some(d) = &demo_boot {
+            b.spawn(Demo::new(d.clone(), Vec::new()));
+        }
     });
     runtime().block_on(async move {
         let signals = ShutdownSignal::install();
@@ -95,8 +124,28 @@ pub fn run(args: NodeArgs) -> ExitCode {
         for a in node.listen_addrs() {
             println!("listen={a}");
         }
+        if demo.is_some() {
+            tokio::spawn(report_demo(node.clone_handle()));
+        }
         signals.wait().await;
         node.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Prints `demo=<json outcome>` once the demo atom (atom 1) is done.
+async fn report_demo(node: NodeHandle) {
+    loop {
+        let done = node
+            .call(|h, _| h.with_atom::<Demo, _>(AtomId(1), |d| d.done.clone()))
+            .await;
+        match done {
+            None => return, // node stopped
+            Some(Some(Some((_, outcome)))) => {
+                println!("demo={}", serde_json::to_string(&outcome).expect("json"));
+                return;
+            }
+            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
 }

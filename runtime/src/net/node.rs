@@ -204,12 +204,14 @@ impl Node {
         &self,
         f: impl FnOnce(&mut Host, &mut dyn Platform) -> R + Send + 'static,
     ) -> Option<R> {
-        let (tx, rx) = oneshot::channel();
-        let call = Box::new(move |h: &mut Host, p: &mut dyn Platform| {
-            let _ = tx.send(f(h, p));
-        });
-        self.inbound.send(Inbound::Call(call)).await.ok()?;
-        rx.await.ok()
+        call(&self.inbound, f).await
+    }
+
+    /// A cloneable handle for [`NodeHandle::call`] from other tasks.
+    pub fn clone_handle(&self) -> NodeHandle {
+        NodeHandle {
+            inbound: self.inbound.clone(),
+        }
     }
 
     /// Asks the network task to open a connection to `addr` (e.g. after start).
@@ -226,4 +228,32 @@ impl Node {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
     }
+}
+
+/// A cloneable handle to a running [`Node`] for driver calls from other tasks.
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    inbound: mpsc::Sender<Inbound>,
+}
+
+impl NodeHandle {
+    /// See [`Node::call`].
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Host, &mut dyn Platform) -> R + Send + 'static,
+    ) -> Option<R> {
+        call(&self.inbound, f).await
+    }
+}
+
+async fn call<R: Send + 'static>(
+    inbound: &mpsc::Sender<Inbound>,
+    f: impl FnOnce(&mut Host, &mut dyn Platform) -> R + Send + 'static,
+) -> Option<R> {
+    let (tx, rx) = oneshot::channel();
+    let call = Box::new(move |h: &mut Host, p: &mut dyn Platform| {
+        let _ = tx.send(f(h, p));
+    });
+    inbound.send(Inbound::Call(call)).await.ok()?;
+    rx.await.ok()
 }
