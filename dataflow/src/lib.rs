@@ -20,6 +20,7 @@ pub mod error;
 pub mod fold;
 pub mod ops;
 pub mod program;
+pub mod replica;
 pub mod update;
 
 pub use error::Error;

@@ -1,0 +1,832 @@
+//! Replication of a [`Program`]'s variables between nodes: state-based or delta-based
+//! synchronisation with the BP and RR optimisations (Enes, Almeida, Baquero, Leitão,
+//! "Efficient Synchronization of State-based CRDTs", ICDE 2019, Algorithm 2), over the
+//! membership layer's neighbours, as an atom on the runtime.
+//!
+//! **Delta-based sync.** Every effective change of a held variable (a local update, a derived
+//! variable recomputed, a remote delta) enters a bounded *delta buffer* with a sequence number
+//! and its origin. Every `sync_interval` each neighbour gets the join, per variable, of the
+//! buffer entries it has not acknowledged (only for variables it holds: interest), with the
+//! buffer's sequence number; it acknowledges that number, and entries every neighbour has
+//! acknowledged are garbage-collected.
+//! - **BP** (avoid back-propagation): entries that came from neighbour `j` are not sent to `j`.
+//! - **RR** (remove redundant): a received delta enters the buffer only as its part that
+//!   strictly inflates the local state ([`rasp_lattice::Lattice::delta`]), not whole.
+//!
+//! **State-based sync** ships every held variable's whole state to every neighbour each
+//! interval (the baseline the ICDE paper measures against).
+//!
+//! **Catch-up at once** (Lasp issue #290): when a neighbour appears, both sides exchange a
+//! [`Hello`] (the variables they hold and the graph's declarations) and then each sends the
+//! other the full state of the variables they share, without waiting for a new update. A
+//! neighbour that fell behind the buffer (its acknowledged sequence was garbage-collected, or
+//! the buffer overflowed its bound) gets full states too.
+//!
+//! **Plumtree carrier.** With [`Carrier::Plumtree`] local changes are broadcast through the
+//! membership layer's Plumtree instead of point-to-point deltas (every node then receives every
+//! variable; interest does not filter broadcasts).
+//!
+//! **Durability.** With `durable` on, held variables are written to the node's store each
+//! interval (dirty ones only) and at every trigger firing, and loaded back at start; the
+//! names of fired triggers are written as soon as they fire, so a trigger never fires twice
+//! on a node, even across restarts.
+//!
+//! **Triggers** ([`Replica::trigger`]): every node that arms trigger `t` adds itself to a
+//! replicated grow-only set `__armed/t`; when the threshold holds, a node runs the action only
+//! if it is the smallest armed node it knows. Under stable membership every node knows the same
+//! armed set, so exactly one node fires.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rasp_lattice::{GSet, Lattice, Threshold};
+use rasp_membership::atom::{Broadcast, PeerServiceEvent, Subscribe, SERVICE as MEMBERSHIP};
+use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin};
+use serde::{Deserialize, Serialize};
+
+use crate::erased::AnyLattice;
+use crate::program::{Decl, Interest, Program, Var};
+use crate::Error;
+
+/// The service name of the dataflow atom on each node.
+pub const SERVICE: &str = "dataflow";
+
+/// How variables are synchronised.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum SyncMode {
+    /// Whole states every interval.
+    State,
+    /// Classic delta-based: buffered deltas, acknowledged, garbage-collected.
+    Delta,
+    /// Delta-based, avoiding back-propagation.
+    DeltaBp,
+    /// Delta-based, removing redundant state from received deltas.
+    DeltaRr,
+    /// Delta-based with both optimisations (the default: ICDE'19's best).
+    #[default]
+    DeltaBpRr,
+}
+
+impl SyncMode {
+    /// Every mode, in the order of the ICDE'19 tables.
+    pub const ALL: [SyncMode; 5] = [
+        SyncMode::State,
+        SyncMode::Delta,
+        SyncMode::DeltaBp,
+        SyncMode::DeltaRr,
+        SyncMode::DeltaBpRr,
+    ];
+    /// Whether deltas (not states) are shipped.
+    pub fn is_delta(self) -> bool {
+        self != SyncMode::State
+    }
+    /// Whether back-propagation is avoided.
+    pub fn bp(self) -> bool {
+        matches!(self, SyncMode::DeltaBp | SyncMode::DeltaBpRr)
+    }
+    /// Whether redundant state is removed from received deltas.
+    pub fn rr(self) -> bool {
+        matches!(self, SyncMode::DeltaRr | SyncMode::DeltaBpRr)
+    }
+    /// The configuration name (`state`, `delta`, `delta-bp`, `delta-rr`, `delta-bp-rr`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::State => "state",
+            SyncMode::Delta => "delta",
+            SyncMode::DeltaBp => "delta-bp",
+            SyncMode::DeltaRr => "delta-rr",
+            SyncMode::DeltaBpRr => "delta-bp-rr",
+        }
+    }
+}
+
+impl fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for SyncMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        SyncMode::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!("unknown sync mode `{s}` (expected state, delta, delta-bp, delta-rr or delta-bp-rr)")
+            })
+    }
+}
+
+/// How deltas travel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Carrier {
+    /// Point-to-point to each neighbour, with acknowledgements.
+    #[default]
+    Direct,
+    /// Plumtree broadcast through the membership layer.
+    Plumtree,
+}
+
+/// Replication settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaConfig {
+    /// State- or delta-based, with which optimisations.
+    pub sync: SyncMode,
+    /// How often neighbours are synchronised. Default 1 s (ICDE'19's setup).
+    pub sync_interval: Duration,
+    /// Direct or Plumtree.
+    pub carrier: Carrier,
+    /// Which variables this node holds.
+    pub interest: Interest,
+    /// Persist held variables and fired triggers in the node's store.
+    pub durable: bool,
+    /// Bound of the delta buffer, in entries; when full the oldest entries are dropped and a
+    /// neighbour that had not acknowledged them gets full states instead (no data is lost).
+    pub buffer_limit: usize,
+}
+
+impl Default for ReplicaConfig {
+    fn default() -> Self {
+        ReplicaConfig {
+            sync: SyncMode::default(),
+            sync_interval: Duration::from_secs(1),
+            carrier: Carrier::Direct,
+            interest: Interest::All,
+            durable: false,
+            buffer_limit: 65_536,
+        }
+    }
+}
+
+/// A neighbour's greeting: what it holds and the graph it knows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Hello {
+    /// Ids of the variables the sender holds.
+    pub held: Vec<String>,
+    /// The sender's graph declarations.
+    pub graph: Vec<Decl>,
+}
+impl Message for Hello {
+    const KIND: &'static str = "dataflow/hello";
+}
+
+/// Deltas (or states) of several variables, MessagePack-encoded per variable.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Sync {
+    /// The sender's buffer sequence number to acknowledge (0: nothing to acknowledge).
+    pub seq: u64,
+    /// Whether the payloads are whole states.
+    pub state: bool,
+    /// `(variable id, encoded value)`.
+    pub vars: Vec<(String, Vec<u8>)>,
+}
+impl Message for Sync {
+    const KIND: &'static str = "dataflow/sync";
+}
+
+/// Acknowledges a [`Sync`]'s sequence number.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Ack {
+    /// The acknowledged sequence number.
+    pub seq: u64,
+}
+impl Message for Ack {
+    const KIND: &'static str = "dataflow/ack";
+}
+
+struct Entry {
+    seq: u64,
+    var: Arc<str>,
+    delta: Box<dyn AnyLattice>,
+    /// The neighbour the delta came from (`None`: made here).
+    origin: Option<NodeId>,
+}
+
+#[derive(Default)]
+struct Peer {
+    held: BTreeSet<String>,
+    /// Everything below this sequence number is acknowledged.
+    acked: u64,
+    /// Needs full states (new, or fell behind the buffer).
+    behind: bool,
+}
+
+/// Replication counters of one node.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStats {
+    /// Payload bytes sent, per variable.
+    pub bytes_sent: BTreeMap<String, u64>,
+    /// Payload bytes received, per variable.
+    pub bytes_received: BTreeMap<String, u64>,
+    /// Sync messages sent carrying whole states.
+    pub state_msgs: u64,
+    /// Sync messages sent carrying deltas.
+    pub delta_msgs: u64,
+    /// Entries received that did not decode, or named a variable not held here.
+    pub rejected: u64,
+    /// Buffer entries dropped because the buffer was full.
+    pub buffer_overflows: u64,
+    /// Largest delta-buffer length seen.
+    pub max_buffer: usize,
+}
+
+type Build = Arc<dyn Fn(&mut Program)>;
+type Setup = Arc<dyn Fn(&mut Replica)>;
+
+/// The replication state of one node around its [`Program`]. Embed it in an atom that
+/// implements [`HasReplica`] and call [`Replica::install`] from the atom's `init`, or use the
+/// ready-made [`DataflowAtom`].
+pub struct Replica {
+    config: ReplicaConfig,
+    program: Program,
+    me: NodeId,
+    peers: BTreeMap<NodeId, Peer>,
+    buffer: VecDeque<Entry>,
+    /// The next sequence number (ICDE'19's `c_i`); entries have smaller ones.
+    seq: u64,
+    dirty: BTreeSet<Arc<str>>,
+    persisted_fired: BTreeSet<String>,
+    stats: ReplicaStats,
+}
+
+/// An atom that holds a [`Replica`].
+pub trait HasReplica: Atom {
+    /// The replica.
+    fn replica(&mut self) -> &mut Replica;
+}
+
+const VAR_KEY: &str = "df/var/";
+const FIRED_KEY: &str = "df/fired/";
+
+impl Replica {
+    /// A replica for `node` with `config`; `program` is the node's program (already built).
+    pub fn new(node: NodeId, config: ReplicaConfig, mut program: Program) -> Self {
+        program.record_changes(true);
+        Replica {
+            config,
+            program,
+            me: node,
+            peers: BTreeMap::new(),
+            buffer: VecDeque::new(),
+            seq: 1,
+            dirty: BTreeSet::new(),
+            persisted_fired: BTreeSet::new(),
+            stats: ReplicaStats::default(),
+        }
+    }
+
+    /// The program.
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The program, to update variables (changes are shipped at the next sync).
+    pub fn program_mut(&mut self) -> &mut Program {
+        &mut self.program
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ReplicaConfig {
+        &self.config
+    }
+
+    /// Replication counters.
+    pub fn stats(&self) -> &ReplicaStats {
+        &self.stats
+    }
+
+    /// Current neighbours.
+    pub fn neighbours(&self) -> Vec<NodeId> {
+        self.peers.keys().copied().collect()
+    }
+
+    /// Current delta-buffer length.
+    pub fn buffer_len(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// Registers the handlers and the sync timer on atom `A` (call it from `A::init`),
+    /// subscribes to the membership atom of this node, and restores durable state.
+    pub fn install<A: HasReplica>(atom: &mut A, ctx: &mut Ctx<A>) {
+        ctx.on::<PeerServiceEvent>(|a, ctx, _, ev| a.replica().on_membership(ctx, ev));
+        ctx.on::<Hello>(|a, ctx, from, m| a.replica().on_hello(ctx, from, m));
+        ctx.on::<Sync>(|a, ctx, from, m| a.replica().on_sync(ctx, from, m));
+        ctx.on::<Ack>(|a, _, from, m| a.replica().on_ack(from.from.node, m.seq));
+        let node = ctx.node();
+        ctx.send(Dest::service(node, MEMBERSHIP), Subscribe);
+        let r = atom.replica();
+        r.me = node;
+        r.restore(ctx);
+        ctx.every(r.config.sync_interval, |a, ctx| a.replica().tick(ctx));
+    }
+
+    fn restore<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
+        if !self.config.durable {
+            return;
+        }
+        match ctx.store_scan_prefix(FIRED_KEY.as_bytes()) {
+            Ok(pairs) => {
+                for (k, _) in pairs {
+                    let name = String::from_utf8_lossy(&k[FIRED_KEY.len()..]).to_string();
+                    self.program.mark_fired(&name);
+                    self.persisted_fired.insert(name);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read fired triggers"),
+        }
+        for id in self.program.held() {
+            let key = format!("{VAR_KEY}{id}");
+            match ctx.store_get(key.as_bytes()) {
+                Ok(Some(bytes)) => {
+                    if let Err(e) = self.program.apply_encoded(&id, &bytes) {
+                        tracing::warn!(var = %id, error = %e, "stored state does not decode");
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(var = %id, error = %e, "cannot read stored state"),
+            }
+        }
+        // What was restored is already durable and known to be old news for nobody: ship it
+        // like any change (neighbours that have it drop it as redundant).
+        self.absorb_changes(None);
+        self.dirty.clear();
+    }
+
+    /// Moves the program's recorded changes into the buffer; the first one is attributed to
+    /// `first_origin` if it concerns `first_var`.
+    fn absorb_changes(&mut self, first: Option<(&str, NodeId)>) {
+        let changes = self.program.drain_changes();
+        for (k, (var, delta)) in changes.into_iter().enumerate() {
+            let origin = match first {
+                Some((id, from)) if k == 0 && *var == *id => Some(from),
+                _ => None,
+            };
+            self.dirty.insert(var.clone());
+            self.push(var, delta, origin);
+        }
+    }
+
+    fn push(&mut self, var: Arc<str>, delta: Box<dyn AnyLattice>, origin: Option<NodeId>) {
+        if !self.config.sync.is_delta() && self.config.carrier == Carrier::Direct {
+            return; // state-based sync ships states, not buffered deltas
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        self.buffer.push_back(Entry {
+            seq,
+            var,
+            delta,
+            origin,
+        });
+        if self.buffer.len() > self.config.buffer_limit {
+            let dropped = self.buffer.pop_front().expect("non-empty");
+            self.stats.buffer_overflows += 1;
+            for p in self.peers.values_mut() {
+                if p.acked <= dropped.seq {
+                    p.behind = true;
+                }
+            }
+        }
+        self.stats.max_buffer = self.stats.max_buffer.max(self.buffer.len());
+    }
+
+    fn on_membership<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, ev: PeerServiceEvent) {
+        match ev {
+            PeerServiceEvent::NeighbourUp(n) => {
+                self.peers.insert(
+                    n,
+                    Peer {
+                        behind: true,
+                        ..Peer::default()
+                    },
+                );
+                self.greet(ctx, n);
+            }
+            PeerServiceEvent::NeighbourDown(n) => {
+                self.peers.remove(&n);
+                self.collect_garbage();
+            }
+            PeerServiceEvent::Delivered {
+                origin, payload, ..
+            } => {
+                if origin == self.me {
+                    return;
+                }
+                match rasp_lattice::decode::<Sync>(&payload) {
+                    Ok(m) => self.apply_sync(origin, m),
+                    Err(e) => {
+                        self.stats.rejected += 1;
+                        tracing::warn!(from = ?origin, error = %e, "malformed broadcast");
+                    }
+                }
+            }
+            PeerServiceEvent::Received { .. } => {}
+        }
+    }
+
+    fn greet<A: Atom>(&mut self, ctx: &mut Ctx<A>, to: NodeId) {
+        let hello = Hello {
+            held: self.program.held(),
+            graph: self.program.graph(),
+        };
+        ctx.send(Dest::service(to, SERVICE), hello);
+    }
+
+    fn on_hello<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, from: &Origin, m: Hello) {
+        let n = from.from.node;
+        for d in m.graph {
+            if let Err(e) = self.program.add_decl(d) {
+                tracing::warn!(from = ?n, error = %e, "conflicting declaration ignored");
+            }
+        }
+        self.absorb_changes(None);
+        let known = self.peers.contains_key(&n);
+        let peer = self.peers.entry(n).or_insert_with(|| Peer {
+            behind: true,
+            ..Peer::default()
+        });
+        peer.held = m.held.into_iter().collect();
+        if !known {
+            // Greeted by a node membership has not reported yet: greet back.
+            self.greet(ctx, n);
+        }
+        // Catch the neighbour up at once (Lasp #290).
+        self.send_states(ctx, n);
+    }
+
+    fn shared(&self, n: NodeId) -> Vec<String> {
+        match self.peers.get(&n) {
+            Some(p) => self
+                .program
+                .held()
+                .into_iter()
+                .filter(|id| p.held.contains(id))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    fn send_states<A: Atom>(&mut self, ctx: &mut Ctx<A>, n: NodeId) {
+        let mut vars = Vec::new();
+        for id in self.shared(n) {
+            let Ok(state) = self.program.state_dyn(&id) else {
+                continue;
+            };
+            if state.is_bottom() {
+                continue;
+            }
+            let bytes = state.encode();
+            *self.stats.bytes_sent.entry(id.clone()).or_default() += bytes.len() as u64;
+            vars.push((id, bytes));
+        }
+        if let Some(p) = self.peers.get_mut(&n) {
+            p.behind = false;
+        }
+        if vars.is_empty() {
+            return;
+        }
+        self.stats.state_msgs += 1;
+        let seq = if self.config.sync.is_delta() {
+            self.seq
+        } else {
+            0
+        };
+        ctx.send(
+            Dest::service(n, SERVICE),
+            Sync {
+                seq,
+                state: true,
+                vars,
+            },
+        );
+    }
+
+    fn on_sync<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, from: &Origin, m: Sync) {
+        let n = from.from.node;
+        let seq = m.seq;
+        self.apply_sync(n, m);
+        self.persist_fired(ctx);
+        if seq > 0 {
+            ctx.send(Dest::service(n, SERVICE), Ack { seq });
+        }
+    }
+
+    fn apply_sync(&mut self, n: NodeId, m: Sync) {
+        // Local changes made since the last handler are ours, not the sender's.
+        self.absorb_changes(None);
+        for (id, bytes) in m.vars {
+            *self.stats.bytes_received.entry(id.clone()).or_default() += bytes.len() as u64;
+            if !self.program.holds(&id) {
+                self.stats.rejected += 1;
+                continue;
+            }
+            let value = match self.program.decode(&id, &bytes) {
+                Ok(v) => v,
+                Err(e) => {
+                    self.stats.rejected += 1;
+                    tracing::warn!(from = ?n, var = %id, error = %e, "malformed delta");
+                    continue;
+                }
+            };
+            let classic = !self.config.sync.rr();
+            let redundant = classic && {
+                let state = self.program.state_dyn(&id).expect("held");
+                value.leq_dyn(state)
+            };
+            match self.program.apply_dyn(&id, &*value) {
+                Ok(true) => {
+                    if classic && !redundant && self.config.sync.is_delta() {
+                        // Classic delta sync buffers the received delta whole; the engine's
+                        // effective delta is recorded only for downstream variables.
+                        let mut changes = self.program.drain_changes().into_iter();
+                        let var: Arc<str> = Arc::from(id.as_str());
+                        if let Some((first, _)) = changes.next() {
+                            debug_assert_eq!(*first, *id);
+                        }
+                        self.dirty.insert(var.clone());
+                        self.push(var, value, Some(n));
+                        for (v, d) in changes {
+                            self.dirty.insert(v.clone());
+                            self.push(v, d, None);
+                        }
+                    } else {
+                        self.absorb_changes(Some((&id, n)));
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.stats.rejected += 1;
+                    tracing::warn!(from = ?n, var = %id, error = %e, "delta rejected");
+                }
+            }
+        }
+    }
+
+    fn on_ack(&mut self, n: NodeId, seq: u64) {
+        if let Some(p) = self.peers.get_mut(&n) {
+            p.acked = p.acked.max(seq);
+        }
+        self.collect_garbage();
+    }
+
+    /// Drops buffer entries every neighbour has acknowledged.
+    fn collect_garbage(&mut self) {
+        if self.config.carrier == Carrier::Plumtree {
+            return;
+        }
+        let Some(low) = self.peers.values().map(|p| p.acked).min() else {
+            return; // no neighbour: keep everything (bounded) for the next one
+        };
+        while self.buffer.front().is_some_and(|e| e.seq < low) {
+            self.buffer.pop_front();
+        }
+    }
+
+    /// The periodic synchronisation.
+    fn tick<A: HasReplica>(&mut self, ctx: &mut Ctx<A>) {
+        self.absorb_changes(None);
+        self.persist(ctx);
+        match (self.config.carrier, self.config.sync) {
+            (Carrier::Plumtree, _) => self.broadcast(ctx),
+            (Carrier::Direct, SyncMode::State) => {
+                let peers: Vec<NodeId> = self.peers.keys().copied().collect();
+                for n in peers {
+                    self.send_states(ctx, n);
+                }
+            }
+            (Carrier::Direct, mode) => {
+                let peers: Vec<NodeId> = self.peers.keys().copied().collect();
+                for n in peers {
+                    // A neighbour is behind when new, or when the buffer overflowed past what
+                    // it had acknowledged (garbage collection never drops unacknowledged
+                    // entries of a current neighbour).
+                    if self.peers[&n].behind {
+                        self.send_states(ctx, n);
+                        continue;
+                    }
+                    self.send_deltas(ctx, n, mode.bp());
+                }
+            }
+        }
+    }
+
+    fn send_deltas<A: Atom>(&mut self, ctx: &mut Ctx<A>, n: NodeId, bp: bool) {
+        let p = &self.peers[&n];
+        let mut joined: BTreeMap<Arc<str>, Box<dyn AnyLattice>> = BTreeMap::new();
+        for e in self.buffer.iter().filter(|e| e.seq >= p.acked) {
+            if bp && e.origin == Some(n) {
+                continue;
+            }
+            if !p.held.contains(&*e.var) {
+                continue;
+            }
+            match joined.get_mut(&e.var) {
+                Some(acc) => {
+                    acc.join_dyn(&*e.delta);
+                }
+                None => {
+                    joined.insert(e.var.clone(), e.delta.clone_box());
+                }
+            }
+        }
+        if joined.is_empty() {
+            return;
+        }
+        let mut vars = Vec::with_capacity(joined.len());
+        for (id, d) in joined {
+            let bytes = d.encode();
+            *self.stats.bytes_sent.entry(id.to_string()).or_default() += bytes.len() as u64;
+            vars.push((id.to_string(), bytes));
+        }
+        self.stats.delta_msgs += 1;
+        ctx.send(
+            Dest::service(n, SERVICE),
+            Sync {
+                seq: self.seq,
+                state: false,
+                vars,
+            },
+        );
+    }
+
+    /// Plumtree carrier: broadcast the changes made here since the last tick.
+    fn broadcast<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
+        let mut joined: BTreeMap<Arc<str>, Box<dyn AnyLattice>> = BTreeMap::new();
+        for e in self.buffer.drain(..) {
+            if e.origin.is_some() {
+                continue;
+            }
+            match joined.get_mut(&e.var) {
+                Some(acc) => {
+                    acc.join_dyn(&*e.delta);
+                }
+                None => {
+                    joined.insert(e.var, e.delta);
+                }
+            }
+        }
+        if joined.is_empty() {
+            return;
+        }
+        let vars: Vec<(String, Vec<u8>)> = joined
+            .into_iter()
+            .map(|(id, d)| {
+                let bytes = d.encode();
+                *self.stats.bytes_sent.entry(id.to_string()).or_default() += bytes.len() as u64;
+                (id.to_string(), bytes)
+            })
+            .collect();
+        self.stats.delta_msgs += 1;
+        let sync = Sync {
+            seq: 0,
+            state: false,
+            vars,
+        };
+        match rasp_lattice::encode(&sync) {
+            Ok(payload) => ctx.send(Dest::service(self.me, MEMBERSHIP), Broadcast { payload }),
+            Err(e) => tracing::error!(error = %e, "cannot encode broadcast"),
+        }
+    }
+
+    fn persist<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
+        if !self.config.durable {
+            return;
+        }
+        self.persist_fired(ctx);
+        for id in std::mem::take(&mut self.dirty) {
+            let Ok(state) = self.program.state_dyn(&id) else {
+                continue;
+            };
+            let key = format!("{VAR_KEY}{id}");
+            if let Err(e) = ctx.store_put(key.as_bytes(), &state.encode()) {
+                tracing::error!(var = %id, error = %e, "cannot persist variable");
+            }
+        }
+    }
+
+    /// Writes the names of newly fired triggers (and, since a trigger's action usually
+    /// updates variables, every dirty variable) to the store.
+    fn persist_fired<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
+        if !self.config.durable || self.program.fired_triggers().len() == self.persisted_fired.len()
+        {
+            return;
+        }
+        self.absorb_changes(None);
+        for name in self.program.fired_triggers().clone() {
+            if self.persisted_fired.insert(name.clone()) {
+                let key = format!("{FIRED_KEY}{name}");
+                if let Err(e) = ctx.store_put(key.as_bytes(), b"1") {
+                    tracing::error!(trigger = %name, error = %e, "cannot persist trigger");
+                }
+            }
+        }
+        for id in std::mem::take(&mut self.dirty) {
+            let Ok(state) = self.program.state_dyn(&id) else {
+                continue;
+            };
+            let key = format!("{VAR_KEY}{id}");
+            if let Err(e) = ctx.store_put(key.as_bytes(), &state.encode()) {
+                tracing::error!(var = %id, error = %e, "cannot persist variable");
+            }
+        }
+    }
+
+    /// Arms trigger `name` on this node: `action` runs once when `threshold` holds on `var`,
+    /// on the smallest node among those that armed it (see the module docs).
+    pub fn trigger<L, F>(
+        &mut self,
+        name: &str,
+        var: &Var<L>,
+        threshold: Threshold<L>,
+        action: F,
+    ) -> Result<(), Error>
+    where
+        L: Lattice,
+        F: FnOnce(&mut Program, &L) + 'static,
+    {
+        let armed_id = format!("__armed/{name}");
+        let armed = self.program.declare::<GSet<u64>>(&armed_id)?;
+        self.program.hold(&armed_id);
+        let me = self.me.0;
+        self.program
+            .update(&armed, |s: &GSet<u64>, _| s.add_delta(me), me)?;
+        self.program.trigger(name, var, threshold, move |p, v| {
+            let owner = p
+                .query(&armed)
+                .ok()
+                .and_then(|s| s.iter().next().copied())
+                .unwrap_or(me);
+            if owner == me {
+                action(p, v);
+            }
+        })
+    }
+}
+
+/// A ready-made dataflow atom: builds the node's [`Program`] with `build` (the same code on
+/// every node), replicates it with [`Replica`], and runs `setup` (e.g. to arm triggers) once
+/// the replica exists. Registers the [`SERVICE`] name. Needs a membership atom on the node.
+pub struct DataflowAtom {
+    config: ReplicaConfig,
+    build: Build,
+    setup: Option<Setup>,
+    replica: Option<Replica>,
+}
+
+impl DataflowAtom {
+    /// A dataflow atom running the program `build` declares.
+    pub fn new(config: ReplicaConfig, build: impl Fn(&mut Program) + 'static) -> Self {
+        DataflowAtom {
+            config,
+            build: Arc::new(build),
+            setup: None,
+            replica: None,
+        }
+    }
+
+    /// Runs `setup` on the replica at start (and after every restart).
+    pub fn with_setup(mut self, setup: impl Fn(&mut Replica) + 'static) -> Self {
+        self.setup = Some(Arc::new(setup));
+        self
+    }
+
+    /// The replica (`None` before the atom started).
+    pub fn get(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// The replica, mutably (`None` before the atom started).
+    pub fn get_mut(&mut self) -> Option<&mut Replica> {
+        self.replica.as_mut()
+    }
+}
+
+impl HasReplica for DataflowAtom {
+    fn replica(&mut self) -> &mut Replica {
+        self.replica
+            .as_mut()
+            .expect("handlers run only after init created the replica")
+    }
+}
+
+impl Atom for DataflowAtom {
+    fn init(&mut self, ctx: &mut Ctx<Self>) {
+        if let Err(e) = ctx.register(SERVICE) {
+            tracing::error!(error = %e, "a dataflow atom already runs on this node");
+            ctx.stop_self();
+            return;
+        }
+        let node = ctx.node();
+        let mut program = Program::with_interest(node.0, self.config.interest.clone());
+        (self.build)(&mut program);
+        self.replica = Some(Replica::new(node, self.config.clone(), program));
+        Replica::install(self, ctx);
+        if let Some(setup) = self.setup.clone() {
+            setup(self.replica());
+        }
+    }
+}
