@@ -15,6 +15,9 @@
 //!   [`Boot`] closures that spawn a node's atoms at start and restart.
 //! - [`metrics`]: per-kind traffic and named counters, deterministic snapshots.
 //! - [`store`]: [`MemStore`], an in-memory ordered key-value store.
+//! - [`sim`]: the deterministic simulator (virtual clock, event queue, network model with
+//!   latency, loss, duplication, reordering, partitions, crashes/restarts, clock skew;
+//!   trace hash, recorded traces and replay, invariants, seeds from `RASP_SEED`).
 //! - [`error`]: [`Error`], [`StoreError`], [`RequestError`].
 //!
 //! The same atoms run under the deterministic simulator (`sim`) and the tokio + libp2p
@@ -27,6 +30,7 @@ pub mod ids;
 pub mod message;
 pub mod metrics;
 pub mod net;
+pub mod sim;
 pub mod store;
 
 pub use atom::{Atom, Ctx, ErasedAtom, Origin, Syscalls, TimerFn};

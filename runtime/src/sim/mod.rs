@@ -1,0 +1,1314 @@
+//! The deterministic simulator: many nodes in one thread, a virtual clock, an event queue
+//! and a network model that delays, loses, duplicates, reorders and partitions; nodes
+//! crash and restart; clocks are skewed. One seed fixes every choice, so the same seed
+//! gives a bit-identical run (checked by a trace hash folded over every event), and a
+//! recorded [`Trace`] replays event by event.
+//!
+//! ```
+//! use rasp_runtime::sim::{Sim, SimConfig};
+//! use rasp_runtime::{boot, Atom, Ctx, Dest, NodeId, Time};
+//! use std::time::Duration;
+//!
+//! struct Ticker { ticks: u32 }
+//! impl Atom for Ticker {
+//!     fn init(&mut self, ctx: &mut Ctx<Self>) {
+//!         ctx.every(Duration::from_millis(10), |me, _| me.ticks += 1);
+//!     }
+//! }
+//! let mut sim = Sim::new(SimConfig::default()).unwrap();
+//! let n = sim.add_node(boot(|b| { b.spawn(Ticker { ticks: 0 }); }));
+//! sim.run_until(Time::from_millis(95));
+//! let addr = rasp_runtime::AtomAddr::new(n, rasp_runtime::AtomId(0));
+//! assert_eq!(sim.with_atom::<Ticker, _>(addr, |t| t.ticks), Some(9));
+//! ```
+//!
+//! ## Model and its limits
+//!
+//! - **Time**: a global virtual clock; each node reads it through its own skew
+//!   (`local = global + offset + global * drift_ppm / 1e6`), and its timers run on local time.
+//!   Events at the same instant run in scheduling order.
+//! - **Local messages** are queued at the current instant and run after the current
+//!   handler, in FIFO order; they never cross the network model.
+//! - **Remote messages** pass the partition check at send time (packets already in flight
+//!   when a partition starts still arrive), then the [`NetModel`] decides copies and delays.
+//!   [`WireMode::Encode`] (default) encodes each remote payload with MessagePack and the
+//!   receiver decodes it, exactly as on the network; [`WireMode::Typed`] moves the typed
+//!   value and (optionally) only computes its encoded size for metrics.
+//! - **Connections**: sending to a node connects implicitly; a connection takes a round
+//!   trip, never fails on loss (TCP retransmits) but fails if either direction is
+//!   partitioned or the peer is down. Both ends get [`PeerEvent::Up`]. A crashed or
+//!   partitioned peer yields [`PeerEvent::Down`] after `failure_detection`.
+//! - **Crash**: the node's host (atoms, tables, timers, metrics counters aside) is dropped;
+//!   its pending timers and every message in flight to it are dropped. Its [`MemStore`] is
+//!   kept: a `store_put` that returned is durable (like a committed redb transaction),
+//!   nothing else is. **Restart** boots a fresh host with the node's [`Boot`] closure.
+//! - **External clients**: [`Sim::inject`] delivers a message from [`CLIENT`] (encoded, so
+//!   it can be recorded); whatever atoms send to `CLIENT` lands in [`Sim::take_outbox`].
+
+mod net;
+mod seed;
+mod trace;
+
+pub use net::{Latency, LinkConfig, LinkModel, LinkOverride, NetConfig, NetModel};
+pub use seed::{parse_seed, repro_command, seed_from_env, SeedGuard};
+pub use trace::{replay, replay_with_model, Input, ReplayReport, Trace};
+
+use crate::atom::Atom;
+use crate::error::{Error, StoreError};
+use crate::host::{AlarmId, Boot, Host, Platform};
+use crate::ids::{dur_nanos, AtomAddr, AtomId, Contact, Dest, NodeId, PeerEvent, RequestId, Time};
+use crate::message::{Corr, Envelope, KindId, Message, Payload};
+use crate::metrics::MetricsSnapshot;
+use crate::store::{KvPairs, MemStore};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BinaryHeap};
+use std::time::Duration;
+use trace::{Recorder, Verifier};
+
+/// The node id of the outside world: messages injected by the driver come from it, and
+/// whatever atoms send to it is collected in [`Sim::take_outbox`].
+pub const CLIENT: NodeId = NodeId(u64::MAX);
+
+/// How remote payloads travel in the simulator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireMode {
+    /// Encode to MessagePack at the sender, decode at the receiver (faithful to the
+    /// network runtime, catches serialization bugs).
+    #[default]
+    Encode,
+    /// Move the typed value; compute the encoded size only if `measure_bytes` is set.
+    Typed,
+}
+
+/// Simulator configuration (a plain struct; recorded in traces).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimConfig {
+    /// The seed fixing every random choice.
+    pub seed: u64,
+    /// Let `RASP_SEED` override `seed` (see [`seed_from_env`]).
+    pub seed_from_env: bool,
+    /// The default network model's configuration.
+    pub net: NetConfig,
+    /// How remote payloads travel.
+    pub wire: WireMode,
+    /// In [`WireMode::Typed`], compute encoded sizes for the byte metrics.
+    pub measure_bytes: bool,
+    /// Delay before a crashed or partitioned peer is reported [`PeerEvent::Down`].
+    pub failure_detection: Duration,
+    /// Each node's clock offset is drawn uniformly in `[-max, max]`.
+    pub max_clock_offset: Duration,
+    /// Each node's clock drift is drawn uniformly in `[-max, max]` parts per million.
+    pub max_clock_drift_ppm: u32,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            seed: 0,
+            seed_from_env: true,
+            net: NetConfig::default(),
+            wire: WireMode::Encode,
+            measure_bytes: true,
+            // Typical of TCP keepalive / ping-based detectors tuned for LANs.
+            failure_detection: Duration::from_secs(1),
+            max_clock_offset: Duration::ZERO,
+            max_clock_drift_ppm: 0,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The default configuration with `seed`.
+    pub fn seeded(seed: u64) -> Self {
+        SimConfig {
+            seed,
+            ..Self::default()
+        }
+    }
+    /// Checks the configuration.
+    pub fn validate(&self) -> Result<(), Error> {
+        self.net.validate()?;
+        if self.max_clock_drift_ppm >= 1_000_000 {
+            return Err(Error::Config("clock drift must be < 1e6 ppm".into()));
+        }
+        Ok(())
+    }
+}
+
+/// A partition's id (chosen by the driver, used to heal it).
+pub type PartitionId = u32;
+
+/// Clock skew of a node.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skew {
+    /// Offset in nanoseconds added to the global clock.
+    pub offset_ns: i64,
+    /// Rate error in parts per million (positive: the node's clock runs fast).
+    pub drift_ppm: i32,
+}
+
+/// A fault or environment change, applied now ([`Sim::apply`]) or later
+/// ([`Sim::schedule`]).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Fault {
+    /// The node crashes: volatile state, timers and in-flight messages to it are lost.
+    Crash(NodeId),
+    /// A crashed node restarts: its boot closure runs on a fresh host.
+    Restart(NodeId),
+    /// Messages from `a` to `b` are dropped, and from `b` to `a` unless `one_way`.
+    Partition {
+        /// Id used to heal it.
+        id: PartitionId,
+        /// One side.
+        a: Vec<NodeId>,
+        /// The other side.
+        b: Vec<NodeId>,
+        /// Only `a -> b` is blocked.
+        one_way: bool,
+    },
+    /// Removes the partition with this id.
+    Heal(PartitionId),
+    /// Removes every partition.
+    HealAll,
+    /// Sets a node's clock skew.
+    Skew(NodeId, Skew),
+}
+
+struct Partition {
+    id: PartitionId,
+    a: Vec<NodeId>,
+    b: Vec<NodeId>,
+    one_way: bool,
+}
+
+#[derive(Default)]
+struct NodeMeta {
+    up: bool,
+    /// Bumped at every crash and restart; stamps alarms and messages in flight.
+    inc: u32,
+    skew: Skew,
+    /// Open connections (peer, connection id), sorted by peer.
+    conns: Vec<(NodeId, u64)>,
+    /// Peers being connected to.
+    connecting: Vec<NodeId>,
+}
+
+struct SimNode {
+    host: Option<Host>,
+    store: MemStore,
+    boot: Boot,
+    /// Metrics of past incarnations.
+    past: Option<Box<MetricsSnapshot>>,
+}
+
+enum EvKind {
+    Deliver {
+        node: u32,
+        inc: u32,
+        bytes: u32,
+        env: Envelope,
+    },
+    Alarm {
+        node: u32,
+        inc: u32,
+        alarm: AlarmId,
+    },
+    ConnOpen {
+        a: u32,
+        b: u32,
+        a_inc: u32,
+    },
+    LinkCheck {
+        node: u32,
+        peer: u32,
+        conn: u64,
+    },
+    CloseNote {
+        node: u32,
+        peer: u32,
+        conn: u64,
+    },
+    PeerNote {
+        node: u32,
+        inc: u32,
+        ev: PeerEvent,
+    },
+    Fault(Fault),
+    Boot {
+        node: u32,
+        inc: u32,
+    },
+}
+
+struct Ev {
+    at: u64,
+    seq: u64,
+    kind: EvKind,
+}
+
+/// What the heap orders: small, so sifting moves 24 bytes, not whole events (which sit
+/// in a slab).
+struct Key {
+    at: u64,
+    seq: u64,
+    slot: u32,
+}
+
+impl PartialEq for Key {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Key {}
+impl PartialOrd for Key {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Key {
+    /// Reversed: `BinaryHeap` is a max-heap, we want the earliest (time, seq) first.
+    fn cmp(&self, o: &Self) -> Ordering {
+        (o.at, o.seq).cmp(&(self.at, self.seq))
+    }
+}
+
+/// The event queue: a binary heap of keys ordered by (time, sequence) over a slab of
+/// events.
+#[derive(Default)]
+struct Queue {
+    heap: BinaryHeap<Key>,
+    slab: Vec<Option<EvKind>>,
+    free: Vec<u32>,
+}
+
+impl Queue {
+    fn push(&mut self, at: u64, seq: u64, kind: EvKind) {
+        let slot = match self.free.pop() {
+            Some(i) => {
+                self.slab[i as usize] = Some(kind);
+                i
+            }
+            None => {
+                self.slab.push(Some(kind));
+                (self.slab.len() - 1) as u32
+            }
+        };
+        self.heap.push(Key { at, seq, slot });
+    }
+    fn peek_time(&self) -> Option<u64> {
+        self.heap.peek().map(|k| k.at)
+    }
+    fn pop(&mut self) -> Option<Ev> {
+        let k = self.heap.pop()?;
+        let kind = self.slab[k.slot as usize]
+            .take()
+            .expect("rasp: queued event present");
+        self.free.push(k.slot);
+        Some(Ev {
+            at: k.at,
+            seq: k.seq,
+            kind,
+        })
+    }
+    fn len(&self) -> usize {
+        self.heap.len()
+    }
+    fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+}
+
+#[inline]
+fn mix(h: u64, x: u64) -> u64 {
+    (h.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95)
+}
+
+fn ev_hash(ev: &Ev) -> u64 {
+    let mut h = mix(ev.at, ev.seq);
+    match &ev.kind {
+        EvKind::Deliver { node, inc, env, .. } => {
+            h = mix(mix(mix(h, 1), *node as u64), *inc as u64);
+            h = mix(mix(h, env.from.node.0), env.from.atom.0 as u64);
+            h = match env.to {
+                Dest::Atom(a) => mix(mix(h, a.node.0), a.atom.0 as u64),
+                Dest::Service(n, s) => mix(mix(h, n.0 ^ 0xff), s.0),
+            };
+            h = mix(h, env.kind.0);
+            h = match env.corr {
+                Corr::None => mix(h, 0),
+                Corr::Request(r) => mix(mix(h, 1), r.0),
+                Corr::Reply(r) => mix(mix(h, 2), r.0),
+            };
+            if let Payload::Wire(b) = &env.payload {
+                for c in b.chunks(8) {
+                    let mut w = [0u8; 8];
+                    w[..c.len()].copy_from_slice(c);
+                    h = mix(h, u64::from_le_bytes(w));
+                }
+            }
+            h
+        }
+        EvKind::Alarm { node, inc, alarm } => {
+            mix(mix(mix(mix(h, 2), *node as u64), *inc as u64), alarm.0)
+        }
+        EvKind::ConnOpen { a, b, a_inc } => {
+            mix(mix(mix(mix(h, 3), *a as u64), *b as u64), *a_inc as u64)
+        }
+        EvKind::LinkCheck { node, peer, conn } => {
+            mix(mix(mix(mix(h, 4), *node as u64), *peer as u64), *conn)
+        }
+        EvKind::CloseNote { node, peer, conn } => {
+            mix(mix(mix(mix(h, 5), *node as u64), *peer as u64), *conn)
+        }
+        EvKind::PeerNote { node, inc, ev } => {
+            let (t, p) = match ev {
+                PeerEvent::Up(p) => (1, p.0),
+                PeerEvent::Down(p) => (2, p.0),
+            };
+            mix(mix(mix(mix(mix(h, 6), *node as u64), *inc as u64), t), p)
+        }
+        EvKind::Boot { node, inc } => mix(mix(mix(h, 8), *node as u64), *inc as u64),
+        EvKind::Fault(f) => {
+            // Faults are rare: hash their encoding.
+            let bytes = rmp_serde::to_vec(f).unwrap_or_default();
+            bytes.iter().fold(mix(h, 7), |h, b| mix(h, *b as u64))
+        }
+    }
+}
+
+/// Everything but the nodes' hosts and stores: what a node's platform needs.
+struct Core {
+    cfg: SimConfig,
+    seed: u64,
+    now: Time,
+    seq: u64,
+    events: u64,
+    hash: u64,
+    queue: Queue,
+    rng: ChaCha8Rng,
+    net: Box<dyn NetModel>,
+    meta: Vec<NodeMeta>,
+    partitions: Vec<Partition>,
+    counters: BTreeMap<&'static str, u64>,
+    outbox: Vec<Envelope>,
+    scratch: Vec<Duration>,
+    next_conn: u64,
+}
+
+impl Core {
+    #[inline]
+    fn push(&mut self, at: Time, kind: EvKind) {
+        self.seq += 1;
+        self.queue.push(at.0, self.seq, kind);
+    }
+
+    fn count(&mut self, name: &'static str) {
+        *self.counters.entry(name).or_insert(0) += 1;
+    }
+
+    fn index(&self, node: NodeId) -> Option<u32> {
+        (node.0 < self.meta.len() as u64).then_some(node.0 as u32)
+    }
+
+    fn alive(&self, node: u32, inc: u32) -> bool {
+        let m = &self.meta[node as usize];
+        m.up && m.inc == inc
+    }
+
+    fn local_now(&self, node: u32) -> Time {
+        let s = self.meta[node as usize].skew;
+        if s == Skew::default() {
+            return self.now;
+        }
+        let g = self.now.0 as i128;
+        let t = g + s.offset_ns as i128 + g * s.drift_ppm as i128 / 1_000_000;
+        Time(t.clamp(0, u64::MAX as i128) as u64)
+    }
+
+    /// Global delay corresponding to `d` of node-local time.
+    fn to_global(&self, node: u32, d: Duration) -> Duration {
+        let ppm = self.meta[node as usize].skew.drift_ppm;
+        if ppm == 0 {
+            return d;
+        }
+        let n = dur_nanos(d) as u128 * 1_000_000;
+        let den = (1_000_000i64 + ppm as i64) as u128;
+        Duration::from_nanos(u64::try_from(n.div_ceil(den)).unwrap_or(u64::MAX))
+    }
+
+    fn blocked(&self, from: NodeId, to: NodeId) -> bool {
+        self.partitions.iter().any(|p| {
+            let (fa, tb) = (
+                p.a.binary_search(&from).is_ok(),
+                p.b.binary_search(&to).is_ok(),
+            );
+            (fa && tb)
+                || (!p.one_way
+                    && p.b.binary_search(&from).is_ok()
+                    && p.a.binary_search(&to).is_ok())
+        })
+    }
+
+    fn connected_to(&self, a: u32, b: NodeId) -> Option<u64> {
+        let c = &self.meta[a as usize].conns;
+        c.binary_search_by_key(&b, |x| x.0).ok().map(|i| c[i].1)
+    }
+
+    fn ensure_connection(&mut self, a: u32, b: u32) {
+        let m = &self.meta[a as usize];
+        let bid = NodeId(b as u64);
+        if a == b
+            || m.conns.binary_search_by_key(&bid, |x| x.0).is_ok()
+            || m.connecting.contains(&bid)
+        {
+            return;
+        }
+        self.meta[a as usize].connecting.push(bid);
+        let (na, nb) = (NodeId(a as u64), bid);
+        let rtt = self.net.latency(na, nb, &mut self.rng) + self.net.latency(nb, na, &mut self.rng);
+        let a_inc = self.meta[a as usize].inc;
+        self.push(self.now + rtt, EvKind::ConnOpen { a, b, a_inc });
+    }
+}
+
+fn insert_conn(conns: &mut Vec<(NodeId, u64)>, peer: NodeId, conn: u64) -> Option<u64> {
+    match conns.binary_search_by_key(&peer, |x| x.0) {
+        Ok(i) => Some(std::mem::replace(&mut conns[i].1, conn)),
+        Err(i) => {
+            conns.insert(i, (peer, conn));
+            None
+        }
+    }
+}
+
+fn remove_conn(conns: &mut Vec<(NodeId, u64)>, peer: NodeId, conn: u64) -> bool {
+    match conns.binary_search_by_key(&peer, |x| x.0) {
+        Ok(i) if conns[i].1 == conn => {
+            conns.remove(i);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// The platform of one simulated node during one dispatch.
+struct SimPlatform<'a> {
+    core: &'a mut Core,
+    store: &'a mut MemStore,
+    node: u32,
+}
+
+impl Platform for SimPlatform<'_> {
+    fn now(&self) -> Time {
+        self.core.local_now(self.node)
+    }
+    fn rng(&mut self) -> &mut dyn RngCore {
+        &mut self.core.rng
+    }
+    fn send_local(&mut self, env: Envelope) {
+        let inc = self.core.meta[self.node as usize].inc;
+        let now = self.core.now;
+        self.core.push(
+            now,
+            EvKind::Deliver {
+                node: self.node,
+                inc,
+                bytes: 0,
+                env,
+            },
+        );
+    }
+    fn send_remote(&mut self, mut env: Envelope) -> usize {
+        let core = &mut *self.core;
+        let to = env.to.node();
+        let bytes = match core.cfg.wire {
+            WireMode::Encode => {
+                match std::mem::replace(&mut env.payload, Payload::Wire(Vec::new())).into_wire() {
+                    Ok(p) => {
+                        env.payload = p;
+                        env.payload.encoded_len()
+                    }
+                    Err(e) => {
+                        tracing::warn!(node = self.node, "dropping unencodable message: {e}");
+                        core.count("sim.encode_errors");
+                        return 0;
+                    }
+                }
+            }
+            WireMode::Typed if core.cfg.measure_bytes => env.payload.encoded_len(),
+            WireMode::Typed => 0,
+        };
+        if to == CLIENT {
+            core.outbox.push(env);
+            return bytes;
+        }
+        let Some(ti) = core.index(to) else {
+            core.count("sim.dropped_unknown_node");
+            return bytes;
+        };
+        let from = NodeId(self.node as u64);
+        core.ensure_connection(self.node, ti);
+        if core.blocked(from, to) {
+            core.count("sim.dropped_partitioned");
+            return bytes;
+        }
+        let mut out = std::mem::take(&mut core.scratch);
+        core.net.transmit(from, to, &mut core.rng, &mut out);
+        match out.len() {
+            0 => core.count("sim.lost"),
+            1 => {}
+            _ => core.count("sim.duplicated"),
+        }
+        let inc = core.meta[ti as usize].inc;
+        let mut env = Some(env);
+        let last = out.len().saturating_sub(1);
+        for (i, d) in out.drain(..).enumerate() {
+            let e = if i == last {
+                env.take().expect("moved once")
+            } else {
+                env.as_ref().expect("present").clone()
+            };
+            let at = core.now + d;
+            core.push(
+                at,
+                EvKind::Deliver {
+                    node: ti,
+                    inc,
+                    bytes: bytes as u32,
+                    env: e,
+                },
+            );
+        }
+        core.scratch = out;
+        bytes
+    }
+    fn set_alarm(&mut self, after: Duration, alarm: AlarmId) {
+        let inc = self.core.meta[self.node as usize].inc;
+        let at = self.core.now + self.core.to_global(self.node, after);
+        self.core.push(
+            at,
+            EvKind::Alarm {
+                node: self.node,
+                inc,
+                alarm,
+            },
+        );
+    }
+    fn store_get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.store.get(key))
+    }
+    fn store_put(&mut self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        self.store.put(key, value);
+        Ok(())
+    }
+    fn store_delete(&mut self, key: &[u8]) -> Result<(), StoreError> {
+        self.store.delete(key);
+        Ok(())
+    }
+    fn store_scan_prefix(&mut self, prefix: &[u8]) -> Result<KvPairs, StoreError> {
+        Ok(self.store.scan_prefix(prefix))
+    }
+    fn connect(&mut self, contact: &Contact) {
+        if let Some(b) = self.core.index(contact.node) {
+            self.core.ensure_connection(self.node, b);
+        }
+    }
+    fn disconnect(&mut self, node: NodeId) {
+        let Some(b) = self.core.index(node) else {
+            return;
+        };
+        let Some(conn) = self.core.connected_to(self.node, node) else {
+            return;
+        };
+        let me = NodeId(self.node as u64);
+        remove_conn(&mut self.core.meta[self.node as usize].conns, node, conn);
+        let (now, inc) = (self.core.now, self.core.meta[self.node as usize].inc);
+        self.core.push(
+            now,
+            EvKind::PeerNote {
+                node: self.node,
+                inc,
+                ev: PeerEvent::Down(node),
+            },
+        );
+        let d = self.core.net.latency(me, node, &mut self.core.rng);
+        self.core.push(
+            now + d,
+            EvKind::CloseNote {
+                node: b,
+                peer: self.node,
+                conn,
+            },
+        );
+    }
+    fn connected(&self) -> Vec<NodeId> {
+        self.core.meta[self.node as usize]
+            .conns
+            .iter()
+            .map(|c| c.0)
+            .collect()
+    }
+    fn contact(&self, node: NodeId) -> Option<Contact> {
+        self.core.index(node).map(|_| Contact::bare(node))
+    }
+    fn my_contact(&self) -> Contact {
+        Contact::bare(NodeId(self.node as u64))
+    }
+}
+
+type InvariantFn = Box<dyn Fn(&Sim) -> Result<(), String>>;
+
+struct Invariant {
+    name: &'static str,
+    every: u64,
+    check: InvariantFn,
+}
+
+/// The simulator. See the [module docs](self).
+pub struct Sim {
+    core: Core,
+    nodes: Vec<SimNode>,
+    invariants: Vec<Invariant>,
+    recorder: Option<Recorder>,
+    verifier: Option<Verifier>,
+    next_client_req: u64,
+    _guard: SeedGuard,
+}
+
+impl Sim {
+    /// A simulator with the default [`LinkModel`] built from `cfg.net`.
+    pub fn new(cfg: SimConfig) -> Result<Sim, Error> {
+        cfg.validate()?;
+        let model = Box::new(LinkModel::new(&cfg.net));
+        Self::with_model(cfg, model)
+    }
+
+    /// A simulator with a custom network model (`cfg.net` is then unused).
+    pub fn with_model(cfg: SimConfig, net: Box<dyn NetModel>) -> Result<Sim, Error> {
+        cfg.validate()?;
+        let seed = if cfg.seed_from_env {
+            seed_from_env(cfg.seed)
+        } else {
+            cfg.seed
+        };
+        Ok(Sim {
+            core: Core {
+                seed,
+                now: Time::ZERO,
+                seq: 0,
+                events: 0,
+                hash: mix(0x9e37_79b9_7f4a_7c15, seed),
+                queue: Queue::default(),
+                rng: ChaCha8Rng::seed_from_u64(seed),
+                net,
+                meta: Vec::new(),
+                partitions: Vec::new(),
+                counters: BTreeMap::new(),
+                outbox: Vec::new(),
+                scratch: Vec::new(),
+                next_conn: 0,
+                cfg,
+            },
+            nodes: Vec::new(),
+            invariants: Vec::new(),
+            recorder: None,
+            verifier: None,
+            next_client_req: 0,
+            _guard: SeedGuard::new(seed),
+        })
+    }
+
+    /// The effective seed.
+    pub fn seed(&self) -> u64 {
+        self.core.seed
+    }
+    /// The configuration.
+    pub fn config(&self) -> &SimConfig {
+        &self.core.cfg
+    }
+    /// The global virtual time.
+    pub fn now(&self) -> Time {
+        self.core.now
+    }
+    /// Number of events processed so far.
+    pub fn events(&self) -> u64 {
+        self.core.events
+    }
+    /// Number of events waiting.
+    pub fn pending_events(&self) -> usize {
+        self.core.queue.len()
+    }
+    /// The trace hash: the seed folded with every processed event. Equal hashes mean
+    /// (with overwhelming probability) identical runs.
+    pub fn trace_hash(&self) -> u64 {
+        self.core.hash
+    }
+    /// The command that reproduces the current test with this seed.
+    pub fn repro(&self) -> String {
+        repro_command(self.core.seed)
+    }
+    /// Number of nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    fn record(&mut self, input: impl FnOnce() -> Input) {
+        if let Some(r) = &mut self.recorder {
+            r.inputs.push(input());
+        }
+    }
+
+    /// Starts recording driver inputs and per-event hashes (call before any other input);
+    /// see [`Sim::trace`] and [`Sim::save_trace`].
+    pub fn start_recording(&mut self) {
+        assert!(
+            self.core.events == 0 && self.nodes.is_empty() && self.core.queue.is_empty(),
+            "rasp: start_recording must precede every input"
+        );
+        self.recorder = Some(Recorder::default());
+    }
+
+    /// The trace recorded so far.
+    pub fn trace(&self) -> Option<Trace> {
+        self.recorder.as_ref().map(|r| Trace {
+            version: trace::VERSION,
+            seed: self.core.seed,
+            config: self.core.cfg.clone(),
+            inputs: r.inputs.clone(),
+            hashes: r.hashes.clone(),
+            final_hash: self.core.hash,
+        })
+    }
+
+    /// Writes the recorded trace to a file (MessagePack).
+    pub fn save_trace(&self, path: impl AsRef<std::path::Path>) -> Result<(), Error> {
+        self.trace()
+            .ok_or_else(|| Error::Config("recording was not started".into()))?
+            .save(path)
+    }
+
+    // ---- nodes ----
+
+    /// Adds a node running `boot`. Its id is its index (0, 1, ...). The boot closure runs
+    /// as the next event at the current time (so nodes added together all exist before any
+    /// of them boots). If the config allows clock skew, the node's skew is drawn now.
+    pub fn add_node(&mut self, boot: Boot) -> NodeId {
+        self.record(|| Input::AddNode);
+        let i = u32::try_from(self.nodes.len()).expect("rasp: at most 2^32 simulated nodes");
+        let id = NodeId(i as u64);
+        let (max_off, max_ppm) = (
+            dur_nanos(self.core.cfg.max_clock_offset) as i64,
+            self.core.cfg.max_clock_drift_ppm as i32,
+        );
+        let skew = Skew {
+            offset_ns: if max_off > 0 {
+                self.core.rng.random_range(-max_off..=max_off)
+            } else {
+                0
+            },
+            drift_ppm: if max_ppm > 0 {
+                self.core.rng.random_range(-max_ppm..=max_ppm)
+            } else {
+                0
+            },
+        };
+        self.core.meta.push(NodeMeta {
+            up: true,
+            inc: 0,
+            skew,
+            conns: Vec::new(),
+            connecting: Vec::new(),
+        });
+        let host = Host::new(id, self.core.rng.next_u64());
+        self.nodes.push(SimNode {
+            host: Some(host),
+            store: MemStore::new(),
+            boot,
+            past: None,
+        });
+        self.core
+            .push(self.core.now, EvKind::Boot { node: i, inc: 0 });
+        id
+    }
+
+    /// Adds `n` nodes running the same boot closure; returns their ids.
+    pub fn add_nodes(&mut self, n: usize, boot: &Boot) -> Vec<NodeId> {
+        (0..n).map(|_| self.add_node(boot.clone())).collect()
+    }
+
+    fn boot_node(&mut self, i: u32) {
+        let n = &mut self.nodes[i as usize];
+        let boot = n.boot.clone();
+        if let Some(host) = n.host.as_mut() {
+            let mut p = SimPlatform {
+                core: &mut self.core,
+                store: &mut n.store,
+                node: i,
+            };
+            host.boot(&mut p, &boot);
+        }
+    }
+
+    fn dispatch(&mut self, i: u32, f: impl FnOnce(&mut Host, &mut dyn Platform)) {
+        let n = &mut self.nodes[i as usize];
+        if let Some(host) = n.host.as_mut() {
+            let mut p = SimPlatform {
+                core: &mut self.core,
+                store: &mut n.store,
+                node: i,
+            };
+            f(host, &mut p);
+        }
+    }
+
+    fn peer_event(&mut self, i: u32, ev: PeerEvent) {
+        if self.core.meta[i as usize].up {
+            self.dispatch(i, |h, p| h.peer_event(p, ev));
+        }
+    }
+
+    // ---- external inputs ----
+
+    /// Delivers `msg` from [`CLIENT`] to `to` now (encoded, as it would arrive from outside).
+    pub fn inject<M: Message>(&mut self, to: Dest, msg: M) {
+        self.inject_at(self.core.now, to, msg)
+    }
+
+    /// Delivers `msg` from [`CLIENT`] to `to` at `at` (or now, if `at` is past).
+    pub fn inject_at<M: Message>(&mut self, at: Time, to: Dest, msg: M) {
+        let bytes = rmp_serde::to_vec(&msg).expect("rasp: injected message must encode");
+        self.inject_raw(at, to, M::KIND_ID, Corr::None, bytes);
+    }
+
+    /// Sends `msg` from [`CLIENT`] as a request; the reply (if any) appears in
+    /// [`Sim::take_outbox`] with `corr == Corr::Reply(id)`.
+    pub fn inject_request<M: Message>(&mut self, to: Dest, msg: M) -> RequestId {
+        self.next_client_req += 1;
+        let id = RequestId(self.next_client_req);
+        let bytes = rmp_serde::to_vec(&msg).expect("rasp: injected message must encode");
+        self.inject_raw(self.core.now, to, M::KIND_ID, Corr::Request(id), bytes);
+        id
+    }
+
+    /// Injects an already-encoded message (used by replay).
+    pub fn inject_raw(&mut self, at: Time, to: Dest, kind: KindId, corr: Corr, bytes: Vec<u8>) {
+        self.record(|| Input::Inject {
+            at,
+            to,
+            kind,
+            corr,
+            bytes: bytes.clone(),
+        });
+        let at = at.max(self.core.now);
+        let Some(i) = self.core.index(to.node()) else {
+            self.core.count("sim.dropped_unknown_node");
+            return;
+        };
+        let len = bytes.len() as u32;
+        let env = Envelope {
+            from: AtomAddr::new(CLIENT, AtomId(0)),
+            to,
+            kind,
+            corr,
+            payload: Payload::Wire(bytes),
+        };
+        let inc = self.core.meta[i as usize].inc;
+        self.core.push(
+            at,
+            EvKind::Deliver {
+                node: i,
+                inc,
+                bytes: len,
+                env,
+            },
+        );
+    }
+
+    /// Takes what atoms sent to [`CLIENT`] so far.
+    pub fn take_outbox(&mut self) -> Vec<Envelope> {
+        std::mem::take(&mut self.core.outbox)
+    }
+
+    /// Schedules a fault at `at` (global time).
+    pub fn schedule(&mut self, at: Time, fault: Fault) {
+        self.record(|| Input::Schedule {
+            at,
+            fault: fault.clone(),
+        });
+        let at = at.max(self.core.now);
+        self.core.push(at, EvKind::Fault(fault));
+    }
+
+    /// Applies a fault now.
+    pub fn apply(&mut self, fault: Fault) {
+        self.record(|| Input::Apply(fault.clone()));
+        self.apply_fault(fault);
+    }
+
+    /// Crashes a node now.
+    pub fn crash(&mut self, node: NodeId) {
+        self.apply(Fault::Crash(node))
+    }
+    /// Restarts a crashed node now.
+    pub fn restart(&mut self, node: NodeId) {
+        self.apply(Fault::Restart(node))
+    }
+    /// Partitions `a` from `b` now (both directions unless `one_way`).
+    pub fn partition(&mut self, id: PartitionId, a: &[NodeId], b: &[NodeId], one_way: bool) {
+        self.apply(Fault::Partition {
+            id,
+            a: a.to_vec(),
+            b: b.to_vec(),
+            one_way,
+        })
+    }
+    /// Heals a partition now.
+    pub fn heal(&mut self, id: PartitionId) {
+        self.apply(Fault::Heal(id))
+    }
+
+    fn apply_fault(&mut self, fault: Fault) {
+        tracing::debug!(time = ?self.core.now, ?fault, "fault");
+        let fd = self.core.cfg.failure_detection;
+        match fault {
+            Fault::Crash(node) => {
+                let Some(i) = self.core.index(node) else {
+                    return;
+                };
+                let m = &mut self.core.meta[i as usize];
+                if !m.up {
+                    return;
+                }
+                m.up = false;
+                m.inc += 1;
+                m.connecting.clear();
+                let conns = std::mem::take(&mut m.conns);
+                let n = &mut self.nodes[i as usize];
+                if let Some(host) = n.host.take() {
+                    if !host.metrics().is_empty() {
+                        n.past
+                            .get_or_insert_with(Default::default)
+                            .merge(&host.metrics_snapshot());
+                    }
+                }
+                let at = self.core.now + fd;
+                for (peer, conn) in conns {
+                    self.core.push(
+                        at,
+                        EvKind::LinkCheck {
+                            node: peer.0 as u32,
+                            peer: i,
+                            conn,
+                        },
+                    );
+                }
+                self.core.count("sim.crashes");
+            }
+            Fault::Restart(node) => {
+                let Some(i) = self.core.index(node) else {
+                    return;
+                };
+                let m = &mut self.core.meta[i as usize];
+                if m.up {
+                    return;
+                }
+                m.up = true;
+                m.inc += 1;
+                self.nodes[i as usize].host = Some(Host::new(node, self.core.rng.next_u64()));
+                self.core.count("sim.restarts");
+                self.boot_node(i);
+            }
+            Fault::Partition {
+                id,
+                mut a,
+                mut b,
+                one_way,
+            } => {
+                a.sort();
+                a.dedup();
+                b.sort();
+                b.dedup();
+                self.core.partitions.retain(|p| p.id != id);
+                self.core.partitions.push(Partition { id, a, b, one_way });
+                // Connections across the cut break after the detection delay (unless healed).
+                let at = self.core.now + fd;
+                let mut checks = Vec::new();
+                for (i, m) in self.core.meta.iter().enumerate() {
+                    let me = NodeId(i as u64);
+                    for &(peer, conn) in &m.conns {
+                        if self.core.blocked(me, peer) || self.core.blocked(peer, me) {
+                            checks.push(EvKind::LinkCheck {
+                                node: i as u32,
+                                peer: peer.0 as u32,
+                                conn,
+                            });
+                        }
+                    }
+                }
+                for c in checks {
+                    self.core.push(at, c);
+                }
+            }
+            Fault::Heal(id) => self.core.partitions.retain(|p| p.id != id),
+            Fault::HealAll => self.core.partitions.clear(),
+            Fault::Skew(node, skew) => {
+                if let Some(i) = self.core.index(node) {
+                    self.core.meta[i as usize].skew = skew;
+                }
+            }
+        }
+    }
+
+    // ---- running ----
+
+    /// Processes one event; `false` if the queue is empty.
+    pub fn step(&mut self) -> bool {
+        self.record(|| Input::Step);
+        self.step_inner()
+    }
+
+    fn halted(&self) -> bool {
+        self.verifier
+            .as_ref()
+            .is_some_and(|v| v.divergence.is_some())
+    }
+
+    fn step_inner(&mut self) -> bool {
+        let Some(ev) = self.core.queue.pop() else {
+            return false;
+        };
+        self.core.now = Time(ev.at);
+        self.core.events += 1;
+        let h = mix(self.core.hash, ev_hash(&ev));
+        self.core.hash = h;
+        if let Some(r) = &mut self.recorder {
+            r.hashes.push(h);
+        }
+        if let Some(v) = &mut self.verifier {
+            v.check(self.core.events, self.core.now, h);
+        }
+        self.process(ev.kind);
+        if !self.invariants.is_empty() {
+            self.check_invariants();
+        }
+        true
+    }
+
+    fn process(&mut self, kind: EvKind) {
+        match kind {
+            EvKind::Deliver {
+                node,
+                inc,
+                bytes,
+                env,
+            } => {
+                if self.core.alive(node, inc) {
+                    self.dispatch(node, |h, p| h.deliver(p, env, bytes as usize));
+                } else {
+                    self.core.count("sim.dropped_node_down");
+                }
+            }
+            EvKind::Alarm { node, inc, alarm } => {
+                if self.core.alive(node, inc) {
+                    self.dispatch(node, |h, p| h.fire_alarm(p, alarm));
+                }
+            }
+            EvKind::ConnOpen { a, b, a_inc } => {
+                let bid = NodeId(b as u64);
+                let aid = NodeId(a as u64);
+                self.core.meta[a as usize].connecting.retain(|n| *n != bid);
+                let ok = self.core.alive(a, a_inc)
+                    && self.core.meta[b as usize].up
+                    && !self.core.blocked(aid, bid)
+                    && !self.core.blocked(bid, aid);
+                if !ok {
+                    self.core.count("sim.connect_failed");
+                    return;
+                }
+                if self.core.connected_to(a, bid).is_some() {
+                    return; // the other side connected first
+                }
+                self.core.next_conn += 1;
+                let conn = self.core.next_conn;
+                insert_conn(&mut self.core.meta[a as usize].conns, bid, conn);
+                let stale = insert_conn(&mut self.core.meta[b as usize].conns, aid, conn);
+                self.peer_event(a, PeerEvent::Up(bid));
+                if stale.is_some() {
+                    // `b` still had a connection from `a`'s previous incarnation.
+                    self.peer_event(b, PeerEvent::Down(aid));
+                }
+                self.peer_event(b, PeerEvent::Up(aid));
+            }
+            EvKind::LinkCheck { node, peer, conn } => {
+                let (nid, pid) = (NodeId(node as u64), NodeId(peer as u64));
+                if self.core.connected_to(node, pid) != Some(conn) {
+                    return;
+                }
+                let broken = !self.core.meta[peer as usize].up
+                    || self.core.connected_to(peer, nid) != Some(conn)
+                    || self.core.blocked(nid, pid)
+                    || self.core.blocked(pid, nid);
+                if broken {
+                    remove_conn(&mut self.core.meta[node as usize].conns, pid, conn);
+                    self.peer_event(node, PeerEvent::Down(pid));
+                    if remove_conn(&mut self.core.meta[peer as usize].conns, nid, conn) {
+                        self.peer_event(peer, PeerEvent::Down(nid));
+                    }
+                }
+            }
+            EvKind::CloseNote { node, peer, conn } => {
+                let pid = NodeId(peer as u64);
+                if remove_conn(&mut self.core.meta[node as usize].conns, pid, conn) {
+                    self.peer_event(node, PeerEvent::Down(pid));
+                }
+            }
+            EvKind::PeerNote { node, inc, ev } => {
+                if self.core.alive(node, inc) {
+                    self.dispatch(node, |h, p| h.peer_event(p, ev));
+                }
+            }
+            EvKind::Fault(f) => self.apply_fault(f),
+            EvKind::Boot { node, inc } => {
+                if self.core.alive(node, inc) {
+                    self.boot_node(node);
+                }
+            }
+        }
+    }
+
+    /// Runs every event up to and including `t`, then sets the clock to `t`.
+    pub fn run_until(&mut self, t: Time) {
+        self.record(|| Input::RunUntil(t));
+        while let Some(at) = self.core.queue.peek_time() {
+            if at > t.0 || self.halted() {
+                break;
+            }
+            self.step_inner();
+        }
+        self.core.now = self.core.now.max(t);
+    }
+
+    /// Runs for `d` of global time.
+    pub fn run_for(&mut self, d: Duration) {
+        self.run_until(self.core.now + d)
+    }
+
+    /// Runs until no event is left or `limit` is reached; whether the queue emptied.
+    /// (Periodic timers keep a node busy forever: then this stops at `limit`.)
+    pub fn run_until_idle(&mut self, limit: Time) -> bool {
+        self.record(|| Input::RunUntilIdle(limit));
+        while let Some(at) = self.core.queue.peek_time() {
+            if at > limit.0 || self.halted() {
+                return false;
+            }
+            self.step_inner();
+        }
+        true
+    }
+
+    // ---- inspection ----
+
+    /// Reads the state of the atom at `addr` if it is live and of type `A`.
+    pub fn with_atom<A: Atom, R>(&self, addr: AtomAddr, f: impl FnOnce(&A) -> R) -> Option<R> {
+        let n = self.nodes.get(usize::try_from(addr.node.0).ok()?)?;
+        n.host.as_ref()?.with_atom(addr.atom, f)
+    }
+
+    /// The host of a node (None if down or unknown).
+    pub fn host(&self, node: NodeId) -> Option<&Host> {
+        self.nodes.get(usize::try_from(node.0).ok()?)?.host.as_ref()
+    }
+
+    /// The durable store of a node.
+    pub fn store(&self, node: NodeId) -> &MemStore {
+        &self.nodes[node.0 as usize].store
+    }
+
+    /// Whether a node is up.
+    pub fn is_up(&self, node: NodeId) -> bool {
+        self.core
+            .index(node)
+            .is_some_and(|i| self.core.meta[i as usize].up)
+    }
+
+    /// A node's local clock reading now.
+    pub fn local_time(&self, node: NodeId) -> Time {
+        self.core.local_now(node.0 as u32)
+    }
+
+    /// A node's open connections.
+    pub fn connections(&self, node: NodeId) -> Vec<NodeId> {
+        self.core.meta[node.0 as usize]
+            .conns
+            .iter()
+            .map(|c| c.0)
+            .collect()
+    }
+
+    /// Metrics of one node, summed over its incarnations.
+    pub fn node_metrics(&self, node: NodeId) -> MetricsSnapshot {
+        let n = &self.nodes[node.0 as usize];
+        let mut s = n.past.as_deref().cloned().unwrap_or_default();
+        if let Some(h) = &n.host {
+            s.merge(&h.metrics_snapshot());
+        }
+        s
+    }
+
+    /// Metrics summed over all nodes, plus the simulator's own counters (`sim.lost`,
+    /// `sim.duplicated`, `sim.dropped_partitioned`, `sim.dropped_node_down`,
+    /// `sim.connect_failed`, `sim.crashes`, `sim.restarts`, ...).
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let mut s = MetricsSnapshot::default();
+        for i in 0..self.nodes.len() {
+            s.merge(&self.node_metrics(NodeId(i as u64)));
+        }
+        for (k, v) in &self.core.counters {
+            *s.counters.entry((*k).to_string()).or_insert(0) += v;
+        }
+        s
+    }
+
+    /// A simulator counter (e.g. `"sim.lost"`).
+    pub fn sim_counter(&self, name: &str) -> u64 {
+        self.core.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// Adds an invariant checked after every `every` events (1: after each). On failure
+    /// the run panics with the invariant's message, the seed, the time, the event number
+    /// and the command that reproduces it.
+    pub fn add_invariant(
+        &mut self,
+        name: &'static str,
+        every: u64,
+        check: impl Fn(&Sim) -> Result<(), String> + 'static,
+    ) {
+        self.invariants.push(Invariant {
+            name,
+            every: every.max(1),
+            check: Box::new(check),
+        });
+    }
+
+    fn check_invariants(&mut self) {
+        let invs = std::mem::take(&mut self.invariants);
+        for inv in &invs {
+            if self.core.events.is_multiple_of(inv.every) {
+                if let Err(msg) = (inv.check)(self) {
+                    panic!(
+                        "invariant `{}` violated at event {} (time {:?}, seed {}): {msg}\nreproduce: {}",
+                        inv.name,
+                        self.core.events,
+                        self.core.now,
+                        self.core.seed,
+                        self.repro()
+                    );
+                }
+            }
+        }
+        self.invariants = invs;
+    }
+}

@@ -1,0 +1,220 @@
+//! Recorded runs and their replay.
+//!
+//! A [`Trace`] holds what is needed to re-run a simulation except the program itself:
+//! the seed, the configuration, every driver input in order (nodes added, messages
+//! injected as encoded bytes, faults, run commands) and the running trace hash after
+//! every event. [`replay`] rebuilds the simulator from it, re-applies the inputs with the
+//! same program (the boot closures, supplied by the caller) and checks the run
+//! reproduces event by event, reporting the first divergent event.
+
+use super::{Fault, NetModel, Sim, SimConfig};
+use crate::error::Error;
+use crate::host::Boot;
+use crate::ids::{Dest, NodeId, Time};
+use crate::message::{Corr, KindId};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Trace file format version.
+pub const VERSION: u32 = 1;
+
+/// One driver input, in the order it was given.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Input {
+    /// `add_node` (the next node id).
+    AddNode,
+    /// `inject*`: an encoded message from the client.
+    Inject {
+        /// Delivery time.
+        at: Time,
+        /// Destination.
+        to: Dest,
+        /// Message kind.
+        kind: KindId,
+        /// Correlation.
+        corr: Corr,
+        /// MessagePack payload.
+        bytes: Vec<u8>,
+    },
+    /// `schedule`.
+    Schedule {
+        /// When.
+        at: Time,
+        /// What.
+        fault: Fault,
+    },
+    /// `apply` (and the crash/restart/partition/heal helpers).
+    Apply(Fault),
+    /// `run_until` / `run_for`.
+    RunUntil(Time),
+    /// `run_until_idle`.
+    RunUntilIdle(Time),
+    /// `step`.
+    Step,
+}
+
+/// A recorded run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Trace {
+    /// Format version.
+    pub version: u32,
+    /// The effective seed.
+    pub seed: u64,
+    /// The configuration.
+    pub config: SimConfig,
+    /// Driver inputs in order.
+    pub inputs: Vec<Input>,
+    /// Running trace hash after each event (`hashes[i]` after event `i + 1`).
+    pub hashes: Vec<u64>,
+    /// The trace hash at the time the trace was taken.
+    pub final_hash: u64,
+}
+
+impl Trace {
+    /// Writes the trace as MessagePack.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
+        let bytes = rmp_serde::to_vec(self).map_err(|e| Error::Encode(format!("trace: {e}")))?;
+        std::fs::write(path, bytes)?;
+        Ok(())
+    }
+    /// Reads a trace written by [`Trace::save`].
+    pub fn load(path: impl AsRef<Path>) -> Result<Trace, Error> {
+        let bytes = std::fs::read(path)?;
+        let t: Trace =
+            rmp_serde::from_slice(&bytes).map_err(|e| Error::Decode(format!("trace: {e}")))?;
+        if t.version != VERSION {
+            return Err(Error::Decode(format!(
+                "trace version {} (expected {VERSION})",
+                t.version
+            )));
+        }
+        Ok(t)
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Recorder {
+    pub(super) inputs: Vec<Input>,
+    pub(super) hashes: Vec<u64>,
+}
+
+pub(super) struct Verifier {
+    pub(super) expected: Vec<u64>,
+    pub(super) divergence: Option<(u64, String)>,
+}
+
+impl Verifier {
+    pub(super) fn check(&mut self, event: u64, now: Time, hash: u64) {
+        if self.divergence.is_some() {
+            return;
+        }
+        match self.expected.get(event as usize - 1) {
+            Some(&h) if h == hash => {}
+            Some(&h) => {
+                self.divergence = Some((
+                    event,
+                    format!("at time {now:?}: trace hash {hash:016x}, recorded {h:016x}"),
+                ))
+            }
+            None => {
+                self.divergence = Some((
+                    event,
+                    format!(
+                        "at time {now:?}: the replay has more events than the {} recorded",
+                        self.expected.len()
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// The outcome of a successful replay.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplayReport {
+    /// Events replayed (all matched).
+    pub events: u64,
+    /// The final trace hash (equal to the recording's).
+    pub final_hash: u64,
+}
+
+/// Replays a trace with the default network model. `boot_for(node)` must return the
+/// boot closure the recorded run gave that node.
+pub fn replay(
+    trace: &Trace,
+    boot_for: impl Fn(NodeId) -> Boot,
+) -> Result<(Sim, ReplayReport), Error> {
+    replay_with_model(trace, None, boot_for)
+}
+
+/// Replays a trace, with the custom network model the recorded run used (if any).
+/// Returns the replayed simulator (for inspection) and the report, or
+/// [`Error::ReplayDiverged`] naming the first event that differs.
+pub fn replay_with_model(
+    trace: &Trace,
+    model: Option<Box<dyn NetModel>>,
+    boot_for: impl Fn(NodeId) -> Boot,
+) -> Result<(Sim, ReplayReport), Error> {
+    if trace.version != VERSION {
+        return Err(Error::Decode(format!("trace version {}", trace.version)));
+    }
+    let cfg = SimConfig {
+        seed: trace.seed,
+        seed_from_env: false,
+        ..trace.config.clone()
+    };
+    let mut sim = match model {
+        Some(m) => Sim::with_model(cfg, m)?,
+        None => Sim::new(cfg)?,
+    };
+    sim.verifier = Some(Verifier {
+        expected: trace.hashes.clone(),
+        divergence: None,
+    });
+    for input in &trace.inputs {
+        if sim.halted() {
+            break;
+        }
+        match input.clone() {
+            Input::AddNode => {
+                let id = NodeId(sim.node_count() as u64);
+                sim.add_node(boot_for(id));
+            }
+            Input::Inject {
+                at,
+                to,
+                kind,
+                corr,
+                bytes,
+            } => sim.inject_raw(at, to, kind, corr, bytes),
+            Input::Schedule { at, fault } => sim.schedule(at, fault),
+            Input::Apply(f) => sim.apply(f),
+            Input::RunUntil(t) => sim.run_until(t),
+            Input::RunUntilIdle(t) => {
+                sim.run_until_idle(t);
+            }
+            Input::Step => {
+                sim.step();
+            }
+        }
+    }
+    let v = sim.verifier.take().expect("set above");
+    if let Some((event, detail)) = v.divergence {
+        return Err(Error::ReplayDiverged { event, detail });
+    }
+    let events = sim.events();
+    if events != trace.hashes.len() as u64 {
+        return Err(Error::ReplayDiverged {
+            event: events + 1,
+            detail: format!(
+                "the replay stopped after {events} events, {} recorded",
+                trace.hashes.len()
+            ),
+        });
+    }
+    let report = ReplayReport {
+        events,
+        final_hash: sim.trace_hash(),
+    };
+    Ok((sim, report))
+}
