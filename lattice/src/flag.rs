@@ -88,8 +88,8 @@ impl CausalLattice for EWFlag {
 /// carrying `true` (enable) or `false` (disable). The flag is on iff some dot is held and all
 /// held dots say `true`, so a disable concurrent with an enable wins. Bottom reads `false`.
 ///
-/// (The paper's variant starts enabled and reads "no disable dot"; this one starts disabled so
-/// that bottom means "not enabled" like [`EWFlag`], and keeps disable-wins.)
+/// (A formulation that only mints dots on disable would start enabled; this one starts
+/// disabled, so that bottom means "off" as for [`EWFlag`], and keeps disable-wins.)
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DWFlag(Causal<DotFun<bool>>);
 

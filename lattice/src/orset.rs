@@ -33,6 +33,27 @@ use crate::store::{CausalLattice, DotMap, DotSet};
 use crate::{Actor, Cardinality, Error, Lattice, Query};
 
 /// An add-wins observed-remove set with elements `T` and dots `D`.
+///
+/// ```
+/// use std::collections::{BTreeMap, BTreeSet};
+/// use rasp_lattice::{Lattice, ORSet, Query};
+///
+/// let mut s = ORSet::<u32>::bottom();
+/// s.add(1, 10);
+/// s.add(1, 11);
+/// let rm = s.remove(&10);
+/// let dot10 = rm.context().iter().next().unwrap();
+/// assert!(s.is_covered(&dot10)); // 10's dot was seen and is no longer active
+///
+/// // A derived set, as `map(|x| x / 10)` would build it: f(x) carries the union of the dots
+/// // of every x mapping to it, and the source's context, so removals flow through.
+/// let mut store: BTreeMap<u32, BTreeSet<_>> = BTreeMap::new();
+/// for (x, dots) in s.iter() {
+///     store.entry(x / 10).or_default().extend(dots.iter().copied());
+/// }
+/// let mapped = ORSet::from_parts(store, s.context().clone()).unwrap();
+/// assert_eq!(mapped.query(), BTreeSet::from([1]));
+/// ```
 pub struct ORSet<T: Ord, D: DotKind = Dot> {
     store: BTreeMap<T, BTreeSet<D>>,
     ctx: D::Context,
