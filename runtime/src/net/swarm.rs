@@ -9,14 +9,14 @@ use super::transport::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, MSG_PROTOCO
 use super::NetConfig;
 use crate::ids::{NodeId, PeerEvent};
 use crate::message::{Envelope, Payload};
-use futures::{AsyncWriteExt, StreamExt};
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, ping, Multiaddr, PeerId, Stream, Swarm};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// Most inbound message streams read concurrently per peer; further streams are refused
@@ -63,7 +63,7 @@ impl NetTask {
         let mut incoming = control
             .accept(MSG_PROTOCOL)
             .expect("message protocol registered once");
-        let mut writers: HashMap<NodeId, JoinHandle<()>> = HashMap::new();
+        let mut writers: HashMap<NodeId, (JoinHandle<()>, Arc<Notify>)> = HashMap::new();
         let readers: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
         let mut up: HashSet<PeerId> = HashSet::new();
         let mut established: usize = 0;
@@ -95,7 +95,7 @@ impl NetTask {
                 }
             }
         }
-        for (_, w) in writers {
+        for (_, (w, _)) in writers {
             w.abort();
         }
         tracing::debug!("network task stopped");
@@ -104,11 +104,15 @@ impl NetTask {
     fn ensure_writer(
         &mut self,
         node: NodeId,
-        writers: &mut HashMap<NodeId, JoinHandle<()>>,
+        writers: &mut HashMap<NodeId, (JoinHandle<()>, Arc<Notify>)>,
         control: &libp2p_stream::Control,
     ) {
-        if writers.get(&node).is_some_and(|w| !w.is_finished()) {
-            return;
+        if let Some((w, wake)) = writers.get(&node) {
+            if !w.is_finished() {
+                // A new connection: make sure the writer has a stream on it.
+                wake.notify_one();
+                return;
+            }
         }
         let Some(entry) = self.shared.lookup(node) else {
             return;
@@ -124,8 +128,10 @@ impl NetTask {
             cmd: self.cmd_tx.clone(),
             shared: self.shared.clone(),
             retry_for: self.cfg.peer_retry_for,
+            wake: Arc::new(Notify::new()),
         };
-        writers.insert(node, tokio::spawn(w.run()));
+        let wake = w.wake.clone();
+        writers.insert(node, (tokio::spawn(w.run()), wake));
     }
 
     fn dial_node(&mut self, node: NodeId, extra: Vec<Multiaddr>) {
@@ -149,7 +155,7 @@ impl NetTask {
     fn on_command(
         &mut self,
         cmd: Command,
-        writers: &mut HashMap<NodeId, JoinHandle<()>>,
+        writers: &mut HashMap<NodeId, (JoinHandle<()>, Arc<Notify>)>,
         control: &libp2p_stream::Control,
     ) {
         match cmd {
@@ -206,7 +212,7 @@ impl NetTask {
         ev: SwarmEvent<BehaviourEvent>,
         up: &mut HashSet<PeerId>,
         established: &mut usize,
-        writers: &mut HashMap<NodeId, JoinHandle<()>>,
+        writers: &mut HashMap<NodeId, (JoinHandle<()>, Arc<Notify>)>,
         control: &libp2p_stream::Control,
     ) {
         match ev {
@@ -403,9 +409,9 @@ fn decode(frame: &[u8], peer_node: NodeId) -> Result<WireEnvelope, String> {
     })
 }
 
-/// Writes one peer's queue to a stream, reopening the stream (and redialling) after
-/// failures with exponential backoff; gives up after `retry_for` of continuous failure and
-/// drops the queue (the next send recreates it).
+/// Writes one peer's queue to a stream, reopening the stream (and redialling) when there is
+/// something to send, with exponential backoff; gives up after `retry_for` of continuous
+/// failure and drops the queue (the next send recreates it).
 struct Writer {
     node: NodeId,
     peer: PeerId,
@@ -414,60 +420,114 @@ struct Writer {
     cmd: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     retry_for: Duration,
+    wake: Arc<Notify>,
 }
 
 impl Writer {
+    /// The writer's loop. It holds at most one stream. Without one it waits for a message
+    /// (then dials on demand) or a wake-up (a new connection: open a stream so the
+    /// connection stays alive). With one it waits for messages and notices the stream's
+    /// closure (the peer never writes on it, so a completed read means closed) without
+    /// redialling: a peer that went away is only dialled again when there is something
+    /// to send.
     async fn run(mut self) {
         let mut batch: Vec<Vec<u8>> = Vec::new();
         let mut buf = Vec::new();
-        let mut failing_since: Option<Instant> = None;
-        let mut backoff = Duration::from_millis(50);
+        let mut stream: Option<Stream> = None;
+        let mut want_stream = true;
         loop {
-            let mut stream = match self.control.open_stream(self.peer, MSG_PROTOCOL).await {
-                Ok(s) => s,
+            if batch.is_empty() {
+                let more = match stream.as_mut() {
+                    Some(s) => {
+                        let mut probe = [0u8; 1];
+                        tokio::select! {
+                            more = self.queue.pop_batch(&mut batch, WRITE_BATCH) => more,
+                            _ = s.read(&mut probe) => {
+                                tracing::debug!(peer = %self.peer, "outbound stream closed");
+                                stream = None;
+                                continue;
+                            }
+                        }
+                    }
+                    None if want_stream => true,
+                    None => tokio::select! {
+                        more = self.queue.pop_batch(&mut batch, WRITE_BATCH) => more,
+                        _ = self.wake.notified() => {
+                            want_stream = true;
+                            continue;
+                        }
+                    },
+                };
+                if !more {
+                    return;
+                }
+            }
+            let mut fresh = false;
+            if stream.is_none() {
+                match self.open().await {
+                    Some(s) => stream = Some(s),
+                    None => return,
+                }
+                want_stream = false;
+                fresh = true;
+            }
+            if batch.is_empty() {
+                continue;
+            }
+            buf.clear();
+            let mut bytes = 0u64;
+            for f in &batch {
+                bytes += f.len() as u64;
+                encode_frame(f, &mut buf);
+            }
+            let s = stream.as_mut().expect("opened above");
+            let res = async {
+                s.write_all(&buf).await?;
+                s.flush().await
+            }
+            .await;
+            match res {
+                Ok(()) => self.shared.peer_stats(self.node, |s| {
+                    s.frames_sent += batch.len() as u64;
+                    s.bytes_sent += bytes;
+                }),
+                Err(e) if !fresh => {
+                    // The stream was stale (its connection went away unnoticed): retry the
+                    // batch once on a new stream. Frames may arrive twice if part of the
+                    // failed write got through; rasp's protocols are idempotent.
+                    tracing::debug!(peer = %self.peer, "write on stale stream failed, retrying: {e}");
+                    stream = None;
+                    continue;
+                }
                 Err(e) => {
-                    let since = *failing_since.get_or_insert_with(Instant::now);
+                    tracing::debug!(peer = %self.peer, "write failed, {} frames lost: {e}", batch.len());
+                    self.shared
+                        .peer_stats(self.node, |s| s.dropped += batch.len() as u64);
+                    stream = None;
+                }
+            }
+            batch.clear();
+        }
+    }
+
+    /// Opens a stream (dialling if needed), retrying with exponential backoff; after
+    /// `retry_for` of failures drops the queue and returns `None`.
+    async fn open(&mut self) -> Option<Stream> {
+        let mut backoff = Duration::from_millis(50);
+        let since = Instant::now();
+        loop {
+            match self.control.open_stream(self.peer, MSG_PROTOCOL).await {
+                Ok(s) => return Some(s),
+                Err(e) => {
                     if since.elapsed() >= self.retry_for {
                         tracing::info!(peer = %self.peer, "peer unreachable for {:?}: dropping its queue", self.retry_for);
                         self.shared.remove_queue(self.node, &self.queue);
-                        return;
+                        return None;
                     }
                     tracing::debug!(peer = %self.peer, "cannot open stream: {e}");
                     let _ = self.cmd.try_send(Command::Dial(self.node));
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
-                    continue;
-                }
-            };
-            failing_since = None;
-            backoff = Duration::from_millis(50);
-            loop {
-                batch.clear();
-                if !self.queue.pop_batch(&mut batch, WRITE_BATCH).await {
-                    return;
-                }
-                buf.clear();
-                let mut bytes = 0u64;
-                for f in &batch {
-                    bytes += f.len() as u64;
-                    encode_frame(f, &mut buf);
-                }
-                let res = async {
-                    stream.write_all(&buf).await?;
-                    stream.flush().await
-                }
-                .await;
-                match res {
-                    Ok(()) => self.shared.peer_stats(self.node, |s| {
-                        s.frames_sent += batch.len() as u64;
-                        s.bytes_sent += bytes;
-                    }),
-                    Err(e) => {
-                        tracing::debug!(peer = %self.peer, "write failed, {} frames lost: {e}", batch.len());
-                        self.shared
-                            .peer_stats(self.node, |s| s.dropped += batch.len() as u64);
-                        break;
-                    }
                 }
             }
         }
