@@ -106,9 +106,35 @@ pub trait DotContext<D>:
 /// Hand-written rather than `crdts::VClock`: a `VClock` has no dot cloud, and deltas received
 /// out of order leave gaps that only a cloud can record.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "CausalContextRepr")]
 pub struct CausalContext {
     vv: BTreeMap<Actor, u64>,
     cloud: BTreeSet<Dot>,
+}
+
+/// The wire form of a [`CausalContext`]; decoding restores the canonical form (so equality
+/// stays set equality whatever a peer sends).
+#[derive(Deserialize)]
+struct CausalContextRepr {
+    vv: BTreeMap<Actor, u64>,
+    cloud: BTreeSet<Dot>,
+}
+
+impl From<CausalContextRepr> for CausalContext {
+    fn from(r: CausalContextRepr) -> Self {
+        let mut c = CausalContext {
+            vv: r.vv,
+            cloud: r.cloud,
+        };
+        c.vv.retain(|_, n| *n > 0);
+        c.cloud.retain(|d| d.counter > 0);
+        let actors: BTreeSet<Actor> = c.vv.keys().copied().collect();
+        for a in actors {
+            c.compact_actor(a);
+        }
+        c.compact();
+        c
+    }
 }
 
 impl CausalContext {
@@ -410,6 +436,14 @@ mod tests {
         assert!(!j.join(&b));
         assert!(a.is_subset(&j) && b.is_subset(&j) && !j.is_subset(&a));
         let all: Vec<Dot> = j.iter().collect();
+        // A non-canonical context from the wire is canonicalised.
+        let raw = crate::encode(&(
+            BTreeMap::from([(1u64, 1u64), (2, 0)]),
+            BTreeSet::from([Dot::new(1, 1), Dot::new(1, 2)]),
+        ))
+        .unwrap();
+        let c: CausalContext = crate::decode(&raw).unwrap();
+        assert_eq!(c, [Dot::new(1, 1), Dot::new(1, 2)].into_iter().collect());
         assert_eq!(
             all,
             vec![

@@ -99,7 +99,7 @@ impl<T: Element> Query for LWWRegister<T> {
 /// A multi-value register: a write replaces every value it has observed; concurrent writes
 /// are all kept (the query returns the set of concurrent values).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "T: Serialize", deserialize = "T: DeserializeOwned"))]
+#[serde(bound(serialize = "T: Serialize", deserialize = "T: Element"))]
 pub struct MVRegister<T>(Causal<DotFun<T>>);
 
 delegate_lattice!(MVRegister<T> where T: Element);

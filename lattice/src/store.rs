@@ -232,11 +232,30 @@ pub trait CausalLattice: Lattice {
 }
 
 /// The generic causal CRDT over a dot store `S`: the lattice of pairs (store, context).
+/// Decoding checks the invariants of [`Causal::from_parts`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "S: Serialize", deserialize = "S: DeserializeOwned"))]
+#[serde(
+    bound(serialize = "S: Serialize", deserialize = "S: DotStore"),
+    try_from = "CausalRepr<S>"
+)]
 pub struct Causal<S> {
     store: S,
     ctx: CausalContext,
+}
+
+/// The wire form of [`Causal`], validated on decoding.
+#[derive(Deserialize)]
+#[serde(bound(deserialize = "S: DeserializeOwned"))]
+struct CausalRepr<S> {
+    store: S,
+    ctx: CausalContext,
+}
+
+impl<S: DotStore> TryFrom<CausalRepr<S>> for Causal<S> {
+    type Error = Error;
+    fn try_from(r: CausalRepr<S>) -> Result<Self, Error> {
+        Causal::from_parts(r.store, r.ctx)
+    }
 }
 
 impl<S: DotStore> Causal<S> {

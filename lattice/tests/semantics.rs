@@ -204,3 +204,19 @@ fn encoded_size_matches_for_every_type() {
         t
     );
 }
+
+#[test]
+fn hostile_causal_states_are_rejected() {
+    use std::collections::BTreeMap;
+    // An MV-register whose store holds a dot its context does not cover.
+    let store: BTreeMap<Dot, u8> = BTreeMap::from([(Dot::new(1, 3), 7)]);
+    let bytes = encode(&(store, CausalContext::new())).unwrap();
+    let err = decode::<MVRegister<u8>>(&bytes).unwrap_err();
+    assert!(err.to_string().contains("not covered"), "{err}");
+    // The same with a covering context decodes.
+    let store: BTreeMap<Dot, u8> = BTreeMap::from([(Dot::new(1, 1), 7)]);
+    let ctx: CausalContext = [Dot::new(1, 1)].into_iter().collect();
+    let bytes = encode(&(store, ctx)).unwrap();
+    let r: MVRegister<u8> = decode(&bytes).unwrap();
+    assert_eq!(r.query(), BTreeSet::from([7]));
+}
