@@ -82,7 +82,7 @@ pub use max::MaxInt;
 pub use orset::ORSet;
 pub use pair::Pair;
 pub use register::{LWWRegister, MVRegister};
-pub use set::{GSet, TwoPSet};
+pub use set::{Element, GSet, TwoPSet};
 pub use store::{Causal, CausalLattice, DotFun, DotMap, DotSet, DotStore};
 pub use threshold::{Cardinality, Numeric, Threshold};
 
