@@ -109,6 +109,7 @@ fn main() {
             b.spawn(Idle);
         }),
     );
+    sim.run_until(Time::ZERO); // runs the boot events
     let took = t0.elapsed();
     let after = rss_bytes();
     assert_eq!(

@@ -18,12 +18,15 @@
 //! - [`sim`]: the deterministic simulator (virtual clock, event queue, network model with
 //!   latency, loss, duplication, reordering, partitions, crashes/restarts, clock skew;
 //!   trace hash, recorded traces and replay, invariants, seeds from `RASP_SEED`).
+//! - [`demo`]: the demo protocol (ping-pong + gossiped grow-only counter) as an atom, run
+//!   by the simulator tests and by `rasp node`.
 //! - [`error`]: [`Error`], [`StoreError`], [`RequestError`].
 //!
 //! The same atoms run under the deterministic simulator (`sim`) and the tokio + libp2p
 //! network runtime (`net`); only the [`Platform`] differs.
 
 pub mod atom;
+pub mod demo;
 pub mod error;
 pub mod host;
 pub mod ids;

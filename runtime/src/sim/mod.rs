@@ -306,7 +306,14 @@ impl Queue {
         let kind = self.slab[k.slot as usize]
             .take()
             .expect("rasp: queued event present");
-        self.free.push(k.slot);
+        if self.heap.is_empty() && self.slab.len() > 4096 {
+            // Drained after a burst (e.g. booting many nodes): give the memory back.
+            self.heap = BinaryHeap::new();
+            self.slab = Vec::new();
+            self.free = Vec::new();
+        } else {
+            self.free.push(k.slot);
+        }
         Some(Ev {
             at: k.at,
             seq: k.seq,
