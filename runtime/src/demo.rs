@@ -1,5 +1,6 @@
-//! The demo protocol, written once as an atom, run by the simulator (tests) and by real
-//! processes (`rasp node`): ping-pong plus a gossiped grow-only counter across N nodes.
+//! The demo protocol, written once as an atom for the simulator (tests) and real processes
+//! alike: ping-pong plus a gossiped grow-only counter across N nodes. [`demo_boot`] gives
+//! the boot closure; the config and outcome are plain serde structs.
 //!
 //! Each node's [`Demo`] atom (service `"demo"`):
 //! - increments its own entry of a grow-only counter `increments` times, one every

@@ -19,7 +19,7 @@
 //!   latency, loss, duplication, reordering, partitions, crashes/restarts, clock skew;
 //!   trace hash, recorded traces and replay, invariants, seeds from `RASP_SEED`).
 //! - [`demo`]: the demo protocol (ping-pong + gossiped grow-only counter) as an atom, run
-//!   by the simulator tests and by `rasp node`.
+//!   by the simulator tests (the network runtime can run the same atom in real processes).
 //! - [`error`]: [`Error`], [`StoreError`], [`RequestError`].
 //!
 //! The same atoms run under the deterministic simulator (`sim`) and the tokio + libp2p
