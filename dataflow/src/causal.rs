@@ -48,12 +48,21 @@ pub enum DDot {
     Base(VarTag, Dot),
     /// The pair of two dots, formed by a product or an intersection.
     Pair(Box<DDot>, Box<DDot>),
+    /// A dot that reached a union through its input tagged `0`. Unions keep each input's
+    /// lineage apart: two inputs derived from one source share dots, and without the tag a
+    /// dot one input filtered out (removed) would remove the same dot the other input holds.
+    Via(VarTag, Box<DDot>),
 }
 
 impl DDot {
     /// The pair `(a, b)`.
     pub fn pair(a: DDot, b: DDot) -> DDot {
         DDot::Pair(Box::new(a), Box::new(b))
+    }
+
+    /// `d` reached through the union input tagged `tag`.
+    pub fn via(tag: VarTag, d: DDot) -> DDot {
+        DDot::Via(tag, Box::new(d))
     }
 }
 
@@ -62,10 +71,12 @@ impl DotKind for DDot {
 }
 
 /// The causal context of a derived set: per source variable a compact [`CausalContext`] of
-/// base dots, plus the pair dots seen.
+/// base dots, per union input the context of the dots that came through it, plus the pair
+/// dots seen.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DCtx {
     bases: BTreeMap<VarTag, CausalContext>,
+    via: BTreeMap<VarTag, DCtx>,
     pairs: BTreeSet<DDot>,
 }
 
@@ -78,6 +89,21 @@ impl DCtx {
         }
         DCtx {
             bases,
+            via: BTreeMap::new(),
+            pairs: BTreeSet::new(),
+        }
+    }
+
+    /// The context `ctx` seen through the union input tagged `tag` (covers `Via(tag, d)`
+    /// for every `d` that `ctx` covers). O(1).
+    pub fn via(tag: VarTag, ctx: DCtx) -> DCtx {
+        let mut via = BTreeMap::new();
+        if !ctx.is_empty() {
+            via.insert(tag, ctx);
+        }
+        DCtx {
+            bases: BTreeMap::new(),
+            via,
             pairs: BTreeSet::new(),
         }
     }
@@ -85,6 +111,11 @@ impl DCtx {
     /// The per-variable base contexts.
     pub fn bases(&self) -> &BTreeMap<VarTag, CausalContext> {
         &self.bases
+    }
+
+    /// The per-union-input contexts.
+    pub fn via_contexts(&self) -> &BTreeMap<VarTag, DCtx> {
+        &self.via
     }
 
     /// The pair dots seen.
@@ -97,6 +128,7 @@ impl DotContext<DDot> for DCtx {
     fn contains(&self, dot: &DDot) -> bool {
         match dot {
             DDot::Base(tag, d) => self.bases.get(tag).is_some_and(|c| c.contains(d)),
+            DDot::Via(tag, d) => self.via.get(tag).is_some_and(|c| c.contains(d)),
             DDot::Pair(..) => self.pairs.contains(dot),
         }
     }
@@ -104,6 +136,7 @@ impl DotContext<DDot> for DCtx {
     fn insert(&mut self, dot: DDot) -> bool {
         match dot {
             DDot::Base(tag, d) => self.bases.entry(tag).or_default().insert(d),
+            DDot::Via(tag, d) => self.via.entry(tag).or_default().insert(*d),
             pair => self.pairs.insert(pair),
         }
     }
@@ -116,6 +149,17 @@ impl DotContext<DDot> for DCtx {
                 None => {
                     if !c.is_empty() {
                         self.bases.insert(*tag, c.clone());
+                        changed = true;
+                    }
+                }
+            }
+        }
+        for (tag, c) in &other.via {
+            match self.via.get_mut(tag) {
+                Some(mine) => changed |= mine.join(c),
+                None => {
+                    if !c.is_empty() {
+                        self.via.insert(*tag, c.clone());
                         changed = true;
                     }
                 }
@@ -141,20 +185,29 @@ impl DotContext<DDot> for DCtx {
     }
 
     fn is_empty(&self) -> bool {
-        self.bases.values().all(CausalContext::is_empty) && self.pairs.is_empty()
+        self.bases.values().all(CausalContext::is_empty)
+            && self.via.values().all(DCtx::is_empty)
+            && self.pairs.is_empty()
     }
 
     fn dot_count(&self) -> u64 {
-        self.bases.values().map(|c| c.dot_count()).sum::<u64>() + self.pairs.len() as u64
+        self.bases.values().map(|c| c.dot_count()).sum::<u64>()
+            + self.via.values().map(|c| c.dot_count()).sum::<u64>()
+            + self.pairs.len() as u64
     }
 
     fn dots(&self) -> Box<dyn Iterator<Item = DDot> + '_> {
-        // Base dots sort before pair dots (enum variant order), tags in order: increasing.
+        // Variant order is Base < Pair < Via; within a variant, tags then dots increase.
         Box::new(
             self.bases
                 .iter()
                 .flat_map(|(tag, c)| c.iter().map(move |d| DDot::Base(*tag, d)))
-                .chain(self.pairs.iter().cloned()),
+                .chain(self.pairs.iter().cloned())
+                .chain(
+                    self.via
+                        .iter()
+                        .flat_map(|(tag, c)| c.dots().map(move |d| DDot::via(*tag, d))),
+                ),
         )
     }
 
@@ -174,7 +227,14 @@ impl DotContext<DDot> for DCtx {
                         .iter()
                         .filter(|p| !other.pairs.contains(*p))
                         .cloned(),
-                ),
+                )
+                .chain(self.via.iter().flat_map(move |(tag, c)| {
+                    let dots: Box<dyn Iterator<Item = DDot> + 'a> = match other.via.get(tag) {
+                        Some(o) => c.dots_not_in(o),
+                        None => c.dots(),
+                    };
+                    dots.map(move |d| DDot::via(*tag, d))
+                })),
         )
     }
 
@@ -183,6 +243,10 @@ impl DotContext<DDot> for DCtx {
             c.compact();
         }
         self.bases.retain(|_, c| !c.is_empty());
+        for c in self.via.values_mut() {
+            c.compact();
+        }
+        self.via.retain(|_, c| !c.is_empty());
     }
 }
 

@@ -11,7 +11,8 @@
 //! - **map** `f`: `f(x)` carries the dots of `x`; several `x` with one image union their dots;
 //! - **filter** `p`: failing elements are left out of the store but their dots stay in the
 //!   context, so they read as removed and the output still inflates;
-//! - **union**: dots are tagged by source variable, so the common elements' dots merge;
+//! - **union**: the common elements' dots merge; each input's dots are marked with the input
+//!   ([`DDot::Via`]) so two inputs derived from one source cannot cancel each other's dots;
 //! - **product**: pair `(x, y)` carries the pair dots `(a, b)` of its factors; it is removed
 //!   when `a` **or** `b` is removed;
 //! - **intersection**: like product restricted to equal elements: `x` is present only while
@@ -55,10 +56,19 @@ pub fn filter_delta<T: Element>(delta: &DSet<T>, p: impl Fn(&T) -> bool) -> DSet
     build(store, delta.context().clone())
 }
 
-/// union: the output delta is the (lifted) input delta itself; it is a function so the
-/// operator table reads uniformly.
-pub fn union_delta<T: Element>(delta: &DSet<T>) -> DSet<T> {
-    delta.clone()
+/// union: the (lifted) delta of the input tagged `input`, its dots marked as having come
+/// through that input ([`DDot::Via`]), so the two inputs' lineages never collide.
+pub fn union_delta<T: Element>(delta: &DSet<T>, input: VarTag) -> DSet<T> {
+    let store = delta
+        .iter()
+        .map(|(x, ds)| {
+            (
+                x.clone(),
+                ds.iter().map(|d| DDot::via(input, d.clone())).collect(),
+            )
+        })
+        .collect();
+    build(store, DCtx::via(input, delta.context().clone()))
 }
 
 /// product, left side changed: the pairs `delta × right`.

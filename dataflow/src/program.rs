@@ -58,6 +58,12 @@ impl<L> Debug for Var<L> {
 }
 
 impl<L> Var<L> {
+    /// A handle on the variable `id` of type `L`, for code that did not declare it (the type
+    /// is checked when the handle is used).
+    pub fn named(id: &str) -> Self {
+        Var::new(id)
+    }
+
     fn new(id: &str) -> Self {
         Var {
             id: Arc::from(id),
@@ -1139,11 +1145,14 @@ impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for UnionOp<T, A, B>
         } else {
             input::<B>(delta).lift(self.tags[1])
         };
-        Box::new(ops::union_delta(&d))
+        Box::new(ops::union_delta(&d, self.tags[pos]))
     }
     fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
-        let mut out = input::<A>(inputs[0]).lift(self.tags[0]);
-        out.join(&input::<B>(inputs[1]).lift(self.tags[1]));
+        let mut out = ops::union_delta(&input::<A>(inputs[0]).lift(self.tags[0]), self.tags[0]);
+        out.join(&ops::union_delta(
+            &input::<B>(inputs[1]).lift(self.tags[1]),
+            self.tags[1],
+        ));
         Box::new(out)
     }
 }

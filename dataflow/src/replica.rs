@@ -165,6 +165,9 @@ impl Default for ReplicaConfig {
 /// A neighbour's greeting: what it holds and the graph it knows.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Hello {
+    /// Whether this answers the receiver's greeting (greetings are re-sent every interval
+    /// until answered, so a lost one costs one interval, not the neighbour).
+    pub reply: bool,
     /// Ids of the variables the sender holds.
     pub held: Vec<String>,
     /// The sender's graph declarations.
@@ -208,6 +211,8 @@ struct Entry {
 
 #[derive(Default)]
 struct Peer {
+    /// Whether its [`Hello`] arrived (until then `held` is unknown and nothing is sent).
+    greeted: bool,
     held: BTreeSet<String>,
     /// Everything below this sequence number is acknowledged.
     acked: u64,
@@ -404,7 +409,7 @@ impl Replica {
                         ..Peer::default()
                     },
                 );
-                self.greet(ctx, n);
+                self.greet(ctx, n, false);
             }
             PeerServiceEvent::NeighbourDown(n) => {
                 self.peers.remove(&n);
@@ -428,8 +433,9 @@ impl Replica {
         }
     }
 
-    fn greet<A: Atom>(&mut self, ctx: &mut Ctx<A>, to: NodeId) {
+    fn greet<A: Atom>(&mut self, ctx: &mut Ctx<A>, to: NodeId, reply: bool) {
         let hello = Hello {
+            reply,
             held: self.program.held(),
             graph: self.program.graph(),
         };
@@ -444,15 +450,14 @@ impl Replica {
             }
         }
         self.absorb_changes(None);
-        let known = self.peers.contains_key(&n);
         let peer = self.peers.entry(n).or_insert_with(|| Peer {
             behind: true,
             ..Peer::default()
         });
+        peer.greeted = true;
         peer.held = m.held.into_iter().collect();
-        if !known {
-            // Greeted by a node membership has not reported yet: greet back.
-            self.greet(ctx, n);
+        if !m.reply {
+            self.greet(ctx, n, true);
         }
         // Catch the neighbour up at once (Lasp #290).
         self.send_states(ctx, n);
@@ -471,6 +476,9 @@ impl Replica {
     }
 
     fn send_states<A: Atom>(&mut self, ctx: &mut Ctx<A>, n: NodeId) {
+        if !self.peers.get(&n).is_some_and(|p| p.greeted) {
+            return; // what it holds is not known yet
+        }
         let mut vars = Vec::new();
         for id in self.shared(n) {
             let Ok(state) = self.program.state_dyn(&id) else {
@@ -590,6 +598,15 @@ impl Replica {
     fn tick<A: HasReplica>(&mut self, ctx: &mut Ctx<A>) {
         self.absorb_changes(None);
         self.persist(ctx);
+        let silent: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.greeted)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in silent {
+            self.greet(ctx, n, false);
+        }
         match (self.config.carrier, self.config.sync) {
             (Carrier::Plumtree, _) => self.broadcast(ctx),
             (Carrier::Direct, SyncMode::State) => {
@@ -616,6 +633,9 @@ impl Replica {
 
     fn send_deltas<A: Atom>(&mut self, ctx: &mut Ctx<A>, n: NodeId, bp: bool) {
         let p = &self.peers[&n];
+        if !p.greeted {
+            return;
+        }
         let mut joined: BTreeMap<Arc<str>, Box<dyn AnyLattice>> = BTreeMap::new();
         for e in self.buffer.iter().filter(|e| e.seq >= p.acked) {
             if bp && e.origin == Some(n) {

@@ -72,7 +72,7 @@ impl Replica {
                 self.on_f(&df);
             }
         }
-        if let Some(du) = Self::push(&mut self.u, &union_delta(&da)) {
+        if let Some(du) = Self::push(&mut self.u, &union_delta(&da, A)) {
             self.s.join_set(&du);
         }
         Self::push(
@@ -98,7 +98,7 @@ impl Replica {
         if let Some(dp) = Self::push(&mut self.p, &product_right_delta(&self.f, VarTag(0), &db)) {
             Self::push(&mut self.mp, &map_delta(&dp, |(x, y)| x + y));
         }
-        if let Some(du) = Self::push(&mut self.u, &union_delta(&db)) {
+        if let Some(du) = Self::push(&mut self.u, &union_delta(&db, B)) {
             self.s.join_set(&du);
         }
         Self::push(
