@@ -13,7 +13,10 @@
 //! | [`membership`] | `rasp-membership` | the pluggable peer service: full, client-server, HyParView; Plumtree broadcast; overlay checks |
 //! | [`dataflow`] | `rasp-dataflow` | the DSL of monotone operators over CRDTs, compiled to atoms, replicated with delta sync |
 //!
-//! The `rasp` binary (see `rasp --help`) runs nodes and demos.
+//! The `rasp` binary (see `rasp --help`) runs nodes and demos; its commands live in [`cli`]
+//! (so a command can reuse `rasp node`'s boot: see [`cli::node::run_with`]).
+
+pub mod cli;
 
 pub use rasp_dataflow as dataflow;
 pub use rasp_lattice as lattice;

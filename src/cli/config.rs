@@ -19,10 +19,15 @@
 //! max_connections = 1024
 //! ping_interval_ms = 2000
 //! ping_timeout_ms = 6000
+//! membership = "hyparview"   # or "full", "client-server"
+//! role = "server"            # client-server mode only: "server" or "client"
 //! ```
 
 use clap::Args;
-use rasp_runtime::net::{Multiaddr, NetConfig};
+use rasp_membership::{Mode, Role};
+use rasp_runtime::net::identity::node_id_bits;
+use rasp_runtime::net::{Multiaddr, NetConfig, PeerId};
+use rasp_runtime::{Contact, NodeId};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,6 +100,79 @@ pub struct FileConfig {
     pub idle_connection_timeout_ms: Option<u64>,
     /// [`NetConfig::peer_retry_for`] in milliseconds.
     pub peer_retry_for_ms: Option<u64>,
+    /// See `--membership`.
+    pub membership: Option<String>,
+    /// See `--role`.
+    pub role: Option<String>,
+}
+
+/// Membership flags of `rasp node`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MembershipArgs {
+    /// Membership protocol: full, client-server or hyparview [default: hyparview]
+    #[arg(long, env = "RASP_MEMBERSHIP", value_name = "MODE")]
+    pub membership: Option<Mode>,
+    /// This node's role in client-server mode: server or client [default: server]; ignored
+    /// in the other modes, so switching modes is one flag
+    #[arg(long, env = "RASP_ROLE", value_name = "ROLE")]
+    pub role: Option<Role>,
+}
+
+/// Resolves the membership configuration: flag > environment > the TOML file's
+/// `membership` / `role` keys > default (HyParView; role server). Protocol parameters keep
+/// their defaults ([`rasp_membership::Config::default`]).
+pub fn resolve_membership(
+    args: &MembershipArgs,
+    config_file: Option<&Path>,
+) -> Result<rasp_membership::Config, String> {
+    let file = match config_file {
+        Some(p) => FileConfig::load(p)?,
+        None => FileConfig::default(),
+    };
+    let in_file = |what: &str, e: rasp_membership::Error| match config_file {
+        Some(p) => format!("config file {}: {what}: {e}", p.display()),
+        None => e.to_string(),
+    };
+    let mode = match (args.membership, &file.membership) {
+        (Some(m), _) => m,
+        (None, Some(s)) => s.parse().map_err(|e| in_file("membership", e))?,
+        (None, None) => Mode::default(),
+    };
+    let role = match (args.role, &file.role) {
+        (Some(r), _) => r,
+        (None, Some(s)) => s.parse().map_err(|e| in_file("role", e))?,
+        (None, None) => Role::default(),
+    };
+    let cfg = rasp_membership::Config {
+        mode,
+        role,
+        ..rasp_membership::Config::default()
+    };
+    cfg.validate().map_err(|e| e.to_string())?;
+    Ok(cfg)
+}
+
+/// The membership seed of a `--join` address: the node id derived from its `/p2p/<peer id>`
+/// part (as the network runtime derives node ids, [`node_id_bits`]) and the address itself.
+/// An address without `/p2p/` is an error: membership needs to know who it joins.
+pub fn seed_contact(addr: &Multiaddr) -> Result<Contact, String> {
+    let text = addr.to_string();
+    let peer = text
+        .rsplit_once("/p2p/")
+        .map(|(_, tail)| tail.split('/').next().unwrap_or_default())
+        .ok_or_else(|| {
+            format!(
+                "join address {text} has no /p2p/<peer id> suffix; use the full address a \
+                 node prints at start (listen=...)"
+            )
+        })?;
+    let peer: PeerId = peer
+        .parse()
+        .map_err(|e| format!("join address {text}: bad peer id {peer:?}: {e}"))?;
+    Ok(Contact {
+        node: NodeId(node_id_bits(&peer)),
+        addrs: vec![text],
+    })
 }
 
 impl FileConfig {
@@ -245,5 +323,40 @@ mod tests {
         })
         .unwrap_err();
         assert!(e.contains("invalid join address"), "{e}");
+    }
+
+    #[test]
+    fn membership_flag_beats_file_beats_default() {
+        let none = MembershipArgs::default();
+        let d = resolve_membership(&none, None).unwrap();
+        assert_eq!((d.mode, d.role), (Mode::HyParView, Role::Server));
+        let p = tmp(
+            "membership",
+            "membership = \"client-server\"\nrole = \"client\"\n",
+        );
+        let f = resolve_membership(&none, Some(&p)).unwrap();
+        assert_eq!((f.mode, f.role), (Mode::ClientServer, Role::Client));
+        let flags = MembershipArgs {
+            membership: Some(Mode::Full),
+            role: None,
+        };
+        let c = resolve_membership(&flags, Some(&p)).unwrap();
+        assert_eq!((c.mode, c.role), (Mode::Full, Role::Client));
+        let p = tmp("badmode", "membership = \"ring\"\n");
+        let e = resolve_membership(&none, Some(&p)).unwrap_err();
+        assert!(e.contains("membership") && e.contains("\"ring\""), "{e}");
+    }
+
+    #[test]
+    fn seeds_take_their_node_id_from_the_p2p_suffix() {
+        let peer = PeerId::random();
+        let a: Multiaddr = format!("/ip4/127.0.0.1/tcp/7000/p2p/{peer}")
+            .parse()
+            .unwrap();
+        let c = seed_contact(&a).unwrap();
+        assert_eq!(c.node, NodeId(node_id_bits(&peer)));
+        assert_eq!(c.addrs, vec![a.to_string()]);
+        let e = seed_contact(&"/ip4/127.0.0.1/tcp/7000".parse().unwrap()).unwrap_err();
+        assert!(e.contains("/p2p/"), "{e}");
     }
 }

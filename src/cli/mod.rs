@@ -7,8 +7,8 @@
 
 pub mod bench;
 pub mod config;
-pub mod demo;
 pub mod node;
+pub mod overlay;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -34,6 +34,8 @@ pub enum Command {
     /// The receiving side of `bench-net` (started by it).
     #[command(hide = true)]
     BenchSink(bench::SinkArgs),
+    /// Ask running nodes for their membership views; print the overlay report as JSON.
+    Overlay(overlay::OverlayArgs),
 }
 
 /// Exit code for a bad configuration or usage (clap uses 2 too).
@@ -52,6 +54,7 @@ pub fn main() -> ExitCode {
         }
         Command::BenchNet(args) => bench::run(args),
         Command::BenchSink(args) => bench::run_sink(args),
+        Command::Overlay(args) => overlay::run(args),
     }
 }
 

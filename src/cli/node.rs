@@ -1,16 +1,47 @@
 //! `rasp node`: start one node and run it until SIGINT or SIGTERM.
 //!
-//! Every node runs a [`NodeInfo`] atom (atom 0): it counts the node's boots in the durable
-//! store (key `rasp/boots`) and answers [`InfoRequest`]s on the `rasp/info` service.
+//! # What a node runs
+//!
+//! Its boot closure spawns, in this order (so the first ids are fixed):
+//!
+//! | atom | what |
+//! |---|---|
+//! | [`INFO_ATOM`] (0) | [`NodeInfo`]: counts boots in the durable store (key `rasp/boots`), serves `rasp/info` |
+//! | [`MEMBERSHIP_ATOM`] (1) | [`MembershipAtom`] serving `membership`, in the mode of `--membership` / `RASP_MEMBERSHIP` / the config file's `membership` key (default `hyparview`), joining through the `--join` addresses |
+//! | 2… | the atoms of [`NodeOptions::extra_boot`] (commands built on `rasp node`) |
+//! | last | with `--demo-nodes N`: the demo protocol, [`rasp_runtime::demo::Demo`] (service `demo`) |
+//!
+//! # Seeds
+//!
+//! Every `--join` address must end in `/p2p/<peer id>` (as printed in a node's `listen=` start
+//! line): membership joins through the node with that id ([`seed_contact`]). A node started
+//! without `--join` is the first node of its cluster.
+//!
+//! # The demo
+//!
+//! With `--demo-nodes N` the node also runs the demo protocol of `rasp_runtime::demo` (the
+//! same atom the simulator tests run; `tests/net_parity.rs` compares the two) and prints
+//! `demo=<json outcome>` once it is done. The demo finds its peers on its own (it connects to
+//! every node it hears of), beside whatever membership mode runs.
+//!
+//! # Start lines (stdout)
+//!
+//! ```text
+//! node_id=<u64> peer_id=<peer> boots=<n> membership=<mode> role=<role>
+//! listen=<multiaddr with /p2p/>     (one per address)
+//! ```
 
-use super::config::{resolve, NetArgs};
-use super::demo::{Demo, DemoConfig};
+use super::config::{resolve, resolve_membership, seed_contact, MembershipArgs, NetArgs};
 use super::{config_error, runtime, ShutdownSignal};
 use clap::Args;
-use rasp_runtime::net::{Node, NodeHandle};
-use rasp_runtime::{boot, Atom, AtomId, Boot, Ctx, Message};
+use rasp_membership::{MembershipAtom, Mode};
+use rasp_runtime::demo::{Demo, DemoConfig};
+use rasp_runtime::net::{Multiaddr, Node, NodeHandle, PeerId};
+use rasp_runtime::{boot, Atom, AtomId, Boot, BootCtx, Contact, Ctx, Message, NodeId, ServiceId};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// `rasp node` flags.
 #[derive(Debug, Clone, Args)]
@@ -18,6 +49,9 @@ pub struct NodeArgs {
     /// Network settings.
     #[command(flatten)]
     pub net: NetArgs,
+    /// Membership settings.
+    #[command(flatten)]
+    pub membership: MembershipArgs,
     /// Run the demo protocol (ping-pong + gossiped grow-only counter) for a cluster of this
     /// many nodes; prints `demo=<json outcome>` when this node is done
     #[arg(long, env = "RASP_DEMO_NODES", value_name = "N")]
@@ -27,13 +61,15 @@ pub struct NodeArgs {
         long,
         env = "RASP_DEMO_INCREMENTS",
         value_name = "K",
-        default_value_t = 20
+        default_value_t = DemoConfig::default().increments
     )]
     pub demo_increments: u64,
-    /// Demo: ping-pong rounds with each peer
-    #[arg(long, env = "RASP_DEMO_PINGS", value_name = "P", default_value_t = 3)]
-    pub demo_pings: u32,
 }
+
+/// Atom id of [`NodeInfo`] on every node.
+pub const INFO_ATOM: AtomId = AtomId(0);
+/// Atom id of the [`MembershipAtom`] on every node.
+pub const MEMBERSHIP_ATOM: AtomId = AtomId(1);
 
 /// Store key of the boot counter.
 pub const BOOTS_KEY: &[u8] = b"rasp/boots";
@@ -80,28 +116,146 @@ impl Atom for NodeInfo {
     }
 }
 
+/// What extra boot code and start hooks learn about the node's setup.
+#[derive(Clone, Debug)]
+pub struct NodeEnv {
+    /// The resolved membership configuration (mode, role, parameters).
+    pub membership: rasp_membership::Config,
+    /// The seeds membership joins through (from `--join`; empty on the first node).
+    pub seeds: Vec<Contact>,
+}
+
+/// Spawns extra atoms at boot, after [`NodeInfo`] and the [`MembershipAtom`] (so the first
+/// extra atom is `AtomId(2)`), before the demo. Called at every boot of the node.
+pub type ExtraBoot = Arc<dyn Fn(&mut BootCtx<'_>, &NodeEnv) + Send + Sync>;
+
+/// Runs once the node is up and its start lines are printed, inside the node's tokio
+/// runtime (so it may `tokio::spawn` tasks that poll atoms through the handle and print
+/// result lines).
+pub type OnStart = Arc<dyn Fn(StartedNode) + Send + Sync>;
+
+/// A started node, as [`OnStart`] sees it.
+#[derive(Clone, Debug)]
+pub struct StartedNode {
+    /// For [`NodeHandle::call`]: read atom state on the atoms' thread.
+    pub handle: NodeHandle,
+    /// This node's id.
+    pub id: NodeId,
+    /// Its libp2p peer id.
+    pub peer_id: PeerId,
+    /// Its listen addresses (with `/p2p/`).
+    pub listen: Vec<Multiaddr>,
+    /// Its setup.
+    pub env: NodeEnv,
+}
+
+/// Hooks for commands built on `rasp node` (see [`run_with`]). The default adds nothing.
+#[derive(Clone, Default)]
+pub struct NodeOptions {
+    /// More atoms to spawn on every boot (after membership).
+    pub extra_boot: Option<ExtraBoot>,
+    /// Called once the node is up.
+    pub on_start: Option<OnStart>,
+}
+
+impl std::fmt::Debug for NodeOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeOptions")
+            .field("extra_boot", &self.extra_boot.is_some())
+            .field("on_start", &self.on_start.is_some())
+            .finish()
+    }
+}
+
 /// Runs `rasp node`.
 pub fn run(args: NodeArgs) -> ExitCode {
+    run_with(args, NodeOptions::default())
+}
+
+/// Runs `rasp node` with more atoms: resolves and validates the flags (exit 2 on a bad
+/// value), starts the node with [`NodeInfo`], the [`MembershipAtom`], `opts.extra_boot`'s
+/// atoms and the demo if asked, prints the start lines, calls `opts.on_start`, and runs until
+/// SIGINT/SIGTERM (exit 0).
+///
+/// A command that runs its own atoms on `rasp node` processes defines a (hidden) subcommand
+/// whose flags flatten [`NodeArgs`] and calls this; the processes it starts get the usual node
+/// flags (`--listen`, `--join`, `--membership`, ...) plus its own:
+///
+/// ```no_run
+/// use rasp::cli::node::{run_with, NodeArgs, NodeOptions, StartedNode};
+/// use rasp::runtime::{Atom, Ctx};
+/// use std::sync::Arc;
+///
+/// #[derive(clap::Args, Debug)]
+/// struct MyNodeArgs {
+///     #[command(flatten)]
+///     node: NodeArgs,
+///     /// My own flag.
+///     #[arg(long, default_value_t = 3)]
+///     ads: u32,
+/// }
+///
+/// struct Mine(u32);
+/// impl Atom for Mine {
+///     fn init(&mut self, ctx: &mut Ctx<Self>) {
+///         ctx.register("mine").expect("one per node");
+///         // Neighbours come from the membership atom: send it
+///         // `rasp::membership::atom::Subscribe` (service "membership").
+///     }
+/// }
+///
+/// fn run(args: MyNodeArgs) -> std::process::ExitCode {
+///     let ads = args.ads;
+///     let opts = NodeOptions {
+///         extra_boot: Some(Arc::new(move |b, env| {
+///             tracing::info!(mode = %env.membership.mode, "spawning mine");
+///             b.spawn(Mine(ads)); // AtomId(2)
+///         })),
+///         on_start: Some(Arc::new(|n: StartedNode| {
+///             tokio::spawn(async move {
+///                 let v = n.handle.call(|h, _| h.with_atom::<Mine, _>(rasp::runtime::AtomId(2), |m| m.0)).await;
+///                 println!("mine={v:?}");
+///             });
+///         })),
+///     };
+///     run_with(args.node, opts)
+/// }
+/// ```
+pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
     let cfg = match resolve(&args.net) {
         Ok(c) => c,
         Err(e) => return config_error(e),
     };
+    let membership = match resolve_membership(&args.membership, args.net.config.as_deref()) {
+        Ok(m) => m,
+        Err(e) => return config_error(e),
+    };
+    let seeds = match cfg
+        .join
+        .iter()
+        .map(seed_contact)
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(s) => s,
+        Err(e) => return config_error(e),
+    };
+    if membership.mode != Mode::ClientServer && args.membership.role.is_some() {
+        tracing::info!(
+            "--role / RASP_ROLE only applies to client-server membership; ignored under {}",
+            membership.mode
+        );
+    }
     let demo = match args.demo_nodes {
         Some(0) => return config_error("--demo-nodes must be at least 1"),
         Some(nodes) => Some(DemoConfig {
             nodes,
             increments: args.demo_increments,
-            pings: args.demo_pings,
+            ..DemoConfig::default()
         }),
         None => None,
     };
-    let demo_boot = demo.clone();
-    let boot: Boot = boot(move |b| {
-        b.spawn(NodeInfo::default());
-        if let Some(d) = &demo_boot {
-            b.spawn(Demo::new(d.clone(), Vec::new()));
-        }
-    });
+    let env = NodeEnv { membership, seeds };
+    let boot = node_boot(env.clone(), opts.extra_boot.clone(), demo.clone());
     runtime().block_on(async move {
         let signals = ShutdownSignal::install();
         let node = match Node::start(cfg, boot).await {
@@ -112,14 +266,19 @@ pub fn run(args: NodeArgs) -> ExitCode {
             }
         };
         let boots = node
-            .call(|h, _| h.with_atom::<NodeInfo, _>(AtomId(0), |a| a.boots))
+            .call(|h, _| h.with_atom::<NodeInfo, _>(INFO_ATOM, |a| a.boots))
             .await
             .flatten()
             .unwrap_or(0);
+        let role = match env.membership.mode {
+            Mode::ClientServer => format!("{:?}", env.membership.role).to_lowercase(),
+            _ => "-".into(),
+        };
         println!(
-            "node_id={} peer_id={} boots={boots}",
+            "node_id={} peer_id={} boots={boots} membership={} role={role}",
             node.id().0,
-            node.peer_id()
+            node.peer_id(),
+            env.membership.mode,
         );
         for a in node.listen_addrs() {
             println!("listen={a}");
@@ -127,17 +286,50 @@ pub fn run(args: NodeArgs) -> ExitCode {
         if demo.is_some() {
             tokio::spawn(report_demo(node.clone_handle()));
         }
+        if let Some(f) = &opts.on_start {
+            f(StartedNode {
+                handle: node.clone_handle(),
+                id: node.id(),
+                peer_id: node.peer_id(),
+                listen: node.listen_addrs(),
+                env: env.clone(),
+            });
+        }
         signals.wait().await;
         node.shutdown().await;
         ExitCode::SUCCESS
     })
 }
 
-/// Prints `demo=<json outcome>` once the demo atom (atom 1) is done.
+/// The node's boot closure: [`NodeInfo`], the [`MembershipAtom`], `extra`, the demo.
+pub fn node_boot(env: NodeEnv, extra: Option<ExtraBoot>, demo: Option<DemoConfig>) -> Boot {
+    boot(move |b| {
+        b.spawn(NodeInfo::default());
+        match MembershipAtom::new(env.membership.clone(), env.seeds.clone()) {
+            Ok(m) => {
+                b.spawn(m);
+            }
+            // Validated before the node starts; only a broken invariant gets here.
+            Err(e) => panic!("membership configuration checked at start: {e}"),
+        }
+        if let Some(f) = &extra {
+            f(b, &env);
+        }
+        if let Some(d) = &demo {
+            b.spawn(Demo::new(d.clone()));
+        }
+    })
+}
+
+/// Prints `demo=<json outcome>` once the demo atom (found by its service name) is done.
 async fn report_demo(node: NodeHandle) {
+    let service = ServiceId::of(rasp_runtime::demo::SERVICE);
     loop {
         let done = node
-            .call(|h, _| h.with_atom::<Demo, _>(AtomId(1), |d| d.done.clone()))
+            .call(move |h, _| {
+                let id = h.lookup_service(service)?;
+                h.with_atom::<Demo, _>(id, |d| d.done.clone())
+            })
             .await;
         match done {
             None => return, // node stopped
@@ -145,7 +337,7 @@ async fn report_demo(node: NodeHandle) {
                 println!("demo={}", serde_json::to_string(&outcome).expect("json"));
                 return;
             }
-            Some(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
 }

@@ -162,6 +162,24 @@ pub struct NodeProc {
 /// Starts `rasp node --listen /ip4/127.0.0.1/tcp/0 --data-dir <dir> <extra...>` and reads
 /// its start lines.
 pub fn start_node(dir: &std::path::Path, extra: &[&str]) -> NodeProc {
+    read_start(spawn_node(dir, extra))
+}
+
+/// Starts several nodes at once (all spawned before any start line is read); same order.
+pub fn start_nodes(specs: &[(PathBuf, Vec<String>)]) -> Vec<NodeProc> {
+    let procs: Vec<Proc> = specs
+        .iter()
+        .map(|(dir, extra)| {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            spawn_node(dir, &extra)
+        })
+        .collect();
+    procs.into_iter().map(read_start).collect()
+}
+
+/// Spawns `rasp node --listen /ip4/127.0.0.1/tcp/0 --data-dir <dir> <extra...>` without
+/// waiting for it (see [`read_start`]).
+pub fn spawn_node(dir: &std::path::Path, extra: &[&str]) -> Proc {
     let mut cmd = rasp();
     cmd.arg("node")
         .arg("--listen")
@@ -169,7 +187,11 @@ pub fn start_node(dir: &std::path::Path, extra: &[&str]) -> NodeProc {
         .arg("--data-dir")
         .arg(dir)
         .args(extra);
-    let mut proc = Proc::spawn(cmd);
+    Proc::spawn(cmd)
+}
+
+/// Reads a spawned node's start lines.
+pub fn read_start(mut proc: Proc) -> NodeProc {
     let head = match proc.wait_line("node_id=", START_TIMEOUT) {
         Some(h) => h,
         None => panic!("node did not start; stderr:\n{}", proc.stderr_text()),
@@ -183,6 +205,7 @@ pub fn start_node(dir: &std::path::Path, extra: &[&str]) -> NodeProc {
             "node_id" => node_id = v.parse().unwrap(),
             "peer_id" => peer_id = v.to_string(),
             "boots" => boots = v.parse().unwrap(),
+            "membership" | "role" => {}
             _ => panic!("unexpected field {i}: {part}"),
         }
     }
