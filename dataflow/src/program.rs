@@ -797,7 +797,7 @@ impl Program {
         });
         let f: OnceFn = Box::new(move |p, s| f(p, downcast::<L>(s).expect("typed")));
         self.vars[i].watches.push(Watch::Read { check, f });
-        self.check_watches(i);
+        self.check_watches(i, false);
         self.run_ready();
         Ok(())
     }
@@ -864,7 +864,7 @@ impl Program {
             check,
             f,
         });
-        self.check_watches(i);
+        self.check_watches(i, false);
         self.run_ready();
         Ok(())
     }
@@ -979,7 +979,7 @@ impl Program {
                 outs.push((op, self.run_op(op, pos, &*delta)));
             }
         }
-        self.check_watches(v);
+        self.check_watches(v, true);
         if self.record_changes {
             self.changes.push((v, delta));
         }
@@ -999,7 +999,9 @@ impl Program {
         slot.op.apply(pos, delta, &states)
     }
 
-    fn check_watches(&mut self, v: usize) {
+    /// Moves the watches of `v` whose condition holds to the ready list; subscriptions only
+    /// when `v` changed (not when a new watch is registered).
+    fn check_watches(&mut self, v: usize, changed: bool) {
         let mut i = 0;
         while i < self.vars[v].watches.len() {
             let hit = match &self.vars[v].watches[i] {
@@ -1007,7 +1009,9 @@ impl Program {
                     check(&*self.vars[v].state)
                 }
                 Watch::Every { id, .. } => {
-                    self.ready.push(Ready::Every(*id, v));
+                    if changed {
+                        self.ready.push(Ready::Every(*id, v));
+                    }
                     false
                 }
             };

@@ -1,0 +1,383 @@
+//! Replication in the simulator: threshold reads across replicas, catch-up after a restart
+//! (Lasp issue #290) with durable variables, triggers that fire on exactly one node and never
+//! twice, the Plumtree carrier, and Selective Hearing (clients hold only what they read).
+//!
+//! A failing run prints its seed and the command to reproduce it.
+
+use std::time::Duration;
+
+use rasp_dataflow::causal::DSet;
+use rasp_dataflow::replica::{Carrier, HasReplica, Replica, ReplicaConfig, SyncMode};
+use rasp_dataflow::update::{add, inc};
+use rasp_dataflow::{Func, Interest, Program, Var};
+use rasp_lattice::{GCounter, ORSet, Query, Threshold};
+use rasp_membership::{Config as MConfig, MembershipAtom, Mode};
+use rasp_runtime::sim::{seed_from_env, Fault, LinkConfig, NetConfig, SeedGuard, Sim, SimConfig};
+use rasp_runtime::{boot, Atom, AtomAddr, AtomId, Contact, Ctx, Dest, Message, NodeId, Origin};
+use serde::{Deserialize, Serialize};
+
+const APP: AtomId = AtomId(1);
+
+/// The program every node runs: a counter, a set, and a derived set.
+fn build(p: &mut Program) {
+    p.declare::<GCounter>("clicks").unwrap();
+    p.declare::<GCounter>("fired").unwrap();
+    let s = p.declare::<ORSet<i64>>("s").unwrap();
+    p.map("sq", &s, Func::new("sq", |x: &i64| x * x)).unwrap();
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+enum Do {
+    Click(u64),
+    Add(i64),
+}
+impl Message for Do {
+    const KIND: &'static str = "test/do";
+}
+
+/// What an app atom observed, for the assertions.
+#[derive(Default)]
+struct Seen {
+    /// The counter value after every change seen here.
+    changes: Vec<u64>,
+    /// Index into `changes` at which the threshold read fired, and the value it saw.
+    read_at: Option<(usize, u64)>,
+}
+
+struct App {
+    config: ReplicaConfig,
+    read_threshold: Option<u64>,
+    trigger_at: Option<u64>,
+    replica: Option<Replica>,
+    seen: std::rc::Rc<std::cell::RefCell<Seen>>,
+}
+
+impl HasReplica for App {
+    fn replica(&mut self) -> &mut Replica {
+        self.replica.as_mut().unwrap()
+    }
+}
+
+impl Atom for App {
+    fn init(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.register(rasp_dataflow::replica::SERVICE).unwrap();
+        let node = ctx.node();
+        let mut p = Program::with_interest(node.0, self.config.interest.clone());
+        build(&mut p);
+        let clicks = Var::<GCounter>::named("clicks");
+        if p.holds("clicks") {
+            if let Some(n) = self.read_threshold {
+                // Registered before the subscription, so on the change that makes it hold it
+                // runs first: `changes.len()` is the index of that change.
+                let seen = self.seen.clone();
+                p.read(
+                    &clicks,
+                    Threshold::value(n as i64),
+                    move |_, c: &GCounter| {
+                        let mut s = seen.borrow_mut();
+                        let at = s.changes.len();
+                        s.read_at = Some((at, c.query()));
+                    },
+                )
+                .unwrap();
+            }
+            let seen = self.seen.clone();
+            p.subscribe(&clicks, move |_, c: &GCounter| {
+                seen.borrow_mut().changes.push(c.query())
+            })
+            .unwrap();
+        }
+        self.replica = Some(Replica::new(node, self.config.clone(), p));
+        Replica::install(self, ctx);
+        if let Some(n) = self.trigger_at {
+            let me = node.0;
+            self.replica()
+                .trigger(
+                    "enough-clicks",
+                    &clicks,
+                    Threshold::value(n as i64),
+                    move |p, _| {
+                        p.update(&Var::<GCounter>::named("fired"), inc(1), me)
+                            .unwrap();
+                    },
+                )
+                .unwrap();
+        }
+        ctx.on::<Do>(|a, ctx, _: &Origin, op| {
+            let actor = ctx.node().0;
+            let p = a.replica().program_mut();
+            match op {
+                Do::Click(n) => {
+                    p.update(&Var::<GCounter>::named("clicks"), inc(n), actor)
+                        .unwrap();
+                }
+                Do::Add(x) => {
+                    p.update(&Var::<ORSet<i64>>::named("s"), add(x), actor)
+                        .unwrap();
+                }
+            }
+        });
+    }
+}
+
+struct Cluster {
+    sim: Sim,
+    _guard: SeedGuard,
+}
+
+fn cluster(
+    seed: u64,
+    nodes: u64,
+    mode: Mode,
+    app: impl Fn(NodeId) -> (ReplicaConfig, Option<u64>, Option<u64>) + Send + Sync + 'static,
+) -> Cluster {
+    let seed = seed_from_env(seed);
+    let cfg = SimConfig {
+        seed,
+        seed_from_env: false,
+        net: NetConfig {
+            default: LinkConfig {
+                latency: rasp_runtime::sim::Latency::Uniform {
+                    min: Duration::from_millis(10),
+                    max: Duration::from_millis(50),
+                },
+                ..LinkConfig::default()
+            },
+            links: Vec::new(),
+        },
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(cfg).unwrap();
+    let app = std::sync::Arc::new(app);
+    for _ in 0..nodes {
+        let app = app.clone();
+        sim.add_node(boot(move |b| {
+            let node = b.node();
+            let seeds = if node.0 == 0 {
+                vec![]
+            } else {
+                vec![Contact::bare(NodeId(0))]
+            };
+            b.spawn(
+                MembershipAtom::new(
+                    MConfig {
+                        mode,
+                        ..MConfig::default()
+                    },
+                    seeds,
+                )
+                .unwrap(),
+            );
+            let (config, read_threshold, trigger_at) = app(node);
+            b.spawn(App {
+                config,
+                read_threshold,
+                trigger_at,
+                replica: None,
+                seen: Default::default(),
+            });
+        }));
+    }
+    sim.run_for(Duration::from_secs(3));
+    Cluster {
+        sim,
+        _guard: SeedGuard::new(seed),
+    }
+}
+
+fn at(node: u64) -> Dest {
+    Dest::Atom(AtomAddr::new(NodeId(node), APP))
+}
+
+fn with_app<R>(sim: &Sim, node: u64, f: impl FnOnce(&App) -> R) -> R {
+    sim.with_atom::<App, _>(AtomAddr::new(NodeId(node), APP), f)
+        .expect("app atom")
+}
+
+fn clicks(sim: &Sim, node: u64) -> u64 {
+    with_app(sim, node, |a| {
+        a.replica
+            .as_ref()
+            .unwrap()
+            .program()
+            .query(&Var::<GCounter>::named("clicks"))
+            .unwrap()
+    })
+}
+
+/// A read blocked on another replica's counter unblocks exactly at the first state where the
+/// threshold holds there: not before, and not later.
+#[test]
+fn threshold_read_unblocks_exactly_when_it_holds_across_replicas() {
+    let mut c = cluster(11, 4, Mode::Full, |n| {
+        let read = (n.0 == 3).then_some(7);
+        (ReplicaConfig::default(), read, None)
+    });
+    for k in 0..10u64 {
+        c.sim.inject(at(k % 3), Do::Click(1));
+        c.sim.run_for(Duration::from_millis(700));
+        let (fired, value_here) = with_app(&c.sim, 3, |a| {
+            let s = a.seen.borrow();
+            (s.read_at, s.changes.last().copied().unwrap_or(0))
+        });
+        // Not before: while node 3's counter is below 7, the read has not fired.
+        if value_here < 7 {
+            assert!(fired.is_none(), "fired early at {value_here}");
+        }
+    }
+    c.sim.run_for(Duration::from_secs(3));
+    let seen = with_app(&c.sim, 3, |a| {
+        let s = a.seen.borrow();
+        (s.read_at, s.changes.clone())
+    });
+    let (at_change, value) = seen.0.expect("the read fired");
+    let first_hold = seen.1.iter().position(|v| *v >= 7).unwrap();
+    assert_eq!(
+        at_change, first_hold,
+        "fired at the first state that holds: {:?}",
+        seen.1
+    );
+    assert_eq!(value, seen.1[first_hold]);
+    assert!(seen.1[..first_hold].iter().all(|v| *v < 7));
+    assert_eq!(clicks(&c.sim, 3), 10);
+}
+
+/// Durable variables survive a crash; the restarted node has them at once and catches up
+/// with what it missed without waiting for a new update (Lasp #290).
+#[test]
+fn restarted_node_recovers_and_catches_up_at_once() {
+    let durable = ReplicaConfig {
+        durable: true,
+        sync: SyncMode::DeltaBpRr,
+        ..ReplicaConfig::default()
+    };
+    let mut c = cluster(12, 4, Mode::Full, move |_| (durable.clone(), None, None));
+    for k in 0..8u64 {
+        c.sim.inject(at(k % 4), Do::Click(1));
+        c.sim.inject(at(k % 4), Do::Add(k as i64));
+    }
+    c.sim.run_for(Duration::from_secs(3));
+    assert_eq!(clicks(&c.sim, 2), 8);
+    c.sim.apply(Fault::Crash(NodeId(2)));
+    // Updates it misses while down; then nothing changes any more.
+    for k in 0..5u64 {
+        c.sim.inject(at(k % 2), Do::Click(1));
+    }
+    c.sim.run_for(Duration::from_secs(3));
+    c.sim.apply(Fault::Restart(NodeId(2)));
+    c.sim.run_for(Duration::from_millis(1));
+    // Restored from its store before hearing from anyone.
+    assert_eq!(clicks(&c.sim, 2), 8, "durable state restored at boot");
+    // Caught up within a couple of round trips plus the membership rejoin, with no new update.
+    c.sim.run_for(Duration::from_secs(3));
+    assert_eq!(clicks(&c.sim, 2), 13);
+    let sq = with_app(&c.sim, 2, |a| {
+        a.replica
+            .as_ref()
+            .unwrap()
+            .program()
+            .query(&Var::<DSet<i64>>::named("sq"))
+            .unwrap()
+    });
+    assert_eq!(sq, (0..8i64).map(|x| x * x).collect());
+}
+
+/// Three servers arm the same trigger: it fires on exactly one node, once, and a restart
+/// does not make it fire again.
+#[test]
+fn trigger_fires_on_exactly_one_node_and_never_twice() {
+    let durable = ReplicaConfig {
+        durable: true,
+        ..ReplicaConfig::default()
+    };
+    let mut c = cluster(13, 5, Mode::Full, move |n| {
+        let trigger = (n.0 < 3).then_some(20);
+        (durable.clone(), None, trigger)
+    });
+    for k in 0..30u64 {
+        c.sim.inject(at(k % 5), Do::Click(1));
+        c.sim.run_for(Duration::from_millis(200));
+    }
+    c.sim.run_for(Duration::from_secs(3));
+    let fired = |sim: &Sim, n: u64| -> u64 {
+        with_app(sim, n, |a| {
+            a.replica
+                .as_ref()
+                .unwrap()
+                .program()
+                .query(&Var::<GCounter>::named("fired"))
+                .unwrap()
+        })
+    };
+    for n in 0..5 {
+        assert_eq!(fired(&c.sim, n), 1, "node {n} sees exactly one firing");
+    }
+    // The owner (smallest armed node) restarts: its fired record keeps it from firing again.
+    c.sim.apply(Fault::Crash(NodeId(0)));
+    c.sim.run_for(Duration::from_secs(2));
+    c.sim.apply(Fault::Restart(NodeId(0)));
+    c.sim.inject(at(1), Do::Click(5));
+    c.sim.run_for(Duration::from_secs(5));
+    for n in 0..5 {
+        assert_eq!(fired(&c.sim, n), 1, "node {n}: still exactly one firing");
+    }
+}
+
+/// Deltas carried by Plumtree over a HyParView overlay converge too.
+#[test]
+fn plumtree_carrier_converges() {
+    let cfg = ReplicaConfig {
+        carrier: Carrier::Plumtree,
+        ..ReplicaConfig::default()
+    };
+    let mut c = cluster(14, 12, Mode::HyParView, move |_| (cfg.clone(), None, None));
+    c.sim.run_for(Duration::from_secs(5));
+    for k in 0..24u64 {
+        c.sim.inject(at(k % 12), Do::Click(2));
+        c.sim.inject(at((k * 5) % 12), Do::Add(k as i64 % 9));
+    }
+    c.sim.run_for(Duration::from_secs(10));
+    for n in 0..12 {
+        assert_eq!(clicks(&c.sim, n), 48, "node {n}");
+    }
+}
+
+/// A client holding only the derived variable receives it from the servers, and nothing else.
+#[test]
+fn clients_hold_and_receive_only_their_interest() {
+    let mut c = cluster(15, 4, Mode::Full, |n| {
+        let interest = if n.0 == 3 {
+            Interest::Only(["sq".to_string()].into_iter().collect())
+        } else {
+            Interest::All
+        };
+        (
+            ReplicaConfig {
+                interest,
+                ..ReplicaConfig::default()
+            },
+            None,
+            None,
+        )
+    });
+    for k in 0..6i64 {
+        c.sim.inject(at(k as u64 % 3), Do::Add(k));
+        c.sim.inject(at(k as u64 % 3), Do::Click(1));
+    }
+    c.sim.run_for(Duration::from_secs(4));
+    let (held, sq, received) = with_app(&c.sim, 3, |a| {
+        let r = a.replica.as_ref().unwrap();
+        (
+            r.program().held(),
+            r.program().query(&Var::<DSet<i64>>::named("sq")).unwrap(),
+            r.stats().bytes_received.keys().cloned().collect::<Vec<_>>(),
+        )
+    });
+    assert_eq!(held, vec!["sq".to_string()]);
+    assert_eq!(sq, (0..6i64).map(|x| x * x).collect());
+    assert_eq!(
+        received,
+        vec!["sq".to_string()],
+        "nothing but its interest arrived"
+    );
+}
