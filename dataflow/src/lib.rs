@@ -12,11 +12,15 @@
 //! | [`fold`] | fold by an associative, commutative, invertible operation ([`fold::Folded`]) |
 //! | [`update`] | updates as values: [`update::add`], [`update::remove`], [`update::inc`], … |
 //! | [`erased`] | type-erased lattice values, so one engine holds many types |
+//! | [`experiment`] | simulator experiments: divergence over time and time to convergence ([`experiment::Observer`]), fixed topologies ([`experiment::StaticTopology`]) |
+//! | [`experiment_icde19`] | the ICDE'19 delta-sync experiment reproduced with [`replica::Replica`] |
 //! | [`error`] | [`Error`] |
 
 pub mod causal;
 pub mod erased;
 pub mod error;
+pub mod experiment;
+pub mod experiment_icde19;
 pub mod fold;
 pub mod ops;
 pub mod program;
