@@ -722,31 +722,15 @@ impl Replica {
         if !p.greeted {
             return;
         }
-        let mut joined: BTreeMap<Arc<str>, Box<dyn AnyLattice>> = BTreeMap::new();
-        for e in self.buffer.iter().filter(|e| e.seq >= p.acked) {
-            if bp && e.origin == Some(n) {
-                continue;
-            }
-            if !p.held.contains(&*e.var) {
-                continue;
-            }
-            match joined.get_mut(&e.var) {
-                Some(acc) => {
-                    acc.join_dyn(&*e.delta);
-                }
-                None => {
-                    joined.insert(e.var.clone(), e.delta.clone_box());
-                }
-            }
-        }
-        if joined.is_empty() {
+        let entries = self
+            .buffer
+            .iter()
+            .filter(|e| e.seq >= p.acked)
+            .filter(|e| !(bp && e.origin == Some(n)))
+            .filter(|e| p.held.contains(&*e.var));
+        let vars = join_and_encode(entries, &mut self.stats);
+        if vars.is_empty() {
             return;
-        }
-        let mut vars = Vec::with_capacity(joined.len());
-        for (id, d) in joined {
-            let bytes = d.encode();
-            *self.stats.bytes_sent.entry(id.to_string()).or_default() += bytes.len() as u64;
-            vars.push((id.to_string(), bytes));
         }
         self.stats.delta_msgs += 1;
         ctx.send(
@@ -761,31 +745,14 @@ impl Replica {
 
     /// Plumtree carrier: broadcast the changes made here since the last tick.
     fn broadcast<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
-        let mut joined: BTreeMap<Arc<str>, Box<dyn AnyLattice>> = BTreeMap::new();
-        for e in self.buffer.drain(..) {
-            if e.origin.is_some() {
-                continue;
-            }
-            match joined.get_mut(&e.var) {
-                Some(acc) => {
-                    acc.join_dyn(&*e.delta);
-                }
-                None => {
-                    joined.insert(e.var, e.delta);
-                }
-            }
-        }
-        if joined.is_empty() {
+        let buffer = std::mem::take(&mut self.buffer);
+        let vars = join_and_encode(
+            buffer.iter().filter(|e| e.origin.is_none()),
+            &mut self.stats,
+        );
+        if vars.is_empty() {
             return;
         }
-        let vars: Vec<(String, Vec<u8>)> = joined
-            .into_iter()
-            .map(|(id, d)| {
-                let bytes = d.encode();
-                *self.stats.bytes_sent.entry(id.to_string()).or_default() += bytes.len() as u64;
-                (id.to_string(), bytes)
-            })
-            .collect();
         self.stats.delta_msgs += 1;
         let sync = Sync {
             seq: 0,
@@ -803,15 +770,7 @@ impl Replica {
             return;
         }
         self.persist_fired(ctx);
-        for id in std::mem::take(&mut self.dirty) {
-            let Ok(state) = self.program.state_dyn(&id) else {
-                continue;
-            };
-            let key = format!("{VAR_KEY}{id}");
-            if let Err(e) = ctx.store_put(key.as_bytes(), &state.encode()) {
-                tracing::error!(var = %id, error = %e, "cannot persist variable");
-            }
-        }
+        self.persist_dirty(ctx);
     }
 
     /// Writes the names of newly fired triggers (and, since a trigger's action usually
@@ -830,6 +789,10 @@ impl Replica {
                 }
             }
         }
+        self.persist_dirty(ctx);
+    }
+
+    fn persist_dirty<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
         for id in std::mem::take(&mut self.dirty) {
             let Ok(state) = self.program.state_dyn(&id) else {
                 continue;
@@ -871,6 +834,33 @@ impl Replica {
             }
         })
     }
+}
+
+/// Joins the entries per variable (one delta per variable per message) and encodes them,
+/// counting the bytes per variable.
+fn join_and_encode<'a>(
+    entries: impl Iterator<Item = &'a Entry>,
+    stats: &mut ReplicaStats,
+) -> Vec<(String, Vec<u8>)> {
+    let mut joined: BTreeMap<&str, Box<dyn AnyLattice>> = BTreeMap::new();
+    for e in entries {
+        match joined.get_mut(&*e.var) {
+            Some(acc) => {
+                acc.join_dyn(&*e.delta);
+            }
+            None => {
+                joined.insert(&e.var, e.delta.clone_box());
+            }
+        }
+    }
+    joined
+        .into_iter()
+        .map(|(id, d)| {
+            let bytes = d.encode();
+            *stats.bytes_sent.entry(id.to_string()).or_default() += bytes.len() as u64;
+            (id.to_string(), bytes)
+        })
+        .collect()
 }
 
 /// A ready-made dataflow atom: builds the node's [`Program`] with `build` (the same code on
