@@ -172,6 +172,19 @@ impl Debug for Functions {
     }
 }
 
+/// The constructor of a two-input operator producing `Out`.
+fn binary<Out, O>(make: fn([VarTag; 2]) -> O) -> Ctor
+where
+    Out: Lattice + Query,
+    Out::Value: Debug,
+    O: Operator + 'static,
+{
+    Arc::new(move |tags| {
+        let op = make([tags[0], tags[1]]);
+        (Box::new(op) as Box<dyn Operator>, TypeOps::of::<Out>())
+    })
+}
+
 /// The operator behind a derived variable, erased.
 trait Operator {
     /// Whether input `pos` must be seen *before* its delta is joined.
@@ -580,12 +593,9 @@ impl Program {
         A: CausalSet<T>,
         B: CausalSet<T>,
     {
-        let ctor: Ctor = Arc::new(|tags| {
-            let op = UnionOp::<T, A, B> {
-                tags: [tags[0], tags[1]],
-                _t: PhantomData,
-            };
-            (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<T>>())
+        let ctor = binary::<DSet<T>, _>(|tags| UnionOp::<T, A, B> {
+            tags,
+            _t: PhantomData,
         });
         self.derive(id, OpKind::Union, &[a.id(), b.id()], None, ctor)
     }
@@ -603,15 +613,9 @@ impl Program {
         A: CausalSet<T>,
         B: CausalSet<U>,
     {
-        let ctor: Ctor = Arc::new(|tags| {
-            let op = ProductOp::<T, U, A, B> {
-                tags: [tags[0], tags[1]],
-                _t: PhantomData,
-            };
-            (
-                Box::new(op) as Box<dyn Operator>,
-                TypeOps::of::<DSet<(T, U)>>(),
-            )
+        let ctor = binary::<DSet<(T, U)>, _>(|tags| ProductOp::<T, U, A, B> {
+            tags,
+            _t: PhantomData,
         });
         self.derive(id, OpKind::Product, &[a.id(), b.id()], None, ctor)
     }
@@ -628,12 +632,9 @@ impl Program {
         A: CausalSet<T>,
         B: CausalSet<T>,
     {
-        let ctor: Ctor = Arc::new(|tags| {
-            let op = IntersectionOp::<T, A, B> {
-                tags: [tags[0], tags[1]],
-                _t: PhantomData,
-            };
-            (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<T>>())
+        let ctor = binary::<DSet<T>, _>(|tags| IntersectionOp::<T, A, B> {
+            tags,
+            _t: PhantomData,
         });
         self.derive(id, OpKind::Intersection, &[a.id(), b.id()], None, ctor)
     }
