@@ -218,3 +218,45 @@ async fn a_stuck_peer_cannot_grow_the_queue() {
     assert!(dropped > 0, "the executor counts drops in the node metrics");
     node.shutdown().await;
 }
+
+/// Connects to a contact and sends to it in the same handler, before any connection exists.
+struct Eager(rasp_runtime::Contact);
+
+impl Atom for Eager {
+    fn init(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.connect(&self.0);
+        ctx.send(AtomAddr::new(self.0.node, AtomId(0)), Note(7));
+    }
+}
+
+/// A message sent right after `connect` (no connection yet, the address known only from the
+/// contact) is delivered, not dropped as unreachable: membership joins work this way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_right_after_connect_is_delivered() {
+    let a = Node::start(
+        cfg("eager-a"),
+        boot(|b| {
+            b.spawn(Watcher::default());
+        }),
+    )
+    .await
+    .unwrap();
+    let contact = a.contact();
+    let b = Node::start(
+        cfg("eager-b"),
+        boot(move |bc| {
+            bc.spawn(Eager(contact.clone()));
+        }),
+    )
+    .await
+    .unwrap();
+    let from = b.id();
+    until("the note sent with connect", async || {
+        let (_, notes) = watcher(&a).await;
+        notes.contains(&(from, 7)).then_some(())
+    })
+    .await;
+    assert_eq!(b.stats().unreachable, 0);
+    b.shutdown().await;
+    a.shutdown().await;
+}

@@ -31,7 +31,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 /// How long one [`GetView`] attempt waits before it is sent again.
-pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(300);
 
 /// `rasp overlay` flags.
 #[derive(Debug, Clone, Args)]
@@ -199,7 +199,8 @@ pub async fn gather(
         )
         .await
         .map_err(|e| format!("cannot start the probing node: {e}"))?;
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         let views = loop {
             let views = node
                 .call(|h, _| h.with_atom::<ViewProbe, _>(AtomId(0), |p| p.views.clone()))
@@ -211,7 +212,9 @@ pub async fn gather(
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        tracing::debug!(answered = views.len(), elapsed = ?started.elapsed(), "views gathered");
         node.shutdown().await;
+        tracing::debug!(elapsed = ?started.elapsed(), "probe stopped");
         Ok(Gathered { asked, views })
     }
     .await;

@@ -14,7 +14,7 @@
 //!   pending timers and requests of the atoms.
 //! - `now()` is monotonic: Unix-epoch nanoseconds at start plus monotonic time elapsed.
 
-use super::shared::{OutQueue, Shared};
+use super::shared::{node_of, split_p2p, OutQueue, Shared};
 use super::store::RedbStore;
 use super::Command;
 use crate::error::StoreError;
@@ -206,7 +206,7 @@ impl Platform for NetPlatform {
         if contact.node == self.shared.me || self.connected.contains(&contact.node) {
             return;
         }
-        let addrs = contact
+        let addrs: Vec<_> = contact
             .addrs
             .iter()
             .filter_map(|a| match a.parse() {
@@ -217,6 +217,16 @@ impl Platform for NetPlatform {
                 }
             })
             .collect();
+        // Record `/p2p/` addresses at once (the network task does it again), so a message
+        // sent right after `connect` finds the node in the address book instead of being
+        // dropped as unreachable.
+        for a in &addrs {
+            if let (t, Some(p)) = split_p2p(a) {
+                if node_of(&p) == contact.node {
+                    self.shared.learn(p, [t]);
+                }
+            }
+        }
         self.command(Command::Connect {
             node: contact.node,
             addrs,
