@@ -288,7 +288,7 @@ impl Topology {
     /// connected). Deterministic in `seed`.
     pub fn partial_mesh(n: usize, degree: usize, seed: u64) -> Self {
         assert!(
-            degree < n && (n * degree) % 2 == 0,
+            degree < n && (n * degree).is_multiple_of(2),
             "no {degree}-regular graph on {n} nodes"
         );
         let mut rng = SplitMix64(seed);
@@ -297,7 +297,7 @@ impl Topology {
                 .flat_map(|i| std::iter::repeat_n(i, degree))
                 .collect();
             for i in (1..stubs.len()).rev() {
-                let j = (rng.next() % (i as u64 + 1)) as usize;
+                let j = (rng.next_u64() % (i as u64 + 1)) as usize;
                 stubs.swap(i, j);
             }
             let mut seen = BTreeSet::new();
@@ -390,7 +390,7 @@ pub struct SplitMix64(pub u64);
 
 impl SplitMix64 {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -400,7 +400,7 @@ impl SplitMix64 {
 
     /// A uniform draw in `[0, n)` (`n > 0`).
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 

@@ -9,7 +9,11 @@
 //! buffer entries it has not acknowledged (only for variables it holds: interest), with the
 //! buffer's sequence number; it acknowledges that number, and entries every neighbour has
 //! acknowledged are garbage-collected.
-//! - **BP** (avoid back-propagation): entries that came from neighbour `j` are not sent to `j`.
+//! - **BP** (avoid back-propagation): entries that came from neighbour `j` are not sent to `j`;
+//!   nor is any part of what `j` sent since the last sync to it (rasp's refinement of the
+//!   paper's BP, [`ReplicaConfig::bp_heard`]: in a mesh, a delta often arrives from two
+//!   neighbours before the next sync; RR drops the second copy, and plain BP would still send
+//!   it back to the second sender).
 //! - **RR** (remove redundant): a received delta enters the buffer only as its part that
 //!   strictly inflates the local state ([`rasp_lattice::Lattice::delta`]), not whole.
 //!
@@ -228,6 +232,10 @@ pub struct ReplicaConfig {
     /// Bound of the delta buffer, in entries; when full the oldest entries are dropped and a
     /// neighbour that had not acknowledged them gets full states instead (no data is lost).
     pub buffer_limit: usize,
+    /// With BP, also leave out of a neighbour's delta every part it sent us itself since the
+    /// last sync to it (see the module docs). On by default; off runs the ICDE'19 paper's
+    /// Algorithm 2 exactly (for comparisons).
+    pub bp_heard: bool,
 }
 
 impl Default for ReplicaConfig {
@@ -239,6 +247,7 @@ impl Default for ReplicaConfig {
             interest: Interest::All,
             durable: false,
             buffer_limit: 65_536,
+            bp_heard: true,
         }
     }
 }
@@ -299,6 +308,11 @@ struct Peer {
     acked: u64,
     /// Needs full states (new, or fell behind the buffer).
     behind: bool,
+    /// With BP: the join, per variable, of what it sent us since our last sync to it. It holds
+    /// all of that, so those parts are not sent back to it, whichever buffer entry carries
+    /// them (BP only skips entries whose *first* copy came from it; a copy that arrived
+    /// from it second was dropped by RR but would still travel back to it).
+    heard: BTreeMap<Arc<str>, Box<dyn AnyLattice>>,
 }
 
 /// Replication counters of one node.
@@ -626,6 +640,21 @@ impl Replica {
                     continue;
                 }
             };
+            if self.config.sync.bp()
+                && self.config.bp_heard
+                && self.config.carrier == Carrier::Direct
+            {
+                if let Some(p) = self.peers.get_mut(&n) {
+                    match p.heard.get_mut(id.as_str()) {
+                        Some(h) => {
+                            h.join_dyn(&*value);
+                        }
+                        None => {
+                            p.heard.insert(Arc::from(id.as_str()), value.clone_box());
+                        }
+                    }
+                }
+            }
             let classic = !self.config.sync.rr();
             let redundant = classic && {
                 let state = self.program.state_dyn(&id).expect("held");
@@ -728,7 +757,11 @@ impl Replica {
             .filter(|e| e.seq >= p.acked)
             .filter(|e| !(bp && e.origin == Some(n)))
             .filter(|e| p.held.contains(&*e.var));
-        let vars = join_and_encode(entries, &mut self.stats);
+        let known = (bp && self.config.bp_heard).then_some(&p.heard);
+        let vars = join_and_encode(entries, known, &mut self.stats);
+        if let Some(p) = self.peers.get_mut(&n) {
+            p.heard.clear();
+        }
         if vars.is_empty() {
             return;
         }
@@ -748,6 +781,7 @@ impl Replica {
         let buffer = std::mem::take(&mut self.buffer);
         let vars = join_and_encode(
             buffer.iter().filter(|e| e.origin.is_none()),
+            None,
             &mut self.stats,
         );
         if vars.is_empty() {
@@ -836,10 +870,12 @@ impl Replica {
     }
 }
 
-/// Joins the entries per variable (one delta per variable per message) and encodes them,
-/// counting the bytes per variable.
+/// Joins the entries per variable (one delta per variable per message), removes the parts
+/// below what the receiver is `known` to hold, and encodes them, counting the bytes per
+/// variable.
 fn join_and_encode<'a>(
     entries: impl Iterator<Item = &'a Entry>,
+    known: Option<&BTreeMap<Arc<str>, Box<dyn AnyLattice>>>,
     stats: &mut ReplicaStats,
 ) -> Vec<(String, Vec<u8>)> {
     let mut joined: BTreeMap<&str, Box<dyn AnyLattice>> = BTreeMap::new();
@@ -855,6 +891,13 @@ fn join_and_encode<'a>(
     }
     joined
         .into_iter()
+        .filter_map(|(id, d)| match known.and_then(|k| k.get(id)) {
+            Some(k) => {
+                let d = d.delta_dyn(&**k);
+                (!d.is_bottom()).then_some((id, d))
+            }
+            None => Some((id, d)),
+        })
         .map(|(id, d)| {
             let bytes = d.encode();
             *stats.bytes_sent.entry(id.to_string()).or_default() += bytes.len() as u64;
