@@ -14,7 +14,12 @@
 //! - **Partisan's isolation repair** (Partisan issue #75: islands appeared under churn): a node
 //!   whose active view empties promotes a passive peer at once with a high-priority request;
 //!   every [`Config::promotion_interval`] a node under [`Config::active_size`] promotes one more
-//!   passive peer; a node whose both views are empty rejoins through its seeds.
+//!   passive peer; a node under [`Config::min_active`] with nothing left to promote (an isolated
+//!   node, or a small island cut off by a mass failure) rejoins, not only through its seeds
+//!   (which may be dead) but through any contact it still remembers: the last
+//!   [`Config::contacts_size`] peers that left its views alive (Partisan's repair through known
+//!   peers). A request from a node with an empty active view is always high priority (the
+//!   paper's rule), whatever else it has asked.
 //! - **Replies to every NEIGHBOR**, and a DISCONNECT answering an acceptance nobody wants any
 //!   more, so the views stay symmetric even when messages are reordered or a request times out.
 //! - **Keep-alives** between active peers ([`Config::keepalive_interval`]): a node that hears a
@@ -65,6 +70,9 @@ pub struct Config {
     pub keepalive_interval: Duration,
     /// An active peer not heard from for this long is treated as failed.
     pub peer_timeout: Duration,
+    /// How many recent contacts (peers that left the views while alive) are remembered as
+    /// rejoin points besides the seeds.
+    pub contacts_size: usize,
 }
 
 impl Default for Config {
@@ -97,6 +105,9 @@ impl Default for Config {
             keepalive_interval: Duration::from_secs(1),
             // Our choice: five missed keep-alives.
             peer_timeout: Duration::from_secs(5),
+            // Our choice: as many as the passive view (the paper has no such list; Partisan
+            // rejoins through any known peer).
+            contacts_size: 30,
         }
     }
 }
@@ -252,7 +263,8 @@ pub struct Stats {
     pub evictions: u64,
     /// NEIGHBOR requests sent.
     pub neighbour_requests: u64,
-    /// Rejoins through seeds after both views emptied.
+    /// Rejoins (JOIN sent again, through a seed or a remembered contact) after the views ran
+    /// dry.
     pub rejoins: u64,
     /// Times the active view became empty.
     pub isolations: u64,
@@ -266,6 +278,9 @@ pub struct HyParView<P> {
     active: Vec<P>,
     passive: Vec<P>,
     seeds: Vec<P>,
+    /// Peers that left the views alive, most recent last (bounded by `contacts_size`):
+    /// rejoin points besides the seeds.
+    contacts: Vec<P>,
     /// Outstanding NEIGHBOR requests: peer → request number.
     pending: BTreeMap<P, u64>,
     next_request: u64,
@@ -287,6 +302,7 @@ impl<P: Peer> HyParView<P> {
             active: Vec::new(),
             passive: Vec::new(),
             seeds: Vec::new(),
+            contacts: Vec::new(),
             pending: BTreeMap::new(),
             next_request: 0,
             last_heard: BTreeMap::new(),
@@ -365,6 +381,42 @@ impl<P: Peer> HyParView<P> {
         }
     }
 
+    /// The remembered contacts (rejoin points besides the seeds), most recent last.
+    pub fn contacts(&self) -> &[P] {
+        &self.contacts
+    }
+
+    /// Remembers a peer that left the views alive.
+    fn remember(&mut self, peer: &P) {
+        if self.config.contacts_size == 0 || *peer == self.me {
+            return;
+        }
+        self.contacts.retain(|p| p != peer);
+        if self.contacts.len() >= self.config.contacts_size {
+            self.contacts.remove(0);
+        }
+        self.contacts.push(peer.clone());
+    }
+
+    /// Rejoins through a random seed or remembered contact (Partisan: any known peer).
+    fn rejoin<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut HvOutbox<P>) {
+        let total = self.seeds.len() + self.contacts.len();
+        if total == 0 {
+            return;
+        }
+        let i = rng.random_range(0..total);
+        let to = if i < self.seeds.len() {
+            self.seeds[i].clone()
+        } else {
+            self.contacts[i - self.seeds.len()].clone()
+        };
+        self.stats.rejoins += 1;
+        out.push(Out::Send {
+            to,
+            msg: Message::Join,
+        });
+    }
+
     /// Leaves: tells every active peer (DISCONNECT, not alive) and forgets both views. Timers
     /// still fire but do nothing until [`HyParView::join`] is called again.
     pub fn leave(&mut self, out: &mut HvOutbox<P>) {
@@ -395,6 +447,7 @@ impl<P: Peer> HyParView<P> {
         if self.left {
             return;
         }
+        self.contacts.retain(|p| p != peer);
         if self.active.contains(peer) {
             self.stats.failures += 1;
             self.remove_active(peer, false, out);
@@ -402,6 +455,9 @@ impl<P: Peer> HyParView<P> {
         } else if self.pending.remove(peer).is_some() {
             self.passive.retain(|p| p != peer);
             self.request_failed(now, rng, out);
+        } else {
+            // Perhaps a dead passive contact or rejoin point we wrote to.
+            self.passive.retain(|p| p != peer);
         }
     }
 
@@ -729,12 +785,13 @@ impl<P: Peer> HyParView<P> {
     }
 
     fn promote<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
-        if self.active.is_empty() && self.pending.is_empty() && self.passive.is_empty() {
-            // Both views empty: nobody to promote, go back to the seeds.
-            if !self.seeds.is_empty() {
-                self.stats.rejoins += 1;
-                self.send_join(rng, out);
-            }
+        if self.active.len() < self.config.min_active
+            && self.pending.is_empty()
+            && self.passive.is_empty()
+        {
+            // Under the minimum with nobody left to promote (isolated, or an island cut off by
+            // a mass failure): rejoin through a seed or any remembered contact.
+            self.rejoin(rng, out);
             return;
         }
         if self.active.len() < self.config.active_size && self.pending.is_empty() {
@@ -785,8 +842,9 @@ impl<P: Peer> HyParView<P> {
     }
 
     /// Sends one NEIGHBOR request to a random passive peer not already asked. High priority
-    /// only if nothing is active and nothing is being asked (Partisan: an isolated node must
-    /// get a neighbour at once).
+    /// if nothing is active (the paper's rule; Partisan: an isolated node must get a
+    /// neighbour at once), even while other requests are out: a low request to a full live
+    /// peer is refused, which left isolated nodes stranded after mass failures.
     fn request_one<R: Rng + ?Sized>(
         &mut self,
         _now: Time,
@@ -801,7 +859,7 @@ impl<P: Peer> HyParView<P> {
         let Some(peer) = candidates.choose(rng).map(|p| (*p).clone()) else {
             return false;
         };
-        let priority = if self.active.is_empty() && self.pending.is_empty() {
+        let priority = if self.active.is_empty() {
             Priority::High
         } else {
             Priority::Low
@@ -860,6 +918,7 @@ impl<P: Peer> HyParView<P> {
             self.stats.isolations += 1;
         }
         if alive {
+            self.remember(peer);
             // A full passive view makes room by dropping its oldest entry.
             if !self.passive.contains(peer) && self.config.passive_size > 0 {
                 if self.passive.len() >= self.config.passive_size {
@@ -886,7 +945,8 @@ impl<P: Peer> HyParView<P> {
                 .iter()
                 .position(|p| prefer.contains(p))
                 .unwrap_or_else(|| rng.random_range(0..self.passive.len()));
-            self.passive.swap_remove(i);
+            let evicted = self.passive.swap_remove(i);
+            self.remember(&evicted);
         }
         self.passive.push(peer);
     }
@@ -1138,7 +1198,8 @@ pub(crate) mod tests {
                 _ => None,
             })
             .collect();
-        // One high-priority request (it cannot be refused), the rest low.
+        // High priority (they cannot be refused) while nothing is active, even with another
+        // request out: a refused low request used to strand isolated nodes.
         assert_eq!(
             requests,
             vec![
@@ -1146,7 +1207,7 @@ pub(crate) mod tests {
                     priority: Priority::High
                 },
                 &Message::Neighbour {
-                    priority: Priority::Low
+                    priority: Priority::High
                 }
             ]
         );

@@ -46,6 +46,22 @@
 //!
 //! On the runtime, spawn one [`MembershipAtom`] per node with the config and seed contacts;
 //! other atoms use its message interface (see [`atom`]).
+//!
+//! ## Figures
+//!
+//! Tests assert the measured figures and print them:
+//! `cargo test -p rasp-membership --release -- --nocapture` (the membership atom in the runtime
+//! simulator in `tests/sim.rs`, including 10,000 nodes; the bare cores in the crate's lean
+//! harness for mass failure at 50/80/95%, churn, full and client-server at 1,000 nodes).
+//!
+//! The scale benchmark (a program, not a test) forms a HyParView overlay in the runtime
+//! simulator and broadcasts over it, printing wall time and peak memory (`VmHWM`):
+//!
+//! ```text
+//! cargo run --release -p rasp-membership --example overlay_scale -- --nodes 1000000
+//! ```
+//!
+//! (`--harness lean` runs the bare cores instead; see the example's docs.)
 
 pub mod atom;
 mod error;

@@ -302,9 +302,26 @@ fn hyparview_gossip_1000_single_sender() {
     assert!(f.rmr > 2.0, "{f:?}");
 }
 
+/// What a mass failure left.
+#[derive(Debug)]
+struct MassFailure {
+    /// Survivors.
+    live: usize,
+    /// Half shuffle periods until the survivors were connected again (if within 20).
+    healed_after: Option<u32>,
+    /// Minimum broadcast reliability over 5 broadcasts afterwards.
+    min_rel: f64,
+    /// Survivors outside the sender's component.
+    unreached: usize,
+    /// Survivors that know no live node (both views, seeds and remembered contacts dead)
+    /// and that no live node knows: no protocol can bring them back without a new contact
+    /// from outside (a live seed, discovery).
+    stranded: usize,
+}
+
 /// Crash a fraction of a 1,000-node HyParView overlay at once; measure how many shuffle
 /// periods until the survivors are connected again, and broadcast reliability after that.
-fn mass_failure(seed: u64, fraction: f64) -> (usize, Option<u32>, f64) {
+fn mass_failure(seed: u64, fraction: f64) -> MassFailure {
     let cfg = config(Mode::HyParView, BroadcastMode::Plumtree);
     let period = cfg.hyparview.shuffle_interval;
     let mut sim = form(
@@ -331,14 +348,42 @@ fn mass_failure(seed: u64, fraction: f64) -> (usize, Option<u32>, f64) {
         }
     }
     sim.run_for(period);
-    let sender = sim.live_ids()[0];
+    let live = sim.live_ids();
+    let sender = live[0];
     let (f, min_rel) = broadcasts(&mut sim, sender, 5, 0, Duration::from_millis(500));
+    let reach = overlay(&sim).distances(&sender);
+    let knows = |a: u64, b: u64| {
+        let h = sim
+            .node(a)
+            .and_then(|s| s.hyparview())
+            .expect("live hyparview");
+        h.active().contains(&b) || h.passive().contains(&b) || h.contacts().contains(&b)
+    };
+    let unreached: Vec<u64> = live
+        .iter()
+        .copied()
+        .filter(|n| !reach.contains_key(n))
+        .collect();
+    let stranded = unreached
+        .iter()
+        .filter(|n| {
+            live.iter()
+                .all(|o| *o == **n || (!knows(**n, *o) && !knows(*o, **n)))
+                && (0..3).all(|s| !sim.alive(s))
+        })
+        .count();
+    let m = MassFailure {
+        live: live.len(),
+        healed_after,
+        min_rel,
+        unreached: unreached.len(),
+        stranded,
+    };
     println!(
-        "crash {:.0}% of 1000: connected again after {:?} half shuffle periods; then broadcast {f:?}, min reliability {min_rel}",
+        "crash {:.0}% of 1000: {m:?} (healed_after in half shuffle periods of {period:?}); broadcast after: {f:?}",
         fraction * 100.0,
-        healed_after
     );
-    (sim.live_ids().len(), healed_after, min_rel)
+    m
 }
 
 #[test]
@@ -348,31 +393,40 @@ fn half_of_1000_crash_heals_within_two_shuffle_periods() {
         seed,
         test: "half_of_1000_crash_heals",
     };
-    let (live, healed, min_rel) = mass_failure(seed, 0.5);
-    assert_eq!(live, 500);
-    let healed = healed.expect("overlay reconnected");
+    let m = mass_failure(seed, 0.5);
+    assert_eq!(m.live, 500);
+    let healed = m.healed_after.expect("overlay reconnected");
     assert!(healed <= 4, "took {healed} half shuffle periods");
-    assert_eq!(min_rel, 1.0);
+    assert_eq!(m.min_rel, 1.0);
 }
 
+/// The HyParView paper's headline cases. 80%: whole again, every survivor reached. 95%:
+/// reported, with how many unreached survivors are stranded (seeds dead, every peer they
+/// ever knew dead, known by no survivor: no protocol can bring those back without a new
+/// contact from outside).
 #[test]
 fn crash_80_and_95_percent_reported() {
     let _g = SeedGuard {
         seed: 5,
         test: "crash_80_and_95_percent_reported",
     };
-    let (_, healed80, rel80) = mass_failure(5, 0.8);
-    let (_, healed95, rel95) = mass_failure(6, 0.95);
-    // 80%: the survivors recover fully.
-    assert!(healed80.is_some());
-    assert_eq!(rel80, 1.0);
-    // 95%: reported; survivors whose seeds and passive views all died cannot rejoin.
-    println!("95%: healed {healed95:?}, reliability {rel95}");
-    assert!(rel95 > 0.8, "{rel95}");
+    let m80 = mass_failure(5, 0.8);
+    assert!(m80.healed_after.is_some_and(|h| h <= 4), "{m80:?}");
+    assert_eq!(m80.min_rel, 1.0);
+    let m95 = mass_failure(6, 0.95);
+    // What holds today (seed 6): 5 of 50 survivors unreached, 2 of them provably stranded
+    // (they know no live node and none knows them); the other 3 are not reconnected within
+    // the 110 s watched. Asserted as measured, so a regression shows.
+    assert!(m95.unreached <= 5, "{m95:?}");
+    assert!(m95.stranded <= m95.unreached, "{m95:?}");
+    assert!(m95.min_rel >= 0.89, "{m95:?}");
 }
 
 /// Churn: every second one random node (not a seed) departs (crashing and leaving in turn)
-/// and a new node joins, for a minute; no node may stay without neighbours longer than the bound.
+/// and a new node joins, for a minute; no node may stay without neighbours longer than the
+/// bound. Isolation is measured exactly, from the time-stamped neighbour events (a node
+/// counts as isolated from the moment it is added until its first neighbour, and whenever
+/// its neighbour count drops to zero), not by sampling.
 #[test]
 fn churn_isolation_is_bounded() {
     let seed = 8;
@@ -389,52 +443,97 @@ fn churn_isolation_is_bounded() {
         Duration::from_millis(5),
         Duration::from_secs(20),
     );
-    let step = Duration::from_millis(100);
-    let mut isolated_since: BTreeMap<u64, Time> = BTreeMap::new();
-    let mut worst = Duration::ZERO;
-    for tick in 0..600u64 {
-        if tick % 10 == 0 {
-            let mut candidates: Vec<u64> = sim.live_ids().into_iter().filter(|i| *i > 2).collect();
-            candidates.shuffle(&mut sim.rng);
-            if tick % 20 == 0 {
-                sim.crash(&candidates[..1]);
-            } else {
-                // Leaves gracefully, then stops.
-                sim.with(candidates[0], |s, rng, out| s.leave(rng, out));
-                sim.crash(&candidates[..1]);
+    // Per live node: neighbour count, and since when it has had none.
+    let mut state: BTreeMap<u64, (usize, Option<Time>)> = sim
+        .live_ids()
+        .into_iter()
+        .map(|id| {
+            let n = sim.node(id).expect("live").neighbours().len();
+            (id, (n, (n == 0).then_some(sim.now)))
+        })
+        .collect();
+    let mut seen = sim.events.len();
+    let mut worst = (Duration::ZERO, None);
+    let mut isolations = 0u64;
+    let mut fold =
+        |sim: &Sim<Svc>, seen: &mut usize, state: &mut BTreeMap<u64, (usize, Option<Time>)>| {
+            for (at, node, e) in &sim.events[*seen..] {
+                let Some((count, since)) = state.get_mut(node) else {
+                    continue;
+                };
+                match e {
+                    ServiceEvent::NeighbourUp(_) => {
+                        if let Some(t) = since.take() {
+                            if *at - t > worst.0 {
+                                worst = (*at - t, Some(*node));
+                            }
+                        }
+                        *count += 1;
+                    }
+                    ServiceEvent::NeighbourDown(_) => {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            isolations += 1;
+                            *since = Some(*at);
+                        }
+                    }
+                    _ => {}
+                }
             }
-            let id = sim.nodes.len() as u64;
-            sim.add(
-                PeerService::new(id, cfg.clone()).expect("valid"),
-                |s, rng, out| s.join(vec![0, 1, 2], Duration::ZERO, rng, out),
-            );
+            *seen = sim.events.len();
+        };
+    for tick in 0..60u64 {
+        let mut candidates: Vec<u64> = sim.live_ids().into_iter().filter(|i| *i > 2).collect();
+        candidates.shuffle(&mut sim.rng);
+        let gone = candidates[0];
+        if tick % 2 == 0 {
+            sim.crash(&[gone]);
+        } else {
+            // Leaves gracefully, then stops.
+            sim.with(gone, |s, rng, out| s.leave(rng, out));
+            sim.crash(&[gone]);
         }
-        sim.run_for(step);
-        let now = sim.now;
-        for id in sim.live_ids() {
-            if sim.node(id).expect("live").neighbours().is_empty() {
-                let since = *isolated_since.entry(id).or_insert(now);
-                worst = worst.max(now - since);
-            } else {
-                isolated_since.remove(&id);
+        fold(&sim, &mut seen, &mut state);
+        state.remove(&gone);
+        let id = sim.nodes.len() as u64;
+        state.insert(id, (0, Some(sim.now)));
+        sim.add(
+            PeerService::new(id, cfg.clone()).expect("valid"),
+            |s, rng, out| s.join(vec![0, 1, 2], Duration::ZERO, rng, out),
+        );
+        sim.run_for(Duration::from_secs(1));
+        fold(&sim, &mut seen, &mut state);
+    }
+    // Nodes still isolated at the end count up to now.
+    let now = sim.now;
+    for (id, (_, since)) in &state {
+        if let Some(t) = since {
+            if now - *t > worst.0 {
+                worst = (now - *t, Some(*id));
             }
         }
     }
     sim.run_for(Duration::from_secs(10));
     let r = overlay(&sim).report();
     let asym = persistent_asymmetry(&mut sim);
-    println!("churn (1 departure + 1 join per second, 60 s, 300 nodes): longest isolation {worst:?}; after: {:?} components, {} persistent asymmetric links", r.components, asym.len());
+    println!("churn (1 departure + 1 join per second, 60 s, 300 nodes): {isolations} isolations, longest {:?} (node {:?}; exact, from neighbour events); after: {:?} components, {} persistent asymmetric links", worst.0, worst.1, r.components, asym.len());
     assert!(
-        worst <= Duration::from_secs(3),
-        "a node stayed isolated {worst:?}"
+        worst.0 <= Duration::from_secs(1),
+        "node {:?} stayed isolated {:?}",
+        worst.1,
+        worst.0
     );
     assert!(r.connected && r.isolated.is_empty(), "{r:?}");
     assert!(asym.is_empty(), "{asym:?}");
 }
 
 /// Full membership at `n` nodes: everyone knows everyone; heartbeats dominate the traffic;
-/// crashed members are detected by heartbeat timeout.
-fn full_mode(seed: u64, n: u64) {
+/// crashed members are detected. Full membership costs `n` heartbeats per node per second
+/// (10^6 messages per simulated second at 1,000 nodes), so the run is kept short: run until
+/// the member list has converged (checked every second, bounded), measure the message rate
+/// over `window`, three broadcasts, then crash a tenth and wait `detect` (connection loss is
+/// the fast path; heartbeat silence, 5 s, the slow one).
+fn full_mode(seed: u64, n: u64, window: Duration, detect: Duration) {
     let cfg = config(Mode::Full, BroadcastMode::Plumtree);
     let mut sim = form(
         seed,
@@ -442,35 +541,44 @@ fn full_mode(seed: u64, n: u64) {
         &cfg,
         |_| Role::Server,
         Duration::from_millis(2),
-        Duration::from_secs(10),
+        Duration::ZERO,
     );
+    let min_neighbours = |sim: &Sim<Svc>| {
+        sim.live_ids()
+            .iter()
+            .map(|i| sim.node(*i).expect("live").neighbours().len())
+            .min()
+    };
+    let mut converged = None;
+    for s in 1..=10u32 {
+        sim.run_for(Duration::from_secs(1));
+        if min_neighbours(&sim) == Some(n as usize - 1) {
+            converged = Some(s);
+            break;
+        }
+    }
     let before = sim.sent.clone();
-    sim.run_for(Duration::from_secs(5));
-    let rates = messages_per_node_per_second(&sim, &before, 5.0);
-    let min_neighbours = sim
-        .live_ids()
-        .iter()
-        .map(|i| sim.node(*i).expect("live").neighbours().len())
-        .min();
-    let (f, min_rel) = broadcasts(&mut sim, 3, 6, 1, Duration::from_millis(500));
-    println!("full {n}: min neighbours {min_neighbours:?}, messages/node/s {rates:?}, plumtree broadcast after warm-up {f:?}");
-    assert_eq!(min_neighbours, Some(n as usize - 1));
+    sim.run_for(window);
+    let rates = messages_per_node_per_second(&sim, &before, window.as_secs_f64());
+    let (f, min_rel) = broadcasts(&mut sim, 3, 3, 1, Duration::from_millis(300));
+    println!("full {n}: every node knows every other {converged:?} s after the last join; messages/node/s over {window:?} {rates:?}; plumtree broadcast after warm-up {f:?}");
+    assert!(converged.is_some(), "member list not converged in 10 s");
     assert_eq!(min_rel, 1.0);
     // Heartbeats dominate: one per member per second.
     assert!(
-        (rates["full_heartbeat"] - (n - 1) as f64).abs() < n as f64 / 100.0,
+        (rates["full_heartbeat"] - (n - 1) as f64).abs() < n as f64 / 50.0,
         "{rates:?}"
     );
     let victims: Vec<u64> = (n / 2..n / 2 + n / 10).collect();
     sim.crash(&victims);
-    sim.run_for(Duration::from_secs(8));
+    sim.run_for(detect);
     let after = sim.node(0).expect("live").neighbours().len();
     assert_eq!(
         after,
         (n - 1 - n / 10) as usize,
-        "crashed members must be detected by heartbeat timeout"
+        "crashed members must be detected"
     );
-    let (_, min_rel) = broadcasts(&mut sim, 3, 2, 0, Duration::from_millis(500));
+    let (_, min_rel) = broadcasts(&mut sim, 3, 1, 0, Duration::from_millis(300));
     assert_eq!(min_rel, 1.0);
 }
 
@@ -480,19 +588,17 @@ fn full_200() {
         seed: 9,
         test: "full_200",
     };
-    full_mode(9, 200);
+    full_mode(9, 200, Duration::from_secs(5), Duration::from_secs(8));
 }
 
-/// About a minute in `--release`: 1,000 heartbeats per node per second.
-/// `cargo test -p rasp-membership --release full_1000 -- --ignored --nocapture`
+/// 1,000 nodes: 10^6 heartbeats per simulated second; a 1 s measuring window.
 #[test]
-#[ignore = "heavy: ~1 minute in release"]
 fn full_1000() {
     let _g = SeedGuard {
         seed: 9,
-        test: "full_1000 -- --ignored",
+        test: "full_1000",
     };
-    full_mode(9, 1000);
+    full_mode(9, 1000, Duration::from_secs(1), Duration::from_secs(1));
 }
 
 #[test]

@@ -290,10 +290,10 @@ fn hyparview_1000_half_crash_heals() {
 }
 
 /// Issue 4's headline: 10,000 nodes in HyParView; after formation the overlay is connected and
-/// symmetric and a Plumtree broadcast reaches every node. About 15 s in `--release`:
-/// `cargo test -p rasp-membership --release --test sim hyparview_10000 -- --ignored --nocapture`
+/// symmetric and a Plumtree broadcast reaches every node; RMR and LDH reported and bounded.
+/// About 7 s in `--release` on 2 cores:
+/// `cargo test -p rasp-membership --release --test sim hyparview_10000 -- --nocapture`
 #[test]
-#[ignore = "heavy: ~15 s in release"]
 fn hyparview_10000_forms_and_broadcasts() {
     let mut sim = sim(25);
     let start = std::time::Instant::now();
@@ -315,13 +315,17 @@ fn hyparview_10000_forms_and_broadcasts() {
     for _ in 0..6 {
         figures.push(broadcast(&mut sim, NodeId(17), Duration::from_millis(800)));
     }
-    println!("sim: 10,000 nodes, single sender broadcasts (reliability, RMR, LDH): {figures:?}; wall {:?}", start.elapsed());
+    println!("sim: 10,000 nodes, single sender broadcasts (reliability, RMR, LDH): {figures:?}; wall {:?} (iroh-gossip at 1,000 nodes: RMR 0.07, LDH 13)", start.elapsed());
     assert!(figures.iter().all(|f| f.0 == 1.0), "{figures:?}");
+    // The first broadcast builds the tree (eager push everywhere); afterwards it is pruned.
+    let later = &figures[2..];
+    assert!(later.iter().all(|f| f.1 < 0.5 && f.2 <= 30), "{figures:?}");
 }
 
 /// Churn: every half second one random node (not a seed) crashes and one crashed earlier
 /// restarts (rejoining through the seeds), for a minute, on 300 nodes. No node may stay
-/// without neighbours longer than the bound, and the overlay is whole afterwards.
+/// without neighbours longer than the bound (sampled every 10 ms), and the overlay is whole
+/// afterwards.
 #[test]
 fn churn_isolation_is_bounded() {
     use rand::{Rng, SeedableRng};
@@ -334,8 +338,8 @@ fn churn_isolation_is_bounded() {
         Default::default();
     let mut worst = Duration::ZERO;
     let mut worst_node = None;
-    for tick in 0..600u32 {
-        if tick % 5 == 0 {
+    for tick in 0..6000u32 {
+        if tick % 50 == 0 {
             let up: Vec<NodeId> = live(&sim).into_iter().filter(|n| n.0 >= 3).collect();
             let victim = up[rng.random_range(0..up.len())];
             sim.crash(victim);
@@ -346,7 +350,7 @@ fn churn_isolation_is_bounded() {
                 sim.restart(back);
             }
         }
-        sim.run_for(Duration::from_millis(100));
+        sim.run_for(Duration::from_millis(10));
         let now = sim.now();
         for n in live(&sim) {
             let alone = sim
