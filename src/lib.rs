@@ -16,6 +16,7 @@
 //! The `rasp` binary (see `rasp --help`) runs nodes and demos; its commands live in [`cli`]
 //! (so a command can reuse `rasp node`'s boot: see [`cli::node::run_with`]).
 
+pub mod ad_counter;
 pub mod cli;
 
 pub use rasp_dataflow as dataflow;

@@ -5,6 +5,7 @@
 //! Exit codes: 0 success (including shutdown by SIGINT/SIGTERM), 1 runtime failure,
 //! 2 bad configuration or usage.
 
+pub mod ad_counter;
 pub mod bench;
 pub mod config;
 pub mod node;
@@ -36,6 +37,11 @@ pub enum Command {
     BenchSink(bench::SinkArgs),
     /// Ask running nodes for their membership views; print the overlay report as JSON.
     Overlay(overlay::OverlayArgs),
+    /// The advertisement counter (Lasp's flagship demo): simulator, matrix or real processes.
+    AdCounter(ad_counter::AdCounterArgs),
+    /// A `rasp node` running the advertisement counter (started by `ad-counter --processes`).
+    #[command(hide = true)]
+    AdCounterNode(ad_counter::AdNodeArgs),
 }
 
 /// Exit code for a bad configuration or usage (clap uses 2 too).
@@ -55,6 +61,8 @@ pub fn main() -> ExitCode {
         Command::BenchNet(args) => bench::run(args),
         Command::BenchSink(args) => bench::run_sink(args),
         Command::Overlay(args) => overlay::run(args),
+        Command::AdCounter(args) => ad_counter::run(args),
+        Command::AdCounterNode(args) => ad_counter::run_node(args),
     }
 }
 

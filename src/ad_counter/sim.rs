@@ -1,0 +1,427 @@
+//! The advertisement counter in the deterministic simulator: builds the cluster (servers
+//! first, then clients, all joining through node 0), drives the offline epochs and the
+//! transient partitions, samples the run, and measures the [`Summary`].
+//!
+//! **Offline clients.** Time is cut into epochs of `offline_duration`; at the start of each
+//! epoch every client is offline for the whole epoch with probability `offline_fraction`
+//! (the driver's RNG, seeded from the run's seed). Offline means partitioned from every other
+//! node: the client keeps counting impressions into its local replica and ships them when the
+//! partition heals. Once the servers have removed every ad, no client goes offline again
+//! (the partitions heal), so every replica can converge.
+//!
+//! **Divergence** (plotted): at each sample, for the servers and up to 32 evenly spaced
+//! clients, the fraction of the impressions counted so far (anywhere) that the replica's
+//! counters do not reflect yet, averaged; and the number of clients that still see an ad the
+//! servers have removed.
+//!
+//! **Convergence**: every replica's state of every variable it shares with server 0 is equal
+//! to server 0's (lattice equality, both `≤`), checked after the servers removed every ad.
+
+use super::app::{AdApp, AppParams};
+use super::config::AdConfig;
+use super::summary::{
+    peak_rss_kib, AdOutcome, Bytes, HostFigures, RunResult, Sample, Series, Summary,
+};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rasp_dataflow::replica::ReplicaConfig;
+use rasp_membership::{Config as MConfig, MembershipAtom, Role};
+use rasp_runtime::sim::{Fault, LinkConfig, NetConfig, Sim, SimConfig};
+use rasp_runtime::{boot, AtomAddr, AtomId, Contact, NodeId, Time};
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// The application atom's id on every simulated node (membership is atom 0).
+pub const APP: AtomId = AtomId(1);
+
+/// Partition ids: offline clients use `OFFLINE_BASE + client index`.
+const OFFLINE_BASE: u32 = 1_000_000;
+/// Partition ids of the transient network partitions.
+const SPLIT_BASE: u32 = 2_000_000;
+/// Clients sampled for divergence (besides the servers).
+const DIVERGENCE_SAMPLE: usize = 32;
+
+/// Progress of a running simulation, for a progress bar.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    /// Virtual seconds so far.
+    pub t: f64,
+    /// Ads still in the vendor sets.
+    pub ads_left: u64,
+    /// Impressions so far.
+    pub impressions: u64,
+    /// Clients offline now.
+    pub offline: u64,
+}
+
+fn secs(t: Time) -> f64 {
+    t.0 as f64 / 1e9
+}
+
+/// The parameters of one node's application atom.
+pub fn app_params(cfg: &AdConfig, role: Role, seed_data: bool) -> AppParams {
+    AppParams {
+        role,
+        relay: cfg.membership == rasp_membership::Mode::HyParView,
+        ads_per_vendor: cfg.ads_per_vendor,
+        threshold: cfg.threshold,
+        impression_interval: cfg.impression_interval,
+        replica: ReplicaConfig {
+            sync: cfg.sync,
+            sync_interval: cfg.sync_interval,
+            ..ReplicaConfig::default()
+        },
+        seed_data,
+    }
+}
+
+/// Runs the advertisement counter in the simulator; `progress` is called after every sample.
+pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunResult, String> {
+    cfg.validate()?;
+    let started = Instant::now();
+    let servers = cfg.servers as usize;
+    let clients = cfg.clients as usize;
+    let n = servers + clients;
+    let sim_cfg = SimConfig {
+        seed: cfg.seed,
+        seed_from_env: false,
+        net: NetConfig {
+            default: LinkConfig {
+                latency: rasp_runtime::sim::Latency::Uniform {
+                    min: Duration::from_millis(5),
+                    max: Duration::from_millis(50),
+                },
+                loss: cfg.loss,
+                ..LinkConfig::default()
+            },
+            links: Vec::new(),
+        },
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(sim_cfg).map_err(|e| e.to_string())?;
+    for i in 0..n {
+        let role = if i < servers {
+            Role::Server
+        } else {
+            Role::Client
+        };
+        let params = app_params(cfg, role, i == 0);
+        let mode = cfg.membership;
+        let id = sim.add_node(boot(move |b| {
+            let seeds = if b.node().0 == 0 {
+                vec![]
+            } else {
+                vec![Contact::bare(NodeId(0))]
+            };
+            let mc = MConfig {
+                mode,
+                role,
+                ..MConfig::default()
+            };
+            b.spawn(MembershipAtom::new(mc, seeds).expect("validated config"));
+            b.spawn(AdApp::new(params.clone()));
+        }));
+        debug_assert_eq!(id, NodeId(i as u64));
+    }
+    let node = |i: usize| NodeId(i as u64);
+    let addr = |i: usize| AtomAddr::new(node(i), APP);
+    let all: Vec<NodeId> = (0..n).map(node).collect();
+    let ads = cfg.ads();
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xadc0_47e2);
+
+    // Transient partitions: two random halves, at random times in the expected run.
+    let expected = cfg.expected_run();
+    for k in 0..cfg.partitions {
+        let at = Duration::from_secs_f64(rng.random_range(0.0..expected.as_secs_f64().max(1.0)));
+        let mut shuffled = all.clone();
+        shuffled.shuffle(&mut rng);
+        let (a, b) = shuffled.split_at(n / 2);
+        let id = SPLIT_BASE + k;
+        sim.schedule(
+            Time(at.as_nanos() as u64),
+            Fault::Partition {
+                id,
+                a: a.to_vec(),
+                b: b.to_vec(),
+                one_way: false,
+            },
+        );
+        sim.schedule(
+            Time((at + cfg.offline_duration).as_nanos() as u64),
+            Fault::Heal(id),
+        );
+    }
+
+    let sample_every = cfg
+        .sync_interval
+        .max(Duration::from_secs_f64(expected.as_secs_f64() / 400.0));
+    let tail_step = (cfg.sync_interval / 4).max(Duration::from_millis(10));
+    let end = Time(cfg.duration.as_nanos() as u64);
+    let mut offline: BTreeSet<usize> = BTreeSet::new();
+    let mut next_epoch = Time(0);
+    let mut series = Series::default();
+    let mut converged_at: Option<Time> = None;
+    let sampled: Vec<usize> = {
+        let mut v: Vec<usize> = (0..servers).collect();
+        let k = clients.min(DIVERGENCE_SAMPLE);
+        v.extend((0..k).map(|j| servers + j * clients / k));
+        v
+    };
+
+    loop {
+        let now = sim.now();
+        let servers_done = servers_done(&sim, servers);
+        // Offline epochs.
+        if servers_done {
+            for c in std::mem::take(&mut offline) {
+                sim.heal(OFFLINE_BASE + c as u32);
+            }
+        } else if cfg.offline_fraction > 0.0 && now >= next_epoch {
+            for c in 0..clients {
+                let off = rng.random_bool(cfg.offline_fraction);
+                let i = servers + c;
+                if off && offline.insert(c) {
+                    let others: Vec<NodeId> =
+                        all.iter().copied().filter(|&x| x != node(i)).collect();
+                    sim.partition(OFFLINE_BASE + c as u32, &[node(i)], &others, false);
+                } else if !off && offline.remove(&c) {
+                    sim.heal(OFFLINE_BASE + c as u32);
+                }
+            }
+            next_epoch = Time(next_epoch.0 + cfg.offline_duration.as_nanos() as u64);
+        }
+        if now >= end {
+            break;
+        }
+        let mut step = if servers_done {
+            tail_step
+        } else {
+            sample_every
+        };
+        if cfg.offline_fraction > 0.0 && !servers_done {
+            step = step.min(
+                Duration::from_nanos(next_epoch.0.saturating_sub(now.0))
+                    .max(Duration::from_millis(1)),
+            );
+        }
+        sim.run_for(step);
+        let s = sample(&sim, servers, n, &ads, &sampled, offline.len() as u64);
+        progress(&Progress {
+            t: s.t,
+            ads_left: s.ads_left,
+            impressions: s.impressions,
+            offline: s.offline,
+        });
+        let done_now = s.ads_left == 0 && s.stale == 0 && offline.is_empty();
+        series.samples.push(s);
+        if done_now && converged(&sim, n) {
+            converged_at = Some(sim.now());
+            break;
+        }
+    }
+
+    // The outcome.
+    let mut summary = measure(&sim, cfg, servers, n, &ads);
+    summary.converged = converged_at.is_some();
+    summary.converged_at_s = converged_at.map(secs);
+    summary.convergence_s = converged_at.map(|t| (secs(t) - summary.last_impression_s).max(0.0));
+    summary.events = sim.events();
+    summary.trace_hash = sim.trace_hash();
+    let _ = addr;
+    Ok(RunResult {
+        summary,
+        host: HostFigures {
+            wall_s: started.elapsed().as_secs_f64(),
+            peak_rss_kib: peak_rss_kib(),
+        },
+        series,
+    })
+}
+
+fn with_app<R>(sim: &Sim, i: usize, f: impl FnOnce(&AdApp) -> R) -> Option<R> {
+    sim.with_atom::<AdApp, _>(AtomAddr::new(NodeId(i as u64), APP), f)
+}
+
+fn servers_done(sim: &Sim, servers: usize) -> bool {
+    (0..servers).all(|i| {
+        with_app(sim, i, |a| a.vendor_ads().is_some_and(|s| s.is_empty())).unwrap_or(false)
+    })
+}
+
+fn sample(
+    sim: &Sim,
+    servers: usize,
+    n: usize,
+    ads: &[String],
+    sampled: &[usize],
+    offline: u64,
+) -> Sample {
+    let left: BTreeSet<String> =
+        with_app(sim, 0, |a| a.vendor_ads().unwrap_or_default()).unwrap_or_default();
+    let removed: BTreeSet<&String> = ads.iter().filter(|a| !left.contains(*a)).collect();
+    let mut impressions = 0;
+    let mut stale = 0;
+    let mut payload = 0;
+    for i in 0..n {
+        with_app(sim, i, |a| {
+            impressions += a.own_impressions();
+            if i >= servers && a.visible().iter().any(|ad| removed.contains(ad)) {
+                stale += 1;
+            }
+            if let Some(r) = a.replica_ref() {
+                payload += r.stats().bytes_sent.values().sum::<u64>();
+            }
+        });
+    }
+    let mut divergence = 0.0;
+    if impressions > 0 {
+        for &i in sampled {
+            let seen: u64 = with_app(sim, i, |a| a.counters().values().sum()).unwrap_or(0);
+            divergence += 1.0 - (seen.min(impressions) as f64 / impressions as f64);
+        }
+        divergence /= sampled.len() as f64;
+    }
+    let m = sim.metrics();
+    Sample {
+        t: secs(sim.now()),
+        impressions,
+        divergence,
+        stale,
+        ads_left: left.len() as u64,
+        offline,
+        kinds: m
+            .kinds
+            .iter()
+            .map(|(k, s)| (k.clone(), s.bytes_sent))
+            .collect(),
+        payload,
+    }
+}
+
+/// Whether every replica's shared variables equal server 0's.
+fn converged(sim: &Sim, n: usize) -> bool {
+    let Some(reference) = with_app(sim, 0, |a| {
+        let p = a.program().expect("started");
+        p.held()
+            .into_iter()
+            .filter_map(|id| p.state_dyn(&id).ok().map(|s| (id, s.clone_box())))
+            .collect::<BTreeMap<_, _>>()
+    }) else {
+        return false;
+    };
+    (1..n).all(|i| {
+        with_app(sim, i, |a| {
+            let Some(p) = a.program() else {
+                return false;
+            };
+            p.held()
+                .iter()
+                .all(|id| match (reference.get(id), p.state_dyn(id)) {
+                    (Some(r), Ok(s)) => s.leq_dyn(&**r) && r.leq_dyn(s),
+                    (None, _) => true, // not shared with server 0 (e.g. nothing of the program)
+                    (_, Err(_)) => false,
+                })
+        })
+        .unwrap_or(false)
+    })
+}
+
+/// The summary from the atoms' final states and the runtime's metrics.
+fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) -> Summary {
+    let reports: Vec<_> = (0..n)
+        .map(|i| {
+            with_app(sim, i, |a| (a.report(i as u64), a.log())).expect("every node runs the app")
+        })
+        .collect();
+    let final_counts = reports[0].0.counters.clone();
+    let mut bytes: BTreeMap<String, BTreeMap<String, Bytes>> = BTreeMap::new();
+    let mut sync_sent_clients = 0u64;
+    let mut sent_clients = 0u64;
+    let mut total_sent = 0u64;
+    for i in 0..n {
+        let role = if i < servers { "server" } else { "client" };
+        let m = sim.node_metrics(NodeId(i as u64));
+        for (kind, st) in &m.kinds {
+            let b = bytes
+                .entry(role.to_string())
+                .or_default()
+                .entry(kind.clone())
+                .or_default();
+            b.sent += st.bytes_sent;
+            b.recv += st.bytes_recv;
+            b.msgs += st.msgs_sent;
+            total_sent += st.bytes_sent;
+            if i >= servers {
+                sent_clients += st.bytes_sent;
+                if kind == <rasp_dataflow::replica::Sync as rasp_runtime::Message>::KIND {
+                    sync_sent_clients += st.bytes_sent;
+                }
+            }
+        }
+    }
+    let payload: u64 = (0..n)
+        .map(|i| {
+            with_app(sim, i, |a| {
+                a.replica_ref()
+                    .map_or(0, |r| r.stats().bytes_sent.values().sum::<u64>())
+            })
+            .unwrap_or(0)
+        })
+        .sum();
+    let run_s = secs(sim.now()).max(1e-9);
+    let per_ad: Vec<AdOutcome> = ads
+        .iter()
+        .map(|ad| {
+            let c = final_counts.get(ad).copied().unwrap_or(0);
+            AdOutcome {
+                ad: ad.clone(),
+                impressions: c,
+                over: c.saturating_sub(cfg.threshold),
+            }
+        })
+        .collect();
+    let pct = |o: &AdOutcome| o.over as f64 * 100.0 / cfg.threshold as f64;
+    let overcount_mean_pct = per_ad.iter().map(pct).sum::<f64>() / per_ad.len().max(1) as f64;
+    let overcount_max_pct = per_ad.iter().map(pct).fold(0.0, f64::max);
+    let all_removed = reports
+        .iter()
+        .all(|(r, _)| r.visible.is_empty() && r.vendor_ads.as_ref().is_none_or(|v| v.is_empty()));
+    let last = reports
+        .iter()
+        .filter_map(|(_, l)| l.last_impression)
+        .max()
+        .map_or(0.0, secs);
+    let clients = cfg.clients as f64;
+    Summary {
+        world: "sim".into(),
+        clients: cfg.clients,
+        servers: cfg.servers,
+        ads: ads.len() as u32,
+        threshold: cfg.threshold,
+        membership: cfg.membership.to_string(),
+        sync: cfg.sync.to_string(),
+        seed: cfg.seed,
+        all_removed,
+        converged: false,
+        violations: reports.iter().map(|(r, _)| r.violations).sum(),
+        resurrections: reports.iter().map(|(r, _)| r.resurrections).sum(),
+        trigger_firings: reports.iter().map(|(r, _)| r.fired.len() as u64).sum(),
+        impressions: reports.iter().map(|(r, _)| r.impressions).sum(),
+        offline_impressions: reports.iter().map(|(_, l)| l.offline_impressions).sum(),
+        last_impression_s: last,
+        converged_at_s: None,
+        convergence_s: None,
+        overcount_mean_pct,
+        overcount_max_pct,
+        per_ad,
+        bytes,
+        payload_bytes: payload,
+        protocol_bytes: total_sent.saturating_sub(payload),
+        state_per_client_per_90s: sync_sent_clients as f64 / clients * 90.0 / run_s,
+        bytes_per_client: sent_clients as f64 / clients,
+        run_s,
+        events: 0,
+        trace_hash: 0,
+    }
+}

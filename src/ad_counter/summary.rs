@@ -1,0 +1,278 @@
+//! What a run measured: the [`Summary`] (deterministic for a seed in the simulator), the time
+//! [`Series`] behind the plots, and the host figures (wall time, peak memory) that are not
+//! deterministic and so live apart.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+/// Traffic of one message kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bytes {
+    /// Bytes sent to other nodes.
+    pub sent: u64,
+    /// Bytes received from other nodes.
+    pub recv: u64,
+    /// Messages sent (local and remote).
+    pub msgs: u64,
+}
+
+/// The outcome of one ad.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdOutcome {
+    /// The ad.
+    pub ad: String,
+    /// Its counter at the end (impressions counted).
+    pub impressions: u64,
+    /// Impressions past the threshold.
+    pub over: u64,
+}
+
+/// The summary of a run: the same for the same seed in the simulator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// `sim` or `processes`.
+    pub world: String,
+    /// Client nodes.
+    pub clients: u32,
+    /// Server nodes.
+    pub servers: u32,
+    /// Ads (both vendors).
+    pub ads: u32,
+    /// Removal threshold.
+    pub threshold: u64,
+    /// Membership mode.
+    pub membership: String,
+    /// Sync mode.
+    pub sync: String,
+    /// The seed.
+    pub seed: u64,
+    /// Every ad was removed from the vendor sets and from every client's view.
+    pub all_removed: bool,
+    /// Every replica holds the same value of every variable it shares with a server.
+    pub converged: bool,
+    /// Impressions refused because their ad's removal had been received (must be 0).
+    pub violations: u64,
+    /// Removed ads that came back into a client's view (must be 0).
+    pub resurrections: u64,
+    /// Removal triggers fired, over all servers (one per ad when the owner is unique).
+    pub trigger_firings: u64,
+    /// Impressions counted, in total.
+    pub impressions: u64,
+    /// Impressions counted by clients that had no neighbour at the time.
+    pub offline_impressions: u64,
+    /// When the last impression was counted (seconds since the workload started).
+    pub last_impression_s: f64,
+    /// When every replica agreed (seconds since the workload started).
+    pub converged_at_s: Option<f64>,
+    /// Convergence time after the last impression, in seconds.
+    pub convergence_s: Option<f64>,
+    /// Mean overcounting: impressions past the threshold, as % of the threshold.
+    pub overcount_mean_pct: f64,
+    /// Largest overcounting of one ad, %.
+    pub overcount_max_pct: f64,
+    /// Per ad.
+    pub per_ad: Vec<AdOutcome>,
+    /// Traffic per role (`client`, `server`) and message kind, summed over the role's nodes.
+    pub bytes: BTreeMap<String, BTreeMap<String, Bytes>>,
+    /// Variable payload bytes sent (the CRDT states and deltas), over all nodes.
+    pub payload_bytes: u64,
+    /// Everything else sent (membership, greetings, acks, envelopes), over all nodes.
+    pub protocol_bytes: u64,
+    /// Bytes of `dataflow/sync` messages sent per client, normalised to 90 s of run time
+    /// (the talk's figure: ~5 GiB per client per 90 s).
+    pub state_per_client_per_90s: f64,
+    /// All bytes sent per client (every kind), over the whole run.
+    pub bytes_per_client: f64,
+    /// Run length (virtual seconds in the simulator).
+    pub run_s: f64,
+    /// Simulator events processed (0 for processes).
+    pub events: u64,
+    /// The simulator's trace hash (0 for processes).
+    pub trace_hash: u64,
+}
+
+/// Figures of the machine that ran it (not deterministic).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct HostFigures {
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+    /// Peak resident memory of this process (VmHWM), KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// One sample of the run, for the plots and the CSV.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// Seconds since the workload started.
+    pub t: f64,
+    /// Impressions counted so far.
+    pub impressions: u64,
+    /// Mean fraction of the counted impressions a replica has not seen yet (sampled replicas).
+    pub divergence: f64,
+    /// Replicas that still see an ad the servers have removed.
+    pub stale: u64,
+    /// Ads still in the vendor sets.
+    pub ads_left: u64,
+    /// Clients offline.
+    pub offline: u64,
+    /// Cumulative bytes sent per message kind, over all nodes.
+    pub kinds: BTreeMap<String, u64>,
+    /// Cumulative variable payload bytes sent, over all nodes.
+    pub payload: u64,
+}
+
+/// The time series of a run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// Samples in time order.
+    pub samples: Vec<Sample>,
+}
+
+/// A run's results.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunResult {
+    /// The summary.
+    pub summary: Summary,
+    /// Wall time and memory.
+    pub host: HostFigures,
+    /// The series.
+    pub series: Series,
+}
+
+/// The peak resident memory of this process (Linux `VmHWM`), in KiB; 0 elsewhere.
+pub fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// `n` bytes in a readable unit.
+pub fn human_bytes(n: f64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{v:.0} {}", UNITS[u])
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "NO"
+    }
+}
+
+impl Summary {
+    /// Whether the run met its invariants: all ads removed, converged, no violation, no
+    /// resurrection.
+    pub fn ok(&self) -> bool {
+        self.all_removed && self.converged && self.violations == 0 && self.resurrections == 0
+    }
+
+    /// The summary table (plain text).
+    pub fn table(&self, host: &HostFigures) -> String {
+        let mut s = String::new();
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2} s"));
+        let rows: Vec<(&str, String)> = vec![
+            ("world", self.world.clone()),
+            (
+                "nodes",
+                format!("{} clients, {} servers", self.clients, self.servers),
+            ),
+            (
+                "ads / threshold",
+                format!("{} ads, {} impressions", self.ads, self.threshold),
+            ),
+            (
+                "membership / sync",
+                format!("{} / {}", self.membership, self.sync),
+            ),
+            ("seed", self.seed.to_string()),
+            ("all ads removed", yes(self.all_removed).into()),
+            ("replicas converged", yes(self.converged).into()),
+            (
+                "invariant violations",
+                format!(
+                    "{} (resurrected ads: {})",
+                    self.violations, self.resurrections
+                ),
+            ),
+            ("trigger firings", self.trigger_firings.to_string()),
+            (
+                "impressions",
+                format!(
+                    "{} ({} while offline)",
+                    self.impressions, self.offline_impressions
+                ),
+            ),
+            (
+                "last impression at",
+                format!("{:.2} s", self.last_impression_s),
+            ),
+            ("converged at", opt(self.converged_at_s)),
+            ("convergence after last impr.", opt(self.convergence_s)),
+            (
+                "overcounting",
+                format!(
+                    "mean {:.2} %, max {:.2} %",
+                    self.overcount_mean_pct, self.overcount_max_pct
+                ),
+            ),
+            (
+                "payload / protocol bytes",
+                format!(
+                    "{} / {}",
+                    human_bytes(self.payload_bytes as f64),
+                    human_bytes(self.protocol_bytes as f64)
+                ),
+            ),
+            ("bytes sent per client", human_bytes(self.bytes_per_client)),
+            (
+                "state per client per 90 s",
+                format!(
+                    "{} (Lasp, talk: ~5 GiB)",
+                    human_bytes(self.state_per_client_per_90s)
+                ),
+            ),
+            ("run length", format!("{:.1} s", self.run_s)),
+            ("simulator events", self.events.to_string()),
+            ("wall time", format!("{:.2} s", host.wall_s)),
+            (
+                "peak memory (VmHWM)",
+                human_bytes(host.peak_rss_kib as f64 * 1024.0),
+            ),
+        ];
+        let w = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in rows {
+            let _ = writeln!(s, "  {k:<w$}  {v}");
+        }
+        let _ = writeln!(s, "  traffic by role and kind (sent / received):");
+        for (role, kinds) in &self.bytes {
+            for (kind, b) in kinds {
+                let _ = writeln!(
+                    s,
+                    "    {role:<7} {kind:<18} {:>12} / {:>12}  ({} msgs)",
+                    human_bytes(b.sent as f64),
+                    human_bytes(b.recv as f64),
+                    b.msgs
+                );
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,766 @@
+//! `rasp ad-counter`: the advertisement counter (see [`crate::ad_counter`]), in the
+//! deterministic simulator (default), as a matrix of membership × sync modes (`--matrix`), or
+//! across real `rasp` processes on loopback (`--processes N`).
+//!
+//! Settings: flag > `RASP_*` environment > TOML file (`--config`, keys are the flag names with
+//! underscores, unknown keys are errors) > default ([`AdConfig::default`]). A bad value stops
+//! with a message naming the setting and exit code 2; a run whose invariants fail (an ad not
+//! removed, replicas not converged, a violation) exits 1.
+//!
+//! ```toml
+//! clients = 100
+//! servers = 2
+//! ads_per_vendor = 10
+//! threshold = 2000
+//! impression_interval_ms = 1000
+//! sync_interval_ms = 1000
+//! offline_fraction = 0.1
+//! offline_duration_s = 20
+//! membership = "hyparview"
+//! sync = "delta-bp-rr"
+//! loss = 0.0
+//! partitions = 0
+//! seed = 42
+//! duration_s = 7200
+//! out = "out/ad-counter"
+//! ```
+//!
+//! **Across processes.** `--processes N` starts `servers` server processes and `N - servers`
+//! client processes of this same binary (`rasp ad-counter-node`, hidden: `rasp node` plus the
+//! application atom, through [`super::node::run_with`]) on 127.0.0.1, the first one seeding the
+//! ads and every other joining through it. Each prints a `ad=<json>` line
+//! ([`NodeReport`]) every 250 ms; the launcher stops when every ad is removed everywhere and
+//! every node reports the same counters (or at `--timeout-s`), prints the same summary, and
+//! stops every process it started (also on error and on SIGINT/SIGTERM). Offline clients,
+//! loss and partitions are simulator-only (real processes stay online).
+
+use super::config_error;
+use super::node::{run_with, NodeArgs, NodeOptions, StartedNode};
+use crate::ad_counter::app::{AdApp, NodeReport};
+use crate::ad_counter::summary::{peak_rss_kib, AdOutcome, Bytes, HostFigures, RunResult, Summary};
+use crate::ad_counter::{output, sim, AdConfig};
+use clap::Args;
+use rasp_dataflow::replica::SyncMode;
+use rasp_membership::{Mode, Role};
+use rasp_runtime::{AtomId, KindStats};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `rasp ad-counter` flags (every one optional: see the module docs for precedence).
+#[derive(Debug, Clone, Default, Args)]
+pub struct AdCounterArgs {
+    /// Client nodes [default: 50]
+    #[arg(long, env = "RASP_CLIENTS", value_name = "N")]
+    pub clients: Option<u32>,
+    /// Server nodes [default: 2]
+    #[arg(long, env = "RASP_SERVERS", value_name = "N")]
+    pub servers: Option<u32>,
+    /// Ads per vendor (two vendors) [default: 10, the paper's]
+    #[arg(long, env = "RASP_ADS_PER_VENDOR", value_name = "N")]
+    pub ads_per_vendor: Option<u32>,
+    /// Impressions after which an ad is removed [default: 2000; the paper's is 50000]
+    #[arg(long, env = "RASP_THRESHOLD", value_name = "N")]
+    pub threshold: Option<u64>,
+    /// Milliseconds between two impressions of a client [default: 1000]
+    #[arg(long, env = "RASP_IMPRESSION_INTERVAL_MS", value_name = "MS")]
+    pub impression_interval_ms: Option<u64>,
+    /// Milliseconds between two synchronisations [default: 1000]
+    #[arg(long, env = "RASP_SYNC_INTERVAL_MS", value_name = "MS")]
+    pub sync_interval_ms: Option<u64>,
+    /// Expected fraction of clients offline at any time, in [0, 1) [default: 0.1]
+    #[arg(long, env = "RASP_OFFLINE_FRACTION", value_name = "F")]
+    pub offline_fraction: Option<f64>,
+    /// Seconds of one offline epoch [default: 20]
+    #[arg(long, env = "RASP_OFFLINE_DURATION_S", value_name = "S")]
+    pub offline_duration_s: Option<f64>,
+    /// Membership: full, client-server or hyparview [default: hyparview]
+    #[arg(long, env = "RASP_MEMBERSHIP", value_name = "MODE")]
+    pub membership: Option<String>,
+    /// Sync: state, delta, delta-bp, delta-rr or delta-bp-rr [default: delta-bp-rr]
+    #[arg(long, env = "RASP_SYNC", value_name = "MODE")]
+    pub sync: Option<String>,
+    /// Message loss probability, in [0, 1) [default: 0]
+    #[arg(long, env = "RASP_LOSS", value_name = "P")]
+    pub loss: Option<f64>,
+    /// Transient network partitions (random halves) [default: 0]
+    #[arg(long, env = "RASP_PARTITIONS", value_name = "N")]
+    pub partitions: Option<u32>,
+    /// Seed of every random choice [default: 42]
+    #[arg(long, env = "RASP_SEED", value_name = "SEED")]
+    pub seed: Option<u64>,
+    /// Upper bound of the run, in (virtual) seconds [default: 7200]
+    #[arg(long, env = "RASP_DURATION_S", value_name = "S")]
+    pub duration_s: Option<f64>,
+    /// Output directory for plots and CSV [default: out/ad-counter]
+    #[arg(long, env = "RASP_OUT", value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// TOML file with these settings
+    #[arg(long, env = "RASP_AD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the summary as one JSON object instead of the table
+    #[arg(long)]
+    pub json: bool,
+    /// Write no plots or CSV
+    #[arg(long)]
+    pub no_output: bool,
+    /// Run every membership × sync mode and print the comparison table
+    #[arg(long, conflicts_with = "processes")]
+    pub matrix: bool,
+    /// Run across this many real `rasp` processes on loopback instead of the simulator
+    #[arg(long, value_name = "N")]
+    pub processes: Option<u32>,
+    /// Processes: give up after this many wall-clock seconds [default: 120]
+    #[arg(long, value_name = "S", default_value_t = 120.0)]
+    pub timeout_s: f64,
+}
+
+/// The TOML file's shape.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    clients: Option<u32>,
+    servers: Option<u32>,
+    ads_per_vendor: Option<u32>,
+    threshold: Option<u64>,
+    impression_interval_ms: Option<u64>,
+    sync_interval_ms: Option<u64>,
+    offline_fraction: Option<f64>,
+    offline_duration_s: Option<f64>,
+    membership: Option<String>,
+    sync: Option<String>,
+    loss: Option<f64>,
+    partitions: Option<u32>,
+    seed: Option<u64>,
+    duration_s: Option<f64>,
+    out: Option<PathBuf>,
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "{name} must be a non-negative number of seconds, got {v}"
+        ))
+    }
+}
+
+/// Resolves the settings (flag > environment > file > default) and validates them.
+pub fn resolve(args: &AdCounterArgs) -> Result<AdConfig, String> {
+    let file = match &args.config {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| format!("config file {}: {e}", p.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .map_err(|e| format!("config file {}: {e}", p.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let d = AdConfig::default();
+    let membership = match args.membership.clone().or(file.membership) {
+        Some(s) => s.parse::<Mode>().map_err(|e| format!("membership: {e}"))?,
+        None => d.membership,
+    };
+    let sync = match args.sync.clone().or(file.sync) {
+        Some(s) => s.parse::<SyncMode>().map_err(|e| format!("sync: {e}"))?,
+        None => d.sync,
+    };
+    let ms = |v: Option<u64>, dflt: Duration| v.map_or(dflt, Duration::from_millis);
+    let cfg = AdConfig {
+        clients: args.clients.or(file.clients).unwrap_or(d.clients),
+        servers: args.servers.or(file.servers).unwrap_or(d.servers),
+        ads_per_vendor: args
+            .ads_per_vendor
+            .or(file.ads_per_vendor)
+            .unwrap_or(d.ads_per_vendor),
+        threshold: args.threshold.or(file.threshold).unwrap_or(d.threshold),
+        impression_interval: ms(
+            args.impression_interval_ms.or(file.impression_interval_ms),
+            d.impression_interval,
+        ),
+        sync_interval: ms(
+            args.sync_interval_ms.or(file.sync_interval_ms),
+            d.sync_interval,
+        ),
+        offline_fraction: args
+            .offline_fraction
+            .or(file.offline_fraction)
+            .unwrap_or(d.offline_fraction),
+        offline_duration: match args.offline_duration_s.or(file.offline_duration_s) {
+            Some(v) => secs("offline-duration-s", v)?,
+            None => d.offline_duration,
+        },
+        membership,
+        sync,
+        loss: args.loss.or(file.loss).unwrap_or(d.loss),
+        partitions: args.partitions.or(file.partitions).unwrap_or(d.partitions),
+        seed: args.seed.or(file.seed).unwrap_or(d.seed),
+        duration: match args.duration_s.or(file.duration_s) {
+            Some(v) => secs("duration-s", v)?,
+            None => d.duration,
+        },
+        out_dir: args.out.clone().or(file.out).unwrap_or(d.out_dir),
+    };
+    cfg.validate()?;
+    Ok(cfg)
+}
+
+/// Runs `rasp ad-counter`.
+pub fn run(args: AdCounterArgs) -> ExitCode {
+    let mut cfg = match resolve(&args) {
+        Ok(c) => c,
+        Err(e) => return config_error(e),
+    };
+    if args.matrix {
+        return run_matrix(&cfg, args.json);
+    }
+    let result = match args.processes {
+        Some(n) => {
+            if n <= cfg.servers {
+                return config_error(format!(
+                    "--processes must exceed the servers ({}): the rest are clients",
+                    cfg.servers
+                ));
+            }
+            if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
+                return config_error("--timeout-s must be positive");
+            }
+            cfg.clients = n - cfg.servers;
+            processes::run(&cfg, Duration::from_secs_f64(args.timeout_s))
+        }
+        None => run_sim(&cfg),
+    };
+    let result = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rasp: ad-counter: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    report(&result, &cfg, args.json, args.no_output)
+}
+
+fn report(result: &RunResult, cfg: &AdConfig, json: bool, no_output: bool) -> ExitCode {
+    if json {
+        let v = serde_json::json!({ "summary": &result.summary, "host": &result.host });
+        println!("{}", serde_json::to_string(&v).expect("json"));
+    } else {
+        println!("advertisement counter");
+        print!("{}", result.summary.table(&result.host));
+    }
+    if !no_output {
+        match output::write_all(result, &cfg.out_dir) {
+            Ok(w) => {
+                if let Some(why) = &w.plots_skipped {
+                    eprintln!("rasp: {why}");
+                }
+                eprintln!(
+                    "wrote {} data files and {} plots to {}",
+                    w.data.len(),
+                    w.plots.len(),
+                    cfg.out_dir.display()
+                );
+            }
+            Err(e) => {
+                eprintln!("rasp: ad-counter: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    if result.summary.ok() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!(
+            "rasp: ad-counter: invariants failed (rerun: --seed {} --membership {} --sync {})",
+            cfg.seed, cfg.membership, cfg.sync
+        );
+        ExitCode::FAILURE
+    }
+}
+
+/// The simulator run with a progress bar on stderr (hidden when stderr is not a terminal).
+pub fn run_sim(cfg: &AdConfig) -> Result<RunResult, String> {
+    let bar = if std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::with_draw_target(
+            Some(u64::from(cfg.ads_per_vendor) * 2),
+            indicatif::ProgressDrawTarget::stderr(),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} ads removed  {msg}",
+        )
+        .expect("template"),
+    );
+    let ads = u64::from(cfg.ads_per_vendor) * 2;
+    let r = sim::run(cfg, &mut |p| {
+        bar.set_position(ads - p.ads_left.min(ads));
+        bar.set_message(format!(
+            "t={:.0}s impressions={} offline={}",
+            p.t, p.impressions, p.offline
+        ));
+    });
+    bar.finish_and_clear();
+    r
+}
+
+/// One row of the comparison.
+#[derive(Clone, Debug, Serialize)]
+struct MatrixRow {
+    membership: String,
+    sync: String,
+    ok: bool,
+    bytes_per_client: f64,
+    state_per_client_per_90s: f64,
+    overcount_mean_pct: f64,
+    convergence_s: Option<f64>,
+    wall_s: f64,
+}
+
+fn run_matrix(cfg: &AdConfig, json: bool) -> ExitCode {
+    let mut rows = Vec::new();
+    let mut all_ok = true;
+    for mode in [Mode::Full, Mode::ClientServer, Mode::HyParView] {
+        for sync in SyncMode::ALL {
+            let c = AdConfig {
+                membership: mode,
+                sync,
+                ..cfg.clone()
+            };
+            eprintln!("running {mode} / {sync} ...");
+            let r = match sim::run(&c, &mut |_| {}) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("rasp: ad-counter: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            all_ok &= r.summary.ok();
+            rows.push(MatrixRow {
+                membership: mode.to_string(),
+                sync: sync.to_string(),
+                ok: r.summary.ok(),
+                bytes_per_client: r.summary.bytes_per_client,
+                state_per_client_per_90s: r.summary.state_per_client_per_90s,
+                overcount_mean_pct: r.summary.overcount_mean_pct,
+                convergence_s: r.summary.convergence_s,
+                wall_s: r.host.wall_s,
+            });
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string(&rows).expect("json"));
+    } else {
+        println!(
+            "{} clients, {} servers, threshold {}, seed {}",
+            cfg.clients, cfg.servers, cfg.threshold, cfg.seed
+        );
+        println!(
+            "| membership | sync | ok | bytes sent per client | state per client per 90 s | overcount % | convergence (s) | wall (s) |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for r in &rows {
+            println!(
+                "| {} | {} | {} | {} | {} | {:.2} | {} | {:.1} |",
+                r.membership,
+                r.sync,
+                if r.ok { "yes" } else { "NO" },
+                crate::ad_counter::summary::human_bytes(r.bytes_per_client),
+                crate::ad_counter::summary::human_bytes(r.state_per_client_per_90s),
+                r.overcount_mean_pct,
+                r.convergence_s.map_or("-".into(), |c| format!("{c:.2}")),
+                r.wall_s
+            );
+        }
+    }
+    if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+// ----- the node side of --processes ---------------------------------------------------------
+
+/// `rasp ad-counter-node`: `rasp node` plus the advertisement counter's application atom
+/// (started by `rasp ad-counter --processes`).
+#[derive(Debug, Clone, Args)]
+pub struct AdNodeArgs {
+    /// The node's settings.
+    #[command(flatten)]
+    pub node: NodeArgs,
+    /// This node's application role: server or client
+    #[arg(long, value_name = "ROLE")]
+    pub ad_role: Role,
+    /// Add the ads and contracts at start (the first server)
+    #[arg(long)]
+    pub ad_seed_data: bool,
+    /// Ads per vendor
+    #[arg(long, default_value_t = 10)]
+    pub ads_per_vendor: u32,
+    /// Removal threshold
+    #[arg(long, default_value_t = 100)]
+    pub threshold: u64,
+    /// Milliseconds between two impressions
+    #[arg(long, default_value_t = 50)]
+    pub impression_interval_ms: u64,
+    /// Milliseconds between two synchronisations
+    #[arg(long, default_value_t = 200)]
+    pub sync_interval_ms: u64,
+    /// Sync mode
+    #[arg(long, default_value = "delta-bp-rr")]
+    pub sync: SyncMode,
+}
+
+/// The application atom's id on a `rasp node` (after `NodeInfo` and membership).
+pub const APP_ATOM: AtomId = AtomId(2);
+
+/// What a node prints every 250 ms: its report and its traffic per message kind.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct NodeLine {
+    /// The application's report.
+    pub report: NodeReport,
+    /// Traffic per message kind.
+    pub kinds: BTreeMap<String, KindStats>,
+    /// Variable payload bytes sent.
+    pub payload: u64,
+    /// Peak memory (VmHWM) of the process, KiB.
+    pub peak_rss_kib: u64,
+}
+
+/// Runs `rasp ad-counter-node`.
+pub fn run_node(args: AdNodeArgs) -> ExitCode {
+    if args.threshold == 0
+        || args.ads_per_vendor == 0
+        || args.impression_interval_ms == 0
+        || args.sync_interval_ms == 0
+    {
+        return config_error("ad-counter-node: threshold, ads, and intervals must be positive");
+    }
+    let cfg = AdConfig {
+        ads_per_vendor: args.ads_per_vendor,
+        threshold: args.threshold,
+        impression_interval: Duration::from_millis(args.impression_interval_ms),
+        sync_interval: Duration::from_millis(args.sync_interval_ms),
+        sync: args.sync,
+        ..AdConfig::default()
+    };
+    let role = args.ad_role;
+    let seed_data = args.ad_seed_data;
+    let opts = NodeOptions {
+        extra_boot: Some(Arc::new(move |b, env| {
+            let cfg = AdConfig {
+                membership: env.membership.mode,
+                ..cfg.clone()
+            };
+            b.spawn(AdApp::new(sim::app_params(&cfg, role, seed_data)));
+        })),
+        on_start: Some(Arc::new(|n: StartedNode| {
+            tokio::spawn(async move {
+                let id = n.id.0;
+                loop {
+                    let line = n
+                        .handle
+                        .call(move |h, _| {
+                            let (report, payload) = h.with_atom::<AdApp, _>(APP_ATOM, |a| {
+                                let payload = a
+                                    .replica_ref()
+                                    .map_or(0, |r| r.stats().bytes_sent.values().sum::<u64>());
+                                (a.report(id), payload)
+                            })?;
+                            Some(NodeLine {
+                                report,
+                                kinds: h.metrics_snapshot().kinds,
+                                payload,
+                                peak_rss_kib: peak_rss_kib(),
+                            })
+                        })
+                        .await;
+                    match line {
+                        None => return, // node stopped
+                        Some(Some(l)) => {
+                            println!("ad={}", serde_json::to_string(&l).expect("json"))
+                        }
+                        Some(None) => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            });
+        })),
+    };
+    run_with(args.node, opts)
+}
+
+mod processes {
+    //! The launcher of `--processes`.
+    use super::*;
+
+    /// Children stopped (and data directories removed) when dropped.
+    struct Cluster {
+        children: Vec<Child>,
+        dirs: Vec<PathBuf>,
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            for c in &mut self.children {
+                let _ = c.kill();
+            }
+            for c in &mut self.children {
+                let _ = c.wait();
+            }
+            for d in &self.dirs {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+    }
+
+    type Lines = Arc<Mutex<Vec<Option<NodeLine>>>>;
+
+    fn spawn(
+        cfg: &AdConfig,
+        k: usize,
+        join: Option<&str>,
+        cluster: &mut Cluster,
+        lines: &Lines,
+    ) -> Result<std::sync::mpsc::Receiver<String>, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own executable: {e}"))?;
+        let dir = std::env::temp_dir().join(format!("rasp-ad-{}-{k}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        cluster.dirs.push(dir.clone());
+        let role = if k < cfg.servers as usize {
+            "server"
+        } else {
+            "client"
+        };
+        let mut cmd = Command::new(exe);
+        cmd.arg("ad-counter-node")
+            .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+            .arg("--data-dir")
+            .arg(&dir)
+            .args(["--membership", &cfg.membership.to_string()])
+            .args(["--role", role, "--ad-role", role])
+            .args(["--ads-per-vendor", &cfg.ads_per_vendor.to_string()])
+            .args(["--threshold", &cfg.threshold.to_string()])
+            .args([
+                "--impression-interval-ms",
+                &cfg.impression_interval.as_millis().to_string(),
+            ])
+            .args([
+                "--sync-interval-ms",
+                &cfg.sync_interval.as_millis().to_string(),
+            ])
+            .args(["--sync", cfg.sync.name()])
+            .env_remove("RASP_CONFIG")
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if k == 0 {
+            cmd.arg("--ad-seed-data");
+        }
+        if let Some(j) = join {
+            cmd.args(["--join", j]);
+        }
+        let mut child = cmd.spawn().map_err(|e| format!("starting a node: {e}"))?;
+        let out = child.stdout.take().expect("piped");
+        cluster.children.push(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if let Some(j) = line.strip_prefix("ad=") {
+                    if let Ok(l) = serde_json::from_str::<NodeLine>(j) {
+                        lines.lock().expect("lock")[k] = Some(l);
+                    }
+                } else if let Some(a) = line.strip_prefix("listen=") {
+                    let _ = tx.send(a.to_string());
+                }
+            }
+        });
+        Ok(rx)
+    }
+
+    fn done(lines: &[Option<NodeLine>]) -> bool {
+        let Some(Some(first)) = lines.first() else {
+            return false;
+        };
+        lines.iter().all(|l| {
+            l.as_ref().is_some_and(|l| {
+                let r = &l.report;
+                r.visible.is_empty()
+                    && r.vendor_ads.as_ref().is_none_or(|v| v.is_empty())
+                    && r.counters == first.report.counters
+                    && !r.counters.is_empty()
+            })
+        })
+    }
+
+    /// Runs the workload across processes.
+    pub fn run(cfg: &AdConfig, timeout: Duration) -> Result<RunResult, String> {
+        let started = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                super::super::runtime().block_on(async {
+                    super::super::ShutdownSignal::install().wait().await;
+                });
+                stop.store(true, Ordering::SeqCst);
+            });
+        }
+        let n = (cfg.servers + cfg.clients) as usize;
+        let mut cluster = Cluster {
+            children: Vec::new(),
+            dirs: Vec::new(),
+        };
+        let lines: Lines = Arc::new(Mutex::new(vec![None; n]));
+        let rx = spawn(cfg, 0, None, &mut cluster, &lines)?;
+        let seed = rx
+            .recv_timeout(Duration::from_secs(20))
+            .map_err(|_| "the first node printed no listen address".to_string())?;
+        for k in 1..n {
+            spawn(cfg, k, Some(&seed), &mut cluster, &lines)?;
+        }
+        let start = Instant::now();
+        let mut converged_at = None;
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            if stop.load(Ordering::SeqCst) {
+                return Err("interrupted; every node stopped".into());
+            }
+            for c in &mut cluster.children {
+                if let Ok(Some(st)) = c.try_wait() {
+                    return Err(format!("a node exited early ({st}); every node stopped"));
+                }
+            }
+            if done(&lines.lock().expect("lock")) {
+                converged_at = Some(start.elapsed());
+                // One more report round, so the traffic figures include the last syncs.
+                std::thread::sleep(Duration::from_millis(300));
+                break;
+            }
+            if start.elapsed() > timeout {
+                break;
+            }
+        }
+        let lines: Vec<Option<NodeLine>> = lines.lock().expect("lock").clone();
+        drop(cluster);
+        Ok(summarise(
+            cfg,
+            &lines,
+            start.elapsed(),
+            converged_at,
+            started,
+        ))
+    }
+
+    fn summarise(
+        cfg: &AdConfig,
+        lines: &[Option<NodeLine>],
+        run: Duration,
+        converged_at: Option<Duration>,
+        started: Instant,
+    ) -> RunResult {
+        let servers = cfg.servers as usize;
+        let reports: Vec<&NodeLine> = lines.iter().flatten().collect();
+        let counters = reports
+            .first()
+            .map(|l| l.report.counters.clone())
+            .unwrap_or_default();
+        let per_ad: Vec<AdOutcome> = cfg
+            .ads()
+            .into_iter()
+            .map(|ad| {
+                let c = counters.get(&ad).copied().unwrap_or(0);
+                AdOutcome {
+                    ad,
+                    impressions: c,
+                    over: c.saturating_sub(cfg.threshold),
+                }
+            })
+            .collect();
+        let pct = |o: &AdOutcome| o.over as f64 * 100.0 / cfg.threshold as f64;
+        let mut bytes: BTreeMap<String, BTreeMap<String, Bytes>> = BTreeMap::new();
+        let (mut total, mut client_sent, mut client_sync) = (0u64, 0u64, 0u64);
+        for (k, l) in lines.iter().enumerate() {
+            let Some(l) = l else { continue };
+            let role = if k < servers { "server" } else { "client" };
+            for (kind, st) in &l.kinds {
+                let b = bytes
+                    .entry(role.into())
+                    .or_default()
+                    .entry(kind.clone())
+                    .or_default();
+                b.sent += st.bytes_sent;
+                b.recv += st.bytes_recv;
+                b.msgs += st.msgs_sent;
+                total += st.bytes_sent;
+                if k >= servers {
+                    client_sent += st.bytes_sent;
+                    if kind == <rasp_dataflow::replica::Sync as rasp_runtime::Message>::KIND {
+                        client_sync += st.bytes_sent;
+                    }
+                }
+            }
+        }
+        let payload: u64 = reports.iter().map(|l| l.payload).sum();
+        let run_s = run.as_secs_f64();
+        let clients = f64::from(cfg.clients.max(1));
+        let summary = Summary {
+            world: "processes".into(),
+            clients: cfg.clients,
+            servers: cfg.servers,
+            ads: 2 * cfg.ads_per_vendor,
+            threshold: cfg.threshold,
+            membership: cfg.membership.to_string(),
+            sync: cfg.sync.to_string(),
+            seed: cfg.seed,
+            all_removed: reports.len() == lines.len()
+                && reports.iter().all(|l| {
+                    l.report.visible.is_empty()
+                        && l.report.vendor_ads.as_ref().is_none_or(|v| v.is_empty())
+                }),
+            converged: converged_at.is_some(),
+            violations: reports.iter().map(|l| l.report.violations).sum(),
+            resurrections: reports.iter().map(|l| l.report.resurrections).sum(),
+            trigger_firings: reports.iter().map(|l| l.report.fired.len() as u64).sum(),
+            impressions: reports.iter().map(|l| l.report.impressions).sum(),
+            offline_impressions: 0,
+            last_impression_s: 0.0,
+            converged_at_s: converged_at.map(|d| d.as_secs_f64()),
+            convergence_s: None,
+            overcount_mean_pct: per_ad.iter().map(pct).sum::<f64>() / per_ad.len().max(1) as f64,
+            overcount_max_pct: per_ad.iter().map(pct).fold(0.0, f64::max),
+            per_ad,
+            bytes,
+            payload_bytes: payload,
+            protocol_bytes: total.saturating_sub(payload),
+            state_per_client_per_90s: client_sync as f64 / clients * 90.0 / run_s.max(1e-9),
+            bytes_per_client: client_sent as f64 / clients,
+            run_s,
+            events: 0,
+            trace_hash: 0,
+        };
+        RunResult {
+            summary,
+            host: HostFigures {
+                wall_s: started.elapsed().as_secs_f64(),
+                peak_rss_kib: reports.iter().map(|l| l.peak_rss_kib).max().unwrap_or(0),
+            },
+            series: Default::default(),
+        }
+    }
+}
