@@ -46,7 +46,10 @@ fn incremental(c: &mut Criterion) {
         .measurement_time(Duration::from_secs(3));
     for n in SIZES {
         let (mut p, s, f) = chain(n);
-        assert_eq!(p.state(&f).expect("held").elements().count(), (n / 2) as usize);
+        assert_eq!(
+            p.state(&f).expect("held").elements().count(),
+            (n / 2) as usize
+        );
         // Fresh odd elements (they pass the filter after ×3), beyond the initial ones.
         let mut x = n | 1;
         g.bench_with_input(BenchmarkId::new("add+remove", n), &n, |b, _| {
@@ -57,7 +60,10 @@ fn incremental(c: &mut Criterion) {
             })
         });
         // The chain still holds exactly the initial elements.
-        assert_eq!(p.state(&f).expect("held").elements().count(), (n / 2) as usize);
+        assert_eq!(
+            p.state(&f).expect("held").elements().count(),
+            (n / 2) as usize
+        );
         assert!(!p.state(&s).expect("held").is_bottom());
     }
     g.finish();
