@@ -257,13 +257,16 @@ fn client_server_clients_see_the_servers_and_servers_see_all() {
     });
 }
 
+/// A bad-settings case: arguments, environment variables, the expected message.
+type BadCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+
 /// Bad membership settings stop `rasp node` with exit code 2 and a message naming them.
 #[test]
 fn bad_membership_settings_exit_two() {
     let dir = tempdir("badmembership");
     let toml = dir.join("rasp.toml");
     std::fs::write(&toml, "membership = \"ring\"\n").unwrap();
-    let cases: [(&[&str], &[(&str, &str)], &str); 4] = [
+    let cases: [BadCase; 4] = [
         (
             &["--membership", "ring"],
             &[],
