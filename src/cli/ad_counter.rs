@@ -344,6 +344,14 @@ fn run_matrix(cfg: &AdConfig, json: bool) -> ExitCode {
                 }
             };
             all_ok &= r.summary.ok();
+            eprintln!(
+                "  ok={} bytes/client={:.0} overcount={:.2}% convergence={:?} s wall={:.1} s",
+                r.summary.ok(),
+                r.summary.bytes_per_client,
+                r.summary.overcount_mean_pct,
+                r.summary.convergence_s,
+                r.host.wall_s
+            );
             rows.push(MatrixRow {
                 membership: mode.to_string(),
                 sync: sync.to_string(),
