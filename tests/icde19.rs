@@ -1,4 +1,4 @@
-//! The ICDE'19 experiment (issue 5 §4, REFERENCES §3) in the simulator: for both topologies
+//! The ICDE'19 experiment (Enes et al., "Efficient Synchronization of State-based CRDTs", ICDE 2019, §VI) in the simulator: for both topologies
 //! and the four workloads, rasp's BP+RR transmission, as a share of state-based, is at or
 //! below the paper's BP+RR figure (at its precision, 0.1 point); the paper's Algorithm 2 (rasp's `bp_heard` off) lands at
 //! the paper's figures (within 1.5 points) or below; every run converges. The full table:

@@ -1,4 +1,4 @@
-//! Incremental cost of the dataflow engine (issue 5 §4): a `map → filter` chain over an
+//! Incremental cost of the dataflow engine (README, "Measuring"): a `map → filter` chain over an
 //! `ORSet<u64>` through [`Program`], time per update (an add of a fresh element, then its
 //! remove, so the state stays the same size) at 10^3 and 10^6 elements. An update must cost
 //! O(delta), not O(state): the 10^6 / 10^3 ratio must stay under 2.

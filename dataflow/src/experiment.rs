@@ -1,4 +1,4 @@
-//! Tools for experiments in the simulator (issue 5 §3 metrics): divergence over time and time
+//! Tools for experiments in the simulator (the figures of the README's "Measuring" table): divergence over time and time
 //! to convergence of replicated variables, and a static-topology membership atom.
 //!
 //! **Divergence.** An [`Observer`] samples every replica's value of some variables over time

@@ -1,6 +1,6 @@
 //! The ICDE'19 experiment (Enes, Almeida, Baquero, Leitão, "Efficient Synchronization of
 //! State-based CRDTs", ICDE 2019, §VI micro-benchmarks) reproduced in the simulator with the
-//! real [`Replica`] (issue 5 §4).
+//! real [`Replica`]; `tests/icde19.rs` asserts its figures.
 //!
 //! **Setup** (the paper's): 15 nodes with fixed neighbours, served by
 //! [`StaticTopology`]: a partial mesh (a random connected 4-regular graph) and a tree (a

@@ -1,6 +1,7 @@
-//! The functional property in the simulator (issue 5 §4): random programs chaining map,
-//! filter, union, intersection, product and fold over sets and counters; random concurrent
-//! adds, removes and increments at random replicas; random loss, duplication, reordering and a
+//! The functional property in the simulator (Meiklejohn, Van Roy, "Lasp: A Language for
+//! Distributed, Coordination-Free Programming", PPDP 2015): random programs chaining map, filter,
+//! union, intersection, product and fold over sets and counters; random concurrent adds,
+//! removes and increments at random replicas; random loss, duplication, reordering and a
 //! partition that heals. Afterwards every replica holds equal values, and every derived
 //! variable's value equals the plain function applied to its inputs' values.
 //!

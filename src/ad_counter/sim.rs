@@ -423,5 +423,6 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
         run_s,
         events: 0,
         trace_hash: 0,
+        timed_out_s: None,
     }
 }

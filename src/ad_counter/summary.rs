@@ -90,6 +90,10 @@ pub struct Summary {
     pub events: u64,
     /// The simulator's trace hash (0 for processes).
     pub trace_hash: u64,
+    /// When the run gave up before converging (processes: `--timeout-s`), its length in
+    /// seconds; `None` when it ran to the end.
+    #[serde(default)]
+    pub timed_out_s: Option<f64>,
 }
 
 /// Figures of the machine that ran it (not deterministic).
@@ -181,7 +185,28 @@ impl Summary {
     /// Whether the run met its invariants: all ads removed, converged, no violation, no
     /// resurrection.
     pub fn ok(&self) -> bool {
-        self.all_removed && self.converged && self.violations == 0 && self.resurrections == 0
+        self.failures().is_empty()
+    }
+
+    /// Why the run failed, one phrase per reason (empty when [`ok`](Self::ok)).
+    pub fn failures(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        if let Some(t) = self.timed_out_s {
+            why.push(format!("timed out after {t:.1} s"));
+        }
+        if !self.all_removed {
+            why.push("not every ad was removed everywhere".into());
+        }
+        if !self.converged {
+            why.push("the replicas did not converge".into());
+        }
+        if self.violations > 0 {
+            why.push(format!("{} invariant violations", self.violations));
+        }
+        if self.resurrections > 0 {
+            why.push(format!("{} removed ads came back", self.resurrections));
+        }
+        why
     }
 
     /// The summary table (plain text).

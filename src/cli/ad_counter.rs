@@ -115,7 +115,7 @@ pub struct AdCounterArgs {
     /// Run across this many real `rasp` processes on loopback instead of the simulator
     #[arg(long, value_name = "N")]
     pub processes: Option<u32>,
-    /// Processes: give up after this many wall-clock seconds [default: 120]
+    /// Processes: give up after this many wall-clock seconds
     #[arg(long, value_name = "S", default_value_t = 120.0)]
     pub timeout_s: f64,
 }
@@ -277,8 +277,11 @@ fn report(result: &RunResult, cfg: &AdConfig, json: bool, no_output: bool) -> Ex
         ExitCode::SUCCESS
     } else {
         eprintln!(
-            "rasp: ad-counter: invariants failed (rerun: --seed {} --membership {} --sync {})",
-            cfg.seed, cfg.membership, cfg.sync
+            "rasp: ad-counter: failed: {} (rerun: --seed {} --membership {} --sync {})",
+            result.summary.failures().join("; "),
+            cfg.seed,
+            cfg.membership,
+            cfg.sync
         );
         ExitCode::FAILURE
     }
@@ -531,7 +534,8 @@ mod processes {
         }
     }
 
-    type Lines = Arc<Mutex<Vec<Option<NodeLine>>>>;
+    /// Each node's last report, and when (launcher clock) its impression count last grew.
+    type Lines = Arc<Mutex<Vec<Option<(NodeLine, Option<Instant>)>>>>;
 
     fn spawn(
         cfg: &AdConfig,
@@ -591,7 +595,15 @@ mod processes {
                 let Ok(line) = line else { break };
                 if let Some(j) = line.strip_prefix("ad=") {
                     if let Ok(l) = serde_json::from_str::<NodeLine>(j) {
-                        lines.lock().expect("lock")[k] = Some(l);
+                        let mut lines = lines.lock().expect("lock");
+                        let grew = match &lines[k] {
+                            Some((prev, at)) if prev.report.impressions >= l.report.impressions => {
+                                *at
+                            }
+                            _ if l.report.impressions > 0 => Some(Instant::now()),
+                            _ => None,
+                        };
+                        lines[k] = Some((l, grew));
                     }
                 } else if let Some(a) = line.strip_prefix("listen=") {
                     let _ = tx.send(a.to_string());
@@ -601,12 +613,12 @@ mod processes {
         Ok(rx)
     }
 
-    fn done(lines: &[Option<NodeLine>]) -> bool {
-        let Some(Some(first)) = lines.first() else {
+    fn done(lines: &[Option<(NodeLine, Option<Instant>)>]) -> bool {
+        let Some(Some((first, _))) = lines.first() else {
             return false;
         };
         lines.iter().all(|l| {
-            l.as_ref().is_some_and(|l| {
+            l.as_ref().is_some_and(|(l, _)| {
                 let r = &l.report;
                 r.visible.is_empty()
                     && r.vendor_ads.as_ref().is_none_or(|v| v.is_empty())
@@ -664,15 +676,33 @@ mod processes {
                 break;
             }
         }
-        let lines: Vec<Option<NodeLine>> = lines.lock().expect("lock").clone();
+        let run = start.elapsed();
+        let (lines, grew): (Vec<Option<NodeLine>>, Vec<Option<Instant>>) = lines
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|l| match l {
+                Some((l, at)) => (Some(l.clone()), *at),
+                None => (None, None),
+            })
+            .unzip();
         drop(cluster);
-        Ok(summarise(
-            cfg,
-            &lines,
-            start.elapsed(),
-            converged_at,
-            started,
-        ))
+        // Reports come every 250 ms, so this is the last impression to within one report.
+        let last_impression = grew
+            .iter()
+            .flatten()
+            .max()
+            .map(|t| t.saturating_duration_since(start));
+        let mut result = summarise(cfg, &lines, run, converged_at, started);
+        let s = &mut result.summary;
+        s.last_impression_s = last_impression.map_or(0.0, |d| d.as_secs_f64());
+        s.convergence_s = converged_at
+            .zip(last_impression)
+            .map(|(c, l)| c.saturating_sub(l).as_secs_f64());
+        if converged_at.is_none() {
+            s.timed_out_s = Some(run.as_secs_f64());
+        }
+        Ok(result)
     }
 
     fn summarise(
@@ -761,6 +791,7 @@ mod processes {
             run_s,
             events: 0,
             trace_hash: 0,
+            timed_out_s: None,
         };
         RunResult {
             summary,

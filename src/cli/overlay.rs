@@ -2,7 +2,7 @@
 //! on the overlay they form (what Lasp's Sprinter did, talk slides 122–129).
 //!
 //! The command starts a throw-away node (fresh key, temporary data directory, no
-//! membership), sends the [`GetView`] debug request to the `membership` service of every
+//! membership, listening on `--listen`, loopback by default), sends the [`GetView`] debug request to the `membership` service of every
 //! `--peer`, retrying until `--timeout-ms`, and prints one JSON object on stdout:
 //!
 //! ```text
@@ -48,6 +48,16 @@ pub struct OverlayArgs {
     /// The cluster key file, if the cluster has one
     #[arg(long, env = "RASP_PSK_FILE", value_name = "PATH")]
     pub psk_file: Option<PathBuf>,
+    /// Where the probing node listens (repeatable, or comma-separated); loopback by default,
+    /// so the probe is not reachable from other hosts. Give an address on the cluster's
+    /// network when the nodes are on other hosts
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "MULTIADDR",
+        default_value = "/ip4/127.0.0.1/tcp/0"
+    )]
+    pub listen: Vec<Multiaddr>,
     /// How long to wait for all answers, in milliseconds
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub timeout_ms: u64,
@@ -169,9 +179,11 @@ impl Gathered {
     }
 }
 
-/// Starts a throw-away node and asks every peer for its view, for up to `timeout`.
+/// Starts a throw-away node listening on `listen` and asks every peer for its view, for up to
+/// `timeout`.
 pub async fn gather(
     peers: &[Multiaddr],
+    listen: Vec<Multiaddr>,
     psk_file: Option<PathBuf>,
     timeout: Duration,
 ) -> Result<Gathered, String> {
@@ -186,6 +198,7 @@ pub async fn gather(
     let dir = std::env::temp_dir().join(format!("rasp-overlay-{}-{nanos:09}", std::process::id()));
     let cfg = NetConfig {
         data_dir: dir.clone(),
+        listen,
         psk_file,
         ..NetConfig::default()
     };
@@ -232,7 +245,12 @@ pub fn run(args: OverlayArgs) -> ExitCode {
         return config_error(e);
     }
     let timeout = Duration::from_millis(args.timeout_ms);
-    let gathered = match runtime().block_on(gather(&args.peers, args.psk_file.clone(), timeout)) {
+    let gathered = match runtime().block_on(gather(
+        &args.peers,
+        args.listen.clone(),
+        args.psk_file.clone(),
+        timeout,
+    )) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("rasp: {e}");

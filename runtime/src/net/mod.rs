@@ -99,3 +99,28 @@ pub enum NetError {
     #[error(transparent)]
     Store(#[from] crate::error::StoreError),
 }
+
+/// An error and its chain of causes as one line (`outer: cause: root cause`).
+///
+/// libp2p's errors often print nothing themselves and keep the reason in their
+/// [`source`](std::error::Error::source) (a listen error's `Display` is empty; the OS error is
+/// its source), so every error the network runtime reports goes through this. A cause whose
+/// text is already part of the line is not repeated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut line = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    if line.is_empty() {
+        line.push_str("unknown error");
+    }
+    line
+}

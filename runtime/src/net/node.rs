@@ -4,7 +4,7 @@ use super::exec::{Executor, Inbound, NetPlatform};
 use super::shared::{with_p2p, NetStats, Shared};
 use super::store::RedbStore;
 use super::swarm::{Command, NetTask};
-use super::{identity, transport, NetConfig, NetError};
+use super::{error_chain, identity, transport, NetConfig, NetError};
 use crate::host::{Boot, Host, Platform};
 use crate::ids::{Contact, NodeId};
 use futures::StreamExt;
@@ -92,9 +92,10 @@ impl Node {
         let mut swarm = transport::build_swarm(key, psk, &cfg)?;
         let mut pending = HashSet::new();
         for a in &cfg.listen {
-            let id = swarm
-                .listen_on(a.clone())
-                .map_err(|e| NetError::Transport(format!("cannot listen on {a}: {e}")))?;
+            probe_listen(a)?;
+            let id = swarm.listen_on(a.clone()).map_err(|e| {
+                NetError::Transport(format!("cannot listen on {a}: {}", error_chain(&e)))
+            })?;
             pending.insert(id);
         }
         let wait = async {
@@ -108,10 +109,17 @@ impl Node {
                         pending.remove(&listener_id);
                     }
                     SwarmEvent::ListenerClosed { reason, .. } => {
-                        return Err(NetError::Transport(format!("listener closed: {reason:?}")));
+                        let why = match reason {
+                            Ok(()) => "closed".to_string(),
+                            Err(e) => error_chain(&e),
+                        };
+                        return Err(NetError::Transport(format!("listener closed: {why}")));
                     }
                     SwarmEvent::ListenerError { error, .. } => {
-                        return Err(NetError::Transport(format!("listener error: {error}")));
+                        return Err(NetError::Transport(format!(
+                            "listener error: {}",
+                            error_chain(&error)
+                        )));
                     }
                     _ => {}
                 }
@@ -256,4 +264,41 @@ async fn call<R: Send + 'static>(
     });
     inbound.send(Inbound::Call(call)).await.ok()?;
     rx.await.ok()
+}
+
+/// Refuses a listen address whose TCP port another socket already holds.
+///
+/// libp2p's TCP transport sets `SO_REUSEPORT` on its listeners (for port reuse when
+/// dialling), and Linux lets two such sockets of the same user bind one port: a second node
+/// started on a busy port would "succeed" and share the port's connections with the first.
+/// Binding a plain socket (no `SO_REUSEPORT`) first turns that into the `EADDRINUSE` a user
+/// expects. The probe socket is closed before libp2p binds. Port 0 needs no check.
+fn probe_listen(addr: &Multiaddr) -> Result<(), NetError> {
+    use libp2p::multiaddr::Protocol;
+    let mut ip = None;
+    let mut port = None;
+    for p in addr.iter() {
+        match p {
+            Protocol::Ip4(a) => ip = Some(std::net::IpAddr::V4(a)),
+            Protocol::Ip6(a) => ip = Some(std::net::IpAddr::V6(a)),
+            Protocol::Tcp(p) => port = Some(p),
+            _ => {}
+        }
+    }
+    let (Some(ip), Some(port)) = (ip, port) else {
+        return Ok(());
+    };
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::Transport(format!(
+            "cannot listen on {addr}: address in use (another process listens on {ip} port {port})"
+        ))),
+        Err(e) => Err(NetError::Transport(format!("cannot listen on {addr}: {e}"))),
+    }
 }

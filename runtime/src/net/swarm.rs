@@ -6,7 +6,7 @@ use super::exec::{Inbound, WireEnvelope};
 use super::frame::{encode_frame, read_frame, FrameError};
 use super::shared::{node_of, split_p2p, OutQueue, Shared};
 use super::transport::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, MSG_PROTOCOL};
-use super::NetConfig;
+use super::{error_chain, NetConfig};
 use crate::ids::{NodeId, PeerEvent};
 use crate::message::{Envelope, Payload};
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
@@ -28,6 +28,128 @@ const WRITE_BATCH: usize = 128;
 
 /// How often join addresses are re-dialled while the node has no connection at all.
 const JOIN_RETRY: Duration = Duration::from_secs(2);
+
+/// Join rounds without any connection after which the node says it is alone (10 s).
+const ALONE_AFTER_ROUNDS: u32 = 5;
+
+/// Failed dials of one join address logged at `warn` before the log thins out to every
+/// [`JOIN_WARN_EVERY`]th.
+const JOIN_WARN_FIRST: u32 = 3;
+
+/// After the first [`JOIN_WARN_FIRST`] failures, one join failure in this many is logged at
+/// `warn` (the others at `debug`), so a node waiting for its seed does not flood its log.
+const JOIN_WARN_EVERY: u32 = 15;
+
+/// What the node knows about its join addresses: failures per address, and whether it has
+/// said that it is alone. Join failures are a user's first sight of a wrong address, a dead
+/// seed or a cluster-key mismatch, so they are logged at `warn` with the address and the
+/// whole cause.
+struct JoinWatch {
+    /// Join address per peer id (join addresses end in `/p2p/<peer>`).
+    addrs: HashMap<PeerId, Multiaddr>,
+    /// Consecutive failed dials per join peer.
+    failures: HashMap<PeerId, u32>,
+    /// Consecutive join rounds with no connection at all.
+    rounds_alone: u32,
+    /// Whether "alone" was said since the last connection.
+    said_alone: bool,
+    /// Whether this node uses a cluster key (for the hint on handshake failures).
+    keyed: bool,
+}
+
+impl JoinWatch {
+    fn new(cfg: &NetConfig) -> Self {
+        let addrs = cfg
+            .join
+            .iter()
+            .filter_map(|a| split_p2p(a).1.map(|p| (p, a.clone())))
+            .collect();
+        JoinWatch {
+            addrs,
+            failures: HashMap::new(),
+            rounds_alone: 0,
+            said_alone: false,
+            keyed: cfg.psk_file.is_some(),
+        }
+    }
+
+    /// A dial of `peer` failed with `cause`.
+    fn failed(&mut self, peer: PeerId, cause: &str) {
+        let Some(addr) = self.addrs.get(&peer) else {
+            tracing::debug!(%peer, "outgoing connection failed: {cause}");
+            return;
+        };
+        let n = self.failures.entry(peer).or_default();
+        *n += 1;
+        let hint = handshake_hint(cause, self.keyed);
+        if *n <= JOIN_WARN_FIRST || *n % JOIN_WARN_EVERY == 0 {
+            tracing::warn!(attempt = *n, "cannot join {addr}: {cause}{hint}");
+        } else {
+            tracing::debug!(attempt = *n, "cannot join {addr}: {cause}{hint}");
+        }
+    }
+
+    /// A connection to `peer` is up.
+    fn connected(&mut self, peer: PeerId) {
+        if let (Some(addr), Some(n)) = (self.addrs.get(&peer), self.failures.remove(&peer)) {
+            tracing::info!(%addr, "joined after {n} failed attempts");
+        }
+        self.rounds_alone = 0;
+        self.said_alone = false;
+    }
+
+    /// One join round passed with no connection at all.
+    fn round_alone(&mut self) {
+        self.rounds_alone += 1;
+        if self.rounds_alone >= ALONE_AFTER_ROUNDS && !self.said_alone && !self.addrs.is_empty() {
+            self.said_alone = true;
+            tracing::warn!(
+                "no join address answered after {} attempts ({:?}): this node is alone; \
+                 still retrying every {:?}",
+                self.rounds_alone,
+                JOIN_RETRY * self.rounds_alone,
+                JOIN_RETRY
+            );
+        }
+    }
+}
+
+/// Why a dial failed, without libp2p's wrapping: for a transport failure, the cause per
+/// address tried (`Connection refused (os error 111)`), not "Failed to negotiate transport
+/// protocol(s)", which libp2p says of every transport error.
+fn dial_cause(e: &libp2p::swarm::DialError) -> String {
+    match e {
+        libp2p::swarm::DialError::Transport(errs) if !errs.is_empty() => {
+            let mut causes: Vec<String> = errs.iter().map(|(_, e)| error_chain(e)).collect();
+            causes.dedup();
+            causes.join("; ")
+        }
+        other => error_chain(other),
+    }
+}
+
+/// A hint to append to a connection error that looks like a failed security handshake:
+/// with a cluster key on one side only, or different keys, the pnet stream decrypts to noise
+/// and the next protocol negotiation fails.
+fn handshake_hint(cause: &str, keyed: bool) -> &'static str {
+    let c = cause.to_ascii_lowercase();
+    let handshake = [
+        "multistream",
+        "protocol negotiation",
+        "invalid message",
+        "noise",
+        "handshake",
+        "decrypt",
+        "unexpected eof",
+    ]
+    .iter()
+    .any(|m| c.contains(m));
+    match (handshake, keyed) {
+        (false, _) => "",
+        (true, true) => " (the peer may use another cluster key, or none)",
+        (true, false) => " (the peer may use a cluster key: start this node with --psk-file)",
+    }
+}
 
 /// Requests to the network task (from the executor, readers and writers), over a bounded
 /// channel.
@@ -69,15 +191,23 @@ impl NetTask {
         let mut established: usize = 0;
         let mut join_tick = tokio::time::interval(JOIN_RETRY);
         join_tick.tick().await;
+        let mut joins = JoinWatch::new(&self.cfg);
         for a in &self.cfg.join {
             if let Err(e) = self.swarm.dial(a.clone()) {
-                tracing::warn!(addr = %a, "cannot dial join address: {e}");
+                tracing::warn!(addr = %a, "cannot dial join address: {}", error_chain(&e));
             }
         }
         loop {
             tokio::select! {
                 _ = self.stop.changed() => break,
                 ev = self.swarm.select_next_some() => {
+                    match &ev {
+                        SwarmEvent::OutgoingConnectionError { peer_id: Some(p), error, .. } => {
+                            joins.failed(*p, &dial_cause(error));
+                        }
+                        SwarmEvent::ConnectionEstablished { peer_id, .. } => joins.connected(*peer_id),
+                        _ => {}
+                    }
                     self.on_swarm_event(ev, &mut up, &mut established, &mut writers, &control).await;
                 }
                 Some(cmd) = self.cmd_rx.recv() => {
@@ -88,6 +218,7 @@ impl NetTask {
                 }
                 _ = join_tick.tick() => {
                     if established == 0 {
+                        joins.round_alone();
                         for a in &self.cfg.join {
                             let _ = self.swarm.dial(a.clone());
                         }
@@ -269,10 +400,16 @@ impl NetTask {
                 error,
                 ..
             } => {
-                tracing::info!(%send_back_addr, "incoming connection failed: {error}");
+                let cause = error_chain(&error);
+                let hint = handshake_hint(&cause, self.cfg.psk_file.is_some());
+                tracing::info!(%send_back_addr, "incoming connection failed: {cause}{hint}");
             }
-            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
-                tracing::debug!(?peer_id, "outgoing connection failed: {error}");
+            SwarmEvent::OutgoingConnectionError {
+                peer_id: None,
+                error,
+                ..
+            } => {
+                tracing::debug!("outgoing connection failed: {}", error_chain(&error));
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
