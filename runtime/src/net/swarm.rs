@@ -82,7 +82,7 @@ impl JoinWatch {
         let n = self.failures.entry(peer).or_default();
         *n += 1;
         let hint = handshake_hint(cause, self.keyed);
-        if *n <= JOIN_WARN_FIRST || *n % JOIN_WARN_EVERY == 0 {
+        if *n <= JOIN_WARN_FIRST || n.is_multiple_of(JOIN_WARN_EVERY) {
             tracing::warn!(attempt = *n, "cannot join {addr}: {cause}{hint}");
         } else {
             tracing::debug!(attempt = *n, "cannot join {addr}: {cause}{hint}");
