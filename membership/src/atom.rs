@@ -15,6 +15,20 @@
 //!
 //! The same atom runs in the simulator and on the network; the mode is [`Config::mode`].
 //!
+//! # Remembered contacts
+//!
+//! A node that has been in a cluster finds it again after a restart, whatever its seeds say
+//! (a restarted first node has none). Each time a node becomes a neighbour the atom records
+//! its [`Contact`] (node id and dialable addresses, on the network `.../p2p/<peer id>` taken
+//! from the address book) in the durable store under [`CONTACTS_KEY`], at most
+//! [`REMEMBERED_CONTACTS`] of them, most recent first; when full, a new neighbour replaces
+//! the least recent entry that is no longer a neighbour (so a large full-membership view does
+//! not rewrite the store on every change). The store is written only when the remembered set
+//! or an address changes. At init the atom joins through its seeds *and* the remembered
+//! contacts; with neither it starts alone as the first node. This is Partisan's advice to
+//! rejoin "through any known peer" (HyParView's rejoin through contacts, `hyparview` module
+//! docs) carried across a crash: the volatile views are lost, the store is not.
+//!
 //! Driving rules: core timers become [`Ctx::after`] continuations; the runtime's
 //! [`PeerEvent::Down`] is the failure detector ([`PeerService::peer_down`]); a core's
 //! disconnect hint closes the connection only after [`DISCONNECT_GRACE`], and only if the peer
@@ -31,6 +45,19 @@ use std::time::Duration;
 
 /// The service name the membership atom registers on its node.
 pub const SERVICE: &str = "membership";
+
+/// Store key of the remembered contacts (a MessagePack list of [`Contact`]s).
+pub const CONTACTS_KEY: &[u8] = b"membership/contacts";
+
+/// Most contacts remembered in the store. 32 is far more than one live peer needed to rejoin,
+/// and bounds the record (with [`REMEMBERED_ADDRS`] addresses each) to a few KiB.
+pub const REMEMBERED_CONTACTS: usize = 32;
+
+/// Most addresses kept per remembered contact (the network address book keeps 8 too).
+pub const REMEMBERED_ADDRS: usize = 8;
+
+/// Longest address kept in a remembered contact, in bytes; longer ones are dropped.
+const MAX_ADDR_LEN: usize = 512;
 
 /// How long after a core drops a peer its connection is closed (if it is still not needed).
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
@@ -180,6 +207,8 @@ impl Message for PeerServiceEvent {
 pub struct MembershipAtom {
     config: Config,
     seeds: Vec<Contact>,
+    /// Contacts of past neighbours, most recent first, as last written to the store.
+    remembered: Vec<Contact>,
     core: Option<PeerService<PeerRef, Bytes>>,
     subscribers: Vec<AtomAddr>,
     /// Deliveries and counters for tests and reports.
@@ -205,6 +234,7 @@ impl MembershipAtom {
         Ok(MembershipAtom {
             config,
             seeds,
+            remembered: Vec::new(),
             core: None,
             subscribers: Vec::new(),
             stats: AtomStats::default(),
@@ -240,6 +270,11 @@ impl MembershipAtom {
             neighbours,
             passive,
         }
+    }
+
+    /// The remembered contacts, most recent first (see the module docs).
+    pub fn remembered(&self) -> &[Contact] {
+        &self.remembered
     }
 
     /// Counters.
@@ -317,7 +352,10 @@ impl MembershipAtom {
                 }
                 Out::Event(e) => {
                     let ev = match e {
-                        ServiceEvent::NeighbourUp(p) => PeerServiceEvent::NeighbourUp(p.node()),
+                        ServiceEvent::NeighbourUp(p) => {
+                            self.remember(ctx, p.0.clone());
+                            PeerServiceEvent::NeighbourUp(p.node())
+                        }
                         ServiceEvent::NeighbourDown(p) => PeerServiceEvent::NeighbourDown(p.node()),
                         ServiceEvent::Delivered {
                             id: MsgId { origin, seq },
@@ -365,6 +403,9 @@ impl Atom for MembershipAtom {
                 ctx.contact(origin.from.node)
                     .unwrap_or_else(|| Contact::bare(origin.from.node)),
             );
+            if !from.0.addrs.is_empty() {
+                me.refresh_remembered(ctx, &from.0);
+            }
             me.with_core(ctx, |c, now, rng, out| {
                 c.on_message(from, msg, now, rng, out)
             });
@@ -393,7 +434,20 @@ impl Atom for MembershipAtom {
             let view = me.view(ctx.node());
             ctx.reply(origin, view);
         });
-        let seeds = std::mem::take(&mut self.seeds);
+        self.remembered = load_remembered(ctx);
+        let mut seeds = std::mem::take(&mut self.seeds);
+        let me = ctx.node();
+        for c in &self.remembered {
+            if c.node != me && !seeds.iter().any(|s| s.node == c.node) {
+                seeds.push(c.clone());
+            }
+        }
+        if !self.remembered.is_empty() {
+            tracing::info!(
+                remembered = self.remembered.len(),
+                "membership: joining through remembered contacts too"
+            );
+        }
         if seeds.is_empty() {
             self.with_core(ctx, |c, _, rng, out| c.start(rng, out));
         } else {
@@ -411,5 +465,104 @@ impl MembershipAtom {
         }
         let seeds: Vec<PeerRef> = seeds.into_iter().map(PeerRef).collect();
         self.with_core(ctx, |c, now, rng, out| c.join(seeds, now, rng, out));
+    }
+}
+
+/// Keeps at most [`REMEMBERED_ADDRS`] addresses of at most [`MAX_ADDR_LEN`] bytes.
+fn sanitize(mut c: Contact) -> Contact {
+    c.addrs.retain(|a| !a.is_empty() && a.len() <= MAX_ADDR_LEN);
+    c.addrs.truncate(REMEMBERED_ADDRS);
+    c
+}
+
+/// The remembered contacts in the store (bounded, deduplicated, without this node); none if
+/// the record is missing or unreadable (logged: joining through the seeds still works).
+fn load_remembered(ctx: &mut Ctx<MembershipAtom>) -> Vec<Contact> {
+    let stored: Vec<Contact> = match ctx.store_get_as(CONTACTS_KEY) {
+        Ok(v) => v.unwrap_or_default(),
+        Err(e) => {
+            tracing::warn!("membership: ignoring the remembered contacts: {e}");
+            return Vec::new();
+        }
+    };
+    let me = ctx.node();
+    let mut out: Vec<Contact> = Vec::new();
+    for c in stored {
+        if out.len() >= REMEMBERED_CONTACTS {
+            break;
+        }
+        if c.node != me && !out.iter().any(|x| x.node == c.node) {
+            out.push(sanitize(c));
+        }
+    }
+    out
+}
+
+impl MembershipAtom {
+    /// Records a new neighbour's contact (see the module docs); writes the store if the
+    /// remembered set or an address changed.
+    fn remember(&mut self, ctx: &mut Ctx<Self>, contact: Contact) {
+        let node = contact.node;
+        if node == ctx.node() {
+            return;
+        }
+        // The address book knows the addresses a peer listens on (identify) even when it
+        // dialled us; the core's copy may predate them.
+        let contact = sanitize(match ctx.contact(node) {
+            Some(c) if !c.addrs.is_empty() => c,
+            _ => contact,
+        });
+        let changed = match self.remembered.iter().position(|c| c.node == node) {
+            Some(i) => {
+                let mut old = self.remembered.remove(i);
+                let changed = !contact.addrs.is_empty() && old.addrs != contact.addrs;
+                if changed {
+                    old.addrs = contact.addrs;
+                }
+                self.remembered.insert(0, old);
+                changed
+            }
+            None if self.remembered.len() < REMEMBERED_CONTACTS => {
+                self.remembered.insert(0, contact);
+                true
+            }
+            None => {
+                let neighbours = self.neighbours();
+                match self
+                    .remembered
+                    .iter()
+                    .rposition(|c| !neighbours.contains(&c.node))
+                {
+                    Some(i) => {
+                        self.remembered.remove(i);
+                        self.remembered.insert(0, contact);
+                        true
+                    }
+                    None => false,
+                }
+            }
+        };
+        if changed {
+            self.save_remembered(ctx);
+        }
+    }
+
+    /// A message came from `from` with addresses: fill them in if its remembered entry had
+    /// none (a peer that dialled us is known by address only once identify reports it).
+    fn refresh_remembered(&mut self, ctx: &mut Ctx<Self>, from: &Contact) {
+        let Some(c) = self.remembered.iter_mut().find(|c| c.node == from.node) else {
+            return;
+        };
+        if !c.addrs.is_empty() {
+            return;
+        }
+        c.addrs = sanitize(from.clone()).addrs;
+        self.save_remembered(ctx);
+    }
+
+    fn save_remembered(&self, ctx: &mut Ctx<Self>) {
+        if let Err(e) = ctx.store_put_as(CONTACTS_KEY, &self.remembered) {
+            tracing::warn!("membership: cannot remember contacts: {e}");
+        }
     }
 }

@@ -21,6 +21,7 @@
 //! ping_timeout_ms = 6000
 //! membership = "hyparview"   # or "full", "client-server"
 //! role = "server"            # client-server mode only: "server" or "client"
+//! reset_store = false        # see --reset-store
 //! ```
 
 use clap::Args;
@@ -68,6 +69,15 @@ pub struct NetArgs {
     /// Messages queued per peer before the oldest is dropped [default: 1024]
     #[arg(long, env = "RASP_PEER_QUEUE_CAPACITY", value_name = "N")]
     pub peer_queue_capacity: Option<usize>,
+    /// If this node has run before (its node.key exists) but its store is missing, empty or
+    /// damaged, move the bad file aside (store.redb.lost-N) and start with an empty store
+    /// instead of refusing to start. No effect on a healthy store
+    #[arg(
+        long,
+        env = "RASP_RESET_STORE",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub reset_store: bool,
 }
 
 /// The TOML file's shape. Unknown keys are errors.
@@ -104,6 +114,8 @@ pub struct FileConfig {
     pub membership: Option<String>,
     /// See `--role`.
     pub role: Option<String>,
+    /// See `--reset-store`.
+    pub reset_store: Option<bool>,
 }
 
 /// Membership flags of `rasp node`.
@@ -264,6 +276,8 @@ pub fn resolve(args: &NetArgs) -> Result<NetConfig, String> {
     if let Some(v) = file.peer_retry_for_ms {
         cfg.peer_retry_for = ms(v);
     }
+    // A flag: set by the command line, the environment or the file, whichever says so.
+    cfg.reset_store = args.reset_store || file.reset_store.unwrap_or(false);
     cfg.validate().map_err(|e| e.to_string())?;
     Ok(cfg)
 }
@@ -301,6 +315,14 @@ mod tests {
         assert_eq!(cfg.listen[0].to_string(), "/ip4/127.0.0.1/tcp/7001");
         assert_eq!(cfg.data_dir, p.parent().unwrap().join("d"));
         assert_eq!(cfg.max_frame_bytes, 1000);
+        assert!(!cfg.reset_store);
+        let p = tmp("reset", "reset_store = true\n");
+        let cfg = resolve(&NetArgs {
+            config: Some(p),
+            ..NetArgs::default()
+        })
+        .unwrap();
+        assert!(cfg.reset_store);
         assert_eq!(
             cfg.peer_queue_capacity,
             NetConfig::default().peer_queue_capacity

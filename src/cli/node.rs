@@ -11,11 +11,24 @@
 //! | 2… | the atoms of [`NodeOptions::extra_boot`] (commands built on `rasp node`) |
 //! | last | with `--demo-nodes N`: the demo protocol, [`rasp_runtime::demo::Demo`] (service `demo`) |
 //!
+//! # Data directory
+//!
+//! `--data-dir` holds the node key (`node.key`, the node's identity) and the durable store
+//! (`store.redb`). A directory whose key exists belongs to a node that has run before: if
+//! its store is then missing, empty or damaged, the node refuses to start (exit 2, naming
+//! the file) unless `--reset-store` / `RASP_RESET_STORE=1` / `reset_store = true` is given,
+//! which moves the bad file aside to `store.redb.lost-<n>` and starts with an empty store.
+//! An empty or damaged key is always an error naming the file. See
+//! [`rasp_runtime::net::Node::start`].
+//!
 //! # Seeds
 //!
 //! Every `--join` address must end in `/p2p/<peer id>` (as printed in a node's `listen=` start
 //! line): membership joins through the node with that id ([`seed_contact`]). A node started
-//! without `--join` is the first node of its cluster.
+//! without `--join` is the first node of its cluster. Besides its seeds, a node joins
+//! through the contacts of past neighbours it remembered in its store (the membership
+//! atom's "Remembered contacts"), so a restarted node finds its cluster again whatever its
+//! flags say, the first node included.
 //!
 //! # The demo
 //!
@@ -260,6 +273,7 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         let signals = ShutdownSignal::install();
         let node = match Node::start(cfg, boot).await {
             Ok(n) => n,
+            Err(e) if e.is_setup() => return config_error(format!("cannot start node: {e}")),
             Err(e) => {
                 eprintln!("rasp: cannot start node: {e}");
                 return ExitCode::FAILURE;

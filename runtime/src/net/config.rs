@@ -46,6 +46,11 @@ pub struct NetConfig {
     /// How long a peer's writer keeps retrying to reach an unreachable peer before giving up
     /// and dropping its queue. Default 30 s.
     pub peer_retry_for: Duration,
+    /// Start with a fresh, empty store when the node has run before (its `node.key` exists)
+    /// but its store file is missing, empty or damaged; the bad file is first moved aside to
+    /// `store.redb.lost-<n>`. Without it such a node refuses to start, since its durable
+    /// state is gone. No effect on a healthy store. Default `false`.
+    pub reset_store: bool,
 }
 
 impl Default for NetConfig {
@@ -64,6 +69,7 @@ impl Default for NetConfig {
             idle_connection_timeout: Duration::from_secs(60),
             max_connections: 1024,
             peer_retry_for: Duration::from_secs(30),
+            reset_store: false,
         }
     }
 }

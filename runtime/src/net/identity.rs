@@ -13,28 +13,63 @@ pub const KEY_FILE: &str = "node.key";
 /// Loads the keypair from `dir/node.key`, or creates and stores a fresh ed25519 keypair there
 /// (mode 0600 on Unix) on first start.
 pub fn load_or_create_keypair(dir: &Path) -> Result<Keypair, NetError> {
-    let path = dir.join(KEY_FILE);
-    match std::fs::read(&path) {
-        Ok(bytes) => Keypair::from_protobuf_encoding(&bytes).map_err(|e| {
-            NetError::Config(format!(
-                "node key {} is not a valid keypair: {e}",
-                path.display()
-            ))
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = Keypair::generate_ed25519();
-            let bytes = key
-                .to_protobuf_encoding()
-                .expect("ed25519 keys always encode");
-            write_private(&path, &bytes)
-                .map_err(|e| NetError::Io(format!("writing node key {}", path.display()), e))?;
-            Ok(key)
-        }
-        Err(e) => Err(NetError::Io(
-            format!("reading node key {}", path.display()),
-            e,
-        )),
+    match load_keypair(dir)? {
+        Some(k) => Ok(k),
+        None => create_keypair(dir),
     }
+}
+
+/// Loads the keypair from `dir/node.key`; `None` if there is no such file. An empty or
+/// unreadable key file is a [`NetError::DataDir`] naming it (the node's identity is in it:
+/// rasp never replaces it on its own).
+pub fn load_keypair(dir: &Path) -> Result<Option<Keypair>, NetError> {
+    let path = dir.join(KEY_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(NetError::Io(
+                format!("reading node key {}", path.display()),
+                e,
+            ))
+        }
+    };
+    let damaged = |what: String| {
+        NetError::DataDir(format!(
+            "node key {} is {what}; it holds this node's identity (its peer id). Restore it \
+             from a backup, or delete it to start this data directory as a new node",
+            path.display()
+        ))
+    };
+    if bytes.is_empty() {
+        return Err(damaged("empty (0 bytes)".into()));
+    }
+    // libp2p decodes any key type and names a disabled one ("cargo feature `rsa` is not
+    // enabled") for bytes that are not a key at all: rasp writes ed25519 keys only, so say so.
+    match Keypair::from_protobuf_encoding(&bytes) {
+        Ok(k) if k.key_type() == libp2p::identity::KeyType::Ed25519 => Ok(Some(k)),
+        Ok(k) => Err(damaged(format!(
+            "a {:?} key, not the ed25519 key rasp writes",
+            k.key_type()
+        ))),
+        Err(_) => Err(damaged(format!(
+            "damaged ({} bytes that are not a libp2p protobuf-encoded ed25519 keypair)",
+            bytes.len()
+        ))),
+    }
+}
+
+/// Creates a fresh ed25519 keypair and stores it in `dir/node.key` (mode 0600 on Unix,
+/// written to a temporary file, synced, then renamed into place).
+pub fn create_keypair(dir: &Path) -> Result<Keypair, NetError> {
+    let path = dir.join(KEY_FILE);
+    let key = Keypair::generate_ed25519();
+    let bytes = key
+        .to_protobuf_encoding()
+        .expect("ed25519 keys always encode");
+    write_private(&path, &bytes)
+        .map_err(|e| NetError::Io(format!("writing node key {}", path.display()), e))?;
+    Ok(key)
 }
 
 #[cfg(unix)]
@@ -114,6 +149,11 @@ mod tests {
         let a = load_or_create_keypair(&dir).unwrap();
         let b = load_or_create_keypair(&dir).unwrap();
         assert_eq!(a.public().to_peer_id(), b.public().to_peer_id());
+        for bad in [&b""[..], &b"garbage"[..]] {
+            std::fs::write(dir.join(KEY_FILE), bad).unwrap();
+            let e = load_or_create_keypair(&dir).unwrap_err().to_string();
+            assert!(e.contains(KEY_FILE) && !e.contains("rsa"), "{e}");
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -79,7 +79,7 @@ pub use libp2p::pnet::PreSharedKey;
 pub use libp2p::{Multiaddr, PeerId};
 pub use node::{Node, NodeHandle};
 pub use shared::{NetStats, PeerStats};
-pub use store::RedbStore;
+pub use store::{OpenError, RedbStore};
 
 pub(crate) use swarm::Command;
 
@@ -98,6 +98,20 @@ pub enum NetError {
     /// The durable store failed.
     #[error(transparent)]
     Store(#[from] crate::error::StoreError),
+    /// The data directory cannot be used as it is: an unreadable node key, a store that is
+    /// missing, empty or damaged although the node has run before (see [`Node::start`]).
+    /// The message names the file and what to do.
+    #[error("{0}")]
+    DataDir(String),
+}
+
+impl NetError {
+    /// Whether the error is the operator's to fix before starting again (a bad setting or
+    /// data directory), as opposed to a failure while running. `rasp` exits with code 2 for
+    /// these.
+    pub fn is_setup(&self) -> bool {
+        matches!(self, NetError::Config(_) | NetError::DataDir(_))
+    }
 }
 
 /// An error and its chain of causes as one line (`outer: cause: root cause`).

@@ -2,7 +2,7 @@
 
 use super::exec::{Executor, Inbound, NetPlatform};
 use super::shared::{with_p2p, NetStats, Shared};
-use super::store::RedbStore;
+use super::store::{self, OpenError, RedbStore};
 use super::swarm::{Command, NetTask};
 use super::{error_chain, identity, transport, NetConfig, NetError};
 use crate::host::{Boot, Host, Platform};
@@ -11,6 +11,7 @@ use futures::StreamExt;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId};
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -71,6 +72,18 @@ impl Node {
     /// Validates `cfg`, opens the data directory (key and store), listens, dials the join
     /// addresses and boots the atoms. Must be called inside a tokio runtime (with IO and
     /// time enabled). Returns once every listener has an address.
+    ///
+    /// # The data directory
+    ///
+    /// A data directory with a `node.key` belongs to a node that has run before, so its
+    /// store holds durable state. If that store (`store.redb`) is missing, empty or damaged
+    /// the node refuses to start with [`NetError::DataDir`] naming the file, unless
+    /// [`NetConfig::reset_store`] is set: then the bad file is moved aside to
+    /// `store.redb.lost-<n>` (never deleted) and the node starts with an empty store. An
+    /// empty or damaged `node.key` is always an error (it is the node's identity). On the
+    /// first start the store is created before the key, so a crash in between leaves no
+    /// key and the next start is a first start again; a store left unreadable by such a
+    /// crash (no key yet, so no state) is moved aside with a warning.
     pub async fn start(cfg: NetConfig, boot: Boot) -> Result<Node, NetError> {
         cfg.validate()?;
         std::fs::create_dir_all(&cfg.data_dir).map_err(|e| {
@@ -79,13 +92,17 @@ impl Node {
                 e,
             )
         })?;
-        let key = identity::load_or_create_keypair(&cfg.data_dir)?;
+        let key = identity::load_keypair(&cfg.data_dir)?;
         let psk = cfg
             .psk_file
             .as_deref()
             .map(identity::load_psk)
             .transpose()?;
-        let store = RedbStore::open(&cfg.data_dir)?;
+        let store = open_store(&cfg.data_dir, key.is_some(), cfg.reset_store)?;
+        let key = match key {
+            Some(k) => k,
+            None => identity::create_keypair(&cfg.data_dir)?,
+        };
         let peer_id = key.public().to_peer_id();
         let shared = Arc::new(Shared::new(peer_id));
 
@@ -235,6 +252,56 @@ impl Node {
         if let Some(t) = self.exec.take() {
             let _ = tokio::task::spawn_blocking(move || t.join()).await;
         }
+    }
+}
+
+/// Opens the store of a data directory by the rules of [`Node::start`]; `ran_before`: the
+/// directory has a node key.
+fn open_store(dir: &Path, ran_before: bool, reset: bool) -> Result<RedbStore, NetError> {
+    let lost = match RedbStore::open(dir) {
+        Ok(s) => return Ok(s),
+        Err(e) if !e.is_lost() => return Err(NetError::DataDir(e.to_string())),
+        Err(e) => e,
+    };
+    let fresh = |dir: &Path| RedbStore::create(dir).map_err(|e| NetError::DataDir(e.to_string()));
+    let set_aside = |dir: &Path| {
+        store::move_aside(dir).map_err(|e| {
+            NetError::Io(
+                format!("moving {} aside", dir.join(store::STORE_FILE).display()),
+                e,
+            )
+        })
+    };
+    match (&lost, ran_before, reset) {
+        (OpenError::Missing(_), false, _) => fresh(dir),
+        (OpenError::Missing(p), true, true) => {
+            tracing::warn!(store = %p.display(), "store missing: starting with an empty store (reset_store)");
+            fresh(dir)
+        }
+        (_, true, true) => {
+            let aside = set_aside(dir)?;
+            tracing::warn!(
+                "{lost}; moved it aside to {} and starting with an empty store (reset_store)",
+                aside.display()
+            );
+            fresh(dir)
+        }
+        (_, false, _) => {
+            // No key: a first start that crashed while creating the store; nothing was lost.
+            let aside = set_aside(dir)?;
+            tracing::warn!(
+                "{lost}; no node key yet, so this is a first start: moved it aside to {} and \
+                 starting with an empty store",
+                aside.display()
+            );
+            fresh(dir)
+        }
+        (_, true, false) => Err(NetError::DataDir(format!(
+            "{lost}. This node has run before ({} exists), so its durable state is lost. \
+             Restore the file from a backup, or start with --reset-store (RASP_RESET_STORE=1, \
+             reset_store = true) to move it aside and start with an empty store",
+            dir.join(identity::KEY_FILE).display()
+        ))),
     }
 }
 
