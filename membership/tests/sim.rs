@@ -396,16 +396,17 @@ fn churn_isolation_is_bounded() {
 /// split_overlay_sweep -- --ignored --nocapture` (prints passed/failed and the worst heal time).
 #[test]
 fn split_overlay_heals_after_partition() {
-    let heal = split_and_heal(seed_from_env(27)).unwrap_or_else(|e| panic!("{e}"));
-    println!("sim: 12 nodes split 6 | 6 with full views for 30 s: one overlay again {heal:?} after the heal (bound {HEAL_BOUND:?})");
+    let (heal, full) = split_and_heal(seed_from_env(27)).unwrap_or_else(|e| panic!("{e}"));
+    println!("sim: 12 nodes split 6 | 6 for 30 s, {full} of 12 views full: one overlay again {heal:?} after the heal (bound {HEAL_BOUND:?})");
 }
 
 /// Three promotion ticks (5 s each, when reconnect probes go out) and a NEIGHBOR timeout.
 const HEAL_BOUND: Duration = Duration::from_secs(17);
 
 /// Forms 12 nodes, splits them for 30 s, heals; returns how long after the heal the overlay
-/// was one symmetric component again (checked every 100 ms), or what went wrong.
-fn split_and_heal(seed: u64) -> Result<Duration, String> {
+/// was one symmetric component again (checked every 100 ms) and how many nodes had a full
+/// active view during the split, or what went wrong.
+fn split_and_heal(seed: u64) -> Result<(Duration, usize), String> {
     let mut sim = sim(seed);
     form(&mut sim, 12, hyparview, Duration::from_millis(20));
     sim.run_for(Duration::from_secs(15));
@@ -418,15 +419,16 @@ fn split_and_heal(seed: u64) -> Result<Duration, String> {
     sim.partition(1, &a, &b, false);
     sim.run_for(Duration::from_secs(30));
     let r = overlay(&sim).report();
-    // Two sides, (nearly) every view full: the state HyParView's own repair never leaves.
-    // A pair of nodes at four may still be finding each other in their passive views.
-    let full = r.degree_histogram.get(&5).copied().unwrap_or(0);
-    if r.components != [6, 6] || full < 10 {
+    // Two sides; on most seeds every view is full (the state HyParView's own repair never
+    // leaves), on some a few nodes at four are still finding each other in their passive
+    // views. Either way the overlay must heal.
+    if r.components != [6, 6] {
         return Err(format!(
-            "seed {seed}: expected two full cliques during the partition: {r:?}\n{}",
+            "seed {seed}: expected two sides during the partition: {r:?}\n{}",
             hv_dump(&sim)
         ));
     }
+    let full = r.degree_histogram.get(&5).copied().unwrap_or(0);
     sim.heal(1);
     let step = Duration::from_millis(100);
     let mut waited = Duration::ZERO;
@@ -454,7 +456,7 @@ fn split_and_heal(seed: u64) -> Result<Duration, String> {
     if rel != 1.0 {
         return Err(format!("seed {seed}: broadcast reliability {rel} after the heal"));
     }
-    Ok(waited)
+    Ok((waited, full))
 }
 
 /// Every node's HyParView views, suspects and counters, for failure messages.
@@ -499,11 +501,15 @@ fn seeds_from_env() -> std::ops::RangeInclusive<u64> {
 fn split_overlay_sweep() {
     let mut failed = Vec::new();
     let mut worst = (Duration::ZERO, 0);
+    let mut all_full = 0;
     let seeds = seeds_from_env();
     let total = seeds.clone().count();
     for seed in seeds {
         match split_and_heal(seed) {
-            Ok(t) => worst = worst.max((t, seed)),
+            Ok((t, full)) => {
+                worst = worst.max((t, seed));
+                all_full += usize::from(full == 12);
+            }
             Err(e) => {
                 eprintln!("{e}");
                 failed.push(seed);
@@ -511,7 +517,7 @@ fn split_overlay_sweep() {
         }
     }
     println!(
-        "sim: split 6 | 6 sweep: {} of {total} seeds healed, worst heal {:?} (seed {}), failed {failed:?}",
+        "sim: split 6 | 6 sweep: {} of {total} seeds healed ({all_full} with all twelve views full during the split), worst heal {:?} (seed {}), failed {failed:?}",
         total - failed.len(),
         worst.0,
         worst.1
