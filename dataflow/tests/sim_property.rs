@@ -252,9 +252,7 @@ fn overlay_connected(sim: &Sim, nodes: u64) -> bool {
     let mut o = rasp_membership::overlay::Overlay::new();
     for n in 0..nodes {
         let view = sim
-            .with_atom::<MembershipAtom, _>(AtomAddr::new(NodeId(n), AtomId(0)), |m| {
-                m.neighbours()
-            })
+            .with_atom::<MembershipAtom, _>(AtomAddr::new(NodeId(n), AtomId(0)), |m| m.neighbours())
             .unwrap_or_default();
         o.insert(n, view.into_iter().map(|x| x.0).collect());
     }
@@ -455,7 +453,10 @@ fn hyparview_overlay_sweep() {
     use std::sync::Mutex;
     let spec = std::env::var("RASP_SEEDS").unwrap_or_else(|_| "1..20".into());
     let (lo, hi) = match spec.split_once("..") {
-        Some((a, b)) => (a.trim().parse().unwrap_or(1), b.trim().parse().unwrap_or(20)),
+        Some((a, b)) => (
+            a.trim().parse().unwrap_or(1),
+            b.trim().parse().unwrap_or(20),
+        ),
         None => {
             let s: u64 = spec.trim().parse().unwrap_or(1);
             (s, s)

@@ -412,7 +412,9 @@ fn split_and_heal(seed: u64) -> Result<(Duration, usize), String> {
     sim.run_for(Duration::from_secs(15));
     let r = overlay(&sim).report();
     if !r.connected {
-        return Err(format!("seed {seed}: not connected before the partition: {r:?}"));
+        return Err(format!(
+            "seed {seed}: not connected before the partition: {r:?}"
+        ));
     }
     let a: Vec<NodeId> = (0..6).map(NodeId).collect();
     let b: Vec<NodeId> = (6..12).map(NodeId).collect();
@@ -454,7 +456,9 @@ fn split_and_heal(seed: u64) -> Result<(Duration, usize), String> {
     }
     let (rel, _, _) = broadcast(&mut sim, NodeId(3), Duration::from_secs(1));
     if rel != 1.0 {
-        return Err(format!("seed {seed}: broadcast reliability {rel} after the heal"));
+        return Err(format!(
+            "seed {seed}: broadcast reliability {rel} after the heal"
+        ));
     }
     Ok((waited, full))
 }
