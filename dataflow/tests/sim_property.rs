@@ -245,6 +245,31 @@ fn run_case(
     steps: Vec<Step>,
     ops: Vec<(u64, u8, Do)>,
 ) -> Result<(), TestCaseError> {
+    run_case_timed(seed, nodes, mode, sync, steps, ops).map(|_| ())
+}
+
+/// The membership overlay (every node's neighbours) is one connected component.
+fn overlay_connected(sim: &Sim, nodes: u64) -> bool {
+    let mut o = rasp_membership::overlay::Overlay::new();
+    for n in 0..nodes {
+        let view = sim
+            .with_atom::<MembershipAtom, _>(AtomAddr::new(NodeId(n), AtomId(0)), |m| m.neighbours())
+            .unwrap_or_default();
+        o.insert(n, view.into_iter().map(|x| x.0).collect());
+    }
+    o.report().connected
+}
+
+/// [`run_case`], also returning how long after the partition healed the membership overlay
+/// was connected again (checked every 100 ms; `None` if it never was by the end).
+fn run_case_timed(
+    seed: u64,
+    nodes: u64,
+    mode: Mode,
+    sync: SyncMode,
+    steps: Vec<Step>,
+    ops: Vec<(u64, u8, Do)>,
+) -> Result<Option<Duration>, TestCaseError> {
     let cfg = SimConfig {
         seed,
         seed_from_env: false,
@@ -310,7 +335,19 @@ fn run_case(
             op,
         );
     }
-    sim.run_for(Duration::from_secs(40));
+    // Run to the heal, then watch the overlay join up again, then run to the end (40 s).
+    let healed_at = Time(start.0 + 12_000_000_000);
+    let end = Time(start.0 + 40_000_000_000);
+    sim.run_for(Duration::from_nanos(healed_at.0 - sim.now().0));
+    let mut heal = None;
+    while sim.now() < end {
+        sim.run_for(Duration::from_millis(100));
+        if overlay_connected(&sim, nodes) {
+            heal = Some(Duration::from_nanos(sim.now().0 - healed_at.0));
+            break;
+        }
+    }
+    sim.run_for(Duration::from_nanos(end.0 - sim.now().0));
 
     // Every replica: equal values; derived values = plain functions of the sources.
     let view = |sim: &Sim, n: NodeId| -> BTreeMap<String, String> {
@@ -364,7 +401,7 @@ fn run_case(
     for (id, want) in reference(&steps, &s0, &s1) {
         prop_assert_eq!(&first[&id], &want, "{} (seed {})", id, seed);
     }
-    Ok(())
+    Ok(heal)
 }
 
 proptest! {
@@ -384,6 +421,13 @@ proptest! {
 
 #[test]
 fn hyparview_overlay_converges_too() {
+    let seed = rasp_runtime::sim::seed_from_env(7);
+    hyparview_case(seed).unwrap();
+}
+
+/// The HyParView case on one seed: 12 nodes, halves partitioned from 5 s to 12 s of the
+/// workload; returns the time from the heal until the overlay was connected again.
+fn hyparview_case(seed: u64) -> Result<Option<Duration>, TestCaseError> {
     let steps = vec![Step::Union(0, 1), Step::Product(2, 0), Step::Filter(3, 0)];
     let ops: Vec<(u64, u8, Do)> = (0..60)
         .map(|i| {
@@ -395,8 +439,70 @@ fn hyparview_overlay_converges_too() {
             (i * 250, (i * 7 % 251) as u8, op)
         })
         .collect();
-    let seed = rasp_runtime::sim::seed_from_env(7);
-    run_case(seed, 12, Mode::HyParView, SyncMode::DeltaBpRr, steps, ops).unwrap();
+    run_case_timed(seed, 12, Mode::HyParView, SyncMode::DeltaBpRr, steps, ops)
+}
+
+/// Seed sweep of [`hyparview_overlay_converges_too`] (not in the default run; about 5 s of
+/// CPU per seed):
+/// `RASP_SEEDS=1..1000 RASP_THREADS=2 cargo test --release -p rasp-dataflow --test
+/// sim_property hyparview_overlay_sweep -- --ignored --nocapture`
+/// prints the seeds passed and failed and the worst time from the heal to a connected overlay.
+#[test]
+#[ignore = "seed sweep; run with --ignored (RASP_SEEDS=1..1000, RASP_THREADS)"]
+fn hyparview_overlay_sweep() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    let spec = std::env::var("RASP_SEEDS").unwrap_or_else(|_| "1..20".into());
+    let (lo, hi) = match spec.split_once("..") {
+        Some((a, b)) => (
+            a.trim().parse().unwrap_or(1),
+            b.trim().parse().unwrap_or(20),
+        ),
+        None => {
+            let s: u64 = spec.trim().parse().unwrap_or(1);
+            (s, s)
+        }
+    };
+    let threads: usize = std::env::var("RASP_THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1);
+    let next = AtomicU64::new(lo);
+    let results: Mutex<Vec<(u64, Result<Option<Duration>, String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| loop {
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed > hi {
+                    break;
+                }
+                let r = std::panic::catch_unwind(|| hyparview_case(seed))
+                    .map_err(|_| "panicked".to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                eprintln!("seed {seed}: {r:?}");
+                results.lock().unwrap().push((seed, r));
+            });
+        }
+    });
+    let mut results = results.into_inner().unwrap();
+    results.sort_by_key(|(s, _)| *s);
+    let mut failed = Vec::new();
+    let mut worst = (Duration::ZERO, 0);
+    for (seed, r) in &results {
+        match r {
+            Ok(Some(t)) => worst = worst.max((*t, *seed)),
+            Ok(None) => failed.push(*seed),
+            Err(_) => failed.push(*seed),
+        }
+    }
+    println!(
+        "sim: hyparview_overlay_converges_too sweep {lo}..={hi}: {} passed, {} failed {failed:?}; worst heal-to-connected {:?} (seed {})",
+        results.len() - failed.len(),
+        failed.len(),
+        worst.0,
+        worst.1
+    );
+    assert!(failed.is_empty(), "failed seeds: {failed:?}");
 }
 
 /// A case proptest found: delta-bp sync, two nodes, a map of s0.

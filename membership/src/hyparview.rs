@@ -28,6 +28,25 @@
 //!   (Partisan relied on TCP keep-alive the same way, talk slide 120; the driver's connection
 //!   loss, [`HyParView::peer_down`], remains the fast path).
 //!
+//! - **Reconnect probes after a suspected failure** (healing a split with full views): a
+//!   peer lost without a DISCONNECT (its connection failed, it went silent, or a NEIGHBOR
+//!   request to it timed out) may have crashed, or may be on the other side of a partition.
+//!   Each side of a partition repairs itself from its own passive view, so when the partition
+//!   heals both sides typically have **full** active views: the paper's repair (§4, passive
+//!   peers replace *failed* active ones) never fires again, low-priority NEIGHBOR requests are
+//!   refused, and shuffles only travel inside each side. Partisan's periodic random promotion
+//!   (Meiklejohn et al., "Partisan: Scaling the Distributed Actor Runtime", USENIX ATC 2019;
+//!   its HyParView manager's `random_promotion`) does nothing once the active view reaches its
+//!   minimum size, so it does not bridge such a split either. rasp keeps the lost peers as
+//!   **suspects** (at most [`Config::suspects_size`], each for [`Config::suspect_ttl`]) and,
+//!   every [`Config::promotion_interval`] (the same tick as Partisan's random promotion, but
+//!   also when the view is full), sends one of them a high-priority NEIGHBOR. A suspect that
+//!   answers is reachable again: the link is made, each side evicting one random active peer
+//!   if full (the paper's high-priority rule, §4.2), and the evicted peers refill from their
+//!   passive views, as after any eviction. A suspect that does not answer stays until its
+//!   time is up; one whose connection fails outright is dropped. At steady state nothing is
+//!   suspected and nothing is sent, so broadcast trees are left alone.
+//!
 //! Delivery order is not assumed (Partisan's lesson, talk slide 148: assuming FIFO across
 //! connections gave false disconnects).
 
@@ -73,6 +92,14 @@ pub struct Config {
     /// How many recent contacts (peers that left the views while alive) are remembered as
     /// rejoin points besides the seeds.
     pub contacts_size: usize,
+    /// How many suspects (peers lost without a DISCONNECT: perhaps crashed, perhaps across a
+    /// partition) are kept for reconnect probes; the oldest is dropped when full. Zero turns
+    /// the probes off.
+    pub suspects_size: usize,
+    /// How long a suspect is probed (one probe per [`Config::promotion_interval`] per node,
+    /// to a random suspect) before it is given up: the longest partition whose split overlay
+    /// heals by itself.
+    pub suspect_ttl: Duration,
 }
 
 impl Default for Config {
@@ -108,6 +135,11 @@ impl Default for Config {
             // Our choice: as many as the passive view (the paper has no such list; Partisan
             // rejoins through any known peer).
             contacts_size: 30,
+            // Our choice: as many as the passive view.
+            suspects_size: 30,
+            // Our choice: ten minutes; a node probes at most one suspect per promotion tick
+            // (5 s), so a crashed neighbour costs at most 120 small messages per node.
+            suspect_ttl: Duration::from_secs(600),
         }
     }
 }
@@ -163,6 +195,7 @@ impl Config {
             ("neighbour_timeout", self.neighbour_timeout),
             ("keepalive_interval", self.keepalive_interval),
             ("peer_timeout", self.peer_timeout),
+            ("suspect_ttl", self.suspect_ttl),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -268,6 +301,10 @@ pub struct Stats {
     pub rejoins: u64,
     /// Times the active view became empty.
     pub isolations: u64,
+    /// Reconnect probes sent to suspects (see the module docs).
+    pub probes: u64,
+    /// Probes answered: a suspect reachable again became a neighbour.
+    pub probe_links: u64,
 }
 
 /// The HyParView state of one node.
@@ -283,6 +320,11 @@ pub struct HyParView<P> {
     contacts: Vec<P>,
     /// Outstanding NEIGHBOR requests: peer → request number.
     pending: BTreeMap<P, u64>,
+    /// Peers lost without a DISCONNECT, with the time they were lost (oldest first, bounded
+    /// by `suspects_size`): targets of reconnect probes.
+    suspects: Vec<(P, Time)>,
+    /// The outstanding reconnect probe: peer and request number (at most one at a time).
+    probe: Option<(P, u64)>,
     next_request: u64,
     /// When each active peer was last heard from.
     last_heard: BTreeMap<P, Time>,
@@ -304,6 +346,8 @@ impl<P: Peer> HyParView<P> {
             seeds: Vec::new(),
             contacts: Vec::new(),
             pending: BTreeMap::new(),
+            suspects: Vec::new(),
+            probe: None,
             next_request: 0,
             last_heard: BTreeMap::new(),
             last_shuffle: Vec::new(),
@@ -386,6 +430,66 @@ impl<P: Peer> HyParView<P> {
         &self.contacts
     }
 
+    /// The suspects: peers lost without a DISCONNECT, still probed (see the module docs).
+    pub fn suspects(&self) -> impl Iterator<Item = &P> {
+        self.suspects.iter().map(|(p, _)| p)
+    }
+
+    /// Suspects a peer lost without a DISCONNECT (connection failure, silence, a NEIGHBOR
+    /// request timing out): it will be probed.
+    fn suspect(&mut self, peer: &P, now: Time) {
+        if self.config.suspects_size == 0 || *peer == self.me {
+            return;
+        }
+        self.suspects.retain(|(p, _)| p != peer);
+        if self.suspects.len() >= self.config.suspects_size {
+            self.suspects.remove(0);
+        }
+        self.suspects.push((peer.clone(), now));
+    }
+
+    /// Drops a suspect (it is a neighbour again, it left, or it cannot be reached at all).
+    fn unsuspect(&mut self, peer: &P) {
+        self.suspects.retain(|(p, _)| p != peer);
+        if self.probe.as_ref().is_some_and(|(p, _)| p == peer) {
+            self.probe = None;
+        }
+    }
+
+    /// Sends one reconnect probe: a high-priority NEIGHBOR to a random suspect still within
+    /// its time, unless a probe is out already.
+    fn probe_suspect<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
+        let ttl = self.config.suspect_ttl;
+        self.suspects
+            .retain(|(_, since)| now.saturating_sub(*since) <= ttl);
+        if self.probe.is_some() {
+            return;
+        }
+        let candidates: Vec<&P> = self
+            .suspects
+            .iter()
+            .map(|(p, _)| p)
+            .filter(|p| !self.active.contains(*p) && !self.pending.contains_key(*p))
+            .collect();
+        let Some(peer) = candidates.choose(rng).map(|p| (*p).clone()) else {
+            return;
+        };
+        let id = self.next_request;
+        self.next_request += 1;
+        self.probe = Some((peer.clone(), id));
+        self.stats.probes += 1;
+        out.push(Out::Send {
+            to: peer.clone(),
+            msg: Message::Neighbour {
+                priority: Priority::High,
+            },
+        });
+        out.push(Out::Timer {
+            after: self.config.neighbour_timeout,
+            timer: Timer::NeighbourTimeout(peer, id),
+        });
+    }
+
     /// Remembers a peer that left the views alive.
     fn remember(&mut self, peer: &P) {
         if self.config.contacts_size == 0 || *peer == self.me {
@@ -430,6 +534,8 @@ impl<P: Peer> HyParView<P> {
         }
         self.passive.clear();
         self.pending.clear();
+        self.suspects.clear();
+        self.probe = None;
         self.last_heard.clear();
         self.left = true;
     }
@@ -448,12 +554,19 @@ impl<P: Peer> HyParView<P> {
             return;
         }
         self.contacts.retain(|p| p != peer);
+        if self.probe.as_ref().is_some_and(|(p, _)| p == peer) {
+            // The probe could not reach it (crashed, or the partition still holds: a failed
+            // dial cannot tell them apart). It stays a suspect until its time is up.
+            self.probe = None;
+        }
         if self.active.contains(peer) {
             self.stats.failures += 1;
             self.remove_active(peer, false, out);
+            self.suspect(peer, now);
             self.refill(now, rng, out);
         } else if self.pending.remove(peer).is_some() {
             self.passive.retain(|p| p != peer);
+            self.suspect(peer, now);
             self.request_failed(now, rng, out);
         } else {
             // Perhaps a dead passive contact or rejoin point we wrote to.
@@ -486,6 +599,7 @@ impl<P: Peer> HyParView<P> {
                 });
                 if !self.left {
                     self.promote(now, rng, out);
+                    self.probe_suspect(now, rng, out);
                 }
             }
             Timer::KeepAlive => {
@@ -498,9 +612,13 @@ impl<P: Peer> HyParView<P> {
                 }
             }
             Timer::NeighbourTimeout(peer, id) => {
-                if self.pending.get(&peer) == Some(&id) {
+                if self.probe.as_ref() == Some(&(peer.clone(), id)) {
+                    // Still unreachable: it stays a suspect until its time is up.
+                    self.probe = None;
+                } else if self.pending.get(&peer) == Some(&id) {
                     self.pending.remove(&peer);
                     self.passive.retain(|p| *p != peer);
+                    self.suspect(&peer, now);
                     self.request_failed(now, rng, out);
                 }
             }
@@ -669,6 +787,20 @@ impl<P: Peer> HyParView<P> {
         rng: &mut R,
         out: &mut HvOutbox<P>,
     ) {
+        if self.probe.as_ref().is_some_and(|(p, _)| *p == from) {
+            // A suspect answered: it is reachable again. Make the link even if our view is
+            // full (evicting a random peer, as the paper's high-priority rule does on the
+            // other side), so a split overlay with full views on both sides joins up.
+            self.unsuspect(&from);
+            self.pending.remove(&from);
+            if accepted && !self.active.contains(&from) {
+                self.stats.probe_links += 1;
+                self.add_active(from, now, rng, out);
+            } else if !accepted {
+                self.add_passive(from, &[], rng);
+            }
+            return;
+        }
         let was_pending = self.pending.remove(&from).is_some();
         if accepted {
             if self.active.contains(&from) {
@@ -701,6 +833,7 @@ impl<P: Peer> HyParView<P> {
             self.remove_active(&from, alive, out);
             self.refill(now, rng, out);
         } else if !alive {
+            self.unsuspect(&from);
             self.passive.retain(|p| *p != from);
             if self.pending.remove(&from).is_some() {
                 self.request_failed(now, rng, out);
@@ -813,6 +946,7 @@ impl<P: Peer> HyParView<P> {
         for p in &silent {
             self.stats.failures += 1;
             self.remove_active(p, false, out);
+            self.suspect(p, now);
         }
         if !silent.is_empty() {
             self.refill(now, rng, out);
@@ -899,6 +1033,7 @@ impl<P: Peer> HyParView<P> {
             self.remove_active(&victim, true, out);
         }
         self.passive.retain(|p| *p != peer);
+        self.unsuspect(&peer);
         self.active.push(peer.clone());
         self.last_heard.insert(peer.clone(), now);
         out.push(Out::Connect(peer.clone()));

@@ -10,6 +10,20 @@
 //! The paper's optional optimisation is in: when a message arrives over `threshold` more hops
 //! than a lazy announcer had it, the announcer's link is grafted and the slow one pruned.
 //!
+//! **Not recovered: messages broadcast while the overlay was split.** Plumtree repairs its
+//! tree over the links the membership gives it (IHAVE goes to the lazy neighbours of the
+//! moment); it keeps no history exchange for links that appear later. A message broadcast
+//! while the overlay is split (a partition, or a flash-crowd bootstrap whose components have
+//! not met yet) reaches the sender's side only, and stays missing on the other side after the
+//! overlay joins up, as the paper's model assumes a connected overlay underneath (Leitão,
+//! Pereira, Rodrigues, "Epidemic Broadcast Trees", SRDS 2007). rasp leaves it so on purpose:
+//! re-announcing the payload cache to every new neighbour is not a cheap fix, since a
+//! neighbour's cache can hold messages older than the receiver's duplicate window
+//! ([`Config::seen_capacity`]) that would then be delivered twice, and every overlay change
+//! would cost up to [`Config::cache_capacity`] ids. What needs every update after a split
+//! exchanges state itself: the dataflow replicas' direct carrier runs delta anti-entropy with
+//! each neighbour and sends a new neighbour its full state.
+//!
 //! Bounds and policies (DESIGN.md "Bounded everything"):
 //! - payload cache (answers GRAFTs): [`Config::cache_capacity`] messages, drop-oldest by
 //!   arrival;
