@@ -119,7 +119,10 @@ fn sim_args(mode: Mode) -> SimArgs {
 fn in_simulator(mode: Mode) -> Result<SimReport, String> {
     let r = sim::run(todo::Todo::default(), &sim_args(mode))?;
     if !r.converged {
-        return Err(format!("{mode}: the simulator did not converge: {}", r.text()));
+        return Err(format!(
+            "{mode}: the simulator did not converge: {}",
+            r.text()
+        ));
     }
     // The scenario's outcome, independent of the world.
     let items = &r.values[&0]["todo/items"];
@@ -150,7 +153,10 @@ fn node_args(mode: Mode, i: u32, dir: &std::path::Path, join: Option<&str>) -> V
     .map(String::from)
     .into();
     a.extend(["--index".into(), i.to_string()]);
-    a.extend(["--data-dir".into(), dir.join(format!("n{i}")).display().to_string()]);
+    a.extend([
+        "--data-dir".into(),
+        dir.join(format!("n{i}")).display().to_string(),
+    ]);
     if mode == Mode::ClientServer {
         let role = if i == 0 { "server" } else { "client" };
         a.extend(["--role".into(), role.into()]);
@@ -162,16 +168,18 @@ fn node_args(mode: Mode, i: u32, dir: &std::path::Path, join: Option<&str>) -> V
 }
 
 /// Three real processes; returns how long they took to reach `expected`.
-fn across_processes(
-    mode: Mode,
-    expected: &BTreeMap<u32, Values>,
-) -> Result<Duration, String> {
+fn across_processes(mode: Mode, expected: &BTreeMap<u32, Values>) -> Result<Duration, String> {
     let dir = tempdir(&mode.to_string());
     let started = Instant::now();
     let mut first = Proc::spawn(&node_args(mode, 0, &dir, None), &dir, "n0");
     let addr = first
         .line("listen=", Duration::from_secs(20))
-        .ok_or_else(|| format!("{mode}: node 0 printed no listen= line: {}", first.stderr_text()))?;
+        .ok_or_else(|| {
+            format!(
+                "{mode}: node 0 printed no listen= line: {}",
+                first.stderr_text()
+            )
+        })?;
     let mut procs = vec![first];
     for i in 1..3 {
         procs.push(Proc::spawn(

@@ -156,7 +156,9 @@ pub struct Invariant {
 
 impl Debug for Invariant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Invariant").field("name", &self.name).finish()
+        f.debug_struct("Invariant")
+            .field("name", &self.name)
+            .finish()
     }
 }
 
@@ -432,8 +434,9 @@ impl<A: App> NodeCtx<'_, A> {
         delay: Duration,
         f: impl FnOnce(&mut A, &mut NodeCtx<'_, A>) + 'static,
     ) -> TimerId {
-        self.ctx
-            .after(delay, move |atom: &mut AppAtom<A>, ctx| atom.with_node(ctx, f))
+        self.ctx.after(delay, move |atom: &mut AppAtom<A>, ctx| {
+            atom.with_node(ctx, f)
+        })
     }
 
     /// Runs `f` every `period` (first after one period).
@@ -454,7 +457,10 @@ impl<A: App> NodeCtx<'_, A> {
 
     /// Handles messages of kind `M` sent to this node's app ([`NodeCtx::send`], or injected
     /// by a driver at [`APP_ATOM`]). Kinds of the replication layer are taken.
-    pub fn on<M: Message>(&mut self, f: impl Fn(&mut A, &mut NodeCtx<'_, A>, &Origin, M) + 'static) {
+    pub fn on<M: Message>(
+        &mut self,
+        f: impl Fn(&mut A, &mut NodeCtx<'_, A>, &Origin, M) + 'static,
+    ) {
         self.ctx
             .on::<M>(move |atom: &mut AppAtom<A>, ctx, from, m| {
                 atom.with_node(ctx, |app, n| f(app, n, from, m))

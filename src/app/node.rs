@@ -53,7 +53,9 @@ pub struct AppNodeArgs {
 }
 
 /// Resolves the app settings: flag > environment > the TOML file > default.
-fn resolve(args: &AppNodeArgs) -> Result<(Option<u32>, rasp_dataflow::replica::ReplicaConfig), String> {
+fn resolve(
+    args: &AppNodeArgs,
+) -> Result<(Option<u32>, rasp_dataflow::replica::ReplicaConfig), String> {
     let file = match &args.node.net.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),

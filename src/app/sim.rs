@@ -132,7 +132,9 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     if v.is_finite() && v >= 0.0 {
         Ok(Duration::from_secs_f64(v))
     } else {
-        Err(format!("bad time {s:?}: must be a non-negative number of seconds"))
+        Err(format!(
+            "bad time {s:?}: must be a non-negative number of seconds"
+        ))
     }
 }
 
