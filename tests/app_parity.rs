@@ -238,6 +238,53 @@ fn sim_subcommand() -> Result<(), String> {
     Ok(())
 }
 
+/// `rasp node` is the node of an app with no program: it runs an (empty) app atom, so
+/// `--print-values` prints an empty map.
+fn rasp_node_is_an_app_node() -> Result<(), String> {
+    let dir = tempdir("rasp-node");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rasp"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("RASP_") {
+            cmd.env_remove(k);
+        }
+    }
+    let stderr = dir.join("stderr");
+    cmd.args([
+        "node",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--print-values",
+        "--data-dir",
+    ])
+    .arg(dir.join("data"))
+    .stdin(Stdio::null())
+    .stdout(Stdio::piped())
+    .stderr(std::fs::File::create(&stderr).map_err(|e| e.to_string())?);
+    let mut child = cmd.spawn().map_err(|e| e.to_string())?;
+    let out = child.stdout.take().expect("stdout");
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let mut p = Proc {
+        child,
+        lines,
+        stderr,
+    };
+    match p.line("values=", Duration::from_secs(20)) {
+        Some(v) if v == "{}" => Ok(()),
+        Some(v) => Err(format!("rasp node printed values={v}, expected {{}}")),
+        None => Err(format!(
+            "rasp node printed no values= line: {}",
+            p.stderr_text()
+        )),
+    }
+}
+
 fn main() -> ExitCode {
     let first = std::env::args().nth(1);
     if matches!(first.as_deref(), Some("node" | "sim")) {
@@ -263,6 +310,10 @@ fn main() -> ExitCode {
     }
     if let Err(e) = sim_subcommand() {
         eprintln!("app_parity sim subcommand: FAILED: {e}");
+        failed.push(Mode::Full);
+    }
+    if let Err(e) = rasp_node_is_an_app_node() {
+        eprintln!("app_parity rasp node: FAILED: {e}");
         failed.push(Mode::Full);
     }
     if failed.is_empty() {

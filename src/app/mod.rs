@@ -117,6 +117,18 @@ pub trait App: Clone + Send + Sync + 'static {
     }
 }
 
+/// The app with no program of its own: `rasp node` runs it, so a plain node has the same
+/// atoms as every app's node (an empty replica at [`APP_ATOM`]) and the same flags.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgram;
+
+impl App for NoProgram {
+    type Args = NoArgs;
+    fn program(&self, _p: &mut Program) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
 /// No flags of the app's own.
 #[derive(Clone, Copy, Debug, Default, Args)]
 pub struct NoArgs {}
