@@ -498,3 +498,114 @@ pub fn run_cmd<A: App>(app: A, args: &SimArgs) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Invariant, NoArgs, NodeCtx};
+    use rasp_dataflow::update::add;
+    use rasp_dataflow::{Error, Program, Var};
+    use rasp_lattice::GSet;
+
+    /// Every node adds its index to one grow-only set.
+    #[derive(Clone)]
+    struct Roll {
+        /// An invariant that fails once the set has more than this many elements.
+        at_most: usize,
+    }
+
+    fn roll() -> Var<GSet<u32>> {
+        Var::named("roll")
+    }
+
+    impl App for Roll {
+        type Args = NoArgs;
+        fn program(&self, p: &mut Program) -> Result<(), Error> {
+            p.declare::<GSet<u32>>(roll().id()).map(|_| ())
+        }
+        fn start(&mut self, node: &mut NodeCtx<'_, Self>) {
+            let i = node.index().expect("simulated nodes have an index");
+            node.update(&roll(), add(i)).expect("declared");
+        }
+        fn invariants(&self) -> Vec<Invariant> {
+            let at_most = self.at_most;
+            vec![Invariant::each("small roll", move |n| {
+                let len = n.program.query(&roll()).map_err(|e| e.to_string())?.len();
+                if len <= at_most {
+                    Ok(())
+                } else {
+                    Err(format!("{len} elements"))
+                }
+            })]
+        }
+    }
+
+    #[test]
+    fn specs_parse_and_bad_ones_are_errors() {
+        let p: PartitionSpec = "0,1/2@0.5-5s".parse().unwrap();
+        assert_eq!((p.a, p.b), (vec![0, 1], vec![2]));
+        assert_eq!(
+            (p.from, p.to),
+            (Duration::from_millis(500), Duration::from_secs(5))
+        );
+        let c: NodeAt = "2@7".parse().unwrap();
+        assert_eq!((c.node, c.at), (2, Duration::from_secs(7)));
+        assert!("0,1@1-2".parse::<PartitionSpec>().is_err());
+        assert!("0/1@3-2".parse::<PartitionSpec>().is_err());
+        assert!("x@1".parse::<NodeAt>().is_err());
+        let args = SimArgs {
+            crash: vec!["5@1".parse().unwrap()],
+            ..SimArgs::default()
+        };
+        assert!(validate(&args).unwrap_err().contains("node 5"));
+    }
+
+    #[test]
+    fn converges_replays_and_reports_crashed_nodes() {
+        let args = SimArgs {
+            nodes: 4,
+            duration_s: 5.0,
+            ..SimArgs::default()
+        };
+        let r = run(Roll { at_most: 4 }, &args).unwrap();
+        assert!(r.converged, "{}", r.text());
+        for v in r.values.values() {
+            assert_eq!(v["roll"], "{0, 1, 2, 3}");
+        }
+        assert_eq!(
+            run(Roll { at_most: 4 }, &args).unwrap().trace_hash,
+            r.trace_hash
+        );
+        // A node that crashes and never restarts: not converged, reported down.
+        let crashed = SimArgs {
+            crash: vec!["3@2".parse().unwrap()],
+            ..args.clone()
+        };
+        let r = run(Roll { at_most: 4 }, &crashed).unwrap();
+        assert!(!r.converged);
+        assert_eq!(r.down, vec![3]);
+        // It restarts: it boots again (the same wiring), rejoins, and the cluster converges.
+        let restarted = SimArgs {
+            restart: vec!["3@3".parse().unwrap()],
+            ..crashed
+        };
+        let r = run(Roll { at_most: 4 }, &restarted).unwrap();
+        assert!(r.converged, "{}", r.text());
+        assert_eq!(r.values[&3]["roll"], "{0, 1, 2, 3}");
+    }
+
+    #[test]
+    fn a_violated_invariant_stops_the_run_with_the_seed() {
+        let args = SimArgs {
+            nodes: 3,
+            duration_s: 5.0,
+            ..SimArgs::default()
+        };
+        let err = std::panic::catch_unwind(|| run(Roll { at_most: 2 }, &args)).unwrap_err();
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("small roll") && msg.contains("seed 42") && msg.contains("3 elements"),
+            "{msg}"
+        );
+    }
+}
