@@ -115,3 +115,48 @@ async fn print_values<A: App>(node: NodeHandle) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        node: AppNodeArgs,
+    }
+
+    fn parse(args: &[&str]) -> AppNodeArgs {
+        Cli::try_parse_from(std::iter::once("node").chain(args.iter().copied()))
+            .expect("flags parse")
+            .node
+    }
+
+    #[test]
+    fn index_and_sync_come_from_flags_then_the_toml_file() {
+        let dir = std::env::temp_dir().join(format!("rasp-app-node-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("node.toml");
+        std::fs::write(
+            &file,
+            "index = 2\nsync = \"state\"\nsync_interval_ms = 250\nmembership = \"full\"\n",
+        )
+        .unwrap();
+        let f = file.display().to_string();
+        let (index, cfg) = resolve(&parse(&["--config", &f])).unwrap();
+        assert_eq!(index, Some(2));
+        assert_eq!(cfg.sync, SyncMode::State);
+        assert_eq!(cfg.sync_interval, Duration::from_millis(250));
+        assert!(cfg.durable, "app variables are durable in both worlds");
+        let (index, cfg) =
+            resolve(&parse(&["--config", &f, "--index", "0", "--sync", "delta"])).unwrap();
+        assert_eq!((index, cfg.sync), (Some(0), SyncMode::Delta));
+        std::fs::write(&file, "sync = \"gossip\"\n").unwrap();
+        let e = resolve(&parse(&["--config", &f])).unwrap_err();
+        assert!(e.contains("sync") && e.contains("gossip"), "{e}");
+        let e = resolve(&parse(&["--sync-interval-ms", "0"])).unwrap_err();
+        assert!(e.contains("sync-interval-ms"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
