@@ -13,11 +13,18 @@
 //! | [`membership`] | `rasp-membership` | the pluggable peer service: full, client-server, HyParView; Plumtree broadcast; overlay checks |
 //! | [`dataflow`] | `rasp-dataflow` | the DSL of monotone operators over CRDTs, compiled to atoms, replicated with delta sync |
 //!
-//! The `rasp` binary (see `rasp --help`) runs nodes and demos; its commands live in [`cli`]
-//! (so a command can reuse `rasp node`'s boot: see [`cli::node::run_with`]).
+//! **Your own program** is an [`App`]: its dataflow graph, the interest of each role, what a
+//! node does at start, its invariants; `fn main() -> ExitCode { rasp::main(MyApp) }` gives
+//! the binary the subcommands `sim` (the deterministic simulator) and `node` (a real process),
+//! with the same wiring in both (see [`app`]).
+//!
+//! The `rasp` binary (see `rasp --help`) runs nodes and demos; its commands live in [`cli`].
 
 pub mod ad_counter;
+pub mod app;
 pub mod cli;
+
+pub use app::{init_tracing, main, App, Invariant, Main, NoArgs, NodeCtx};
 
 pub use rasp_dataflow as dataflow;
 pub use rasp_lattice as lattice;

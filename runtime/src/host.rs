@@ -416,6 +416,13 @@ impl Host {
         slot.atom.as_ref()?.as_any().downcast_ref::<A>().map(f)
     }
 
+    /// A reference to atom `id` if it is live and of type `A` (drivers that read several
+    /// nodes at once, e.g. invariants over a whole simulated cluster).
+    pub fn atom<A: Atom>(&self, id: AtomId) -> Option<&A> {
+        let slot = self.atoms.get(id.0 as usize)?;
+        slot.atom.as_ref()?.as_any().downcast_ref::<A>()
+    }
+
     /// Mutates the state of atom `id` if it is live and of type `A` (drivers and tests).
     pub fn with_atom_mut<A: Atom, R>(
         &mut self,

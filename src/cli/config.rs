@@ -22,6 +22,10 @@
 //! membership = "hyparview"   # or "full", "client-server"
 //! role = "server"            # client-server mode only: "server" or "client"
 //! reset_store = false        # see --reset-store
+//! # nodes of an app (crate::app::node) only:
+//! index = 0
+//! sync = "delta-bp-rr"
+//! sync_interval_ms = 1000
 //! ```
 
 use clap::Args;
@@ -116,6 +120,12 @@ pub struct FileConfig {
     pub role: Option<String>,
     /// See `--reset-store`.
     pub reset_store: Option<bool>,
+    /// An app node's index (`--index`, see [`crate::app::node`]).
+    pub index: Option<u32>,
+    /// An app node's sync mode (`--sync`, see [`crate::app::node`]).
+    pub sync: Option<String>,
+    /// An app node's sync interval (`--sync-interval-ms`, see [`crate::app::node`]).
+    pub sync_interval_ms: Option<u64>,
 }
 
 /// Membership flags of `rasp node`.

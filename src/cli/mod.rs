@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start one node: listen, join a cluster, run its atoms until SIGINT/SIGTERM.
-    Node(node::NodeArgs),
+    Node(crate::app::node::AppNodeArgs),
     /// Print a fresh 256-bit cluster key in the libp2p `/key/swarm/psk/1.0.0/` format.
     GenPsk,
     /// Measure loopback message throughput between two `rasp` processes.
@@ -50,9 +50,9 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    crate::init_tracing();
     match cli.command {
-        Command::Node(args) => node::run(args),
+        Command::Node(args) => crate::app::node::run(crate::app::NoProgram, args, Vec::new()),
         Command::GenPsk => {
             print!("{}", rasp_runtime::net::identity::generate_psk_file_text());
             println!();
@@ -64,16 +64,6 @@ pub fn main() -> ExitCode {
         Command::AdCounter(args) => ad_counter::run(args),
         Command::AdCounterNode(args) => ad_counter::run_node(args),
     }
-}
-
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 /// Prints `rasp: <msg>` to stderr and returns the configuration exit code.

@@ -1,5 +1,11 @@
 //! `rasp node`: start one node and run it until SIGINT or SIGTERM.
 //!
+//! `rasp node` is the node of an app with no program of its own
+//! ([`crate::app::NoProgram`], through [`crate::app::node::run`]): its extra atom is an empty
+//! replica at [`crate::app::APP_ATOM`], and it takes the app node's flags too (`--index`,
+//! `--sync`, `--sync-interval-ms`, `--print-values`). Apps' nodes are booted by this module's
+//! [`node_boot`] and [`run_with`], in the simulator as on the network.
+//!
 //! # What a node runs
 //!
 //! Its boot closure spawns, in this order (so the first ids are fixed):
@@ -8,7 +14,7 @@
 //! |---|---|
 //! | [`INFO_ATOM`] (0) | [`NodeInfo`]: counts boots in the durable store (key `rasp/boots`), serves `rasp/info` |
 //! | [`MEMBERSHIP_ATOM`] (1) | [`MembershipAtom`] serving `membership`, in the mode of `--membership` / `RASP_MEMBERSHIP` / the config file's `membership` key (default `hyparview`), joining through the `--join` addresses |
-//! | 2… | the atoms of [`NodeOptions::extra_boot`] (commands built on `rasp node`) |
+//! | 2… | the atoms of [`NodeOptions::extra_boot`]: an app's [`crate::app::AppAtom`] (an empty one under `rasp node`), or a command's own atoms |
 //! | last | with `--demo-nodes N`: the demo protocol, [`rasp_runtime::demo::Demo`] (service `demo`) |
 //!
 //! # Data directory
@@ -180,7 +186,8 @@ impl std::fmt::Debug for NodeOptions {
     }
 }
 
-/// Runs `rasp node`.
+/// Runs a node with nothing but [`NodeInfo`], membership and the demo if asked (`rasp node`
+/// itself runs [`crate::app::NoProgram`] on top: see the module docs).
 pub fn run(args: NodeArgs) -> ExitCode {
     run_with(args, NodeOptions::default())
 }

@@ -1,0 +1,597 @@
+//! One definition of a program, run anywhere: the [`App`] trait and [`main`].
+//!
+//! A user writes one [`App`] (the dataflow graph, the interest of each role, what a node does
+//! when it starts, the invariants) and one `main`:
+//!
+//! ```no_run
+//! use rasp::app::{App, NoArgs, NodeCtx};
+//! use rasp::dataflow::{update::add, Error, Program, Var};
+//! use rasp::lattice::ORSet;
+//!
+//! #[derive(Clone, Default)]
+//! struct Shopping;
+//!
+//! impl App for Shopping {
+//!     type Args = NoArgs;
+//!     fn program(&self, p: &mut Program) -> Result<(), Error> {
+//!         p.declare::<ORSet<String>>("cart")?;
+//!         Ok(())
+//!     }
+//!     fn start(&mut self, node: &mut NodeCtx<'_, Self>) {
+//!         if node.index() == Some(0) {
+//!             let cart = Var::<ORSet<String>>::named("cart");
+//!             node.update(&cart, add("milk".to_string())).expect("declared above");
+//!         }
+//!     }
+//! }
+//!
+//! fn main() -> std::process::ExitCode {
+//!     rasp::main(Shopping)
+//! }
+//! ```
+//!
+//! The binary then has the subcommands `sim` (N nodes in the deterministic simulator: see
+//! [`sim`]) and `node` (one real process: see [`node`]); `--help` lists their flags, and the
+//! app's own flags ([`App::Args`]) extend both.
+//!
+//! # The same wiring in both worlds
+//!
+//! Every node, simulated or real, is booted by the same closure ([`crate::cli::node::node_boot`]):
+//!
+//! | atom | what |
+//! |---|---|
+//! | `AtomId(0)` | [`crate::cli::node::NodeInfo`]: the boot counter in the durable store |
+//! | `AtomId(1)` | the membership atom, in the mode of `--membership` (seeds: node 0 in the simulator, `--join` on the network) |
+//! | [`APP_ATOM`] = `AtomId(2)` | [`AppAtom`]: the node's [`Replica`] of the app's program (it implements [`HasReplica`]), the interest of the node's role, the app's start hook, its timers, handlers and triggers |
+//!
+//! Variables are durable in both worlds ([`ReplicaConfig::durable`]): a simulated node that
+//! restarts reloads them from its store as a real node reloads them from its data directory.
+//!
+//! **Node numbers.** [`NodeCtx::index`] is the node's place in the cluster, the one number
+//! that means the same in both worlds: simulated node `i` has index `i`; a real node has the
+//! index of its `--index` flag (`RASP_INDEX`, TOML key `index`), none without it.
+//! [`NodeCtx::id`] is the runtime address (and the CRDT actor): the index in the simulator,
+//! derived from the node key on the network; programs should not depend on its value.
+//!
+//! # Invariants
+//!
+//! [`App::invariants`] returns [`Invariant`]s: a name and a closure over the live nodes'
+//! [`NodeView`]s (index, role, program). `sim` checks each after every event (or every
+//! `--check-every` events) and stops at the first violation with the seed and the command
+//! that reproduces it; later tools (fuzzer, model checker) evaluate the same values.
+
+pub mod node;
+pub mod sim;
+
+use crate::cli::node::{ExtraBoot, NodeEnv, StartedNode};
+use clap::{Args, Parser, Subcommand};
+use rasp_dataflow::replica::{HasReplica, Replica, ReplicaConfig, SyncMode, SERVICE};
+use rasp_dataflow::{Error, Interest, Program, Var};
+use rasp_lattice::{Lattice, Query, Threshold};
+use rasp_membership::Role;
+use rasp_runtime::{
+    Atom, AtomAddr, AtomId, Ctx, Dest, Message, NodeId, Origin, PeerEvent, Time, TimerId,
+};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The atom id of the [`AppAtom`] (the replica-holding atom) on every node of an app, in the
+/// simulator and on the network: after the node-info atom (0) and the membership atom (1).
+pub const APP_ATOM: AtomId = AtomId(2);
+
+/// A program that runs in the simulator, as a real node and under the tools.
+///
+/// The value is cloned once per node at every boot: `start` and the handlers it registers
+/// get that node's own copy (volatile, like every atom state: a restarted node starts from a
+/// fresh clone of the configured value).
+pub trait App: Clone + Send + Sync + 'static {
+    /// The app's own command-line flags, flattened into `sim` and `node` (use [`NoArgs`] for
+    /// none). Their names must not clash with rasp's.
+    type Args: Args + Clone + Debug + Send + Sync + 'static;
+
+    /// Takes the parsed [`App::Args`] (called once by [`main`], before any node starts). A
+    /// bad value is an error: the binary stops with it and exit code 2.
+    fn configure(&mut self, _args: &Self::Args) -> Result<(), String> {
+        Ok(())
+    }
+
+    /// Declares the dataflow graph: the same on every node.
+    fn program(&self, p: &mut Program) -> Result<(), Error>;
+
+    /// Which variables a node of `role` holds (Selective Hearing, PPDP'15 §5). Every node
+    /// holds everything by default. Roles differ only under client-server membership.
+    fn interest(&self, _role: Role) -> Interest {
+        Interest::All
+    }
+
+    /// Runs when the node's replica exists (at every boot): set timers, handlers and
+    /// triggers, make the node's first updates.
+    fn start(&mut self, _node: &mut NodeCtx<'_, Self>) {}
+
+    /// Properties the tools check (see the module docs).
+    fn invariants(&self) -> Vec<Invariant> {
+        Vec::new()
+    }
+}
+
+/// The app with no program of its own: `rasp node` runs it, so a plain node has the same
+/// atoms as every app's node (an empty replica at [`APP_ATOM`]) and the same flags.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoProgram;
+
+impl App for NoProgram {
+    type Args = NoArgs;
+    fn program(&self, _p: &mut Program) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// No flags of the app's own.
+#[derive(Clone, Copy, Debug, Default, Args)]
+pub struct NoArgs {}
+
+/// What an [`Invariant`] sees of one live node.
+#[derive(Clone, Copy)]
+pub struct NodeView<'a> {
+    /// The node's index (see the module docs).
+    pub index: u32,
+    /// Its runtime id.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its program: query variables with [`Program::query`].
+    pub program: &'a Program,
+}
+
+impl Debug for NodeView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeView")
+            .field("index", &self.index)
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("held", &self.program.held())
+            .finish()
+    }
+}
+
+type Check = Arc<dyn Fn(&[NodeView<'_>]) -> Result<(), String> + Send + Sync>;
+
+/// A named property of the running cluster: a closure over the live nodes.
+#[derive(Clone)]
+pub struct Invariant {
+    name: &'static str,
+    check: Check,
+}
+
+impl Debug for Invariant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invariant")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl Invariant {
+    /// A property of every node on its own: `check` runs once per live node.
+    pub fn each(
+        name: &'static str,
+        check: impl Fn(&NodeView<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        Invariant {
+            name,
+            check: Arc::new(move |nodes| {
+                for n in nodes {
+                    check(n).map_err(|e| format!("node {}: {e}", n.index))?;
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    /// A property of the live nodes together.
+    pub fn all(
+        name: &'static str,
+        check: impl Fn(&[NodeView<'_>]) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        Invariant {
+            name,
+            check: Arc::new(check),
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Evaluates it over `nodes`.
+    pub fn check(&self, nodes: &[NodeView<'_>]) -> Result<(), String> {
+        (self.check)(nodes)
+    }
+}
+
+/// Replication flags shared by `sim` and `node`.
+#[derive(Clone, Debug, Default, Args)]
+pub struct ReplicationArgs {
+    /// Sync: state, delta, delta-bp, delta-rr or delta-bp-rr [default: delta-bp-rr]
+    #[arg(long, env = "RASP_SYNC", value_name = "MODE")]
+    pub sync: Option<SyncMode>,
+    /// Milliseconds between two synchronisations with each neighbour [default: 1000]
+    #[arg(long, env = "RASP_SYNC_INTERVAL_MS", value_name = "MS")]
+    pub sync_interval_ms: Option<u64>,
+}
+
+impl ReplicationArgs {
+    /// The replica configuration (durable; the interest is set per role).
+    pub fn config(&self) -> Result<ReplicaConfig, String> {
+        let d = ReplicaConfig::default();
+        let sync_interval = match self.sync_interval_ms {
+            Some(0) => return Err("--sync-interval-ms must be at least 1".into()),
+            Some(ms) => Duration::from_millis(ms),
+            None => d.sync_interval,
+        };
+        Ok(ReplicaConfig {
+            sync: self.sync.unwrap_or(d.sync),
+            sync_interval,
+            durable: true,
+            ..d
+        })
+    }
+}
+
+/// Per-node facts the [`AppAtom`] is booted with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodeMeta {
+    /// The node's index (see the module docs).
+    pub index: Option<u32>,
+    /// Its role.
+    pub role: Role,
+}
+
+/// The atom that runs an [`App`] on a node, at [`APP_ATOM`]: it holds the node's
+/// [`Replica`] (serving the dataflow service) and the node's copy of the app.
+pub struct AppAtom<A: App> {
+    app: A,
+    meta: NodeMeta,
+    config: ReplicaConfig,
+    replica: Option<Replica>,
+}
+
+impl<A: App> AppAtom<A> {
+    /// The atom for one node: `config`'s interest is replaced by the role's.
+    pub fn new(app: A, meta: NodeMeta, config: ReplicaConfig) -> Self {
+        AppAtom {
+            app,
+            meta,
+            config,
+            replica: None,
+        }
+    }
+
+    /// The node's copy of the app.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The node's facts.
+    pub fn meta(&self) -> NodeMeta {
+        self.meta
+    }
+
+    /// The replica (`None` before start, or if the program failed to build).
+    pub fn replica_ref(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// The program (`None` before start).
+    pub fn program(&self) -> Option<&Program> {
+        self.replica.as_ref().map(Replica::program)
+    }
+
+    /// The value of every user variable held here ([`Program::show`]), by id; the
+    /// replication layer's own variables (ids starting with `__`) are left out.
+    pub fn values(&self) -> BTreeMap<String, String> {
+        let Some(p) = self.program() else {
+            return BTreeMap::new();
+        };
+        p.held()
+            .into_iter()
+            .filter(|id| !id.starts_with("__"))
+            .filter_map(|id| p.show(&id).ok().map(|v| (id, v)))
+            .collect()
+    }
+
+    /// Runs `f` on the app and a [`NodeCtx`] (nothing if the replica does not exist).
+    fn with_node(&mut self, ctx: &mut Ctx<Self>, f: impl FnOnce(&mut A, &mut NodeCtx<'_, A>)) {
+        let AppAtom {
+            app, meta, replica, ..
+        } = self;
+        let Some(replica) = replica.as_mut() else {
+            return;
+        };
+        let mut n = NodeCtx {
+            ctx: Ctx::new(ctx.sys()),
+            replica,
+            meta: *meta,
+        };
+        f(app, &mut n);
+    }
+}
+
+impl<A: App> HasReplica for AppAtom<A> {
+    fn replica(&mut self) -> &mut Replica {
+        self.replica
+            .as_mut()
+            .expect("handlers run only after init created the replica")
+    }
+}
+
+impl<A: App> Atom for AppAtom<A> {
+    fn init(&mut self, ctx: &mut Ctx<Self>) {
+        if let Err(e) = ctx.register(SERVICE) {
+            tracing::error!(error = %e, "a dataflow atom already runs on this node");
+            ctx.stop_self();
+            return;
+        }
+        let node = ctx.node();
+        let interest = self.app.interest(self.meta.role);
+        let mut p = Program::with_interest(node.0, interest.clone());
+        if let Err(e) = self.app.program(&mut p) {
+            tracing::error!(error = %e, "cannot build the app's program");
+            ctx.stop_self();
+            return;
+        }
+        let config = ReplicaConfig {
+            interest,
+            ..self.config.clone()
+        };
+        self.replica = Some(Replica::new(node, config, p));
+        Replica::install(self, ctx);
+        ctx.on_peer(|_, ctx, ev| match ev {
+            PeerEvent::Up(peer) => tracing::info!(node = ctx.node().0, peer = peer.0, "peer up"),
+            PeerEvent::Down(peer) => {
+                tracing::info!(node = ctx.node().0, peer = peer.0, "peer down")
+            }
+        });
+        self.with_node(ctx, |app, n| app.start(n));
+    }
+}
+
+/// What [`App::start`] and the handlers it registers act through: the node's replica,
+/// timers and messages, without atom ids.
+pub struct NodeCtx<'a, A: App> {
+    ctx: Ctx<'a, AppAtom<A>>,
+    replica: &'a mut Replica,
+    meta: NodeMeta,
+}
+
+impl<A: App> NodeCtx<'_, A> {
+    /// The node's index (see the module docs).
+    pub fn index(&self) -> Option<u32> {
+        self.meta.index
+    }
+
+    /// The node's runtime id, also its actor in every update.
+    pub fn id(&self) -> NodeId {
+        self.ctx.node()
+    }
+
+    /// The node's role (client-server membership; `Server` in the other modes).
+    pub fn role(&self) -> Role {
+        self.meta.role
+    }
+
+    /// The node's clock (virtual in the simulator).
+    pub fn now(&self) -> Time {
+        self.ctx.now()
+    }
+
+    /// A random number from the node's generator (seeded in the simulator).
+    pub fn random_u64(&mut self) -> u64 {
+        self.ctx.random_u64()
+    }
+
+    /// The program, to query.
+    pub fn program(&self) -> &Program {
+        self.replica.program()
+    }
+
+    /// The program, to declare, subscribe or read ([`Program::read`], [`Program::subscribe`]).
+    pub fn program_mut(&mut self) -> &mut Program {
+        self.replica.program_mut()
+    }
+
+    /// Updates `var` as this node; returns whether it changed. Shipped at the next sync.
+    pub fn update<L, O>(&mut self, var: &Var<L>, op: O) -> Result<bool, Error>
+    where
+        L: Lattice,
+        O: rasp_dataflow::update::Update<L>,
+    {
+        let actor = self.id().0;
+        self.replica.program_mut().update(var, op, actor)
+    }
+
+    /// The value of `var` here.
+    pub fn query<L: Lattice + Query>(&self, var: &Var<L>) -> Result<L::Value, Error> {
+        self.replica.program().query(var)
+    }
+
+    /// A trigger: `action` runs once, on one node of those that arm it, when `threshold`
+    /// holds on `var` ([`Replica::trigger`]). Arm it on nodes that hold `var`.
+    pub fn trigger<L, F>(
+        &mut self,
+        name: &str,
+        var: &Var<L>,
+        threshold: Threshold<L>,
+        action: F,
+    ) -> Result<(), Error>
+    where
+        L: Lattice,
+        F: FnOnce(&mut Program, &L) + 'static,
+    {
+        self.replica.trigger(name, var, threshold, action)
+    }
+
+    /// Current replication neighbours.
+    pub fn neighbours(&self) -> Vec<NodeId> {
+        self.replica.neighbours()
+    }
+
+    /// Runs `f` once after `delay`.
+    pub fn after(
+        &mut self,
+        delay: Duration,
+        f: impl FnOnce(&mut A, &mut NodeCtx<'_, A>) + 'static,
+    ) -> TimerId {
+        self.ctx.after(delay, move |atom: &mut AppAtom<A>, ctx| {
+            atom.with_node(ctx, f)
+        })
+    }
+
+    /// Runs `f` every `period` (first after one period).
+    pub fn every(
+        &mut self,
+        period: Duration,
+        f: impl Fn(&mut A, &mut NodeCtx<'_, A>) + 'static,
+    ) -> TimerId {
+        self.ctx.every(period, move |atom: &mut AppAtom<A>, ctx| {
+            atom.with_node(ctx, |app, n| f(app, n))
+        })
+    }
+
+    /// Cancels a timer; whether it was pending.
+    pub fn cancel(&mut self, timer: TimerId) -> bool {
+        self.ctx.cancel(timer)
+    }
+
+    /// Handles messages of kind `M` sent to this node's app ([`NodeCtx::send`], or injected
+    /// by a driver at [`APP_ATOM`]). Kinds of the replication layer are taken.
+    pub fn on<M: Message>(
+        &mut self,
+        f: impl Fn(&mut A, &mut NodeCtx<'_, A>, &Origin, M) + 'static,
+    ) {
+        self.ctx
+            .on::<M>(move |atom: &mut AppAtom<A>, ctx, from, m| {
+                atom.with_node(ctx, |app, n| f(app, n, from, m))
+            });
+    }
+
+    /// Sends `msg` to the app on `node`.
+    pub fn send<M: Message>(&mut self, node: NodeId, msg: M) {
+        self.ctx
+            .send(Dest::Atom(AtomAddr::new(node, APP_ATOM)), msg);
+    }
+
+    /// Adds `n` to the node's counter `name` (runtime metrics).
+    pub fn count(&mut self, name: &'static str, n: u64) {
+        self.ctx.count(name, n);
+    }
+}
+
+/// The boot code of an app's node: spawns the [`AppAtom`] (at [`APP_ATOM`], after the node
+/// info and membership atoms of [`crate::cli::node::node_boot`]).
+pub fn app_boot<A: App>(app: A, index: Option<u32>, config: ReplicaConfig) -> ExtraBoot {
+    Arc::new(move |b, env: &NodeEnv| {
+        let meta = NodeMeta {
+            index,
+            role: env.membership.role,
+        };
+        let id = b.spawn(AppAtom::new(app.clone(), meta, config.clone()));
+        debug_assert_eq!(id, APP_ATOM, "the app atom comes third");
+    })
+}
+
+/// Initialises tracing to stderr: `RUST_LOG` filters (e.g. `RUST_LOG=rasp=debug`), `info` by
+/// default; ANSI colours only on a terminal. Called by [`main`]; call it yourself if you
+/// write your own `main`. A second call does nothing.
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// The command line of an app's binary.
+#[derive(Debug, Parser)]
+#[command(version, about, propagate_version = true)]
+pub struct AppCli<U: Args> {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: AppCommand<U>,
+}
+
+/// The subcommands of an app's binary (later tools add theirs here).
+#[derive(Debug, Subcommand)]
+pub enum AppCommand<U: Args> {
+    /// Run N nodes of the app in the deterministic simulator; print convergence and the trace hash.
+    Sim(sim::SimCmd<U>),
+    /// Run one node of the app as a real process until SIGINT/SIGTERM.
+    Node(node::NodeCmd<U>),
+}
+
+/// Called with every started real node (see [`Main::on_node_start`]).
+pub type NodeStartHook = Arc<dyn Fn(&StartedNode) + Send + Sync>;
+
+/// [`main`] with hooks: `Main::new(app).on_node_start(f).run()`.
+pub struct Main<A: App> {
+    app: A,
+    hooks: Vec<NodeStartHook>,
+}
+
+impl<A: App> Main<A> {
+    /// The entry point of `app`.
+    pub fn new(app: A) -> Self {
+        Main {
+            app,
+            hooks: Vec::new(),
+        }
+    }
+
+    /// Runs `f` once a real node is up (inside its tokio runtime, so `f` may spawn tasks),
+    /// with its [`StartedNode`]: the handle reads the [`AppAtom`] at [`APP_ATOM`]. Use it to
+    /// serve something beside the node.
+    pub fn on_node_start(mut self, f: impl Fn(&StartedNode) + Send + Sync + 'static) -> Self {
+        self.hooks.push(Arc::new(f));
+        self
+    }
+
+    /// Parses the process's command line and runs the subcommand.
+    pub fn run(self) -> ExitCode {
+        self.run_from(std::env::args_os())
+    }
+
+    /// Parses `args` (the first is the binary's name) and runs the subcommand.
+    pub fn run_from<I, T>(mut self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let cli = match AppCli::<A::Args>::try_parse_from(args) {
+            Ok(c) => c,
+            Err(e) => e.exit(),
+        };
+        init_tracing();
+        let user = match &cli.command {
+            AppCommand::Sim(c) => &c.user,
+            AppCommand::Node(c) => &c.user,
+        };
+        if let Err(e) = self.app.configure(user) {
+            return crate::cli::config_error(e);
+        }
+        match cli.command {
+            AppCommand::Sim(c) => sim::run_cmd(self.app, &c.sim),
+            AppCommand::Node(c) => node::run(self.app, c.node, self.hooks),
+        }
+    }
+}
+
+/// The `main` of an app's binary: subcommands `sim` and `node` (see the module docs).
+pub fn main<A: App>(app: A) -> ExitCode {
+    Main::new(app).run()
+}

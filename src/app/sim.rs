@@ -1,0 +1,611 @@
+//! `<app> sim`: N nodes of an [`App`] in the deterministic simulator.
+//!
+//! Node `i` has index `i`; every node but node 0 joins through node 0; under client-server
+//! membership the first `--servers` nodes are servers and the others clients. Each node is
+//! booted by the same code as a real node ([`crate::cli::node::node_boot`] with
+//! [`super::app_boot`]), so the app's atom is at [`APP_ATOM`] here too.
+//!
+//! **Network.** Latency uniform in `[--min-latency-ms, --max-latency-ms]` (default 1–20 ms,
+//! so messages reorder), loss `--loss`, duplication `--duplicate`, partitions
+//! `--partition A,B/C@FROM-TO` (nodes `A,B` cut from `C` between `FROM` and `TO` seconds;
+//! repeatable), crashes `--crash NODE@T` and restarts `--restart NODE@T` (repeatable; a
+//! restarted node keeps its durable store, so its variables come back).
+//!
+//! **Convergence.** Every `--sample-ms` of virtual time the driver checks whether every
+//! node is up and, for every variable, every node that holds it holds the same state
+//! (lattice equality). The run is *converged* if that holds at the end; `converged_at_s` is
+//! the first sample of the final stretch where it held. The run lasts `--duration-s`.
+//!
+//! **Invariants** ([`App::invariants`]) are checked after every `--check-every` events
+//! ([`rasp_runtime::sim::Sim::add_invariant`]); a violation stops the run with the seed and
+//! the command that reproduces it, and exit code 1.
+//!
+//! Output: a summary (or one JSON object with `--json`, a [`SimReport`]) on stdout; exit 0
+//! if converged, 1 if not.
+
+use super::{app_boot, App, AppAtom, NodeView, ReplicationArgs, APP_ATOM};
+use crate::cli::node::{node_boot, NodeEnv};
+use clap::Args;
+use rasp_membership::{Config as MConfig, Mode, Role};
+use rasp_runtime::sim::{Fault, Latency, LinkConfig, NetConfig, Sim, SimConfig};
+use rasp_runtime::{Contact, NodeId, Time};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// `sim` with the app's own flags.
+#[derive(Clone, Debug, Args)]
+pub struct SimCmd<U: Args> {
+    /// The simulator's flags.
+    #[command(flatten)]
+    pub sim: SimArgs,
+    /// The app's flags.
+    #[command(flatten)]
+    pub user: U,
+}
+
+/// The simulator's flags (see the module docs).
+#[derive(Clone, Debug, Args)]
+pub struct SimArgs {
+    /// Number of nodes
+    #[arg(long, env = "RASP_NODES", value_name = "N", default_value_t = 3)]
+    pub nodes: u32,
+    /// Seed of every random choice
+    #[arg(long, env = "RASP_SEED", value_name = "SEED", default_value_t = 42)]
+    pub seed: u64,
+    /// Membership protocol: full, client-server or hyparview
+    #[arg(long, env = "RASP_MEMBERSHIP", value_name = "MODE", default_value_t = Mode::HyParView)]
+    pub membership: Mode,
+    /// Client-server membership: the first this many nodes are servers
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub servers: u32,
+    /// Replication settings.
+    #[command(flatten)]
+    pub replication: ReplicationArgs,
+    /// Probability a message is lost, in [0, 1)
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub loss: f64,
+    /// Probability a message is delivered twice, in [0, 1)
+    #[arg(long, value_name = "P", default_value_t = 0.0)]
+    pub duplicate: f64,
+    /// Smallest one-way latency in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 1)]
+    pub min_latency_ms: u64,
+    /// Largest one-way latency in milliseconds
+    #[arg(long, value_name = "MS", default_value_t = 20)]
+    pub max_latency_ms: u64,
+    /// A partition `A,B/C@FROM-TO`: nodes A and B cut from C between FROM and TO seconds
+    /// (repeatable)
+    #[arg(long, value_name = "SPEC")]
+    pub partition: Vec<PartitionSpec>,
+    /// A crash `NODE@T`: node NODE crashes at T seconds (repeatable)
+    #[arg(long, value_name = "NODE@T")]
+    pub crash: Vec<NodeAt>,
+    /// A restart `NODE@T`: crashed node NODE restarts at T seconds (repeatable)
+    #[arg(long, value_name = "NODE@T")]
+    pub restart: Vec<NodeAt>,
+    /// Virtual seconds to run
+    #[arg(long, value_name = "S", default_value_t = 30.0)]
+    pub duration_s: f64,
+    /// Check the app's invariants after every this many events
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub check_every: u64,
+    /// Milliseconds of virtual time between two convergence checks
+    #[arg(long, value_name = "MS", default_value_t = 100)]
+    pub sample_ms: u64,
+    /// Print the report as one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl Default for SimArgs {
+    fn default() -> Self {
+        SimArgs {
+            nodes: 3,
+            seed: 42,
+            membership: Mode::HyParView,
+            servers: 1,
+            replication: ReplicationArgs::default(),
+            loss: 0.0,
+            duplicate: 0.0,
+            min_latency_ms: 1,
+            max_latency_ms: 20,
+            partition: Vec::new(),
+            crash: Vec::new(),
+            restart: Vec::new(),
+            duration_s: 30.0,
+            check_every: 1,
+            sample_ms: 100,
+            json: false,
+        }
+    }
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let v: f64 = s
+        .trim()
+        .trim_end_matches('s')
+        .parse()
+        .map_err(|e| format!("bad time {s:?}: {e}"))?;
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "bad time {s:?}: must be a non-negative number of seconds"
+        ))
+    }
+}
+
+fn parse_nodes(s: &str) -> Result<Vec<u32>, String> {
+    s.split(',')
+        .map(|n| {
+            n.trim()
+                .parse::<u32>()
+                .map_err(|e| format!("bad node {n:?}: {e}"))
+        })
+        .collect()
+}
+
+/// A node and a time, `NODE@T` (T in seconds).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NodeAt {
+    /// The node's index.
+    pub node: u32,
+    /// When.
+    pub at: Duration,
+}
+
+impl FromStr for NodeAt {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (n, t) = s
+            .split_once('@')
+            .ok_or_else(|| format!("expected NODE@SECONDS, got {s:?}"))?;
+        Ok(NodeAt {
+            node: n
+                .trim()
+                .parse()
+                .map_err(|e| format!("bad node {n:?}: {e}"))?,
+            at: parse_secs(t)?,
+        })
+    }
+}
+
+/// A partition between two sets of nodes over a time window, `A,B/C@FROM-TO`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PartitionSpec {
+    /// One side.
+    pub a: Vec<u32>,
+    /// The other side.
+    pub b: Vec<u32>,
+    /// When it starts.
+    pub from: Duration,
+    /// When it heals.
+    pub to: Duration,
+}
+
+impl FromStr for PartitionSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("expected A,B/C@FROM-TO (node indexes, seconds), got {s:?}");
+        let (sides, window) = s.split_once('@').ok_or_else(bad)?;
+        let (a, b) = sides.split_once('/').ok_or_else(bad)?;
+        let (from, to) = window.split_once('-').ok_or_else(bad)?;
+        let spec = PartitionSpec {
+            a: parse_nodes(a)?,
+            b: parse_nodes(b)?,
+            from: parse_secs(from)?,
+            to: parse_secs(to)?,
+        };
+        if spec.to < spec.from {
+            return Err(format!("partition {s:?} heals before it starts"));
+        }
+        Ok(spec)
+    }
+}
+
+/// What a simulated run found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SimReport {
+    /// Nodes.
+    pub nodes: u32,
+    /// The seed.
+    pub seed: u64,
+    /// Membership mode.
+    pub membership: String,
+    /// Sync mode.
+    pub sync: String,
+    /// Virtual seconds run.
+    pub duration_s: f64,
+    /// Events processed.
+    pub events: u64,
+    /// The trace hash (equal for equal inputs: the run replays exactly).
+    pub trace_hash: u64,
+    /// Whether, at the end, every node was up and every replica of every variable equal.
+    pub converged: bool,
+    /// Start of the final converged stretch, in virtual seconds.
+    pub converged_at_s: Option<f64>,
+    /// Nodes down at the end.
+    pub down: Vec<u32>,
+    /// The invariants checked.
+    pub invariants: Vec<String>,
+    /// Each live node's user variables at the end ([`AppAtom::values`]), by node index.
+    pub values: BTreeMap<u32, BTreeMap<String, String>>,
+}
+
+impl SimReport {
+    /// The human-readable summary.
+    pub fn text(&self) -> String {
+        let mut out = format!(
+            "nodes={} seed={} membership={} sync={} duration={:.1}s events={}\n",
+            self.nodes, self.seed, self.membership, self.sync, self.duration_s, self.events
+        );
+        match (self.converged, self.converged_at_s) {
+            (true, Some(t)) => out.push_str(&format!(
+                "converged: yes, at {t:.2} s (every replica holds equal values)\n"
+            )),
+            _ => out.push_str("converged: NO (replicas differ at the end, or nodes are down)\n"),
+        }
+        if !self.down.is_empty() {
+            out.push_str(&format!("down at the end: {:?}\n", self.down));
+        }
+        if !self.invariants.is_empty() {
+            out.push_str(&format!(
+                "invariants held: {}\n",
+                self.invariants.join(", ")
+            ));
+        }
+        out.push_str(&format!("trace_hash={:#018x}\n", self.trace_hash));
+        for (i, vars) in &self.values {
+            for (id, v) in vars {
+                out.push_str(&format!("node {i}: {id} = {v}\n"));
+            }
+        }
+        out
+    }
+}
+
+fn at(d: Duration) -> Time {
+    Time(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The live nodes' views, for invariants.
+pub fn views<A: App>(sim: &Sim) -> Vec<NodeView<'_>> {
+    (0..sim.node_count())
+        .filter_map(|i| {
+            let id = NodeId(i as u64);
+            let atom = sim.host(id)?.atom::<AppAtom<A>>(APP_ATOM)?;
+            Some(NodeView {
+                index: i as u32,
+                id,
+                role: atom.meta().role,
+                program: atom.program()?,
+            })
+        })
+        .collect()
+}
+
+/// Whether every node is up and every variable's replicas are equal.
+pub fn converged<A: App>(sim: &Sim) -> bool {
+    let views = views::<A>(sim);
+    if views.len() != sim.node_count() {
+        return false;
+    }
+    let mut reference: BTreeMap<String, &dyn rasp_dataflow::erased::AnyLattice> = BTreeMap::new();
+    for v in &views {
+        for id in v.program.held() {
+            let Ok(state) = v.program.state_dyn(&id) else {
+                return false;
+            };
+            match reference.get(&id) {
+                Some(r) => {
+                    if !(state.leq_dyn(*r) && r.leq_dyn(state)) {
+                        return false;
+                    }
+                }
+                None => {
+                    reference.insert(id, state);
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Checks the flags.
+pub fn validate(args: &SimArgs) -> Result<(), String> {
+    if args.nodes == 0 {
+        return Err("--nodes must be at least 1".into());
+    }
+    if args.membership == Mode::ClientServer && (args.servers == 0 || args.servers > args.nodes) {
+        return Err(format!(
+            "--servers must be between 1 and --nodes ({}), got {}",
+            args.nodes, args.servers
+        ));
+    }
+    if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
+        return Err(format!(
+            "--duration-s must be positive, got {}",
+            args.duration_s
+        ));
+    }
+    if args.sample_ms == 0 {
+        return Err("--sample-ms must be at least 1".into());
+    }
+    if args.min_latency_ms > args.max_latency_ms {
+        return Err("--min-latency-ms is above --max-latency-ms".into());
+    }
+    let node_ok = |n: u32| {
+        if n < args.nodes {
+            Ok(())
+        } else {
+            Err(format!("node {n} does not exist (--nodes {})", args.nodes))
+        }
+    };
+    for p in &args.partition {
+        p.a.iter().chain(&p.b).try_for_each(|&n| node_ok(n))?;
+    }
+    for c in args.crash.iter().chain(&args.restart) {
+        node_ok(c.node)?;
+    }
+    Ok(())
+}
+
+/// Partition ids of `--partition` (by position).
+const PARTITION_BASE: u32 = 3_000_000;
+
+/// Runs `app` in the simulator. Panics (with the seed and the reproducing command) if an
+/// invariant is violated.
+pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
+    validate(args)?;
+    let config = args.replication.config()?;
+    let sim_cfg = SimConfig {
+        seed: args.seed,
+        seed_from_env: false,
+        net: NetConfig {
+            default: LinkConfig {
+                latency: Latency::Uniform {
+                    min: Duration::from_millis(args.min_latency_ms),
+                    max: Duration::from_millis(args.max_latency_ms),
+                },
+                loss: args.loss,
+                duplicate: args.duplicate,
+                ..LinkConfig::default()
+            },
+            links: Vec::new(),
+        },
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(sim_cfg).map_err(|e| e.to_string())?;
+    for i in 0..args.nodes {
+        let role = if args.membership == Mode::ClientServer && i >= args.servers {
+            Role::Client
+        } else {
+            Role::Server
+        };
+        let membership = MConfig {
+            mode: args.membership,
+            role,
+            ..MConfig::default()
+        };
+        membership.validate().map_err(|e| e.to_string())?;
+        let seeds = if i == 0 {
+            Vec::new()
+        } else {
+            vec![Contact::bare(NodeId(0))]
+        };
+        let extra = app_boot(app.clone(), Some(i), config.clone());
+        let id = sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
+        debug_assert_eq!(id, NodeId(i as u64));
+    }
+    let invariants = app.invariants();
+    for inv in invariants.clone() {
+        sim.add_invariant(inv.name(), args.check_every, move |s| {
+            inv.check(&views::<A>(s))
+        });
+    }
+    for (k, p) in args.partition.iter().enumerate() {
+        let id = PARTITION_BASE + k as u32;
+        let nodes = |v: &[u32]| v.iter().map(|&n| NodeId(n as u64)).collect::<Vec<_>>();
+        sim.schedule(
+            at(p.from),
+            Fault::Partition {
+                id,
+                a: nodes(&p.a),
+                b: nodes(&p.b),
+                one_way: false,
+            },
+        );
+        sim.schedule(at(p.to), Fault::Heal(id));
+    }
+    for c in &args.crash {
+        sim.schedule(at(c.at), Fault::Crash(NodeId(c.node as u64)));
+    }
+    for r in &args.restart {
+        sim.schedule(at(r.at), Fault::Restart(NodeId(r.node as u64)));
+    }
+
+    let end = at(Duration::from_secs_f64(args.duration_s));
+    let step = Duration::from_millis(args.sample_ms);
+    let mut stretch: Option<Time> = None;
+    while sim.now() < end {
+        let next = Time((sim.now() + step).0.min(end.0));
+        sim.run_until(next);
+        if converged::<A>(&sim) {
+            if stretch.is_none() {
+                tracing::info!(t_s = sim.now().0 as f64 / 1e9, "converged");
+                stretch = Some(sim.now());
+            }
+        } else if stretch.take().is_some() {
+            tracing::info!(t_s = sim.now().0 as f64 / 1e9, "diverged again");
+        }
+    }
+    let down: Vec<u32> = (0..args.nodes)
+        .filter(|&i| !sim.is_up(NodeId(i as u64)))
+        .collect();
+    let values = (0..args.nodes)
+        .filter_map(|i| {
+            let v = sim.with_atom::<AppAtom<A>, _>(
+                rasp_runtime::AtomAddr::new(NodeId(i as u64), APP_ATOM),
+                |a| a.values(),
+            )?;
+            Some((i, v))
+        })
+        .collect();
+    Ok(SimReport {
+        nodes: args.nodes,
+        seed: args.seed,
+        membership: args.membership.to_string(),
+        sync: config.sync.to_string(),
+        duration_s: sim.now().0 as f64 / 1e9,
+        events: sim.events(),
+        trace_hash: sim.trace_hash(),
+        converged: stretch.is_some(),
+        converged_at_s: stretch.map(|t| t.0 as f64 / 1e9),
+        down,
+        invariants: invariants.iter().map(|i| i.name().to_string()).collect(),
+        values,
+    })
+}
+
+/// Runs the `sim` subcommand: prints the report; exit 0 if converged, 1 if not or if an
+/// invariant failed, 2 on bad flags.
+pub fn run_cmd<A: App>(app: A, args: &SimArgs) -> ExitCode {
+    if let Err(e) = validate(args) {
+        return crate::cli::config_error(e);
+    }
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(app, args)));
+    match result {
+        Ok(Ok(report)) => {
+            if args.json {
+                println!("{}", serde_json::to_string(&report).expect("json"));
+            } else {
+                print!("{}", report.text());
+            }
+            if report.converged {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Ok(Err(e)) => crate::cli::config_error(e),
+        Err(_) => {
+            // The panic hook already printed the invariant, the seed and the repro command.
+            eprintln!("rasp: the simulation stopped: an invariant was violated (see above)");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::{Invariant, NoArgs, NodeCtx};
+    use rasp_dataflow::update::add;
+    use rasp_dataflow::{Error, Program, Var};
+    use rasp_lattice::GSet;
+
+    /// Every node adds its index to one grow-only set.
+    #[derive(Clone)]
+    struct Roll {
+        /// An invariant that fails once the set has more than this many elements.
+        at_most: usize,
+    }
+
+    fn roll() -> Var<GSet<u32>> {
+        Var::named("roll")
+    }
+
+    impl App for Roll {
+        type Args = NoArgs;
+        fn program(&self, p: &mut Program) -> Result<(), Error> {
+            p.declare::<GSet<u32>>(roll().id()).map(|_| ())
+        }
+        fn start(&mut self, node: &mut NodeCtx<'_, Self>) {
+            let i = node.index().expect("simulated nodes have an index");
+            node.update(&roll(), add(i)).expect("declared");
+        }
+        fn invariants(&self) -> Vec<Invariant> {
+            let at_most = self.at_most;
+            vec![Invariant::each("small roll", move |n| {
+                let len = n.program.query(&roll()).map_err(|e| e.to_string())?.len();
+                if len <= at_most {
+                    Ok(())
+                } else {
+                    Err(format!("{len} elements"))
+                }
+            })]
+        }
+    }
+
+    #[test]
+    fn specs_parse_and_bad_ones_are_errors() {
+        let p: PartitionSpec = "0,1/2@0.5-5s".parse().unwrap();
+        assert_eq!((p.a, p.b), (vec![0, 1], vec![2]));
+        assert_eq!(
+            (p.from, p.to),
+            (Duration::from_millis(500), Duration::from_secs(5))
+        );
+        let c: NodeAt = "2@7".parse().unwrap();
+        assert_eq!((c.node, c.at), (2, Duration::from_secs(7)));
+        assert!("0,1@1-2".parse::<PartitionSpec>().is_err());
+        assert!("0/1@3-2".parse::<PartitionSpec>().is_err());
+        assert!("x@1".parse::<NodeAt>().is_err());
+        let args = SimArgs {
+            crash: vec!["5@1".parse().unwrap()],
+            ..SimArgs::default()
+        };
+        assert!(validate(&args).unwrap_err().contains("node 5"));
+    }
+
+    #[test]
+    fn converges_replays_and_reports_crashed_nodes() {
+        let args = SimArgs {
+            nodes: 4,
+            duration_s: 5.0,
+            ..SimArgs::default()
+        };
+        let r = run(Roll { at_most: 4 }, &args).unwrap();
+        assert!(r.converged, "{}", r.text());
+        for v in r.values.values() {
+            assert_eq!(v["roll"], "{0, 1, 2, 3}");
+        }
+        assert_eq!(
+            run(Roll { at_most: 4 }, &args).unwrap().trace_hash,
+            r.trace_hash
+        );
+        // A node that crashes and never restarts: not converged, reported down.
+        let crashed = SimArgs {
+            crash: vec!["3@2".parse().unwrap()],
+            ..args.clone()
+        };
+        let r = run(Roll { at_most: 4 }, &crashed).unwrap();
+        assert!(!r.converged);
+        assert_eq!(r.down, vec![3]);
+        // It restarts: it boots again (the same wiring), rejoins, and the cluster converges.
+        let restarted = SimArgs {
+            restart: vec!["3@3".parse().unwrap()],
+            ..crashed
+        };
+        let r = run(Roll { at_most: 4 }, &restarted).unwrap();
+        assert!(r.converged, "{}", r.text());
+        assert_eq!(r.values[&3]["roll"], "{0, 1, 2, 3}");
+    }
+
+    #[test]
+    fn a_violated_invariant_stops_the_run_with_the_seed() {
+        let args = SimArgs {
+            nodes: 3,
+            duration_s: 5.0,
+            ..SimArgs::default()
+        };
+        let err = std::panic::catch_unwind(|| run(Roll { at_most: 2 }, &args)).unwrap_err();
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("small roll") && msg.contains("seed 42") && msg.contains("3 elements"),
+            "{msg}"
+        );
+    }
+}
