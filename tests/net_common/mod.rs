@@ -220,3 +220,28 @@ pub fn read_start(mut proc: Proc) -> NodeProc {
         addr,
     }
 }
+
+impl Proc {
+    /// Reads every stdout line available now (without waiting) and returns the last one
+    /// starting with `prefix` (the rest of it), if any. Lines read are not kept in `seen`.
+    pub fn latest_line(&mut self, prefix: &str) -> Option<String> {
+        let mut last = None;
+        while let Ok(l) = self.lines.try_recv() {
+            if let Some(rest) = l.strip_prefix(prefix) {
+                last = Some(rest.to_string());
+            }
+        }
+        last
+    }
+
+    /// Resident set size of the child (`VmRSS` of `/proc/<pid>/status`), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    }
+}
