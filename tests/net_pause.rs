@@ -66,13 +66,21 @@ impl AdNode {
 fn spawn(dir: &std::path::Path, k: usize, join: Option<&str>) -> Proc {
     let role = if k < SERVERS { "server" } else { "client" };
     let mut cmd = rasp();
-    cmd.env("RUST_LOG", std::env::var("PAUSE_LOG").unwrap_or_else(|_| "warn".into()))
-        .arg("ad-counter-node")
-        .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
-        .arg(dir)
-        .args(["--membership", "full", "--role", role, "--ad-role", role])
-        .args(["--threshold", "1000000000"])
-        .args(["--impression-interval-ms", "50", "--sync-interval-ms", "200"]);
+    cmd.env(
+        "RUST_LOG",
+        std::env::var("PAUSE_LOG").unwrap_or_else(|_| "warn".into()),
+    )
+    .arg("ad-counter-node")
+    .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
+    .arg(dir)
+    .args(["--membership", "full", "--role", role, "--ad-role", role])
+    .args(["--threshold", "1000000000"])
+    .args([
+        "--impression-interval-ms",
+        "50",
+        "--sync-interval-ms",
+        "200",
+    ]);
     if k == 0 {
         cmd.arg("--ad-seed-data");
     }
@@ -126,7 +134,11 @@ fn pause_and_resume(victim: usize, pause: Duration, name: &str) -> Duration {
     let formed = until(Duration::from_secs(40), || {
         views(&mut nodes).iter().all(|&n| n == full)
     });
-    assert!(formed.is_some(), "cluster never formed: views {:?}", views(&mut nodes));
+    assert!(
+        formed.is_some(),
+        "cluster never formed: views {:?}",
+        views(&mut nodes)
+    );
     // Let traffic run for a while.
     std::thread::sleep(Duration::from_secs(2));
     let before = nodes[victim].remote_increments();

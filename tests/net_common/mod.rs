@@ -16,7 +16,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// The `rasp` binary under test.
 pub fn rasp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rasp"));
-    c.env("RUST_LOG", "info");
+    c.env(
+        "RUST_LOG",
+        std::env::var("NETTEST_LOG").unwrap_or_else(|_| "info".into()),
+    );
     for (k, _) in std::env::vars() {
         if k.starts_with("RASP_") {
             c.env_remove(k);

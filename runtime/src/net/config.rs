@@ -46,6 +46,21 @@ pub struct NetConfig {
     /// How long a peer's writer keeps retrying to reach an unreachable peer before giving up
     /// and dropping its queue. Default 30 s.
     pub peer_retry_for: Duration,
+    /// Once the first byte of an inbound frame arrived, the whole frame must arrive within
+    /// this, else the peer's connection is closed. Default 20 s: a full 4 MiB frame at
+    /// 1.7 Mbit/s; a peer announcing a frame and going silent holds its stream no longer.
+    pub frame_timeout: Duration,
+    /// Most inbound frame bytes buffered at once across all peers: frames being read plus
+    /// frames waiting for the executor. A reader that would exceed it waits (backpressure:
+    /// it stops reading and yamux flow control stops the sender) while its frame deadline
+    /// ([`NetConfig::frame_timeout`]) runs. Default 64 MiB (16 frames of the maximal size);
+    /// at least [`NetConfig::max_frame_bytes`].
+    pub inbound_buffer_bytes: usize,
+    /// Deadline of every network write (one batch of frames, flushed) and of opening a
+    /// stream. A writer that misses it drops its stream and connection; the peer is
+    /// redialled when there is something to send. Default 10 s (above the ping timeout's
+    /// 6 s, so a merely slow peer is detected by pings first).
+    pub io_timeout: Duration,
 }
 
 impl Default for NetConfig {
@@ -64,6 +79,9 @@ impl Default for NetConfig {
             idle_connection_timeout: Duration::from_secs(60),
             max_connections: 1024,
             peer_retry_for: Duration::from_secs(30),
+            frame_timeout: Duration::from_secs(20),
+            inbound_buffer_bytes: 64 * 1024 * 1024,
+            io_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -93,6 +111,17 @@ impl NetConfig {
             if v == 0 {
                 return Err(NetError::Config(format!("{name} must be at least 1")));
             }
+        }
+        if self.inbound_buffer_bytes < self.max_frame_bytes {
+            return Err(NetError::Config(format!(
+                "inbound_buffer_bytes ({}) must be at least max_frame_bytes ({})",
+                self.inbound_buffer_bytes, self.max_frame_bytes
+            )));
+        }
+        if self.frame_timeout.is_zero() || self.io_timeout.is_zero() {
+            return Err(NetError::Config(
+                "frame_timeout and io_timeout must be positive".into(),
+            ));
         }
         if self.ping_interval.is_zero() || self.ping_timeout.is_zero() {
             return Err(NetError::Config(
@@ -131,5 +160,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cluster key"));
+        let c = NetConfig {
+            inbound_buffer_bytes: 1024,
+            ..NetConfig::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("inbound_buffer_bytes"));
+        let c = NetConfig {
+            io_timeout: Duration::ZERO,
+            ..NetConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("io_timeout"));
     }
 }
