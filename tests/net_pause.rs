@@ -10,7 +10,12 @@
 //!
 //! The 60 s pause (past the membership's `remove_after`, so the victim is also marked
 //! removed in the member list and must refute) is an ignored test:
-//! `cargo test --release --test net_pause -- --ignored --nocapture`.
+//! `cargo test --release --test net_pause paused_node_rejoins_under_traffic_after_60s -- --ignored --nocapture`.
+//!
+//! Diagnostics: `PAUSE_VICTIM=<k> PAUSE_S=<s> cargo test --release --test net_pause
+//! paused_node_rejoins_under_traffic_custom -- --ignored --nocapture` picks the victim and the
+//! pause; `PAUSE_LOG=<filter>` sets the nodes' `RUST_LOG`, and `PAUSE_DUMP=<dir>` prints the
+//! views every 100 ms after SIGCONT and writes each node's stderr to `<dir>/node-<k>.log`.
 
 #[path = "net_common/mod.rs"]
 mod common;
@@ -203,10 +208,13 @@ fn paused_node_rejoins_under_traffic_after_60s() {
     pause_and_resume(VICTIM, Duration::from_secs(60), "pause60");
 }
 
+/// The scenario with the victim (`PAUSE_VICTIM`, default 5; 0 and 1 are servers) and pause
+/// (`PAUSE_S`, default 15) from the environment.
 #[test]
-#[ignore = "exploration"]
-fn explore() {
-    let v: usize = std::env::var("PAUSE_VICTIM").unwrap().parse().unwrap();
-    let p: u64 = std::env::var("PAUSE_S").unwrap().parse().unwrap();
-    pause_and_resume(v, Duration::from_secs(p), "explore");
+#[ignore = "a diagnostic run: set PAUSE_VICTIM / PAUSE_S, run with --ignored"]
+fn paused_node_rejoins_under_traffic_custom() {
+    let env = |k: &str, d: u64| std::env::var(k).map_or(d, |v| v.parse().expect(k));
+    let victim = env("PAUSE_VICTIM", VICTIM as u64) as usize;
+    assert!(victim < NODES, "PAUSE_VICTIM must be below {NODES}");
+    pause_and_resume(victim, Duration::from_secs(env("PAUSE_S", 15)), "custom");
 }
