@@ -16,7 +16,10 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// The `rasp` binary under test.
 pub fn rasp() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_rasp"));
-    c.env("RUST_LOG", "info");
+    c.env(
+        "RUST_LOG",
+        std::env::var("NETTEST_LOG").unwrap_or_else(|_| "info".into()),
+    );
     for (k, _) in std::env::vars() {
         if k.starts_with("RASP_") {
             c.env_remove(k);
@@ -218,5 +221,30 @@ pub fn read_start(mut proc: Proc) -> NodeProc {
         peer_id,
         boots,
         addr,
+    }
+}
+
+impl Proc {
+    /// Reads every stdout line available now (without waiting) and returns the last one
+    /// starting with `prefix` (the rest of it), if any. Lines read are not kept in `seen`.
+    pub fn latest_line(&mut self, prefix: &str) -> Option<String> {
+        let mut last = None;
+        while let Ok(l) = self.lines.try_recv() {
+            if let Some(rest) = l.strip_prefix(prefix) {
+                last = Some(rest.to_string());
+            }
+        }
+        last
+    }
+
+    /// Resident set size of the child (`VmRSS` of `/proc/<pid>/status`), in KiB.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let s = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        s.lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
     }
 }

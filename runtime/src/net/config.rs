@@ -51,6 +51,21 @@ pub struct NetConfig {
     /// `store.redb.lost-<n>`. Without it such a node refuses to start, since its durable
     /// state is gone. No effect on a healthy store. Default `false`.
     pub reset_store: bool,
+    /// Once the first byte of an inbound frame arrived, the whole frame must arrive within
+    /// this, else the peer's connection is closed. Default 20 s: a full 4 MiB frame at
+    /// 1.7 Mbit/s; a peer announcing a frame and going silent holds its stream no longer.
+    pub frame_timeout: Duration,
+    /// Most inbound frame bytes buffered at once across all peers: frames being read plus
+    /// frames waiting for the executor. A reader that would exceed it waits (backpressure:
+    /// it stops reading and yamux flow control stops the sender) while its frame deadline
+    /// ([`NetConfig::frame_timeout`]) runs. Default 64 MiB (16 frames of the maximal size);
+    /// at least [`NetConfig::max_frame_bytes`].
+    pub inbound_buffer_bytes: usize,
+    /// Deadline of every network write (one batch of frames, flushed) and of opening a
+    /// stream. A writer that misses it drops its stream and connection; the peer is
+    /// redialled when there is something to send. Default 10 s (above the ping timeout's
+    /// 6 s, so a merely slow peer is detected by pings first).
+    pub io_timeout: Duration,
 }
 
 impl Default for NetConfig {
@@ -70,6 +85,9 @@ impl Default for NetConfig {
             max_connections: 1024,
             peer_retry_for: Duration::from_secs(30),
             reset_store: false,
+            frame_timeout: Duration::from_secs(20),
+            inbound_buffer_bytes: 64 * 1024 * 1024,
+            io_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -99,6 +117,17 @@ impl NetConfig {
             if v == 0 {
                 return Err(NetError::Config(format!("{name} must be at least 1")));
             }
+        }
+        if self.inbound_buffer_bytes < self.max_frame_bytes {
+            return Err(NetError::Config(format!(
+                "inbound_buffer_bytes ({}) must be at least max_frame_bytes ({})",
+                self.inbound_buffer_bytes, self.max_frame_bytes
+            )));
+        }
+        if self.frame_timeout.is_zero() || self.io_timeout.is_zero() {
+            return Err(NetError::Config(
+                "frame_timeout and io_timeout must be positive".into(),
+            ));
         }
         if self.ping_interval.is_zero() || self.ping_timeout.is_zero() {
             return Err(NetError::Config(
@@ -137,5 +166,19 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cluster key"));
+        let c = NetConfig {
+            inbound_buffer_bytes: 1024,
+            ..NetConfig::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("inbound_buffer_bytes"));
+        let c = NetConfig {
+            io_timeout: Duration::ZERO,
+            ..NetConfig::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("io_timeout"));
     }
 }

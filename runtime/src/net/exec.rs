@@ -43,6 +43,8 @@ pub(crate) struct WireEnvelope {
     pub kind: KindId,
     pub corr: Corr,
     pub payload: Vec<u8>,
+    /// The frame's share of the inbound byte budget, returned when the envelope is handled.
+    pub held: super::frame::Held,
 }
 
 /// A closure run on the executor thread with the node's host (driver access).
@@ -301,6 +303,7 @@ impl Executor {
                     payload: Payload::Wire(w.payload),
                 };
                 self.host.deliver(&mut self.plat, env, len);
+                drop(w.held);
             }
             Inbound::Peer(ev) => {
                 match ev {

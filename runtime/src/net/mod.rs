@@ -10,7 +10,8 @@
 //!   values through an in-memory FIFO, never serialized.
 //! - `swarm`: the network task: the libp2p swarm, address book (fed by identify), peer
 //!   up/down events, one reader task per inbound stream and one writer task per peer.
-//! - [`frame`]: length-delimited frames (4-byte big-endian length) with a size limit.
+//! - [`frame`]: length-delimited frames (4-byte big-endian length) with a size limit, read in
+//!   bounded chunks under a deadline and a node-wide byte budget.
 //! - [`queue`]: the bounded drop-oldest queue between the executor and each peer's writer.
 //! - [`store`]: the durable store, a redb file in the data directory.
 //! - [`identity`]: the node key in the data directory, the cluster key file, node ids.
@@ -21,7 +22,8 @@
 //! Each node opens one libp2p stream (protocol `/rasp/msg/1`) to each peer it talks to and
 //! writes frames on it: a 4-byte big-endian length, then a MessagePack [`Envelope`](crate::Envelope)
 //! (`from`, `to`, `kind`, `corr`, payload bytes). The receiver checks the length against
-//! [`NetConfig::max_frame_bytes`] before reading, decodes, and checks that `from.node` is the
+//! [`NetConfig::max_frame_bytes`] before reading the body (which it buffers only as it
+//! arrives, within [`NetConfig::frame_timeout`]), decodes, and checks that `from.node` is the
 //! node id of the authenticated peer. A peer sending an oversized, malformed or spoofed frame
 //! has its connection closed (logged as a warning, counted in [`PeerStats::bad_frames`]);
 //! the node keeps running.
@@ -35,11 +37,17 @@
 //! | executor → network commands | [`NetConfig::command_queue_capacity`] | command dropped, logged |
 //! | executor local FIFO | [`exec::LOCAL_QUEUE_CAPACITY`] | message dropped, count `net.local_dropped` |
 //! | one frame | [`NetConfig::max_frame_bytes`] | connection closed |
+//! | buffer of a frame being read | the bytes that arrived, at most [`frame::READ_CHUNK`] read ahead | (grows as bytes arrive; never the announced length up front) |
+//! | inbound frame bytes, all peers (being read + waiting for the executor) | [`NetConfig::inbound_buffer_bytes`] | backpressure: the reader waits (yamux stops the sender) while the frame deadline runs |
+//! | time to read one frame after its first byte | [`NetConfig::frame_timeout`] | connection closed, counted in [`PeerStats::bad_frames`] |
+//! | time of one write (a batch, flushed) or one stream open | [`NetConfig::io_timeout`] | stream dropped, connection closed; the batch is retried once on a new stream, the peer redialled when there is something to send |
 //! | inbound streams per peer | [`swarm::MAX_INBOUND_STREAMS_PER_PEER`] | stream refused |
 //! | connections | [`NetConfig::max_connections`] | connection closed |
 //! | address book | 4096 peers, 8 addresses each | new peer not recorded |
 //!
-//! A peer unreachable for [`NetConfig::peer_retry_for`] has its queue discarded.
+//! A peer unreachable for [`NetConfig::peer_retry_for`] has its queue discarded; the next
+//! message to it makes a new queue and writer, which dial it again (so a peer dropped by the
+//! failure detector, or paused and resumed, is redialled on the next send).
 //!
 //! # Cluster key
 //!

@@ -3,7 +3,7 @@
 //! writer task per peer.
 
 use super::exec::{Inbound, WireEnvelope};
-use super::frame::{encode_frame, read_frame, FrameError};
+use super::frame::{encode_frame, read_frame_bounded, Budget, FrameError, Held};
 use super::shared::{node_of, split_p2p, OutQueue, Shared};
 use super::transport::{Behaviour, BehaviourEvent, IDENTIFY_PROTOCOL, MSG_PROTOCOL};
 use super::{error_chain, NetConfig};
@@ -187,6 +187,7 @@ impl NetTask {
             .expect("message protocol registered once");
         let mut writers: HashMap<NodeId, (JoinHandle<()>, Arc<Notify>)> = HashMap::new();
         let readers: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+        let budget = Budget::new(self.cfg.inbound_buffer_bytes);
         let mut up: HashSet<PeerId> = HashSet::new();
         let mut established: usize = 0;
         let mut join_tick = tokio::time::interval(JOIN_RETRY);
@@ -214,7 +215,7 @@ impl NetTask {
                     self.on_command(cmd, &mut writers, &control);
                 }
                 Some((peer, stream)) = incoming.next() => {
-                    self.spawn_reader(peer, stream, &readers);
+                    self.spawn_reader(peer, stream, &readers, &budget);
                 }
                 _ = join_tick.tick() => {
                     if established == 0 {
@@ -259,6 +260,7 @@ impl NetTask {
             cmd: self.cmd_tx.clone(),
             shared: self.shared.clone(),
             retry_for: self.cfg.peer_retry_for,
+            io_timeout: self.cfg.io_timeout,
             wake: Arc::new(Notify::new()),
         };
         let wake = w.wake.clone();
@@ -440,6 +442,7 @@ impl NetTask {
         peer: PeerId,
         stream: Stream,
         readers: &Arc<Mutex<HashMap<PeerId, usize>>>,
+        budget: &Budget,
     ) {
         {
             let mut r = readers.lock().expect("readers lock");
@@ -457,6 +460,8 @@ impl NetTask {
             cmd: self.cmd_tx.clone(),
             shared: self.shared.clone(),
             max_frame: self.cfg.max_frame_bytes,
+            frame_timeout: self.cfg.frame_timeout,
+            budget: budget.clone(),
         };
         let readers = readers.clone();
         tokio::spawn(async move {
@@ -482,25 +487,38 @@ struct Reader {
     cmd: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     max_frame: usize,
+    frame_timeout: Duration,
+    budget: Budget,
 }
 
 impl Reader {
     async fn run(self, mut stream: Stream) {
-        let mut buf = Vec::new();
         let reason = loop {
-            match read_frame(&mut stream, &mut buf, self.max_frame).await {
-                Ok(false) => return,
-                Ok(true) => {}
+            // A fresh buffer per frame: it is paid for from the budget, and freed as soon as
+            // the frame is decoded (the decoded payload keeps the budget share).
+            let mut buf = Vec::new();
+            let held = match read_frame_bounded(
+                &mut stream,
+                &mut buf,
+                self.max_frame,
+                &self.budget,
+                self.frame_timeout,
+            )
+            .await
+            {
+                Ok(None) => return,
+                Ok(Some(held)) => held,
                 Err(FrameError::TooLarge { len, limit }) => {
                     break format!("oversized frame ({len} bytes, limit {limit})");
                 }
+                Err(e @ FrameError::Timeout { .. }) => break e.to_string(),
                 Err(FrameError::Io(e)) => {
                     tracing::debug!(peer = %self.peer, "inbound stream ended: {e}");
                     return;
                 }
-            }
+            };
             let len = buf.len();
-            let wire = match decode(&buf, self.node) {
+            let wire = match decode(&buf, self.node, held) {
                 Ok(w) => w,
                 Err(reason) => break reason,
             };
@@ -519,7 +537,7 @@ impl Reader {
 
 /// Decodes a frame into a `Send` envelope, checking that the sender is the authenticated
 /// peer (no spoofing of another node's atoms).
-fn decode(frame: &[u8], peer_node: NodeId) -> Result<WireEnvelope, String> {
+fn decode(frame: &[u8], peer_node: NodeId, held: Held) -> Result<WireEnvelope, String> {
     let env = Envelope::decode(frame).map_err(|e| format!("malformed frame: {e}"))?;
     if env.from.node != peer_node {
         return Err(format!(
@@ -543,6 +561,7 @@ fn decode(frame: &[u8], peer_node: NodeId) -> Result<WireEnvelope, String> {
         kind,
         corr,
         payload,
+        held,
     })
 }
 
@@ -557,6 +576,7 @@ struct Writer {
     cmd: mpsc::Sender<Command>,
     shared: Arc<Shared>,
     retry_for: Duration,
+    io_timeout: Duration,
     wake: Arc<Notify>,
 }
 
@@ -618,11 +638,23 @@ impl Writer {
                 encode_frame(f, &mut buf);
             }
             let s = stream.as_mut().expect("opened above");
-            let res = async {
+            // Every write has a deadline: a stream whose connection died without waking it
+            // (or a peer that stopped reading) must not hold the writer forever.
+            let res = tokio::time::timeout(self.io_timeout, async {
                 s.write_all(&buf).await?;
                 s.flush().await
-            }
-            .await;
+            })
+            .await
+            .unwrap_or_else(|_| {
+                tracing::info!(peer = %self.peer, "write missed its {:?} deadline: closing the connection", self.io_timeout);
+                // The connection is wedged: close it, so the next stream is opened on a
+                // fresh connection (dialled on demand by `open`).
+                let _ = self.cmd.try_send(Command::Disconnect(self.node));
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "write deadline",
+                ))
+            });
             match res {
                 Ok(()) => self.shared.peer_stats(self.node, |s| {
                     s.frames_sent += batch.len() as u64;
@@ -647,26 +679,36 @@ impl Writer {
         }
     }
 
-    /// Opens a stream (dialling if needed), retrying with exponential backoff; after
-    /// `retry_for` of failures drops the queue and returns `None`.
+    /// Opens a stream (dialling if needed), each attempt within `io_timeout`, retrying with
+    /// exponential backoff; after `retry_for` of failures drops the queue and returns `None`
+    /// (the next message to the peer makes a new queue and writer, which dial again).
     async fn open(&mut self) -> Option<Stream> {
         let mut backoff = Duration::from_millis(50);
         let since = Instant::now();
         loop {
-            match self.control.open_stream(self.peer, MSG_PROTOCOL).await {
-                Ok(s) => return Some(s),
-                Err(e) => {
-                    if since.elapsed() >= self.retry_for {
-                        tracing::info!(peer = %self.peer, "peer unreachable for {:?}: dropping its queue", self.retry_for);
-                        self.shared.remove_queue(self.node, &self.queue);
-                        return None;
-                    }
-                    tracing::debug!(peer = %self.peer, "cannot open stream: {e}");
-                    let _ = self.cmd.try_send(Command::Dial(self.node));
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(2));
+            let opened = tokio::time::timeout(
+                self.io_timeout,
+                self.control.open_stream(self.peer, MSG_PROTOCOL),
+            )
+            .await;
+            let err = match opened {
+                Ok(Ok(s)) => return Some(s),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => {
+                    // Opening hung: the connection is wedged; replace it.
+                    let _ = self.cmd.try_send(Command::Disconnect(self.node));
+                    format!("no stream within {:?}", self.io_timeout)
                 }
+            };
+            if since.elapsed() >= self.retry_for {
+                tracing::info!(peer = %self.peer, "peer unreachable for {:?}: dropping its queue", self.retry_for);
+                self.shared.remove_queue(self.node, &self.queue);
+                return None;
             }
+            tracing::debug!(peer = %self.peer, "cannot open stream: {err}");
+            let _ = self.cmd.try_send(Command::Dial(self.node));
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
         }
     }
 }
