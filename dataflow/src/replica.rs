@@ -35,11 +35,39 @@
 //! names of fired triggers are written as soon as they fire, so a trigger never fires twice
 //! on a node, even across restarts.
 //!
-//! **Triggers** ([`Replica::trigger`]): every node that arms trigger `t` adds itself to a
-//! replicated grow-only set `__armed/t`; when the threshold holds, a node runs the action only
-//! if it is the smallest armed node it knows. Under stable membership every node knows the same
-//! armed set, so exactly one node fires.
-
+//! **Triggers** ([`Replica::trigger`]). Every node that arms trigger `t` adds itself to a
+//! replicated grow-only set `__armed/t` ([`armed_id`]). When the threshold holds, a node runs
+//! the action only if it is the trigger's *owner*: the smallest armed node it does not
+//! suspect, and only if `t` is not in the replicated grow-only set of fired triggers
+//! [`FIRED_ID`]; the action's first update adds `t` to that set, which then travels like any
+//! other variable (and, after a firing, at once rather than at the next tick).
+//!
+//! - *Failure detector.* Nodes with a pending trigger add one to their own entry of the
+//!   replicated counter [`ALIVE_ID`] every sync interval. A node suspects an armed node whose
+//!   entry has not advanced here (and that has sent it nothing directly) for
+//!   [`ReplicaConfig::suspect_after`]; ownership then moves to the next armed node. The
+//!   heartbeats travel through the dataflow, not the membership layer's neighbour events,
+//!   because a neighbour view is not a liveness view: under HyParView two servers are rarely
+//!   neighbours, and a node leaves an active view while alive (Leitão, Pereira, Rodrigues,
+//!   "HyParView", DSN 2007, §4); neighbour-up and any message from a node count as evidence
+//!   that it is up. A takeover fires within `suspect_after` plus a few sync intervals of the
+//!   owner's crash (asserted in `dataflow/tests/sim_replication.rs`).
+//! - *Start-up wait.* A node that starts or restarts may own a trigger only after a neighbour
+//!   holding the fired set sent it its catch-up, or after `suspect_after`: otherwise an old
+//!   owner coming back, caught up first by a client that does not hold the fired set, would
+//!   see the threshold hold and run the action again.
+//! - *What "once" means.* Triggers are coordination-free, like everything in Lasp (Meiklejohn,
+//!   Van Roy, "Lasp: A Language for Distributed, Coordination-Free Programming", PPDP 2015):
+//!   no consensus decides who fires. rasp guarantees: **at most once per node**, across
+//!   restarts with `durable` (the names of fired triggers are stored); **exactly once in a
+//!   connected cluster** whose armed nodes stay up and hear each other's heartbeats within
+//!   `suspect_after`; **at most once per side of a partition** that outlasts `suspect_after`
+//!   (each side elects its own owner), and a crash of the owner after it fired but before its
+//!   record left it counts as such a side: the takeover runs the action once more. When the
+//!   sides meet, the fired sets join and nobody fires again; the actions' updates join too, so
+//!   an idempotent action (removing an element, setting a flag) takes effect once. Without
+//!   coordination nothing stronger is possible: a side cannot tell a dead owner from an
+//!   unreachable one.
 //!
 //! # A complete program
 //!
