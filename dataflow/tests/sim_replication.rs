@@ -446,6 +446,7 @@ fn trigger_moves_to_a_live_server_when_the_owner_dies() {
     c.sim.inject(at(4), Do::Click(10));
     let took = until_fired(&mut c.sim, 1);
     let took = took.expect("a live armed node fires after the owner died");
+    eprintln!("takeover {took:?} after the owner's crash (bound {TAKEOVER_BOUND:?})");
     assert!(took <= TAKEOVER_BOUND, "took {took:?}");
     c.sim.run_for(Duration::from_secs(5));
     for n in 1..5 {
@@ -511,6 +512,7 @@ fn owner_that_fired_unseen_then_crashed_fires_at_most_once_per_side() {
     c.sim.apply(Fault::Crash(NodeId(0)));
     c.sim.inject(at(3), Do::Click(1));
     let took = until_fired(&mut c.sim, 1).expect("the live side fires");
+    eprintln!("takeover {took:?} after the owner's crash (bound {TAKEOVER_BOUND:?})");
     assert!(took <= TAKEOVER_BOUND, "took {took:?}");
     c.sim.apply(Fault::HealAll);
     c.sim.apply(Fault::Restart(NodeId(0)));

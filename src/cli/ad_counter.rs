@@ -32,7 +32,10 @@
 //! ([`NodeReport`]) every 250 ms; the launcher stops when every ad is removed everywhere and
 //! every node reports the same counters (or at `--timeout-s`), prints the same summary, and
 //! stops every process it started (also on error and on SIGINT/SIGTERM). Offline clients,
-//! loss and partitions are simulator-only (real processes stay online).
+//! loss and partitions are simulator-only (real processes stay online). `--kill-owner-after-s S`
+//! kills the trigger owner (the server with the smallest node id) with SIGKILL after `S`
+//! seconds and never restarts it: the run then checks that another server takes the
+//! triggers over (the killed node is left out of the summary).
 
 use super::config_error;
 use super::node::{run_with, NodeArgs, NodeOptions, StartedNode};
