@@ -54,3 +54,49 @@ fn ten_processes_converge_in_every_membership_mode() {
         eprintln!("{mode}: {:.1} s", t.elapsed().as_secs_f64());
     }
 }
+
+/// kill -9 of the trigger owner (the server with the smallest node id), never restarted: the
+/// other server takes its triggers over and every ad is still removed on every live node.
+#[test]
+fn owner_killed_the_other_server_takes_over() {
+    let t = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_rasp"))
+        .args([
+            "ad-counter",
+            "--processes",
+            "6",
+            "--membership",
+            "client-server",
+            "--threshold",
+            "40",
+            "--impression-interval-ms",
+            "50",
+            "--sync-interval-ms",
+            "200",
+            "--kill-owner-after-s",
+            "2",
+            "--timeout-s",
+            "60",
+            "--no-output",
+            "--json",
+        ])
+        .env_remove("RASP_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("killed the trigger owner"), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s = &v["summary"];
+    assert_eq!(s["all_removed"], true, "{s}");
+    assert_eq!(s["converged"], true, "{s}");
+    assert_eq!(s["violations"], 0);
+    // The survivor fired what the owner had not: at least one firing per ad among the live.
+    assert!(s["trigger_firings"].as_u64().unwrap() >= 1, "{s}");
+    eprintln!(
+        "owner killed: converged at {} s, {} firings on the survivor, wall {:.1} s",
+        s["converged_at_s"],
+        s["trigger_firings"],
+        t.elapsed().as_secs_f64()
+    );
+}

@@ -212,14 +212,18 @@ struct OpSlot {
 type OnceFn = Box<dyn FnOnce(&mut Program, &dyn AnyLattice)>;
 type EveryFn = Box<dyn FnMut(&mut Program, &dyn AnyLattice)>;
 type Check = Box<dyn Fn(&dyn AnyLattice) -> bool>;
+type Guard = Box<dyn Fn(&Program) -> bool>;
 
 enum Watch {
     /// A threshold read: runs once, when the threshold holds.
     Read { check: Check, f: OnceFn },
-    /// A trigger: like a read, but named and recorded as fired.
+    /// A trigger: like a read, but named and recorded as fired; with a guard, it fires only
+    /// when the guard also holds (re-checked on every change of the variable and at
+    /// [`Program::recheck_triggers`]).
     Trigger {
         name: String,
         check: Check,
+        guard: Option<Guard>,
         f: OnceFn,
     },
     /// A subscription: runs on every change (the slot is empty while it runs).
@@ -829,12 +833,49 @@ impl Program {
     /// A trigger named `name`: runs `action` once when `threshold` holds on `var`, and never
     /// again on this replica (a trigger already recorded as fired, see
     /// [`Program::fired_triggers`], is not armed). Which replica arms a trigger is the
-    /// replication layer's choice (one owner per trigger under stable membership).
+    /// replication layer's choice (see [`crate::replica::Replica::trigger`], which arms a
+    /// guarded trigger on every armed node and lets ownership decide).
     pub fn trigger<L, F>(
         &mut self,
         name: &str,
         var: &Var<L>,
         threshold: Threshold<L>,
+        action: F,
+    ) -> Result<(), Error>
+    where
+        L: Lattice,
+        F: FnOnce(&mut Program, &L) + 'static,
+    {
+        self.arm_trigger(name, var, threshold, None, action)
+    }
+
+    /// Like [`Program::trigger`], but the trigger fires only when `guard` also holds on the
+    /// program; it stays armed while the threshold holds and the guard does not. The guard is
+    /// evaluated on every change of `var` and at [`Program::recheck_triggers`] (call it when
+    /// something the guard reads outside the program changed). The replication layer uses it
+    /// for ownership: "this node is the owner and the fired set lacks `name`".
+    pub fn trigger_guarded<L, G, F>(
+        &mut self,
+        name: &str,
+        var: &Var<L>,
+        threshold: Threshold<L>,
+        guard: G,
+        action: F,
+    ) -> Result<(), Error>
+    where
+        L: Lattice,
+        G: Fn(&Program) -> bool + 'static,
+        F: FnOnce(&mut Program, &L) + 'static,
+    {
+        self.arm_trigger(name, var, threshold, Some(Box::new(guard)), action)
+    }
+
+    fn arm_trigger<L, F>(
+        &mut self,
+        name: &str,
+        var: &Var<L>,
+        threshold: Threshold<L>,
+        guard: Option<Guard>,
         action: F,
     ) -> Result<(), Error>
     where
@@ -863,11 +904,38 @@ impl Program {
         self.vars[i].watches.push(Watch::Trigger {
             name: name.to_string(),
             check,
+            guard,
             f,
         });
         self.check_watches(i, false);
         self.run_ready();
         Ok(())
+    }
+
+    /// Re-evaluates every armed trigger (threshold and guard) and runs those that now hold.
+    pub fn recheck_triggers(&mut self) {
+        for v in 0..self.vars.len() {
+            if self.vars[v]
+                .watches
+                .iter()
+                .any(|w| matches!(w, Watch::Trigger { .. }))
+            {
+                self.check_watches(v, false);
+            }
+        }
+        self.run_ready();
+    }
+
+    /// Names of the triggers armed here that have not fired.
+    pub fn armed_triggers(&self) -> BTreeSet<String> {
+        self.vars
+            .iter()
+            .flat_map(|v| v.watches.iter())
+            .filter_map(|w| match w {
+                Watch::Trigger { name, .. } => Some(name.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Names of the triggers that fired here (persist them to never fire twice across
@@ -1006,8 +1074,9 @@ impl Program {
         let mut i = 0;
         while i < self.vars[v].watches.len() {
             let hit = match &self.vars[v].watches[i] {
-                Watch::Read { check, .. } | Watch::Trigger { check, .. } => {
-                    check(&*self.vars[v].state)
+                Watch::Read { check, .. } => check(&*self.vars[v].state),
+                Watch::Trigger { check, guard, .. } => {
+                    check(&*self.vars[v].state) && guard.as_ref().is_none_or(|g| g(self))
                 }
                 Watch::Every { id, .. } => {
                     if changed {

@@ -35,11 +35,39 @@
 //! names of fired triggers are written as soon as they fire, so a trigger never fires twice
 //! on a node, even across restarts.
 //!
-//! **Triggers** ([`Replica::trigger`]): every node that arms trigger `t` adds itself to a
-//! replicated grow-only set `__armed/t`; when the threshold holds, a node runs the action only
-//! if it is the smallest armed node it knows. Under stable membership every node knows the same
-//! armed set, so exactly one node fires.
-
+//! **Triggers** ([`Replica::trigger`]). Every node that arms trigger `t` adds itself to a
+//! replicated grow-only set `__armed/t` ([`armed_id`]). When the threshold holds, a node runs
+//! the action only if it is the trigger's *owner*: the smallest armed node it does not
+//! suspect, and only if `t` is not in the replicated grow-only set of fired triggers
+//! [`FIRED_ID`]; the action's first update adds `t` to that set, which then travels like any
+//! other variable (and, after a firing, at once rather than at the next tick).
+//!
+//! - *Failure detector.* Nodes with a pending trigger add one to their own entry of the
+//!   replicated counter [`ALIVE_ID`] every sync interval. A node suspects an armed node whose
+//!   entry has not advanced here (and that has sent it nothing directly) for
+//!   [`ReplicaConfig::suspect_after`]; ownership then moves to the next armed node. The
+//!   heartbeats travel through the dataflow, not the membership layer's neighbour events,
+//!   because a neighbour view is not a liveness view: under HyParView two servers are rarely
+//!   neighbours, and a node leaves an active view while alive (Leitão, Pereira, Rodrigues,
+//!   "HyParView", DSN 2007, §4); neighbour-up and any message from a node count as evidence
+//!   that it is up. A takeover fires within `suspect_after` plus a few sync intervals of the
+//!   owner's crash (asserted in `dataflow/tests/sim_replication.rs`).
+//! - *Start-up wait.* A node that starts or restarts may own a trigger only after a neighbour
+//!   holding the fired set sent it its catch-up, or after `suspect_after`: otherwise an old
+//!   owner coming back, caught up first by a client that does not hold the fired set, would
+//!   see the threshold hold and run the action again.
+//! - *What "once" means.* Triggers are coordination-free, like everything in Lasp (Meiklejohn,
+//!   Van Roy, "Lasp: A Language for Distributed, Coordination-Free Programming", PPDP 2015):
+//!   no consensus decides who fires. rasp guarantees: **at most once per node**, across
+//!   restarts with `durable` (the names of fired triggers are stored); **exactly once in a
+//!   connected cluster** whose armed nodes stay up and hear each other's heartbeats within
+//!   `suspect_after`; **at most once per side of a partition** that outlasts `suspect_after`
+//!   (each side elects its own owner), and a crash of the owner after it fired but before its
+//!   record left it counts as such a side: the takeover runs the action once more. When the
+//!   sides meet, the fired sets join and nobody fires again; the actions' updates join too, so
+//!   an idempotent action (removing an element, setting a flag) takes effect once. Without
+//!   coordination nothing stronger is possible: a side cannot tell a dead owner from an
+//!   unreachable one.
 //!
 //! # A complete program
 //!
@@ -121,19 +149,22 @@
 //! }
 //! ```
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
+use std::rc::Rc;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rasp_lattice::{GSet, Lattice, Threshold};
+use rasp_lattice::{GCounter, GSet, Lattice, Threshold};
 use rasp_membership::atom::{Broadcast, PeerServiceEvent, Subscribe, SERVICE as MEMBERSHIP};
-use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin};
+use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin, Time};
 use serde::{Deserialize, Serialize};
 
 use crate::erased::AnyLattice;
 use crate::program::{Decl, Interest, Program, Var};
+use crate::update::{add, inc};
 use crate::Error;
 
 /// The service name of the dataflow atom on each node.
@@ -236,6 +267,12 @@ pub struct ReplicaConfig {
     /// last sync to it (see the module docs). On by default; off runs the ICDE'19 paper's
     /// Algorithm 2 exactly (for comparisons).
     pub bp_heard: bool,
+    /// The trigger failure detector's timeout: an armed node whose heartbeat has not advanced
+    /// here for this long is suspected and loses the ownership of its triggers; a node that
+    /// starts (or restarts) waits at most this long for a neighbour's catch-up before it may
+    /// own a trigger (see the module docs on triggers). Default 10 s, ten default sync
+    /// intervals: a heartbeat crosses one hop of a partial overlay per interval.
+    pub suspect_after: Duration,
 }
 
 impl Default for ReplicaConfig {
@@ -248,6 +285,7 @@ impl Default for ReplicaConfig {
             durable: false,
             buffer_limit: 65_536,
             bp_heard: true,
+            suspect_after: Duration::from_secs(10),
         }
     }
 }
@@ -351,6 +389,28 @@ pub struct Replica {
     dirty: BTreeSet<Arc<str>>,
     persisted_fired: BTreeSet<String>,
     stats: ReplicaStats,
+    /// Triggers armed through [`Replica::trigger`] that have not fired here nor been seen in
+    /// the replicated fired set.
+    pending: BTreeSet<String>,
+    /// What the trigger guards read (shared with them).
+    view: Rc<RefCell<OwnerView>>,
+    /// Per other node: its last heartbeat count seen here, and when it last advanced (or the
+    /// node was last heard from directly).
+    heard: BTreeMap<u64, (u64, Time)>,
+    /// When this replica started (installed).
+    booted_at: Time,
+    /// Whether a neighbour holding the fired set has sent its catch-up since the start.
+    caught_up: bool,
+}
+
+/// What the ownership guard of the triggers reads from the replica.
+#[derive(Default)]
+struct OwnerView {
+    /// Whether this node may own triggers yet (it has heard the cluster's fired set, or
+    /// waited `suspect_after` since it started).
+    eligible: bool,
+    /// Armed nodes whose heartbeat stopped for `suspect_after`.
+    suspected: BTreeSet<u64>,
 }
 
 /// An atom that holds a [`Replica`].
@@ -361,6 +421,18 @@ pub trait HasReplica: Atom {
 
 const VAR_KEY: &str = "df/var/";
 const FIRED_KEY: &str = "df/fired/";
+
+/// The replicated grow-only set of the names of fired triggers (see the module docs).
+pub const FIRED_ID: &str = "__fired";
+
+/// The replicated heartbeat counter of the nodes with armed triggers: each adds one to its
+/// own entry every sync interval (see the module docs).
+pub const ALIVE_ID: &str = "__alive";
+
+/// The id of the replicated set of the nodes that armed trigger `name`.
+pub fn armed_id(name: &str) -> String {
+    format!("__armed/{name}")
+}
 
 impl Replica {
     /// A replica for `node` with `config`; `program` is the node's program (already built).
@@ -376,6 +448,11 @@ impl Replica {
             dirty: BTreeSet::new(),
             persisted_fired: BTreeSet::new(),
             stats: ReplicaStats::default(),
+            pending: BTreeSet::new(),
+            view: Rc::default(),
+            heard: BTreeMap::new(),
+            booted_at: Time::ZERO,
+            caught_up: false,
         }
     }
 
@@ -420,11 +497,16 @@ impl Replica {
         ctx.on::<PeerServiceEvent>(|a, ctx, _, ev| a.replica().on_membership(ctx, ev));
         ctx.on::<Hello>(|a, ctx, from, m| a.replica().on_hello(ctx, from, m));
         ctx.on::<Sync>(|a, ctx, from, m| a.replica().on_sync(ctx, from, m));
-        ctx.on::<Ack>(|a, _, from, m| a.replica().on_ack(from.from.node, m.seq));
+        ctx.on::<Ack>(|a, ctx, from, m| {
+            let r = a.replica();
+            r.touch(from.from.node, ctx.now());
+            r.on_ack(from.from.node, m.seq);
+        });
         let node = ctx.node();
         ctx.send(Dest::service(node, MEMBERSHIP), Subscribe);
         let r = atom.replica();
         r.me = node;
+        r.booted_at = ctx.now();
         r.restore(ctx);
         ctx.every(r.config.sync_interval, |a, ctx| a.replica().tick(ctx));
     }
@@ -502,6 +584,7 @@ impl Replica {
     fn on_membership<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, ev: PeerServiceEvent) {
         match ev {
             PeerServiceEvent::NeighbourUp(n) => {
+                self.touch(n, ctx.now());
                 self.peers.insert(
                     n,
                     Peer {
@@ -522,7 +605,11 @@ impl Replica {
                     return;
                 }
                 match rasp_lattice::decode::<Sync>(&payload) {
-                    Ok(m) => self.apply_sync(origin, m),
+                    Ok(m) => {
+                        let before = self.program.fired_triggers().len();
+                        self.apply_sync(origin, m);
+                        self.after_remote(ctx, before);
+                    }
                     Err(e) => {
                         self.stats.rejected += 1;
                         tracing::warn!(from = ?origin, error = %e, "malformed broadcast");
@@ -544,6 +631,7 @@ impl Replica {
 
     fn on_hello<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, from: &Origin, m: Hello) {
         let n = from.from.node;
+        self.touch(n, ctx.now());
         for d in m.graph {
             if let Err(e) = self.program.add_decl(d) {
                 tracing::warn!(from = ?n, error = %e, "conflicting declaration ignored");
@@ -616,8 +704,21 @@ impl Replica {
     fn on_sync<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, from: &Origin, m: Sync) {
         let n = from.from.node;
         let seq = m.seq;
+        self.touch(n, ctx.now());
+        // A catch-up (whole states) from a neighbour that holds the fired set: after applying
+        // it this node knows which triggers the cluster fired (as far as that neighbour knows).
+        let catch_up = m.state
+            && (m.vars.iter().any(|(id, _)| id == FIRED_ID)
+                || self
+                    .peers
+                    .get(&n)
+                    .is_some_and(|p| p.held.contains(FIRED_ID)));
+        let before = self.program.fired_triggers().len();
         self.apply_sync(n, m);
-        self.persist_fired(ctx);
+        if catch_up {
+            self.caught_up = true;
+        }
+        self.after_remote(ctx, before);
         if seq > 0 {
             ctx.send(Dest::service(n, SERVICE), Ack { seq });
         }
@@ -711,8 +812,22 @@ impl Replica {
 
     /// The periodic synchronisation.
     fn tick<A: HasReplica>(&mut self, ctx: &mut Ctx<A>) {
+        if !self.pending.is_empty() {
+            let me = self.me.0;
+            let alive = Var::<GCounter>::named(ALIVE_ID);
+            if let Err(e) = self.program.update(&alive, inc(1), me) {
+                tracing::error!(error = %e, "cannot beat the trigger heartbeat");
+            }
+        }
+        self.refresh_triggers(ctx.now());
         self.absorb_changes(None);
         self.persist(ctx);
+        self.send_all(ctx);
+    }
+
+    /// Greets silent neighbours and sends each what it lacks (the periodic part of a tick;
+    /// also right after a trigger fired, so its record leaves this node at once).
+    fn send_all<A: HasReplica>(&mut self, ctx: &mut Ctx<A>) {
         let silent: Vec<NodeId> = self
             .peers
             .iter()
@@ -828,6 +943,9 @@ impl Replica {
 
     fn persist_dirty<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
         for id in std::mem::take(&mut self.dirty) {
+            if &*id == ALIVE_ID {
+                continue; // heartbeats are only news while they advance
+            }
             let Ok(state) = self.program.state_dyn(&id) else {
                 continue;
             };
@@ -838,8 +956,105 @@ impl Replica {
         }
     }
 
-    /// Arms trigger `name` on this node: `action` runs once when `threshold` holds on `var`,
-    /// on the smallest node among those that armed it (see the module docs).
+    /// After remote state arrived (`fired_before`: the number of fired triggers before it
+    /// was applied): settle the triggers, persist what fired, and if a trigger fired (or was
+    /// learnt fired), ship its record and its action's updates at once rather than at the
+    /// next tick, which narrows the window in which a crash loses an unshipped record.
+    fn after_remote<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, fired_before: usize) {
+        self.refresh_triggers(ctx.now());
+        self.persist_fired(ctx);
+        if self.program.fired_triggers().len() > fired_before {
+            self.absorb_changes(None);
+            self.send_all(ctx);
+        }
+    }
+
+    /// Direct evidence that `n` is up: a message from it, or its arrival as a neighbour.
+    fn touch(&mut self, n: NodeId, now: Time) {
+        if n == self.me {
+            return;
+        }
+        self.heard.entry(n.0).or_insert((0, now)).1 = now;
+    }
+
+    /// The failure detector and the start-up wait of the triggers: reads the heartbeats,
+    /// updates the guards' view, drops pending triggers the cluster already fired, and
+    /// re-checks the others when the view grew (a new suspect, or eligibility).
+    fn refresh_triggers(&mut self, now: Time) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let me = self.me.0;
+        if let Ok(beats) = self.program.state(&Var::<GCounter>::named(ALIVE_ID)) {
+            for (&n, &count) in beats.counts() {
+                if n == me {
+                    continue;
+                }
+                let e = self.heard.entry(n).or_insert((count, now));
+                if count > e.0 {
+                    *e = (count, now);
+                }
+            }
+        }
+        self.settle_pending();
+        let mut armed = BTreeSet::new();
+        for name in &self.pending {
+            if let Ok(s) = self
+                .program
+                .state(&Var::<GSet<u64>>::named(&armed_id(name)))
+            {
+                armed.extend(s.iter().copied());
+            }
+        }
+        let booted_at = self.booted_at;
+        let suspected: BTreeSet<u64> = armed
+            .into_iter()
+            .filter(|&n| n != me)
+            .filter(|n| {
+                let last = self.heard.get(n).map_or(booted_at, |h| h.1.max(booted_at));
+                now - last >= self.config.suspect_after
+            })
+            .collect();
+        let eligible = self.caught_up || now - booted_at >= self.config.suspect_after;
+        let grew = {
+            let mut v = self.view.borrow_mut();
+            let grew = (eligible && !v.eligible) || !suspected.is_subset(&v.suspected);
+            v.eligible = eligible;
+            v.suspected = suspected;
+            grew
+        };
+        if grew {
+            self.program.recheck_triggers();
+        }
+    }
+
+    /// Drops from `pending` the triggers that fired here, and records as fired (so they are
+    /// never armed again, across restarts too) those in the replicated fired set.
+    fn settle_pending(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let done: Vec<String> = match self.program.state(&Var::<GSet<String>>::named(FIRED_ID)) {
+            Ok(fired) => self
+                .pending
+                .iter()
+                .filter(|t| fired.contains(t) || self.program.fired_triggers().contains(*t))
+                .cloned()
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        for t in done {
+            if !self.program.fired_triggers().contains(&t) {
+                self.program.mark_fired(&t);
+            }
+            self.pending.remove(&t);
+        }
+    }
+
+    /// Arms trigger `name` on this node: `action` runs once in the cluster when `threshold`
+    /// holds on `var`, on the owner: the smallest node among those that armed it and that
+    /// this node does not suspect (see the module docs for the failure detector and for what
+    /// "once" means under partitions and crashes).
     pub fn trigger<L, F>(
         &mut self,
         name: &str,
@@ -851,22 +1066,51 @@ impl Replica {
         L: Lattice,
         F: FnOnce(&mut Program, &L) + 'static,
     {
-        let armed_id = format!("__armed/{name}");
+        let armed_id = armed_id(name);
         let armed = self.program.declare::<GSet<u64>>(&armed_id)?;
         self.program.hold(&armed_id);
+        let fired = self.program.declare::<GSet<String>>(FIRED_ID)?;
+        self.program.hold(FIRED_ID);
+        self.program.declare::<GCounter>(ALIVE_ID)?;
+        self.program.hold(ALIVE_ID);
         let me = self.me.0;
         self.program
             .update(&armed, |s: &GSet<u64>, _| s.add_delta(me), me)?;
-        self.program.trigger(name, var, threshold, move |p, v| {
-            let owner = p
-                .query(&armed)
-                .ok()
-                .and_then(|s| s.iter().next().copied())
-                .unwrap_or(me);
-            if owner == me {
-                action(p, v);
+        if self.program.fired_triggers().contains(name) {
+            // Fired (or learnt fired) before a restart: say so again to the cluster.
+            self.program.update(&fired, add(name.to_string()), me)?;
+            return Ok(());
+        }
+        self.pending.insert(name.to_string());
+        let view = self.view.clone();
+        let owned = name.to_string();
+        let guard_fired = fired.clone();
+        let guard = move |p: &Program| {
+            let v = view.borrow();
+            if !v.eligible {
+                return false;
             }
-        })
+            if p.state(&guard_fired).is_ok_and(|f| f.contains(&owned)) {
+                return false;
+            }
+            let owner = p.state(&armed).ok().and_then(|s| {
+                s.iter()
+                    .copied()
+                    .find(|n| *n == me || !v.suspected.contains(n))
+            });
+            owner.unwrap_or(me) == me
+        };
+        let record = name.to_string();
+        self.program
+            .trigger_guarded(name, var, threshold, guard, move |p, v| {
+                // The record first: the action's own updates ship with it.
+                if let Err(e) = p.update(&fired, add(record.clone()), me) {
+                    tracing::error!(trigger = %record, error = %e, "cannot record the firing");
+                }
+                action(p, v);
+            })?;
+        self.settle_pending();
+        Ok(())
     }
 }
 

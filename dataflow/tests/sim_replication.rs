@@ -381,3 +381,149 @@ fn clients_hold_and_receive_only_their_interest() {
         "nothing but its interest arrived"
     );
 }
+
+/// Who ran the trigger's action, as node `n` sees it: the `fired` counter per actor.
+fn fired_by(sim: &Sim, n: u64) -> std::collections::BTreeMap<u64, u64> {
+    with_app(sim, n, |a| {
+        a.replica
+            .as_ref()
+            .unwrap()
+            .program()
+            .state(&Var::<GCounter>::named("fired"))
+            .unwrap()
+            .counts()
+            .clone()
+    })
+}
+
+/// Five nodes: servers 0 to 2 armed with the same durable trigger at 20 clicks, clients 3 and
+/// 4 holding only the counters (like the ad counter's clients: not the fired set); the clicks
+/// stop at 10.
+fn armed_cluster(seed: u64) -> Cluster {
+    let mut c = cluster(seed, 5, Mode::Full, move |n| {
+        let interest = if n.0 < 3 {
+            Interest::All
+        } else {
+            Interest::Only(["clicks", "fired"].map(String::from).into())
+        };
+        let config = ReplicaConfig {
+            durable: true,
+            interest,
+            ..ReplicaConfig::default()
+        };
+        let trigger = (n.0 < 3).then_some(20);
+        (config, None, trigger)
+    });
+    c.sim.inject(at(3), Do::Click(10));
+    c.sim.run_for(Duration::from_secs(3));
+    assert_eq!(clicks(&c.sim, 1), 10);
+    c
+}
+
+/// Bound on the takeover, from the owner's crash: the failure detector's suspicion timeout
+/// (`ReplicaConfig::suspect_after`, 10 s by default) plus three sync intervals (the
+/// heartbeats and the threshold's last increment travelling, and the tick that re-checks).
+const TAKEOVER_BOUND: Duration = Duration::from_secs(13);
+
+/// Runs until node `n` sees a firing (at most 30 s); returns how long that took.
+fn until_fired(sim: &mut Sim, n: u64) -> Option<Duration> {
+    let start = sim.now();
+    while sim.now() - start < Duration::from_secs(30) {
+        sim.run_for(Duration::from_millis(100));
+        if fired_by(sim, n).values().sum::<u64>() > 0 {
+            return Some(sim.now() - start);
+        }
+    }
+    None
+}
+
+/// The owner of a trigger (the smallest armed node) crashes before the threshold holds and
+/// never returns: the next armed node takes over and fires, once, within the stated bound.
+#[test]
+fn trigger_moves_to_a_live_server_when_the_owner_dies() {
+    let mut c = armed_cluster(16);
+    c.sim.apply(Fault::Crash(NodeId(0)));
+    c.sim.inject(at(4), Do::Click(10));
+    let took = until_fired(&mut c.sim, 1);
+    let took = took.expect("a live armed node fires after the owner died");
+    eprintln!("takeover {took:?} after the owner's crash (bound {TAKEOVER_BOUND:?})");
+    assert!(took <= TAKEOVER_BOUND, "took {took:?}");
+    c.sim.run_for(Duration::from_secs(5));
+    for n in 1..5 {
+        let by = fired_by(&c.sim, n);
+        assert_eq!(by, [(1, 1)].into(), "node {n}: fired once, by node 1");
+    }
+}
+
+/// The old owner comes back with its durable store after the takeover fired: it learns that
+/// the action already ran (the fired set is a replicated variable) and does not run it. It
+/// comes back cut off from the other servers, so the first catch-up it gets is a client's,
+/// which brings the counter past the threshold but not the fired set: a returning node must
+/// not take the ownership back before it heard the fired set (or waited `suspect_after`).
+#[test]
+fn old_owner_returning_after_a_takeover_does_not_fire_again() {
+    let mut c = armed_cluster(17);
+    c.sim.apply(Fault::Crash(NodeId(0)));
+    c.sim.inject(at(4), Do::Click(10));
+    until_fired(&mut c.sim, 1).expect("takeover");
+    c.sim.run_for(Duration::from_secs(2));
+    c.sim.apply(Fault::Partition {
+        id: 2,
+        a: vec![NodeId(0)],
+        b: vec![NodeId(1), NodeId(2)],
+        one_way: false,
+    });
+    c.sim.apply(Fault::Restart(NodeId(0)));
+    c.sim.run_for(Duration::from_secs(5));
+    assert_eq!(clicks(&c.sim, 0), 20, "caught up by the clients");
+    assert_eq!(fired_by(&c.sim, 0), [(1, 1)].into(), "node 0 did not fire");
+    c.sim.apply(Fault::Heal(2));
+    // Longer than the suspicion timeout: the returning node's start-up wait is over too.
+    c.sim.inject(at(4), Do::Click(1));
+    c.sim.run_for(Duration::from_secs(15));
+    for n in 0..5 {
+        assert_eq!(clicks(&c.sim, n), 21, "node {n}");
+        let by = fired_by(&c.sim, n);
+        assert_eq!(by, [(1, 1)].into(), "node {n}: still one firing, node 1's");
+    }
+}
+
+/// The owner fires while its fired record cannot leave it (cut off by a partition), then
+/// crashes; the other side takes over and fires too. That is the guarantee: at most once per
+/// node, and per side of a partition (a crash between firing and replicating the record is
+/// such a side); exactly once in a connected cluster. When the owner comes back with its
+/// durable store and the partition heals, nobody fires a third time and both records join.
+#[test]
+fn owner_that_fired_unseen_then_crashed_fires_at_most_once_per_side() {
+    let mut c = armed_cluster(18);
+    c.sim.inject(at(3), Do::Click(9));
+    c.sim.run_for(Duration::from_secs(3));
+    c.sim.apply(Fault::Partition {
+        id: 1,
+        a: vec![NodeId(0)],
+        b: (1..5).map(NodeId).collect(),
+        one_way: false,
+    });
+    c.sim.inject(at(0), Do::Click(1));
+    // Its tick persists the record; nothing reaches the other side.
+    c.sim.run_for(Duration::from_millis(1500));
+    assert_eq!(fired_by(&c.sim, 0), [(0, 1)].into(), "the owner fired");
+    assert_eq!(fired_by(&c.sim, 1), [].into(), "unseen by the others");
+    c.sim.apply(Fault::Crash(NodeId(0)));
+    c.sim.inject(at(3), Do::Click(1));
+    let took = until_fired(&mut c.sim, 1).expect("the live side fires");
+    eprintln!("takeover {took:?} after the owner's crash (bound {TAKEOVER_BOUND:?})");
+    assert!(took <= TAKEOVER_BOUND, "took {took:?}");
+    c.sim.apply(Fault::HealAll);
+    c.sim.apply(Fault::Restart(NodeId(0)));
+    c.sim.inject(at(2), Do::Click(1));
+    c.sim.run_for(Duration::from_secs(15));
+    for n in 0..5 {
+        let by = fired_by(&c.sim, n);
+        assert_eq!(
+            by,
+            [(0, 1), (1, 1)].into(),
+            "node {n}: once per side, never again"
+        );
+    }
+}

@@ -1,8 +1,10 @@
 //! The advertisement counter's application atom: one per node, embedding the node's
 //! [`Replica`] of the [program](super::program).
 //!
-//! - **Servers** hold every variable and arm one trigger per ad ([`Replica::trigger`]: exactly
-//!   one armed server fires it under stable membership): when the ad's counter reaches the
+//! - **Servers** hold every variable and arm one trigger per ad ([`Replica::trigger`]: the
+//!   smallest live armed server fires it, once in a connected cluster; when that server
+//!   dies, another takes over; at most once per side of a partition, and the removal is
+//!   idempotent, see [`program::remove_ad`]): when the ad's counter reaches the
 //!   threshold, the ad is removed from its vendor set. The first server also adds the ads and
 //!   their contracts at start.
 //! - **Clients** hold `ads-with-contracts` and the counters. Every impression interval a client

@@ -13,6 +13,7 @@
 //! counters): Selective Hearing.
 
 use rasp_dataflow::causal::DSet;
+use rasp_dataflow::replica;
 use rasp_dataflow::update::{add, remove};
 use rasp_dataflow::{Error, Func, Interest, Program, Var};
 use rasp_lattice::{GCounter, ORSet};
@@ -100,8 +101,9 @@ pub fn client_interest(per_vendor: u32) -> Interest {
 }
 
 /// What a client holds over a partial overlay (HyParView): what it reads and writes, plus
-/// the sources (`ads/rovio`, `ads/riot`, `contracts`) and the trigger-ownership sets
-/// (`__armed/remove/<ad>`), which it only relays: the derived sets `ads` and `ads-contracts`
+/// the sources (`ads/rovio`, `ads/riot`, `contracts`) and the trigger-ownership variables
+/// (`__armed/remove/<ad>`, the fired set `__fired` and the servers' heartbeats `__alive`, see
+/// [`rasp_dataflow::replica`]), which it only relays: the derived sets `ads` and `ads-contracts`
 /// (the product, the largest state) stay on the servers, and `ads-with-contracts` is not
 /// computed on the client because its input is not held there. Under client-server
 /// membership servers are neighbours of each other and of every client, so clients need
@@ -115,8 +117,10 @@ pub fn relay_interest(per_vendor: u32) -> Interest {
     }
     ids.insert("contracts".into());
     for ad in ad_names(per_vendor) {
-        ids.insert(format!("__armed/remove/{ad}"));
+        ids.insert(replica::armed_id(&format!("remove/{ad}")));
     }
+    ids.insert(replica::FIRED_ID.to_string());
+    ids.insert(replica::ALIVE_ID.to_string());
     Interest::Only(ids)
 }
 
@@ -130,7 +134,11 @@ pub fn seed_ads(p: &mut Program, vars: &AdVars) -> Result<(), Error> {
     Ok(())
 }
 
-/// Removes `ad` from its vendor set (the trigger's action).
+/// Removes `ad` from its vendor set (the trigger's action). Idempotent: removing it again,
+/// here or on another server, changes nothing more once the removals have joined (an
+/// observed-remove set removes the tags it saw). That is what makes the trigger's guarantee
+/// enough for the ad counter: two sides of a partition (or a takeover after a crash that
+/// lost an unshipped firing) may each run it once, with the effect of one removal.
 pub fn remove_ad(p: &mut Program, ad: &str) -> Result<bool, Error> {
     let actor = p.actor();
     p.update(&vendor_set(ad), remove(ad.to_string()), actor)

@@ -70,6 +70,9 @@ pub fn app_params(cfg: &AdConfig, role: Role, seed_data: bool) -> AppParams {
         replica: ReplicaConfig {
             sync: cfg.sync,
             sync_interval: cfg.sync_interval,
+            // Ten sync intervals: the servers' heartbeats cross a partial overlay through
+            // clients, one hop per interval.
+            suspect_after: cfg.sync_interval * 10,
             ..ReplicaConfig::default()
         },
         seed_data,

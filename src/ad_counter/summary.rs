@@ -55,7 +55,8 @@ pub struct Summary {
     pub violations: u64,
     /// Removed ads that came back into a client's view (must be 0).
     pub resurrections: u64,
-    /// Removal triggers fired, over all servers (one per ad when the owner is unique).
+    /// Removal triggers fired, over all servers: one per ad in a connected cluster; more when
+    /// a partition (or a lost unshipped firing) let two sides each fire once.
     pub trigger_firings: u64,
     /// Impressions counted, in total.
     pub impressions: u64,

@@ -32,7 +32,10 @@
 //! ([`NodeReport`]) every 250 ms; the launcher stops when every ad is removed everywhere and
 //! every node reports the same counters (or at `--timeout-s`), prints the same summary, and
 //! stops every process it started (also on error and on SIGINT/SIGTERM). Offline clients,
-//! loss and partitions are simulator-only (real processes stay online).
+//! loss and partitions are simulator-only (real processes stay online). `--kill-owner-after-s S`
+//! kills the trigger owner (the server with the smallest node id) with SIGKILL after `S`
+//! seconds and never restarts it: the run then checks that another server takes the
+//! triggers over (the killed node is left out of the summary).
 
 use super::config_error;
 use super::node::{run_with, NodeArgs, NodeOptions, StartedNode};
@@ -118,6 +121,11 @@ pub struct AdCounterArgs {
     /// Processes: give up after this many wall-clock seconds
     #[arg(long, value_name = "S", default_value_t = 120.0)]
     pub timeout_s: f64,
+    /// Processes: kill -9 the trigger owner (the server with the smallest node id) this many
+    /// seconds after start and do not restart it; the run then waits for the other servers
+    /// to take its triggers over (the killed node is left out of the summary)
+    #[arg(long, value_name = "S")]
+    pub kill_owner_after_s: Option<f64>,
 }
 
 /// The TOML file's shape.
@@ -231,8 +239,17 @@ pub fn run(args: AdCounterArgs) -> ExitCode {
             if !(args.timeout_s.is_finite() && args.timeout_s > 0.0) {
                 return config_error("--timeout-s must be positive");
             }
+            let kill = match args.kill_owner_after_s {
+                Some(s) if !(s.is_finite() && s >= 0.0) => {
+                    return config_error("--kill-owner-after-s must be a non-negative number")
+                }
+                Some(_) if cfg.servers < 2 => {
+                    return config_error("--kill-owner-after-s needs at least two servers")
+                }
+                k => k.map(Duration::from_secs_f64),
+            };
             cfg.clients = n - cfg.servers;
-            processes::run(&cfg, Duration::from_secs_f64(args.timeout_s))
+            processes::run(&cfg, Duration::from_secs_f64(args.timeout_s), kill)
         }
         None => run_sim(&cfg),
     };
@@ -628,8 +645,29 @@ mod processes {
         })
     }
 
-    /// Runs the workload across processes.
-    pub fn run(cfg: &AdConfig, timeout: Duration) -> Result<RunResult, String> {
+    /// Kills (SIGKILL) the server with the smallest node id among those that reported, and
+    /// returns its index; `None` while no server reported yet.
+    fn kill_the_owner(cfg: &AdConfig, cluster: &mut Cluster, lines: &Lines) -> Option<usize> {
+        let k = {
+            let lines = lines.lock().expect("lock");
+            (0..cfg.servers as usize)
+                .filter_map(|k| lines[k].as_ref().map(|(l, _)| (l.report.node, k)))
+                .min()?
+                .1
+        };
+        let _ = cluster.children[k].kill();
+        let _ = cluster.children[k].wait();
+        lines.lock().expect("lock")[k] = None;
+        Some(k)
+    }
+
+    /// Runs the workload across processes; with `kill_owner`, kills the trigger owner that
+    /// long after start (see [`AdCounterArgs::kill_owner_after_s`]).
+    pub fn run(
+        cfg: &AdConfig,
+        timeout: Duration,
+        kill_owner: Option<Duration>,
+    ) -> Result<RunResult, String> {
         let started = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         {
@@ -656,17 +694,42 @@ mod processes {
         }
         let start = Instant::now();
         let mut converged_at = None;
+        let mut killed: Option<usize> = None;
+        let live = |lines: &[Option<(NodeLine, Option<Instant>)>],
+                    killed: Option<usize>|
+         -> Vec<Option<(NodeLine, Option<Instant>)>> {
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| Some(*k) != killed)
+                .map(|(_, l)| l.clone())
+                .collect()
+        };
         loop {
             std::thread::sleep(Duration::from_millis(100));
             if stop.load(Ordering::SeqCst) {
                 return Err("interrupted; every node stopped".into());
             }
-            for c in &mut cluster.children {
+            if killed.is_none() && kill_owner.is_some_and(|after| start.elapsed() >= after) {
+                killed = kill_the_owner(cfg, &mut cluster, &lines);
+                if let Some(k) = killed {
+                    eprintln!(
+                        "rasp: ad-counter: killed the trigger owner (process {k}) at {:.1} s",
+                        start.elapsed().as_secs_f64()
+                    );
+                }
+            }
+            for (k, c) in cluster.children.iter_mut().enumerate() {
+                if Some(k) == killed {
+                    continue;
+                }
                 if let Ok(Some(st)) = c.try_wait() {
                     return Err(format!("a node exited early ({st}); every node stopped"));
                 }
             }
-            if done(&lines.lock().expect("lock")) {
+            if killed.is_some() == kill_owner.is_some()
+                && done(&live(&lines.lock().expect("lock"), killed))
+            {
                 converged_at = Some(start.elapsed());
                 // One more report round, so the traffic figures include the last syncs.
                 std::thread::sleep(Duration::from_millis(300));
@@ -677,9 +740,8 @@ mod processes {
             }
         }
         let run = start.elapsed();
-        let (lines, grew): (Vec<Option<NodeLine>>, Vec<Option<Instant>>) = lines
-            .lock()
-            .expect("lock")
+        let (lines, grew): (Vec<Option<NodeLine>>, Vec<Option<Instant>>) =
+            live(&lines.lock().expect("lock"), killed)
             .iter()
             .map(|l| match l {
                 Some((l, at)) => (Some(l.clone()), *at),
@@ -712,7 +774,6 @@ mod processes {
         converged_at: Option<Duration>,
         started: Instant,
     ) -> RunResult {
-        let servers = cfg.servers as usize;
         let reports: Vec<&NodeLine> = lines.iter().flatten().collect();
         let counters = reports
             .first()
@@ -733,9 +794,8 @@ mod processes {
         let pct = |o: &AdOutcome| o.over as f64 * 100.0 / cfg.threshold as f64;
         let mut bytes: BTreeMap<String, BTreeMap<String, Bytes>> = BTreeMap::new();
         let (mut total, mut client_sent, mut client_sync) = (0u64, 0u64, 0u64);
-        for (k, l) in lines.iter().enumerate() {
-            let Some(l) = l else { continue };
-            let role = if k < servers { "server" } else { "client" };
+        for l in lines.iter().flatten() {
+            let role = l.report.role.as_str();
             for (kind, st) in &l.kinds {
                 let b = bytes
                     .entry(role.into())
@@ -746,7 +806,7 @@ mod processes {
                 b.recv += st.bytes_recv;
                 b.msgs += st.msgs_sent;
                 total += st.bytes_sent;
-                if k >= servers {
+                if role == "client" {
                     client_sent += st.bytes_sent;
                     if kind == <rasp_dataflow::replica::Sync as rasp_runtime::Message>::KIND {
                         client_sync += st.bytes_sent;
