@@ -24,10 +24,12 @@
 //! [`REMEMBERED_CONTACTS`] of them, most recent first; when full, a new neighbour replaces
 //! the least recent entry that is no longer a neighbour (so a large full-membership view does
 //! not rewrite the store on every change). The store is written only when the remembered set
-//! or an address changes. At init the atom joins through its seeds *and* the remembered
-//! contacts; with neither it starts alone as the first node. This is Partisan's advice to
-//! rejoin "through any known peer" (HyParView's rejoin through contacts, `hyparview` module
-//! docs) carried across a crash: the volatile views are lost, the store is not.
+//! or an address changes. At init the atom joins through its seeds (or, with none, the
+//! remembered contacts); while it is still alone it retries through seeds and remembered
+//! contacts together after [`JOIN_RETRY_FIRST`], doubling up to [`JOIN_RETRY_LAST`]; with
+//! neither seeds nor contacts it starts alone as the first node. This carries HyParView's rejoin
+//! through remembered contacts (the [`hyparview`](crate::hyparview) module docs) across a
+//! crash: the volatile views are lost, the store is not.
 //!
 //! Driving rules: core timers become [`Ctx::after`] continuations; the runtime's
 //! [`PeerEvent::Down`] is the failure detector ([`PeerService::peer_down`]); a core's
@@ -58,6 +60,15 @@ pub const REMEMBERED_ADDRS: usize = 8;
 
 /// Longest address kept in a remembered contact, in bytes; longer ones are dropped.
 const MAX_ADDR_LEN: usize = 512;
+
+/// First join retry at boot, if the node is still alone (a seed or remembered contact it
+/// picked may be dead). A join takes a connection and a round trip: 500 ms is several of
+/// them in the simulator's 10–50 ms links and on loopback.
+pub const JOIN_RETRY_FIRST: Duration = Duration::from_millis(500);
+
+/// Last join retry at boot (retries double from [`JOIN_RETRY_FIRST`]): 4 s, under HyParView's
+/// 5 s promotion period, whose rejoin takes over.
+pub const JOIN_RETRY_LAST: Duration = Duration::from_secs(4);
 
 /// How long after a core drops a peer its connection is closed (if it is still not needed).
 pub const DISCONNECT_GRACE: Duration = Duration::from_secs(2);
@@ -435,12 +446,17 @@ impl Atom for MembershipAtom {
             ctx.reply(origin, view);
         });
         self.remembered = load_remembered(ctx);
-        let mut seeds = std::mem::take(&mut self.seeds);
+        let configured = std::mem::take(&mut self.seeds);
         let me = ctx.node();
+        let mut all = configured.clone();
         for c in &self.remembered {
-            if c.node != me && !seeds.iter().any(|s| s.node == c.node) {
-                seeds.push(c.clone());
+            if c.node != me && !all.iter().any(|s| s.node == c.node) {
+                all.push(c.clone());
             }
+        }
+        if all.is_empty() {
+            self.with_core(ctx, |c, _, rng, out| c.start(rng, out));
+            return;
         }
         if !self.remembered.is_empty() {
             tracing::info!(
@@ -448,15 +464,34 @@ impl Atom for MembershipAtom {
                 "membership: joining through remembered contacts too"
             );
         }
-        if seeds.is_empty() {
-            self.with_core(ctx, |c, _, rng, out| c.start(rng, out));
+        // The configured seeds first (a remembered contact may be long dead), then, while
+        // still alone, everything known.
+        let first = if configured.is_empty() {
+            all.clone()
         } else {
-            self.join(ctx, seeds);
-        }
+            configured
+        };
+        self.join(ctx, first);
+        self.retry_join(ctx, all, JOIN_RETRY_FIRST);
     }
 }
 
 impl MembershipAtom {
+    /// After `after`, if this node still has no neighbour, joins again through `seeds` (the
+    /// core picks another one at random) and retries after twice as long, up to
+    /// [`JOIN_RETRY_LAST`]; the cores' own rejoin takes over from there.
+    fn retry_join(&mut self, ctx: &mut Ctx<Self>, seeds: Vec<Contact>, after: Duration) {
+        ctx.after(after, move |me: &mut Self, ctx| {
+            if !me.neighbours().is_empty() {
+                return;
+            }
+            me.join(ctx, seeds.clone());
+            if after * 2 <= JOIN_RETRY_LAST {
+                me.retry_join(ctx, seeds, after * 2);
+            }
+        });
+    }
+
     fn join(&mut self, ctx: &mut Ctx<Self>, seeds: Vec<Contact>) {
         for s in &seeds {
             if !s.addrs.is_empty() {
