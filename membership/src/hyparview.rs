@@ -1350,6 +1350,83 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn suspect_is_probed_even_with_a_full_view_and_linked_when_it_answers() {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
+        let config = Config {
+            active_size: 2,
+            min_active: 1,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        let mut h = HyParView::new(0u64, config);
+        let mut out = Vec::new();
+        let t = Duration::ZERO;
+        for p in [1, 2] {
+            h.on_message(
+                p,
+                Message::Neighbour {
+                    priority: Priority::Low,
+                },
+                t,
+                &mut rng,
+                &mut out,
+            );
+        }
+        // Peer 2's connection fails (a crash or a partition): it is replaced by 3, and
+        // suspected.
+        h.peer_down(&2, t, &mut rng, &mut out);
+        h.on_message(
+            3,
+            Message::Neighbour {
+                priority: Priority::Low,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert_eq!(h.active(), &[1, 3]);
+        assert_eq!(h.suspects().copied().collect::<Vec<_>>(), vec![2]);
+        // The promotion tick probes it although the view is full (plain promotion would not).
+        out.clear();
+        h.on_timer(Timer::Promote, t, &mut rng, &mut out);
+        let probe = Out::Send {
+            to: 2,
+            msg: Message::Neighbour {
+                priority: Priority::High,
+            },
+        };
+        assert!(out.contains(&probe), "{out:?}");
+        // An unanswered probe keeps the suspect; the next tick probes again.
+        out.clear();
+        h.on_timer(Timer::NeighbourTimeout(2, 0), t, &mut rng, &mut out);
+        h.on_timer(Timer::NeighbourTimeout(2, 1), t, &mut rng, &mut out);
+        assert_eq!(h.suspects().count(), 1);
+        out.clear();
+        h.on_timer(Timer::Promote, t, &mut rng, &mut out);
+        assert!(out.contains(&probe), "{out:?}");
+        // It answers (the partition healed): linked at once, one old neighbour evicted.
+        out.clear();
+        h.on_message(
+            2,
+            Message::NeighbourReply { accepted: true },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert!(h.active().contains(&2) && h.active().len() == 2);
+        assert_eq!(h.suspects().count(), 0);
+        assert_eq!(h.stats().probe_links, 1);
+        assert_eq!(h.stats().evictions, 1);
+        // A suspect past its time is given up.
+        h.peer_down(&1, t, &mut rng, &mut out);
+        h.peer_down(&3, t, &mut rng, &mut out);
+        let later = t + h.config().suspect_ttl + Duration::from_secs(1);
+        out.clear();
+        h.on_timer(Timer::Promote, later, &mut rng, &mut out);
+        assert_eq!(h.suspects().count(), 0);
+    }
+
+    #[test]
     fn forms_connected_symmetric_overlay_100() {
         let sim = form(7, 100, Duration::from_millis(20), Duration::from_secs(30));
         check_invariants(&sim);
