@@ -441,6 +441,9 @@ fn hyparview_case(seed: u64) -> Result<Option<Duration>, TestCaseError> {
     run_case_timed(seed, 12, Mode::HyParView, SyncMode::DeltaBpRr, steps, ops)
 }
 
+/// One seed of the sweep: the heal-to-connected time, or the failure.
+type SeedOutcome = Result<Option<Duration>, String>;
+
 /// Seed sweep of [`hyparview_overlay_converges_too`] (not in the default run; about 5 s of
 /// CPU per seed):
 /// `RASP_SEEDS=1..1000 RASP_THREADS=2 cargo test --release -p rasp-dataflow --test
@@ -467,7 +470,7 @@ fn hyparview_overlay_sweep() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let next = AtomicU64::new(lo);
-    let results: Mutex<Vec<(u64, Result<Option<Duration>, String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(u64, SeedOutcome)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {
