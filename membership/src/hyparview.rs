@@ -32,8 +32,8 @@
 //!   peer lost without a DISCONNECT (its connection failed, it went silent, or a NEIGHBOR
 //!   request to it timed out) may have crashed, or may be on the other side of a partition.
 //!   Each side of a partition repairs itself from its own passive view, so when the partition
-//!   heals both sides typically have **full** active views: the paper's repair (§4, passive
-//!   peers replace *failed* active ones) never fires again, low-priority NEIGHBOR requests are
+//!   heals both sides typically have **full** active views: the paper's repair (its "active
+//!   view management": passive peers replace *failed* active ones) never fires again, low-priority NEIGHBOR requests are
 //!   refused, and shuffles only travel inside each side. Partisan's periodic random promotion
 //!   (Meiklejohn et al., "Partisan: Scaling the Distributed Actor Runtime", USENIX ATC 2019;
 //!   its HyParView manager's `random_promotion`) does nothing once the active view reaches its
@@ -42,9 +42,10 @@
 //!   every [`Config::promotion_interval`] (the same tick as Partisan's random promotion, but
 //!   also when the view is full), sends one of them a high-priority NEIGHBOR. A suspect that
 //!   answers is reachable again: the link is made, each side evicting one random active peer
-//!   if full (the paper's high-priority rule, §4.2), and the evicted peers refill from their
-//!   passive views, as after any eviction. A suspect that does not answer stays until its
-//!   time is up; one whose connection fails outright is dropped. At steady state nothing is
+//!   if full (the paper's rule for a high-priority NEIGHBOR), and the evicted peers refill
+//!   from their passive views, as after any eviction. A suspect that does not answer (or
+//!   whose dial fails: a crash and a partition look alike) stays until its time is up; one
+//!   that leaves (DISCONNECT, not alive) or becomes a neighbour again is dropped. At steady state nothing is
 //!   suspected and nothing is sent, so broadcast trees are left alone.
 //!
 //! Delivery order is not assumed (Partisan's lesson, talk slide 148: assuming FIFO across
@@ -448,7 +449,7 @@ impl<P: Peer> HyParView<P> {
         self.suspects.push((peer.clone(), now));
     }
 
-    /// Drops a suspect (it is a neighbour again, it left, or it cannot be reached at all).
+    /// Drops a suspect (it is a neighbour again, or it left).
     fn unsuspect(&mut self, peer: &P) {
         self.suspects.retain(|(p, _)| p != peer);
         if self.probe.as_ref().is_some_and(|(p, _)| p == peer) {
