@@ -451,7 +451,7 @@ type SeedOutcome = Result<Option<Duration>, String>;
 /// prints the seeds passed and failed and the worst time from the heal to a connected overlay.
 /// Measured with reconnect probes (2 threads on a shared 2-core machine, stopped at the
 /// deadline): seeds 1–552 all passed, worst heal-to-connected 8.8 s (seed 440); seeds
-/// 553–1,000 not run yet. Before them seeds 1, 122, 125, 146, 173, 182 and 190 failed.
+/// 553–1,000 not run yet. Without the probes seeds 1, 122, 125, 146, 173, 182 and 190 failed.
 #[test]
 #[ignore = "seed sweep; run with --ignored (RASP_SEEDS=1..1000, RASP_THREADS)"]
 fn hyparview_overlay_sweep() {
