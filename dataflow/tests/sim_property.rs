@@ -442,11 +442,17 @@ fn hyparview_case(seed: u64) -> Result<Option<Duration>, TestCaseError> {
     run_case_timed(seed, 12, Mode::HyParView, SyncMode::DeltaBpRr, steps, ops)
 }
 
+/// One seed of the sweep: the heal-to-connected time, or the failure.
+type SeedOutcome = Result<Option<Duration>, String>;
+
 /// Seed sweep of [`hyparview_overlay_converges_too`] (not in the default run; about 5 s of
 /// CPU per seed):
 /// `RASP_SEEDS=1..1000 RASP_THREADS=2 cargo test --release -p rasp-dataflow --test
 /// sim_property hyparview_overlay_sweep -- --ignored --nocapture`
 /// prints the seeds passed and failed and the worst time from the heal to a connected overlay.
+/// Measured with reconnect probes (2 threads on a shared 2-core machine, stopped at the
+/// deadline): seeds 1–552 all passed, worst heal-to-connected 8.8 s (seed 440); seeds
+/// 553–1,000 not run yet. Without the probes seeds 1, 122, 125, 146, 173, 182 and 190 failed.
 #[test]
 #[ignore = "seed sweep; run with --ignored (RASP_SEEDS=1..1000, RASP_THREADS)"]
 fn hyparview_overlay_sweep() {
@@ -468,7 +474,7 @@ fn hyparview_overlay_sweep() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1);
     let next = AtomicU64::new(lo);
-    let results: Mutex<Vec<(u64, Result<Option<Duration>, String>)>> = Mutex::new(Vec::new());
+    let results: Mutex<Vec<(u64, SeedOutcome)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1) {
             scope.spawn(|| loop {

@@ -32,8 +32,8 @@
 //!   peer lost without a DISCONNECT (its connection failed, it went silent, or a NEIGHBOR
 //!   request to it timed out) may have crashed, or may be on the other side of a partition.
 //!   Each side of a partition repairs itself from its own passive view, so when the partition
-//!   heals both sides typically have **full** active views: the paper's repair (§4, passive
-//!   peers replace *failed* active ones) never fires again, low-priority NEIGHBOR requests are
+//!   heals both sides typically have **full** active views: the paper's repair (its "active
+//!   view management": passive peers replace *failed* active ones) never fires again, low-priority NEIGHBOR requests are
 //!   refused, and shuffles only travel inside each side. Partisan's periodic random promotion
 //!   (Meiklejohn et al., "Partisan: Scaling the Distributed Actor Runtime", USENIX ATC 2019;
 //!   its HyParView manager's `random_promotion`) does nothing once the active view reaches its
@@ -42,9 +42,10 @@
 //!   every [`Config::promotion_interval`] (the same tick as Partisan's random promotion, but
 //!   also when the view is full), sends one of them a high-priority NEIGHBOR. A suspect that
 //!   answers is reachable again: the link is made, each side evicting one random active peer
-//!   if full (the paper's high-priority rule, §4.2), and the evicted peers refill from their
-//!   passive views, as after any eviction. A suspect that does not answer stays until its
-//!   time is up; one whose connection fails outright is dropped. At steady state nothing is
+//!   if full (the paper's rule for a high-priority NEIGHBOR), and the evicted peers refill
+//!   from their passive views, as after any eviction. A suspect that does not answer (or
+//!   whose dial fails: a crash and a partition look alike) stays until its time is up; one
+//!   that leaves (DISCONNECT, not alive) or becomes a neighbour again is dropped. At steady state nothing is
 //!   suspected and nothing is sent, so broadcast trees are left alone.
 //!
 //! Delivery order is not assumed (Partisan's lesson, talk slide 148: assuming FIFO across
@@ -448,7 +449,7 @@ impl<P: Peer> HyParView<P> {
         self.suspects.push((peer.clone(), now));
     }
 
-    /// Drops a suspect (it is a neighbour again, it left, or it cannot be reached at all).
+    /// Drops a suspect (it is a neighbour again, or it left).
     fn unsuspect(&mut self, peer: &P) {
         self.suspects.retain(|(p, _)| p != peer);
         if self.probe.as_ref().is_some_and(|(p, _)| p == peer) {
@@ -1347,6 +1348,83 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(h.stats().isolations, 1);
+    }
+
+    #[test]
+    fn suspect_is_probed_even_with_a_full_view_and_linked_when_it_answers() {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(4);
+        let config = Config {
+            active_size: 2,
+            min_active: 1,
+            ..Config::default()
+        };
+        assert_eq!(config.validate(), Ok(()));
+        let mut h = HyParView::new(0u64, config);
+        let mut out = Vec::new();
+        let t = Duration::ZERO;
+        for p in [1, 2] {
+            h.on_message(
+                p,
+                Message::Neighbour {
+                    priority: Priority::Low,
+                },
+                t,
+                &mut rng,
+                &mut out,
+            );
+        }
+        // Peer 2's connection fails (a crash or a partition): it is replaced by 3, and
+        // suspected.
+        h.peer_down(&2, t, &mut rng, &mut out);
+        h.on_message(
+            3,
+            Message::Neighbour {
+                priority: Priority::Low,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert_eq!(h.active(), &[1, 3]);
+        assert_eq!(h.suspects().copied().collect::<Vec<_>>(), vec![2]);
+        // The promotion tick probes it although the view is full (plain promotion would not).
+        out.clear();
+        h.on_timer(Timer::Promote, t, &mut rng, &mut out);
+        let probe = Out::Send {
+            to: 2,
+            msg: Message::Neighbour {
+                priority: Priority::High,
+            },
+        };
+        assert!(out.contains(&probe), "{out:?}");
+        // An unanswered probe keeps the suspect; the next tick probes again.
+        out.clear();
+        h.on_timer(Timer::NeighbourTimeout(2, 0), t, &mut rng, &mut out);
+        h.on_timer(Timer::NeighbourTimeout(2, 1), t, &mut rng, &mut out);
+        assert_eq!(h.suspects().count(), 1);
+        out.clear();
+        h.on_timer(Timer::Promote, t, &mut rng, &mut out);
+        assert!(out.contains(&probe), "{out:?}");
+        // It answers (the partition healed): linked at once, one old neighbour evicted.
+        out.clear();
+        h.on_message(
+            2,
+            Message::NeighbourReply { accepted: true },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert!(h.active().contains(&2) && h.active().len() == 2);
+        assert_eq!(h.suspects().count(), 0);
+        assert_eq!(h.stats().probe_links, 1);
+        assert_eq!(h.stats().evictions, 1);
+        // A suspect past its time is given up.
+        h.peer_down(&1, t, &mut rng, &mut out);
+        h.peer_down(&3, t, &mut rng, &mut out);
+        let later = t + h.config().suspect_ttl + Duration::from_secs(1);
+        out.clear();
+        h.on_timer(Timer::Promote, later, &mut rng, &mut out);
+        assert_eq!(h.suspects().count(), 0);
     }
 
     #[test]

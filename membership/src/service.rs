@@ -180,6 +180,8 @@ pub enum ServiceEvent<P, B> {
 /// The buffer the service appends to.
 pub type ServiceOutbox<P, B> = Outbox<P, ServiceMessage<P, B>, ServiceTimer<P>, ServiceEvent<P, B>>;
 
+// One per node, never moved in bulk (as `Broadcast` below): no box needed.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 enum Membership<P: Ord> {
     HyParView(HyParView<P>),
