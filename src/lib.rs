@@ -14,10 +14,13 @@
 //! | [`dataflow`] | `rasp-dataflow` | the DSL of monotone operators over CRDTs, compiled to atoms, replicated with delta sync |
 //!
 //! The `rasp` binary (see `rasp --help`) runs nodes and demos; its commands live in [`cli`]
-//! (so a command can reuse `rasp node`'s boot: see [`cli::node::run_with`]).
+//! (so a command can reuse `rasp node`'s boot: see [`cli::node::run_with`]). Every node serves
+//! an HTTP API ([`http`]): its variables (get, declare, update, threshold reads, watch), its
+//! overlay, its health and Prometheus metrics; `rasp var` is its command-line client.
 
 pub mod ad_counter;
 pub mod cli;
+pub mod http;
 
 pub use rasp_dataflow as dataflow;
 pub use rasp_lattice as lattice;

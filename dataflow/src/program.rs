@@ -904,6 +904,12 @@ impl Program {
         Ok(changed)
     }
 
+    /// Whether `id` is computed by an operator (and so cannot be updated directly).
+    pub fn is_derived(&self, id: &str) -> Result<bool, Error> {
+        let i = self.slot(id)?;
+        Ok(self.vars[i].producer.is_some())
+    }
+
     /// Joins `value` into `var` (Lasp's `bind`); returns whether it changed.
     pub fn bind<L: Lattice>(&mut self, var: &Var<L>, value: &L) -> Result<bool, Error> {
         let i = self.slot(var.id())?;

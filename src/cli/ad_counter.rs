@@ -444,6 +444,14 @@ pub struct NodeLine {
     pub peak_rss_kib: u64,
 }
 
+/// The JSON types of the advertisement counter's program (for its nodes' HTTP API): the
+/// standard ones plus the derived set of (ad, contract) pairs.
+pub fn json_types() -> rasp_dataflow::json::JsonTypes {
+    let mut t = rasp_dataflow::json::JsonTypes::standard();
+    t.register_read_only::<rasp_dataflow::causal::DSet<(String, String)>>("dset<(string,string)>");
+    t
+}
+
 /// Runs `rasp ad-counter-node`.
 pub fn run_node(args: AdNodeArgs) -> ExitCode {
     if args.threshold == 0
@@ -471,6 +479,7 @@ pub fn run_node(args: AdNodeArgs) -> ExitCode {
             };
             b.spawn(AdApp::new(sim::app_params(&cfg, role, seed_data)));
         })),
+        replica: Some(crate::http::ReplicaAtom::of::<AdApp>(APP_ATOM).with_types(json_types())),
         on_start: Some(Arc::new(|n: StartedNode| {
             tokio::spawn(async move {
                 let id = n.id.0;

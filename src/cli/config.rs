@@ -21,6 +21,9 @@
 //! ping_timeout_ms = 6000
 //! membership = "hyparview"   # or "full", "client-server"
 //! role = "server"            # client-server mode only: "server" or "client"
+//! http = "127.0.0.1:8080"    # the HTTP API (rasp::http); beyond loopback needs a token file
+//! http_token_file = "http.token"
+//! no_http = false
 //! ```
 
 use clap::Args;
@@ -104,6 +107,39 @@ pub struct FileConfig {
     pub membership: Option<String>,
     /// See `--role`.
     pub role: Option<String>,
+    /// See `--http`.
+    pub http: Option<String>,
+    /// See `--no-http`.
+    pub no_http: Option<bool>,
+    /// See `--http-token-file`.
+    pub http_token_file: Option<PathBuf>,
+}
+
+/// Resolves the HTTP API settings ([`crate::http::resolve`]) with the TOML file's `http`,
+/// `no_http` and `http_token_file` keys (a relative token path is relative to the file).
+pub fn resolve_http(
+    args: &crate::http::HttpArgs,
+    config_file: Option<&Path>,
+) -> Result<Option<crate::http::HttpConfig>, String> {
+    let file = match config_file {
+        Some(p) => {
+            let f = FileConfig::load(p)?;
+            let base = p.parent().unwrap_or(Path::new("."));
+            crate::http::HttpFile {
+                http: f.http,
+                no_http: f.no_http,
+                http_token_file: f.http_token_file.map(|t| {
+                    if t.is_absolute() {
+                        t
+                    } else {
+                        base.join(t)
+                    }
+                }),
+            }
+        }
+        None => crate::http::HttpFile::default(),
+    };
+    crate::http::resolve(args, &file)
 }
 
 /// Membership flags of `rasp node`.

@@ -8,7 +8,7 @@
 //! |---|---|
 //! | [`INFO_ATOM`] (0) | [`NodeInfo`]: counts boots in the durable store (key `rasp/boots`), serves `rasp/info` |
 //! | [`MEMBERSHIP_ATOM`] (1) | [`MembershipAtom`] serving `membership`, in the mode of `--membership` / `RASP_MEMBERSHIP` / the config file's `membership` key (default `hyparview`), joining through the `--join` addresses |
-//! | 2… | the atoms of [`NodeOptions::extra_boot`] (commands built on `rasp node`) |
+//! | 2… | the atoms of [`NodeOptions::extra_boot`] (commands built on `rasp node`); for a plain `rasp node`, [`DATAFLOW_ATOM`]: a [`DataflowAtom`] with an empty program, whose variables are declared at run time through the HTTP API |
 //! | last | with `--demo-nodes N`: the demo protocol, [`rasp_runtime::demo::Demo`] (service `demo`) |
 //!
 //! # Seeds
@@ -29,9 +29,14 @@
 //! ```text
 //! node_id=<u64> peer_id=<peer> boots=<n> membership=<mode> role=<role>
 //! listen=<multiaddr with /p2p/>     (one per address)
+//! http=<host:port>                  (the HTTP API, unless --no-http: see rasp::http)
 //! ```
 
-use super::config::{resolve, resolve_membership, seed_contact, MembershipArgs, NetArgs};
+use super::config::{
+    resolve, resolve_http, resolve_membership, seed_contact, MembershipArgs, NetArgs,
+};
+use crate::http::{HttpArgs, ReplicaAtom};
+use rasp_dataflow::replica::{DataflowAtom, ReplicaConfig};
 use super::{config_error, runtime, ShutdownSignal};
 use clap::Args;
 use rasp_membership::{MembershipAtom, Mode};
@@ -52,6 +57,9 @@ pub struct NodeArgs {
     /// Membership settings.
     #[command(flatten)]
     pub membership: MembershipArgs,
+    /// HTTP API settings.
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Run the demo protocol (ping-pong + gossiped grow-only counter) for a cluster of this
     /// many nodes; prints `demo=<json outcome>` when this node is done
     #[arg(long, env = "RASP_DEMO_NODES", value_name = "N")]
@@ -70,6 +78,8 @@ pub struct NodeArgs {
 pub const INFO_ATOM: AtomId = AtomId(0);
 /// Atom id of the [`MembershipAtom`] on every node.
 pub const MEMBERSHIP_ATOM: AtomId = AtomId(1);
+/// Atom id of the [`DataflowAtom`] of a plain `rasp node` (no program of its own).
+pub const DATAFLOW_ATOM: AtomId = AtomId(2);
 
 /// Store key of the boot counter.
 pub const BOOTS_KEY: &[u8] = b"rasp/boots";
@@ -156,6 +166,9 @@ pub struct NodeOptions {
     pub extra_boot: Option<ExtraBoot>,
     /// Called once the node is up.
     pub on_start: Option<OnStart>,
+    /// The atom holding the node's dataflow replica, served by the HTTP API (`/vars`);
+    /// `None`: the API serves health, overlay and metrics only.
+    pub replica: Option<ReplicaAtom>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -163,13 +176,24 @@ impl std::fmt::Debug for NodeOptions {
         f.debug_struct("NodeOptions")
             .field("extra_boot", &self.extra_boot.is_some())
             .field("on_start", &self.on_start.is_some())
+            .field("replica", &self.replica)
             .finish()
     }
 }
 
-/// Runs `rasp node`.
+/// Runs `rasp node`: a node whose [`DataflowAtom`] ([`DATAFLOW_ATOM`]) starts with an empty
+/// program; variables are declared at run time (`PUT /vars/{id}` on the HTTP API, or learnt
+/// from neighbours' graphs) and replicate like any program's.
 pub fn run(args: NodeArgs) -> ExitCode {
-    run_with(args, NodeOptions::default())
+    let opts = NodeOptions {
+        extra_boot: Some(Arc::new(|b, _| {
+            let id = b.spawn(DataflowAtom::new(ReplicaConfig::default(), |_| {}));
+            debug_assert_eq!(id, DATAFLOW_ATOM);
+        })),
+        replica: Some(ReplicaAtom::of::<DataflowAtom>(DATAFLOW_ATOM)),
+        ..NodeOptions::default()
+    };
+    run_with(args, opts)
 }
 
 /// Runs `rasp node` with more atoms: resolves and validates the flags (exit 2 on a bad
@@ -211,6 +235,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
 ///             tracing::info!(mode = %env.membership.mode, "spawning mine");
 ///             b.spawn(Mine(ads)); // AtomId(2)
 ///         })),
+///         replica: None, // or Some(rasp::http::ReplicaAtom::of::<MyAtom>(AtomId(2)))
 ///         on_start: Some(Arc::new(|n: StartedNode| {
 ///             tokio::spawn(async move {
 ///                 let v = n.handle.call(|h, _| h.with_atom::<Mine, _>(rasp::runtime::AtomId(2), |m| m.0)).await;
@@ -228,6 +253,10 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
     };
     let membership = match resolve_membership(&args.membership, args.net.config.as_deref()) {
         Ok(m) => m,
+        Err(e) => return config_error(e),
+    };
+    let http = match resolve_http(&args.http, args.net.config.as_deref()) {
+        Ok(h) => h,
         Err(e) => return config_error(e),
     };
     let seeds = match cfg
@@ -282,6 +311,15 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         );
         for a in node.listen_addrs() {
             println!("listen={a}");
+        }
+        if let Some(h) = &http {
+            if let Err(e) =
+                crate::http::start_with(h, node.clone_handle(), opts.replica.clone()).await
+            {
+                eprintln!("rasp: {e}");
+                node.shutdown().await;
+                return ExitCode::FAILURE;
+            }
         }
         if demo.is_some() {
             tokio::spawn(report_demo(node.clone_handle()));
