@@ -53,7 +53,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::causal::DSet;
-use crate::erased::{downcast, AnyLattice};
+use crate::erased::{downcast, AnyLattice, TypeOps};
 use crate::Program;
 
 /// What can go wrong crossing from JSON to the engine. Nothing changes when one is returned.
@@ -132,6 +132,8 @@ pub struct JsonType {
     pub holds: fn(&dyn AnyLattice, &Value) -> Result<bool, String>,
     /// Declares a variable of this type (`None` for read-only types).
     pub declare: Option<fn(&mut Program, &str) -> Result<(), crate::Error>>,
+    /// The engine's operations of the type, for [`JsonTypes::teach`].
+    pub type_ops: TypeOps,
 }
 
 impl std::fmt::Debug for JsonType {
@@ -249,6 +251,7 @@ impl JsonTypes {
                 }
             },
             declare: Some(|p, id| p.declare::<L>(id).map(|_| ())),
+            type_ops: TypeOps::of::<L>(),
         });
         self
     }
@@ -258,7 +261,7 @@ impl JsonTypes {
     pub fn register_read_only<L>(&mut self, name: &'static str) -> &mut Self
     where
         L: Lattice + Query,
-        L::Value: Serialize,
+        L::Value: Serialize + std::fmt::Debug,
     {
         self.insert(JsonType {
             name,
@@ -271,6 +274,7 @@ impl JsonTypes {
                 holds_generic(s, t)
             },
             declare: None,
+            type_ops: TypeOps::of::<L>(),
         });
         self
     }
@@ -283,6 +287,14 @@ impl JsonTypes {
             if old_rust != t.rust_type {
                 self.by_rust.remove(old_rust);
             }
+        }
+    }
+
+    /// Makes every registered type known to `p` ([`Program::know_type`]), so declarations
+    /// of these types made on other nodes at run time are held here too.
+    pub fn teach(&self, p: &mut Program) {
+        for t in self.by_rust.values() {
+            p.know_type(t.type_ops);
         }
     }
 
@@ -340,7 +352,10 @@ impl JsonTypes {
     /// Applies the JSON update `op` to `id` on behalf of the program's actor; whether the
     /// state changed. On an error nothing changed.
     pub fn update(&self, p: &mut Program, id: &str, op: &Value) -> Result<bool, JsonError> {
-        if p.is_derived(id)? {
+        if p.is_derived(id).map_err(|e| match e {
+            crate::Error::UnknownVar(v) => JsonError::UnknownVar(v),
+            e => e.into(),
+        })? {
             return Err(crate::Error::Derived(id.to_string()).into());
         }
         let (state, rust) = self.state(p, id)?;
@@ -684,7 +699,8 @@ mod tests {
         let (mut p, t) = program();
         assert!(t.update(&mut p, "cart", &json!({"add": "milk"})).unwrap());
         assert!(t.update(&mut p, "cart", &json!({"add": "bread"})).unwrap());
-        assert!(!t.update(&mut p, "cart", &json!({"add": "milk"})).unwrap());
+        // Adding again adds a fresh dot (add wins over concurrent removes): a change.
+        assert!(t.update(&mut p, "cart", &json!({"add": "milk"})).unwrap());
         assert!(t.update(&mut p, "cart", &json!({"remove": "bread"})).unwrap());
         assert_eq!(t.value(&p, "cart").unwrap(), Some(json!(["milk"])));
         // The derived variable followed, and reads as JSON through the read-only entry.

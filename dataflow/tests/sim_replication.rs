@@ -24,6 +24,9 @@ fn build(p: &mut Program) {
     p.declare::<GCounter>("fired").unwrap();
     let s = p.declare::<ORSet<i64>>("s").unwrap();
     p.map("sq", &s, Func::new("sq", |x: &i64| x * x)).unwrap();
+    // As a plain `rasp node` does: know the JSON-bridged types, so variables of these types
+    // declared at run time on another node are held here too.
+    rasp_dataflow::json::JsonTypes::standard().teach(p);
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -187,7 +187,11 @@ impl std::fmt::Debug for NodeOptions {
 pub fn run(args: NodeArgs) -> ExitCode {
     let opts = NodeOptions {
         extra_boot: Some(Arc::new(|b, _| {
-            let id = b.spawn(DataflowAtom::new(ReplicaConfig::default(), |_| {}));
+            // An empty program that knows the standard JSON types, so variables declared
+            // at run time on any node are held on every node.
+            let id = b.spawn(DataflowAtom::new(ReplicaConfig::default(), |p| {
+                rasp_dataflow::json::JsonTypes::standard().teach(p)
+            }));
             debug_assert_eq!(id, DATAFLOW_ATOM);
         })),
         replica: Some(ReplicaAtom::of::<DataflowAtom>(DATAFLOW_ATOM)),
