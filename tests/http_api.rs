@@ -369,3 +369,34 @@ fn listening_beyond_loopback_needs_a_token_and_no_http_turns_it_off() {
     let (st, _) = send(client().get(format!("{h}/health")));
     assert_eq!(st, 200);
 }
+
+/// An advertisement-counter node (what `rasp ad-counter --processes` starts) serves its
+/// program's variables: the vendors' sets, the derived set the clients read, the counters.
+#[test]
+fn an_ad_counter_node_serves_its_program() {
+    let dir = tempdir("httpad");
+    let mut cmd = rasp();
+    cmd.args(["ad-counter-node", "--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
+        .arg(&dir)
+        .args(["--ad-role", "server", "--ad-seed-data", "--ads-per-vendor", "2"]);
+    let mut n = common::read_start(Proc::spawn(cmd));
+    let h = http_of(&mut n);
+    let c = client();
+    let (st, v) = send(c.get(format!(
+        "{h}/vars/ads-with-contracts/read?threshold=4&timeout_ms=20000"
+    )));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["type"], "dset<(string,string)>");
+    assert_eq!(v["derived"], true);
+    assert_eq!(v["value"].as_array().unwrap().len(), 4, "{v}");
+    let (st, v) = send(c.get(format!("{h}/vars/ads%2Frovio")));
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["type"], "orset");
+    assert_eq!(v["value"].as_array().unwrap().len(), 2, "{v}");
+    // A derived variable cannot be updated.
+    let (st, e) = send(
+        c.post(format!("{h}/vars/ads-with-contracts"))
+            .body(r#"{"add": "x"}"#),
+    );
+    assert_eq!(st, 409, "{e}");
+}
