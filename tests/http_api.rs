@@ -92,15 +92,27 @@ fn three_processes_declare_update_read_watch_and_scrape() {
     assert_eq!(vars["vars"], json!([]));
 
     // Declarations at run time: new (201), again (200), conflicting (409).
-    let (st, v) = send(c.put(format!("{h0}/vars/cart")).body(r#"{"type": "orset"}"#));
+    let (st, v) = send(
+        c.put(format!("{h0}/vars/cart"))
+            .body(r#"{"type": "orset"}"#),
+    );
     assert_eq!(st, 201, "{v}");
     assert_eq!(v["type"], "orset");
     assert_eq!(v["value"], json!([]));
-    let (st, _) = send(c.put(format!("{h0}/vars/cart")).body(r#"{"type": "orset"}"#));
+    let (st, _) = send(
+        c.put(format!("{h0}/vars/cart"))
+            .body(r#"{"type": "orset"}"#),
+    );
     assert_eq!(st, 200);
-    let (st, e) = send(c.put(format!("{h0}/vars/cart")).body(r#"{"type": "gcounter"}"#));
+    let (st, e) = send(
+        c.put(format!("{h0}/vars/cart"))
+            .body(r#"{"type": "gcounter"}"#),
+    );
     assert_eq!(st, 409, "{e}");
-    let (st, _) = send(c.put(format!("{h1}/vars/views")).body(r#"{"type": "gcounter"}"#));
+    let (st, _) = send(
+        c.put(format!("{h1}/vars/views"))
+            .body(r#"{"type": "gcounter"}"#),
+    );
     assert_eq!(st, 201);
 
     // A long-poll on node 2 for an element node 0 adds later.
@@ -193,7 +205,10 @@ fn three_processes_declare_update_read_watch_and_scrape() {
         "30000",
     ]);
     assert_eq!(code, Some(0), "{err}");
-    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap()["value"], 6);
+    assert_eq!(
+        serde_json::from_str::<Value>(out.trim()).unwrap()["value"],
+        6
+    );
     let (code, out, err) = rasp_var(&["watch", "--node", a0, "cart", "--count", "1"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
@@ -202,7 +217,10 @@ fn three_processes_declare_update_read_watch_and_scrape() {
     );
     let (code, _, err) = rasp_var(&["get", "--node", a0, "nope"]);
     assert_eq!(code, Some(1));
-    assert!(err.contains("404") && err.contains("unknown variable"), "{err}");
+    assert!(
+        err.contains("404") && err.contains("unknown variable"),
+        "{err}"
+    );
 
     // The overlay and the metrics.
     let (st, o) = send(c.get(format!("{h0}/overlay")));
@@ -212,8 +230,7 @@ fn three_processes_declare_update_read_watch_and_scrape() {
     let resp = c.get(format!("{h0}/metrics")).send().unwrap();
     assert_eq!(resp.status(), 200);
     let text = resp.text().unwrap();
-    let scrape =
-        prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
     let sync = metric(
         &scrape,
         "rasp_messages_sent_total",
@@ -262,9 +279,13 @@ fn bad_requests_change_nothing_and_the_token_is_required() {
     assert_eq!((st, v["vars"].clone()), (StatusCode::OK, json!([])));
 
     let auth = |r: reqwest::blocking::RequestBuilder| r.bearer_auth("s3cret-token");
-    let (st, _) = send(auth(c.put(format!("{h}/vars/cart")).body(r#"{"type": "orset"}"#)));
+    let (st, _) = send(auth(
+        c.put(format!("{h}/vars/cart")).body(r#"{"type": "orset"}"#),
+    ));
     assert_eq!(st, 201);
-    send(auth(c.post(format!("{h}/vars/cart")).body(r#"{"add": "milk"}"#)));
+    send(auth(
+        c.post(format!("{h}/vars/cart")).body(r#"{"add": "milk"}"#),
+    ));
     let value = |c: &Client| send(auth(c.get(format!("{h}/vars/cart")))).1;
     let before = value(&c);
 
@@ -291,14 +312,19 @@ fn bad_requests_change_nothing_and_the_token_is_required() {
             400,
             "malformed JSON",
         ),
-        (c.post(format!("{h}/vars/cart")).body(big), 413, "length limit"),
+        (
+            c.post(format!("{h}/vars/cart")).body(big),
+            413,
+            "length limit",
+        ),
         (
             c.put(format!("{h}/vars/other")).body(r#"{"type": "ring"}"#),
             400,
             "unknown type",
         ),
         (
-            c.put(format!("{h}/vars/other")).body(r#"{"kind": "orset"}"#),
+            c.put(format!("{h}/vars/other"))
+                .body(r#"{"kind": "orset"}"#),
             400,
             "declaration",
         ),
@@ -308,13 +334,23 @@ fn bad_requests_change_nothing_and_the_token_is_required() {
             "did not hold",
         ),
         (
-            c.get(format!("{h}/vars/cart/read?threshold=%7B%22value%22%3A1%7D")),
+            c.get(format!(
+                "{h}/vars/cart/read?threshold=%7B%22value%22%3A1%7D"
+            )),
             400,
             "bad threshold",
         ),
-        (c.get(format!("{h}/vars/nope/watch")), 404, "unknown variable"),
+        (
+            c.get(format!("{h}/vars/nope/watch")),
+            404,
+            "unknown variable",
+        ),
         (c.get(format!("{h}/nowhere")), 404, "no such endpoint"),
-        (c.delete(format!("{h}/vars/cart")), 405, "method not allowed"),
+        (
+            c.delete(format!("{h}/vars/cart")),
+            405,
+            "method not allowed",
+        ),
     ];
     for (req, want, needle) in cases {
         let started = Instant::now();
@@ -331,7 +367,14 @@ fn bad_requests_change_nothing_and_the_token_is_required() {
 
     // `rasp var` with the token file, and without it.
     let a = h.trim_start_matches("http://");
-    let (code, out, err) = rasp_var(&["get", "--node", a, "--token-file", tok.to_str().unwrap(), "cart"]);
+    let (code, out, err) = rasp_var(&[
+        "get",
+        "--node",
+        a,
+        "--token-file",
+        tok.to_str().unwrap(),
+        "cart",
+    ]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(
         serde_json::from_str::<Value>(out.trim()).unwrap()["value"],
@@ -352,14 +395,21 @@ fn listening_beyond_loopback_needs_a_token_and_no_http_turns_it_off() {
     let mut p = Proc::spawn(cmd);
     let status = p.wait_exit(Duration::from_secs(10)).expect("exits at once");
     assert_eq!(status.code(), Some(2), "{}", p.stderr_text());
-    assert!(p.stderr_text().contains("--http-token-file"), "{}", p.stderr_text());
+    assert!(
+        p.stderr_text().contains("--http-token-file"),
+        "{}",
+        p.stderr_text()
+    );
 
     let mut cmd = rasp();
     cmd.args(["node", "--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
         .arg(dir.join("b"))
         .env("RASP_NO_HTTP", "true");
     let mut off = common::read_start(Proc::spawn(cmd));
-    assert!(off.proc.wait_line("http=", Duration::from_secs(2)).is_none());
+    assert!(off
+        .proc
+        .wait_line("http=", Duration::from_secs(2))
+        .is_none());
 
     // The TOML key.
     let toml = dir.join("rasp.toml");
@@ -376,9 +426,20 @@ fn listening_beyond_loopback_needs_a_token_and_no_http_turns_it_off() {
 fn an_ad_counter_node_serves_its_program() {
     let dir = tempdir("httpad");
     let mut cmd = rasp();
-    cmd.args(["ad-counter-node", "--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
-        .arg(&dir)
-        .args(["--ad-role", "server", "--ad-seed-data", "--ads-per-vendor", "2"]);
+    cmd.args([
+        "ad-counter-node",
+        "--listen",
+        "/ip4/127.0.0.1/tcp/0",
+        "--data-dir",
+    ])
+    .arg(&dir)
+    .args([
+        "--ad-role",
+        "server",
+        "--ad-seed-data",
+        "--ads-per-vendor",
+        "2",
+    ]);
     let mut n = common::read_start(Proc::spawn(cmd));
     let h = http_of(&mut n);
     let c = client();

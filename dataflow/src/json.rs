@@ -701,7 +701,9 @@ mod tests {
         assert!(t.update(&mut p, "cart", &json!({"add": "bread"})).unwrap());
         // Adding again adds a fresh dot (add wins over concurrent removes): a change.
         assert!(t.update(&mut p, "cart", &json!({"add": "milk"})).unwrap());
-        assert!(t.update(&mut p, "cart", &json!({"remove": "bread"})).unwrap());
+        assert!(t
+            .update(&mut p, "cart", &json!({"remove": "bread"}))
+            .unwrap());
         assert_eq!(t.value(&p, "cart").unwrap(), Some(json!(["milk"])));
         // The derived variable followed, and reads as JSON through the read-only entry.
         assert_eq!(t.value(&p, "short").unwrap(), Some(json!(["milk"])));

@@ -35,10 +35,10 @@
 use super::config::{
     resolve, resolve_http, resolve_membership, seed_contact, MembershipArgs, NetArgs,
 };
-use crate::http::{HttpArgs, ReplicaAtom};
-use rasp_dataflow::replica::{DataflowAtom, ReplicaConfig};
 use super::{config_error, runtime, ShutdownSignal};
+use crate::http::{HttpArgs, ReplicaAtom};
 use clap::Args;
+use rasp_dataflow::replica::{DataflowAtom, ReplicaConfig};
 use rasp_membership::{MembershipAtom, Mode};
 use rasp_runtime::demo::{Demo, DemoConfig};
 use rasp_runtime::net::{Multiaddr, Node, NodeHandle, PeerId};

@@ -168,9 +168,21 @@ pub fn encode_scrape(s: &Scrape) -> String {
             ])
             .inc_by(*v);
     }
-    let p_sent = counters(&mut reg, "peer_bytes_sent", "Payload bytes written, per peer");
-    let p_recv = counters(&mut reg, "peer_bytes_received", "Payload bytes read, per peer");
-    let p_drop = counters(&mut reg, "peer_dropped", "Outbound messages dropped, per peer");
+    let p_sent = counters(
+        &mut reg,
+        "peer_bytes_sent",
+        "Payload bytes written, per peer",
+    );
+    let p_recv = counters(
+        &mut reg,
+        "peer_bytes_received",
+        "Payload bytes read, per peer",
+    );
+    let p_drop = counters(
+        &mut reg,
+        "peer_dropped",
+        "Outbound messages dropped, per peer",
+    );
     let p_bad = counters(
         &mut reg,
         "peer_bad_frames",
@@ -198,7 +210,12 @@ pub fn encode_scrape(s: &Scrape) -> String {
     );
     gauge(&mut reg, "connected_peers", "Open connections", s.connected);
     gauge(&mut reg, "neighbours", "Membership neighbours", s.view.0);
-    gauge(&mut reg, "passive_view", "HyParView passive view size", s.view.1);
+    gauge(
+        &mut reg,
+        "passive_view",
+        "HyParView passive view size",
+        s.view.1,
+    );
     gauge(
         &mut reg,
         "inbound_queue_depth",
@@ -234,7 +251,11 @@ pub fn encode_scrape(s: &Scrape) -> String {
             size.get_or_create(&l("var", id))
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
-        let vs = counters(&mut reg, "var_bytes_sent", "Replication bytes sent, per variable");
+        let vs = counters(
+            &mut reg,
+            "var_bytes_sent",
+            "Replication bytes sent, per variable",
+        );
         for (id, n) in &r.stats.bytes_sent {
             vs.get_or_create(&l("var", id)).inc_by(*n);
         }

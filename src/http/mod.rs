@@ -363,10 +363,7 @@ fn router(api: Api) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/vars", get(list_vars))
-        .route(
-            "/vars/{id}",
-            get(get_var).put(declare_var).post(update_var),
-        )
+        .route("/vars/{id}", get(get_var).put(declare_var).post(update_var))
         .route("/vars/{id}/read", get(read_var))
         .route("/vars/{id}/watch", get(watch_var))
         .route("/overlay", get(overlay))
@@ -453,8 +450,7 @@ async fn overlay(State(api): State<Api>) -> ApiResult<Json<Value>> {
         });
         (view, replicating, p.connected())
     });
-    let Ok(Some((view, replicating, connected))) =
-        tokio::time::timeout(CALL_TIMEOUT, answer).await
+    let Ok(Some((view, replicating, connected))) = tokio::time::timeout(CALL_TIMEOUT, answer).await
     else {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
