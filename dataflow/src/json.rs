@@ -115,6 +115,16 @@ pub trait JsonUpdate: Lattice + Query {
     }
 }
 
+/// The delta of a JSON operation against an erased state, on behalf of an actor.
+pub type DeltaFn = fn(&dyn AnyLattice, &Value, Actor) -> Result<Box<dyn AnyLattice>, String>;
+/// Declares a variable of a type on a program.
+pub type DeclareFn = fn(&mut Program, &str) -> Result<(), crate::Error>;
+type OpParts<'a> = (
+    &'a str,
+    &'a Value,
+    Option<&'a serde_json::Map<String, Value>>,
+);
+
 /// One registered type: its names and its typed functions, as plain function pointers.
 #[derive(Clone, Copy)]
 pub struct JsonType {
@@ -127,11 +137,11 @@ pub struct JsonType {
     /// The operation names (empty: read-only, e.g. derived sets).
     pub ops: &'static [&'static str],
     /// The delta of a JSON operation against the state (`None` for read-only types).
-    pub delta: Option<fn(&dyn AnyLattice, &Value, Actor) -> Result<Box<dyn AnyLattice>, String>>,
+    pub delta: Option<DeltaFn>,
     /// Whether a JSON threshold holds on the state.
     pub holds: fn(&dyn AnyLattice, &Value) -> Result<bool, String>,
     /// Declares a variable of this type (`None` for read-only types).
-    pub declare: Option<fn(&mut Program, &str) -> Result<(), crate::Error>>,
+    pub declare: Option<DeclareFn>,
     /// The engine's operations of the type, for [`JsonTypes::teach`].
     pub type_ops: TypeOps,
 }
@@ -414,7 +424,7 @@ where
 
 /// Splits `op` into its operation name and argument: `"enable"` → (`enable`, null),
 /// `{"add": x}` → (`add`, x); other keys of the object are returned as `rest`.
-fn op_parts(op: &Value) -> Result<(&str, &Value, Option<&serde_json::Map<String, Value>>), String> {
+fn op_parts(op: &Value) -> Result<OpParts<'_>, String> {
     match op {
         Value::String(s) => Ok((s.as_str(), &Value::Null, None)),
         Value::Object(o) if !o.is_empty() => {
