@@ -115,7 +115,9 @@ fn three_processes_declare_update_read_watch_and_scrape() {
     );
     assert_eq!(st, 201);
 
-    // A long-poll on node 2 for an element node 0 adds later.
+    // A long-poll on node 2 for an element node 0 adds later (once node 2 learnt the
+    // declaration: a read of a variable a node does not know is a 404).
+    wait_declared(&c, &h2, "cart");
     let waiter = {
         let (c, h2) = (client(), h2.clone());
         std::thread::spawn(move || {
