@@ -19,10 +19,14 @@
 //! with the same wiring in both (see [`app`]).
 //!
 //! The `rasp` binary (see `rasp --help`) runs nodes and demos; its commands live in [`cli`].
+//! Every node serves an HTTP API ([`http`]): its variables (get, declare, update, threshold
+//! reads, watch), its overlay, its health and Prometheus metrics; `rasp var` is its
+//! command-line client.
 
 pub mod ad_counter;
 pub mod app;
 pub mod cli;
+pub mod http;
 
 pub use app::{init_tracing, main, App, Invariant, Main, NoArgs, NodeCtx};
 

@@ -11,6 +11,7 @@
 //! | [`ops`] | the incremental operator rules over causal sets |
 //! | [`fold`] | fold by an associative, commutative, invertible operation ([`fold::Folded`]) |
 //! | [`update`] | updates as values: [`update::add`], [`update::remove`], [`update::inc`], … |
+//! | [`json`] | the JSON bridge: values as JSON, updates, declarations and thresholds from JSON ([`json::JsonTypes`]) |
 //! | [`erased`] | type-erased lattice values, so one engine holds many types |
 //! | [`experiment`] | simulator experiments: divergence over time and time to convergence ([`experiment::Observer`]), fixed topologies ([`experiment::StaticTopology`]) |
 //! | [`experiment_icde19`] | the ICDE'19 delta-sync experiment reproduced with [`replica::Replica`] |
@@ -22,6 +23,7 @@ pub mod error;
 pub mod experiment;
 pub mod experiment_icde19;
 pub mod fold;
+pub mod json;
 pub mod ops;
 pub mod program;
 pub mod replica;

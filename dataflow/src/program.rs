@@ -326,6 +326,14 @@ impl Program {
         Ok(Var::new(id))
     }
 
+    /// Makes type `ty` known to this replica without declaring a variable: a declaration of
+    /// that type arriving from another replica's graph ([`Program::add_decl`]) is then held
+    /// and computed here, not kept as data only. A node whose program is declared at run time
+    /// (a plain `rasp node`) learns the types it may be asked to hold this way.
+    pub fn know_type(&mut self, ty: TypeOps) {
+        self.types.insert(ty.name.to_string(), ty);
+    }
+
     fn check_type(&self, id: &str, ty: &TypeOps) -> Result<Option<&Decl>, Error> {
         match self.decls.get(id) {
             Some(d) if d.type_name != ty.name => Err(Error::TypeMismatch {
@@ -970,6 +978,12 @@ impl Program {
         let changed = self.apply_idx(i, &delta);
         self.run_ready();
         Ok(changed)
+    }
+
+    /// Whether `id` is computed by an operator (and so cannot be updated directly).
+    pub fn is_derived(&self, id: &str) -> Result<bool, Error> {
+        let i = self.slot(id)?;
+        Ok(self.vars[i].producer.is_some())
     }
 
     /// Joins `value` into `var` (Lasp's `bind`); returns whether it changed.

@@ -351,6 +351,9 @@ struct Peer {
     /// them (BP only skips entries whose *first* copy came from it; a copy that arrived
     /// from it second was dropped by RR but would still travel back to it).
     heard: BTreeMap<Arc<str>, Box<dyn AnyLattice>>,
+    /// How many variables we held when we last greeted it: a variable declared here later
+    /// (at run time, or learnt from another neighbour's graph) makes us greet it again.
+    told: usize,
 }
 
 /// Replication counters of one node.
@@ -479,6 +482,18 @@ impl Replica {
     /// Current neighbours.
     pub fn neighbours(&self) -> Vec<NodeId> {
         self.peers.keys().copied().collect()
+    }
+
+    /// Per neighbour, how many delta-buffer entries it has not acknowledged yet (its
+    /// replication lag in entries; 0 under state-based sync, which buffers nothing).
+    pub fn lag(&self) -> BTreeMap<NodeId, u64> {
+        self.peers
+            .iter()
+            .map(|(n, p)| {
+                let behind = self.buffer.iter().filter(|e| e.seq >= p.acked).count();
+                (*n, behind as u64)
+            })
+            .collect()
     }
 
     /// Current delta-buffer length.
@@ -626,6 +641,9 @@ impl Replica {
             held: self.program.held(),
             graph: self.program.graph(),
         };
+        if let Some(p) = self.peers.get_mut(&to) {
+            p.told = hello.held.len();
+        }
         ctx.send(Dest::service(to, SERVICE), hello);
     }
 
@@ -835,6 +853,19 @@ impl Replica {
             .map(|(n, _)| *n)
             .collect();
         for n in silent {
+            self.greet(ctx, n, false);
+        }
+        // Variables declared since a neighbour was greeted (a run-time declaration, or one
+        // learnt from another neighbour's graph): greet it again, so it learns the
+        // declaration and that we hold the variable, and answers with its own holdings.
+        let held = self.program.held().len();
+        let stale: Vec<NodeId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.greeted && p.told < held)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in stale {
             self.greet(ctx, n, false);
         }
         match (self.config.carrier, self.config.sync) {

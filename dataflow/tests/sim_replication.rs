@@ -24,12 +24,19 @@ fn build(p: &mut Program) {
     p.declare::<GCounter>("fired").unwrap();
     let s = p.declare::<ORSet<i64>>("s").unwrap();
     p.map("sq", &s, Func::new("sq", |x: &i64| x * x)).unwrap();
+    // As a plain `rasp node` does: know the JSON-bridged types, so variables of these types
+    // declared at run time on another node are held here too.
+    rasp_dataflow::json::JsonTypes::standard().teach(p);
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 enum Do {
     Click(u64),
     Add(i64),
+    /// Declares an `ORSet<String>` at run time (what a node's HTTP `PUT /vars/{id}` does).
+    Declare(String),
+    /// Adds an element to a run-time declared set.
+    AddTo(String, String),
 }
 impl Message for Do {
     const KIND: &'static str = "test/do";
@@ -113,6 +120,13 @@ impl Atom for App {
                 }
                 Do::Add(x) => {
                     p.update(&Var::<ORSet<i64>>::named("s"), add(x), actor)
+                        .unwrap();
+                }
+                Do::Declare(id) => {
+                    p.declare::<ORSet<String>>(&id).unwrap();
+                }
+                Do::AddTo(id, x) => {
+                    p.update(&Var::<ORSet<String>>::named(&id), add(x), actor)
                         .unwrap();
                 }
             }
@@ -525,5 +539,33 @@ fn owner_that_fired_unseen_then_crashed_fires_at_most_once_per_side() {
             [(0, 1), (1, 1)].into(),
             "node {n}: once per side, never again"
         );
+    }
+}
+
+/// A variable declared at run time on one node, after the neighbours greeted each other,
+/// reaches every node (they learn the declaration and that the node holds it), and updates
+/// made on any node replicate both ways, under full membership and HyParView.
+#[test]
+fn a_variable_declared_at_run_time_replicates() {
+    for (seed, mode) in [(31, Mode::Full), (32, Mode::HyParView)] {
+        let mut c = cluster(seed, 4, mode, |_| (ReplicaConfig::default(), None, None));
+        c.sim.inject(at(0), Do::Declare("late".into()));
+        c.sim.inject(at(0), Do::AddTo("late".into(), "x".into()));
+        c.sim.run_for(Duration::from_secs(4));
+        c.sim.inject(at(3), Do::AddTo("late".into(), "y".into()));
+        c.sim.run_for(Duration::from_secs(4));
+        for n in 0..4 {
+            let got = with_app(&c.sim, n, |a| {
+                a.replica
+                    .as_ref()
+                    .unwrap()
+                    .program()
+                    .query(&Var::<ORSet<String>>::named("late"))
+                    .ok()
+            });
+            let want: std::collections::BTreeSet<String> =
+                ["x", "y"].into_iter().map(String::from).collect();
+            assert_eq!(got, Some(want), "{mode:?}: node {n}");
+        }
     }
 }

@@ -118,13 +118,17 @@ pub trait App: Clone + Send + Sync + 'static {
 }
 
 /// The app with no program of its own: `rasp node` runs it, so a plain node has the same
-/// atoms as every app's node (an empty replica at [`APP_ATOM`]) and the same flags.
+/// atoms as every app's node (an empty replica at [`APP_ATOM`]) and the same flags. Its
+/// program knows the standard JSON types ([`rasp_dataflow::json::JsonTypes::standard`]), so
+/// variables declared at run time through the HTTP API (`PUT /vars/{id}`) on any node are
+/// held and replicated on every node.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoProgram;
 
 impl App for NoProgram {
     type Args = NoArgs;
-    fn program(&self, _p: &mut Program) -> Result<(), Error> {
+    fn program(&self, p: &mut Program) -> Result<(), Error> {
+        rasp_dataflow::json::JsonTypes::standard().teach(p);
         Ok(())
     }
 }

@@ -93,6 +93,8 @@ pub fn run<A: App>(app: A, args: AppNodeArgs, hooks: Vec<NodeStartHook>) -> Exit
                 tokio::spawn(print_values::<A>(n.handle.clone()));
             }
         })),
+        // The HTTP API (unless --no-http) serves the app's replica.
+        replica: Some(crate::http::ReplicaAtom::of::<AppAtom<A>>(APP_ATOM)),
     };
     run_with(args.node, opts)
 }

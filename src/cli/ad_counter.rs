@@ -464,6 +464,14 @@ pub struct NodeLine {
     pub peak_rss_kib: u64,
 }
 
+/// The JSON types of the advertisement counter's program (for its nodes' HTTP API): the
+/// standard ones plus the derived set of (ad, contract) pairs.
+pub fn json_types() -> rasp_dataflow::json::JsonTypes {
+    let mut t = rasp_dataflow::json::JsonTypes::standard();
+    t.register_read_only::<rasp_dataflow::causal::DSet<(String, String)>>("dset<(string,string)>");
+    t
+}
+
 /// Runs `rasp ad-counter-node`.
 pub fn run_node(args: AdNodeArgs) -> ExitCode {
     if args.threshold == 0
@@ -491,6 +499,7 @@ pub fn run_node(args: AdNodeArgs) -> ExitCode {
             };
             b.spawn(AdApp::new(sim::app_params(&cfg, role, seed_data)));
         })),
+        replica: Some(crate::http::ReplicaAtom::of::<AdApp>(APP_ATOM).with_types(json_types())),
         on_start: Some(Arc::new(|n: StartedNode| {
             tokio::spawn(async move {
                 let id = n.id.0;
@@ -742,12 +751,12 @@ mod processes {
         let run = start.elapsed();
         let (lines, grew): (Vec<Option<NodeLine>>, Vec<Option<Instant>>) =
             live(&lines.lock().expect("lock"), killed)
-            .iter()
-            .map(|l| match l {
-                Some((l, at)) => (Some(l.clone()), *at),
-                None => (None, None),
-            })
-            .unzip();
+                .iter()
+                .map(|l| match l {
+                    Some((l, at)) => (Some(l.clone()), *at),
+                    None => (None, None),
+                })
+                .unzip();
         drop(cluster);
         // Reports come every 250 ms, so this is the last impression to within one report.
         let last_impression = grew

@@ -26,6 +26,9 @@
 //! index = 0
 //! sync = "delta-bp-rr"
 //! sync_interval_ms = 1000
+//! http = "127.0.0.1:8080"    # the HTTP API (rasp::http); beyond loopback needs a token file
+//! http_token_file = "http.token"
+//! no_http = false
 //! ```
 
 use clap::Args;
@@ -126,6 +129,39 @@ pub struct FileConfig {
     pub sync: Option<String>,
     /// An app node's sync interval (`--sync-interval-ms`, see [`crate::app::node`]).
     pub sync_interval_ms: Option<u64>,
+    /// See `--http`.
+    pub http: Option<String>,
+    /// See `--no-http`.
+    pub no_http: Option<bool>,
+    /// See `--http-token-file`.
+    pub http_token_file: Option<PathBuf>,
+}
+
+/// Resolves the HTTP API settings ([`crate::http::resolve`]) with the TOML file's `http`,
+/// `no_http` and `http_token_file` keys (a relative token path is relative to the file).
+pub fn resolve_http(
+    args: &crate::http::HttpArgs,
+    config_file: Option<&Path>,
+) -> Result<Option<crate::http::HttpConfig>, String> {
+    let file = match config_file {
+        Some(p) => {
+            let f = FileConfig::load(p)?;
+            let base = p.parent().unwrap_or(Path::new("."));
+            crate::http::HttpFile {
+                http: f.http,
+                no_http: f.no_http,
+                http_token_file: f.http_token_file.map(|t| {
+                    if t.is_absolute() {
+                        t
+                    } else {
+                        base.join(t)
+                    }
+                }),
+            }
+        }
+        None => crate::http::HttpFile::default(),
+    };
+    crate::http::resolve(args, &file)
 }
 
 /// Membership flags of `rasp node`.

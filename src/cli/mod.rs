@@ -42,6 +42,8 @@ pub enum Command {
     /// A `rasp node` running the advertisement counter (started by `ad-counter --processes`).
     #[command(hide = true)]
     AdCounterNode(ad_counter::AdNodeArgs),
+    /// Talk to a running node's HTTP API: get, set, read (threshold), watch, declare, list
+    Var(crate::http::client::VarArgs),
 }
 
 /// Exit code for a bad configuration or usage (clap uses 2 too).
@@ -63,6 +65,7 @@ pub fn main() -> ExitCode {
         Command::Overlay(args) => overlay::run(args),
         Command::AdCounter(args) => ad_counter::run(args),
         Command::AdCounterNode(args) => ad_counter::run_node(args),
+        Command::Var(args) => crate::http::client::run(args),
     }
 }
 

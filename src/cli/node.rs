@@ -14,7 +14,7 @@
 //! |---|---|
 //! | [`INFO_ATOM`] (0) | [`NodeInfo`]: counts boots in the durable store (key `rasp/boots`), serves `rasp/info` |
 //! | [`MEMBERSHIP_ATOM`] (1) | [`MembershipAtom`] serving `membership`, in the mode of `--membership` / `RASP_MEMBERSHIP` / the config file's `membership` key (default `hyparview`), joining through the `--join` addresses |
-//! | 2… | the atoms of [`NodeOptions::extra_boot`]: an app's [`crate::app::AppAtom`] (an empty one under `rasp node`), or a command's own atoms |
+//! | 2… | the atoms of [`NodeOptions::extra_boot`]: an app's [`crate::app::AppAtom`], or a command's own atoms; under a plain `rasp node`, an app with an empty program ([`crate::app::NoProgram`]) whose variables are declared at run time through the HTTP API |
 //! | last | with `--demo-nodes N`: the demo protocol, [`rasp_runtime::demo::Demo`] (service `demo`) |
 //!
 //! # Data directory
@@ -48,10 +48,14 @@
 //! ```text
 //! node_id=<u64> peer_id=<peer> boots=<n> membership=<mode> role=<role>
 //! listen=<multiaddr with /p2p/>     (one per address)
+//! http=<host:port>                  (the HTTP API, unless --no-http: see rasp::http)
 //! ```
 
-use super::config::{resolve, resolve_membership, seed_contact, MembershipArgs, NetArgs};
+use super::config::{
+    resolve, resolve_http, resolve_membership, seed_contact, MembershipArgs, NetArgs,
+};
 use super::{config_error, runtime, ShutdownSignal};
+use crate::http::{HttpArgs, ReplicaAtom};
 use clap::Args;
 use rasp_membership::{MembershipAtom, Mode};
 use rasp_runtime::demo::{Demo, DemoConfig};
@@ -71,6 +75,9 @@ pub struct NodeArgs {
     /// Membership settings.
     #[command(flatten)]
     pub membership: MembershipArgs,
+    /// HTTP API settings.
+    #[command(flatten)]
+    pub http: HttpArgs,
     /// Run the demo protocol (ping-pong + gossiped grow-only counter) for a cluster of this
     /// many nodes; prints `demo=<json outcome>` when this node is done
     #[arg(long, env = "RASP_DEMO_NODES", value_name = "N")]
@@ -175,6 +182,9 @@ pub struct NodeOptions {
     pub extra_boot: Option<ExtraBoot>,
     /// Called once the node is up.
     pub on_start: Option<OnStart>,
+    /// The atom holding the node's dataflow replica, served by the HTTP API (`/vars`);
+    /// `None`: the API serves health, overlay and metrics only.
+    pub replica: Option<ReplicaAtom>,
 }
 
 impl std::fmt::Debug for NodeOptions {
@@ -182,6 +192,7 @@ impl std::fmt::Debug for NodeOptions {
         f.debug_struct("NodeOptions")
             .field("extra_boot", &self.extra_boot.is_some())
             .field("on_start", &self.on_start.is_some())
+            .field("replica", &self.replica)
             .finish()
     }
 }
@@ -231,6 +242,7 @@ pub fn run(args: NodeArgs) -> ExitCode {
 ///             tracing::info!(mode = %env.membership.mode, "spawning mine");
 ///             b.spawn(Mine(ads)); // AtomId(2)
 ///         })),
+///         replica: None, // or Some(rasp::http::ReplicaAtom::of::<MyAtom>(AtomId(2)))
 ///         on_start: Some(Arc::new(|n: StartedNode| {
 ///             tokio::spawn(async move {
 ///                 let v = n.handle.call(|h, _| h.with_atom::<Mine, _>(rasp::runtime::AtomId(2), |m| m.0)).await;
@@ -248,6 +260,10 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
     };
     let membership = match resolve_membership(&args.membership, args.net.config.as_deref()) {
         Ok(m) => m,
+        Err(e) => return config_error(e),
+    };
+    let http = match resolve_http(&args.http, args.net.config.as_deref()) {
+        Ok(h) => h,
         Err(e) => return config_error(e),
     };
     let seeds = match cfg
@@ -303,6 +319,15 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         );
         for a in node.listen_addrs() {
             println!("listen={a}");
+        }
+        if let Some(h) = &http {
+            if let Err(e) =
+                crate::http::start_with(h, node.clone_handle(), opts.replica.clone()).await
+            {
+                eprintln!("rasp: {e}");
+                node.shutdown().await;
+                return ExitCode::FAILURE;
+            }
         }
         if demo.is_some() {
             tokio::spawn(report_demo(node.clone_handle()));

@@ -85,7 +85,7 @@ pub mod transport;
 pub use config::NetConfig;
 pub use libp2p::pnet::PreSharedKey;
 pub use libp2p::{Multiaddr, PeerId};
-pub use node::{Node, NodeHandle};
+pub use node::{Node, NodeHandle, QueueDepths};
 pub use shared::{NetStats, PeerStats};
 pub use store::{OpenError, RedbStore};
 

@@ -236,6 +236,7 @@ impl Node {
     pub fn clone_handle(&self) -> NodeHandle {
         NodeHandle {
             inbound: self.inbound.clone(),
+            shared: self.shared.clone(),
         }
     }
 
@@ -309,9 +310,55 @@ fn open_store(dir: &Path, ran_before: bool, reset: bool) -> Result<RedbStore, Ne
 #[derive(Clone, Debug)]
 pub struct NodeHandle {
     inbound: mpsc::Sender<Inbound>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("me", &self.me)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How full the node's bounded queues are (see the README's "Bounded everything").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueDepths {
+    /// Events waiting in the network → executor queue.
+    pub inbound: usize,
+    /// Its bound ([`super::NetConfig::inbound_queue_capacity`]).
+    pub inbound_capacity: usize,
+    /// Outbound messages waiting, summed over the per-peer queues.
+    pub outbound: usize,
+    /// The longest per-peer outbound queue.
+    pub outbound_max: usize,
+    /// Per-peer outbound queues open.
+    pub peer_queues: usize,
 }
 
 impl NodeHandle {
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.shared.me
+    }
+
+    /// A snapshot of the network counters (see [`Node::stats`]).
+    pub fn stats(&self) -> NetStats {
+        self.shared.stats()
+    }
+
+    /// How full the bounded queues are now.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let (outbound, outbound_max, peer_queues) = self.shared.queue_lengths();
+        QueueDepths {
+            inbound: self.inbound.max_capacity() - self.inbound.capacity(),
+            inbound_capacity: self.inbound.max_capacity(),
+            outbound,
+            outbound_max,
+            peer_queues,
+        }
+    }
+
     /// See [`Node::call`].
     pub async fn call<R: Send + 'static>(
         &self,

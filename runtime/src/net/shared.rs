@@ -234,6 +234,17 @@ impl Shared {
             .or_default())
     }
 
+    /// Queued outbound messages: (sum over peers, longest queue, number of queues).
+    pub fn queue_lengths(&self) -> (usize, usize, usize) {
+        let q = self.queues.lock().expect("queues lock");
+        let lens: Vec<usize> = q.values().map(|x| x.len()).collect();
+        (
+            lens.iter().sum(),
+            lens.iter().copied().max().unwrap_or(0),
+            lens.len(),
+        )
+    }
+
     /// Counts a message to a node with no known address.
     pub fn count_unreachable(&self) {
         self.stats.lock().expect("stats lock").unreachable += 1;

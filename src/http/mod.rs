@@ -1,0 +1,779 @@
+//! A running node's HTTP API: query, declare and update its replicated variables, wait for
+//! thresholds, watch changes, look at its overlay, and scrape its metrics. Lasp's shell
+//! (declare, update, query, read) over HTTP, plus `GET /metrics` in the Prometheus text format.
+//!
+//! # Endpoints
+//!
+//! | request | answer |
+//! |---|---|
+//! | `GET /health` | `{"status": "ok", "node_id", "neighbours", "connected"}` once the node's atoms answer |
+//! | `GET /vars` | every variable of the program: id, type, size in bytes, whether held here and derived |
+//! | `GET /vars/{id}` | `{"id", "type", "rust_type", "bytes", "derived", "value"}`: the external value as JSON |
+//! | `PUT /vars/{id}` | declares it, body `{"type": "orset"}` (see [`rasp_dataflow::json::JsonTypes::standard`]); 201 if new, 200 if it existed with that type |
+//! | `POST /vars/{id}` | an update, e.g. `{"add": "milk"}`, `{"inc": 3}` (table in [`rasp_dataflow::json`]), made by this node's actor and replicated like any update |
+//! | `GET /vars/{id}/read?threshold=T&timeout_ms=MS` | long-poll until the threshold `T` holds (JSON, or a bare word taken as a JSON string; default `"not_bottom"`); 408 after the time-out (default 30 s, at most 300 s) |
+//! | `GET /vars/{id}/watch` | server-sent events: an `value` event with the variable now and at every change (checked every 100 ms); the stream ends after `timeout_ms` (default and most: one hour) |
+//! | `GET /overlay` | this node's membership view: mode, neighbours, passive view, replication neighbours |
+//! | `GET /metrics` | Prometheus text ([`metrics`]) |
+//!
+//! # Bad requests
+//!
+//! Every error is a JSON object `{"error": "<message>", "status": <code>}` and changes nothing:
+//! 404 for an unknown variable or route, 400 for malformed JSON or an operation or threshold
+//! that does not fit the type, 409 for an update of a derived variable or a declaration that
+//! conflicts, 413 for a body over [`MAX_BODY_BYTES`], 401 without the bearer token, 503 when
+//! the node is shutting down or too busy.
+//!
+//! # Security and bounds
+//!
+//! The API listens on loopback by default (`--http 127.0.0.1:0`). Listening on any other
+//! address requires a token file (`--http-token-file`, one line, the token): the node refuses
+//! to start without one (exit code 2). With a token every request needs
+//! `Authorization: Bearer <token>`. At most [`MAX_IN_FLIGHT`] requests run at once and at most
+//! [`MAX_STREAMS`] long-polls and event streams; beyond them the answer is 503. Each request
+//! waits at most [`CALL_TIMEOUT`] for the node's atoms.
+//!
+//! ```sh
+//! rasp node --listen /ip4/127.0.0.1/tcp/0 --http 127.0.0.1:8080
+//! curl -X PUT  localhost:8080/vars/cart -d '{"type": "orset"}'
+//! curl -X POST localhost:8080/vars/cart -d '{"add": "milk"}'
+//! curl localhost:8080/vars/cart            # {"id":"cart","type":"orset","value":["milk"],...}
+//! curl 'localhost:8080/vars/cart/read?threshold={"cardinality":2}&timeout_ms=5000'
+//! curl -N localhost:8080/vars/cart/watch
+//! curl localhost:8080/metrics
+//! ```
+
+pub mod client;
+pub mod metrics;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use clap::Args;
+use rasp_dataflow::json::{JsonError, JsonTypes};
+use rasp_dataflow::replica::{HasReplica, Replica};
+use rasp_runtime::net::NodeHandle;
+use rasp_runtime::{AtomId, Host};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+
+/// Largest request body accepted (an update or a declaration is a few bytes).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Most requests handled at once.
+pub const MAX_IN_FLIGHT: usize = 256;
+/// Most long-polls (`/read`) and event streams (`/watch`) open at once.
+pub const MAX_STREAMS: usize = 64;
+/// How long a request waits for the node's atoms to answer.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default time-out of a `/read` long-poll.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest time-out of a `/read` long-poll.
+pub const MAX_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// Default and longest life of a `/watch` stream.
+pub const MAX_WATCH: Duration = Duration::from_secs(3600);
+/// How often long-polls and streams look at the variable.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// The default address of the API.
+pub const DEFAULT_ADDR: &str = "127.0.0.1:0";
+
+/// `--http` flags (with `RASP_*` variables; the TOML keys are `http`, `no_http` and
+/// `http_token_file`, see [`crate::cli::config`]).
+#[derive(Debug, Clone, Default, Args)]
+pub struct HttpArgs {
+    /// Address of the node's HTTP API (host:port) [default: 127.0.0.1:0]; other addresses than
+    /// loopback need --http-token-file
+    #[arg(long, env = "RASP_HTTP", value_name = "ADDR")]
+    pub http: Option<SocketAddr>,
+    /// Do not serve the HTTP API
+    #[arg(long, env = "RASP_NO_HTTP", value_parser = clap::builder::BoolishValueParser::new(), action = clap::ArgAction::SetTrue)]
+    pub no_http: bool,
+    /// File holding the bearer token every HTTP request must carry (required beyond loopback)
+    #[arg(long, env = "RASP_HTTP_TOKEN_FILE", value_name = "PATH")]
+    pub http_token_file: Option<PathBuf>,
+}
+
+/// The resolved API settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Where to listen.
+    pub addr: SocketAddr,
+    /// The bearer token, if any.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("addr", &self.addr)
+            .field("token", &self.token.as_ref().map(|_| "<set>"))
+            .finish()
+    }
+}
+
+/// What the TOML file may say about the API (its `http`, `no_http`, `http_token_file` keys).
+#[derive(Debug, Default, Clone)]
+pub struct HttpFile {
+    /// `http = "127.0.0.1:8080"`.
+    pub http: Option<String>,
+    /// `no_http = true`.
+    pub no_http: Option<bool>,
+    /// `http_token_file = "token"` (relative to the file's directory).
+    pub http_token_file: Option<PathBuf>,
+}
+
+/// Resolves the API settings: flag > environment > file > default. `None`: no API. An
+/// address beyond loopback without a token, an unreadable or empty token file are errors.
+pub fn resolve(args: &HttpArgs, file: &HttpFile) -> Result<Option<HttpConfig>, String> {
+    if args.no_http || (args.http.is_none() && file.no_http == Some(true)) {
+        return Ok(None);
+    }
+    let addr = match (&args.http, &file.http) {
+        (Some(a), _) => *a,
+        (None, Some(s)) => s
+            .parse()
+            .map_err(|e| format!("config file: invalid http address {s:?}: {e}"))?,
+        (None, None) => DEFAULT_ADDR.parse().expect("default address"),
+    };
+    let token_file = args
+        .http_token_file
+        .clone()
+        .or_else(|| file.http_token_file.clone());
+    let token = match &token_file {
+        Some(p) => Some(read_token(p)?),
+        None => None,
+    };
+    if !addr.ip().is_loopback() && token.is_none() {
+        return Err(format!(
+            "--http {addr} listens beyond loopback: give a bearer token with --http-token-file \
+             (or RASP_HTTP_TOKEN_FILE), or listen on 127.0.0.1"
+        ));
+    }
+    Ok(Some(HttpConfig { addr, token }))
+}
+
+/// Reads a token file: its first line, trimmed; empty is an error.
+pub fn read_token(p: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| format!("cannot read token file {}: {e}", p.display()))?;
+    let t = text.lines().next().unwrap_or("").trim().to_string();
+    if t.is_empty() {
+        return Err(format!("token file {} is empty", p.display()));
+    }
+    Ok(t)
+}
+
+type Access = fn(&mut Host, AtomId, &mut dyn FnMut(&mut Replica)) -> bool;
+
+/// The atom holding a node's [`Replica`], for the API: its id, its type (erased), and the
+/// JSON types of its program.
+#[derive(Clone)]
+pub struct ReplicaAtom {
+    id: AtomId,
+    access: Access,
+    types: Arc<JsonTypes>,
+}
+
+impl std::fmt::Debug for ReplicaAtom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaAtom").field("id", &self.id).finish()
+    }
+}
+
+impl ReplicaAtom {
+    /// The atom `id` of type `A`, with the standard JSON types
+    /// ([`JsonTypes::standard`]).
+    pub fn of<A: HasReplica>(id: AtomId) -> Self {
+        ReplicaAtom {
+            id,
+            access: |h, id, f| h.with_atom_mut::<A, _>(id, |a| f(a.replica())).is_some(),
+            types: Arc::new(JsonTypes::standard()),
+        }
+    }
+
+    /// With these JSON types instead.
+    pub fn with_types(mut self, types: JsonTypes) -> Self {
+        self.types = Arc::new(types);
+        self
+    }
+
+    /// The atom id.
+    pub fn id(&self) -> AtomId {
+        self.id
+    }
+}
+
+/// An API error: a status and a message, answered as `{"error", "status"}`.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.message, "status": self.status.as_u16()}));
+        let mut r = (self.status, body).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, "Bearer".parse().expect("header"));
+        }
+        r
+    }
+}
+
+impl From<JsonError> for ApiError {
+    fn from(e: JsonError) -> Self {
+        use rasp_dataflow::Error as D;
+        let status = match &e {
+            JsonError::UnknownVar(_) => StatusCode::NOT_FOUND,
+            JsonError::Dataflow(D::UnknownVar(_) | D::NotHeld(_)) => StatusCode::NOT_FOUND,
+            JsonError::Dataflow(D::Derived(_) | D::TypeMismatch { .. }) => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError::new(status, e.to_string())
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+#[derive(Clone)]
+struct Api {
+    node: NodeHandle,
+    replica: Option<ReplicaAtom>,
+    token: Option<Arc<str>>,
+    in_flight: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
+}
+
+impl Api {
+    /// Runs `f` on the node's replica, on the atoms' thread.
+    async fn with_replica<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Replica, &JsonTypes) -> R + Send + 'static,
+    ) -> ApiResult<R> {
+        let r = self.replica.clone().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "this node runs no dataflow replica: no variables",
+            )
+        })?;
+        let call = self.node.call(move |h, _| {
+            let mut f = Some(f);
+            let mut out = None;
+            (r.access)(h, r.id, &mut |rep| {
+                if let Some(f) = f.take() {
+                    out = Some(f(rep, &r.types));
+                }
+            });
+            out
+        });
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Err(_) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node's atoms did not answer in time",
+            )),
+            Ok(None) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the node is shutting down",
+            )),
+            Ok(Some(None)) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the dataflow atom is not running",
+            )),
+            Ok(Some(Some(r))) => Ok(r),
+        }
+    }
+
+    fn stream_permit(&self) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
+        self.streams.clone().try_acquire_owned().map_err(|_| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("too many open reads and watches (at most {MAX_STREAMS})"),
+            )
+        })
+    }
+}
+
+/// Starts the API of a running node on `cfg.addr`, serving the replica of atom `atom` (of
+/// type `A`) with the standard JSON types; prints `http=<addr>` on stdout and returns the
+/// bound address. The server runs on the caller's tokio runtime until it ends.
+pub async fn start<A: HasReplica>(
+    cfg: &HttpConfig,
+    node: NodeHandle,
+    atom: AtomId,
+) -> Result<SocketAddr, String> {
+    start_with(cfg, node, Some(ReplicaAtom::of::<A>(atom))).await
+}
+
+/// [`start`] with an erased [`ReplicaAtom`] (own JSON types), or none (a node without a
+/// dataflow program: `/vars` answers 404, the rest works).
+pub async fn start_with(
+    cfg: &HttpConfig,
+    node: NodeHandle,
+    replica: Option<ReplicaAtom>,
+) -> Result<SocketAddr, String> {
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.addr))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| format!("HTTP listener address: {e}"))?;
+    let api = Api {
+        node,
+        replica,
+        token: cfg.token.as_deref().map(Arc::from),
+        in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+        streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+    };
+    let app = router(api);
+    println!("http={addr}");
+    tracing::info!(%addr, "HTTP API listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("HTTP API stopped: {e}");
+        }
+    });
+    Ok(addr)
+}
+
+fn router(api: Api) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/vars", get(list_vars))
+        .route("/vars/{id}", get(get_var).put(declare_var).post(update_var))
+        .route("/vars/{id}/read", get(read_var))
+        .route("/vars/{id}/watch", get(watch_var))
+        .route("/overlay", get(overlay))
+        .route("/metrics", get(metrics::scrape))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(api.clone(), guard))
+        .with_state(api)
+}
+
+/// Bearer-token check and the in-flight bound, before any handler.
+async fn guard(State(api): State<Api>, headers: HeaderMap, req: Request, next: Next) -> Response {
+    if let Some(token) = &api.token {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if !given.is_some_and(|g| constant_time_eq(g.as_bytes(), token.as_bytes())) {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token (Authorization: Bearer <token>)",
+            )
+            .into_response();
+        }
+    }
+    let Ok(_permit) = api.in_flight.clone().try_acquire_owned() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("too many requests in flight (at most {MAX_IN_FLIGHT})"),
+        )
+        .into_response();
+    };
+    next.run(req).await
+}
+
+/// Compares without an early exit on the first differing byte.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn body_json(body: Result<Bytes, BytesRejection>) -> ApiResult<Value> {
+    let bytes = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("malformed JSON body: {e}")))
+}
+
+async fn health(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    let id = api.node.id();
+    let answer = api.node.call(|h, p| {
+        let neighbours = membership_view(h).map_or(0, |v| v.neighbours.len());
+        (neighbours, p.connected().len())
+    });
+    match tokio::time::timeout(CALL_TIMEOUT, answer).await {
+        Ok(Some((neighbours, connected))) => Ok(Json(json!({
+            "status": "ok",
+            "node_id": id.0,
+            "neighbours": neighbours,
+            "connected": connected,
+        }))),
+        _ => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node's atoms do not answer",
+        )),
+    }
+}
+
+fn membership_view(h: &Host) -> Option<rasp_membership::atom::View> {
+    let id = h.lookup_service(rasp_runtime::ServiceId::of(rasp_membership::atom::SERVICE))?;
+    let node = h.node();
+    h.with_atom::<rasp_membership::MembershipAtom, _>(id, |m| m.view(node))
+}
+
+async fn overlay(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    let replica = api.replica.clone();
+    let answer = api.node.call(move |h, p| {
+        let view = membership_view(h);
+        let replicating = replica.and_then(|r| {
+            let mut out = None;
+            (r.access)(h, r.id, &mut |rep| out = Some(rep.neighbours()));
+            out
+        });
+        (view, replicating, p.connected())
+    });
+    let Ok(Some((view, replicating, connected))) = tokio::time::timeout(CALL_TIMEOUT, answer).await
+    else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node's atoms do not answer",
+        ));
+    };
+    let ids = |v: &[rasp_runtime::NodeId]| v.iter().map(|n| n.0).collect::<Vec<_>>();
+    Ok(Json(json!({
+        "node_id": api.node.id().0,
+        "mode": view.as_ref().map(|v| v.mode.to_string()),
+        "neighbours": view.as_ref().map(|v| ids(&v.neighbours)).unwrap_or_default(),
+        "passive": view.as_ref().map(|v| ids(&v.passive)).unwrap_or_default(),
+        "replicating_with": replicating.map(|r| ids(&r)),
+        "connected": ids(&connected),
+    })))
+}
+
+/// One variable as the API shows it.
+fn describe(rep: &Replica, types: &JsonTypes, id: &str) -> Result<Value, JsonError> {
+    let p = rep.program();
+    let state = match p.state_dyn(id) {
+        Ok(s) => s,
+        Err(rasp_dataflow::Error::UnknownVar(_)) => {
+            return Err(JsonError::UnknownVar(id.to_string()))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let rust = state.type_name();
+    let value = match types.value(p, id)? {
+        Some(v) => v,
+        None => json!({ "debug": p.show(id).unwrap_or_default() }),
+    };
+    Ok(json!({
+        "id": id,
+        "type": types.display_name(rust),
+        "rust_type": rust,
+        "bytes": state.encoded_size(),
+        "derived": p.is_derived(id)?,
+        "value": value,
+    }))
+}
+
+async fn list_vars(State(api): State<Api>) -> ApiResult<Json<Value>> {
+    api.with_replica(|rep, types| {
+        let p = rep.program();
+        let vars: Vec<Value> = p
+            .graph()
+            .into_iter()
+            .map(|d| {
+                let held = p.holds(&d.id);
+                let bytes = p.state_dyn(&d.id).map(|s| s.encoded_size()).ok();
+                json!({
+                    "id": d.id,
+                    "type": types.display_name(&d.type_name),
+                    "held": held,
+                    "derived": d.op.is_some(),
+                    "bytes": bytes,
+                })
+            })
+            .collect();
+        Json(json!({ "vars": vars }))
+    })
+    .await
+}
+
+async fn get_var(State(api): State<Api>, UrlPath(id): UrlPath<String>) -> ApiResult<Json<Value>> {
+    let v = api
+        .with_replica(move |rep, types| describe(rep, types, &id))
+        .await??;
+    Ok(Json(v))
+}
+
+async fn declare_var(
+    State(api): State<Api>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let body = body_json(body)?;
+    let ty = body
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|_| body.as_object().is_some_and(|o| o.len() == 1))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "a declaration is {\"type\": \"<name>\"}, e.g. {\"type\": \"orset\"}",
+            )
+        })?
+        .to_string();
+    let (created, v) = api
+        .with_replica(move |rep, types| {
+            let created = types.declare(rep.program_mut(), &id, &ty)?;
+            describe(rep, types, &id).map(|v| (created, v))
+        })
+        .await??;
+    if created {
+        tracing::info!(var = %v["id"], r#type = %v["type"], "variable declared over HTTP");
+    }
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(v)).into_response())
+}
+
+async fn update_var(
+    State(api): State<Api>,
+    UrlPath(id): UrlPath<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
+    let op = body_json(body)?;
+    let v = api
+        .with_replica(move |rep, types| {
+            let changed = types.update(rep.program_mut(), &id, &op)?;
+            describe(rep, types, &id).map(|mut v| {
+                v["changed"] = json!(changed);
+                v
+            })
+        })
+        .await??;
+    Ok(Json(v))
+}
+
+/// Query parameters of `/read` and `/watch`.
+#[derive(Debug, Deserialize)]
+pub struct WaitParams {
+    /// The threshold (JSON; a bare word is a JSON string).
+    pub threshold: Option<String>,
+    /// Time-out in milliseconds.
+    pub timeout_ms: Option<u64>,
+}
+
+/// A threshold query parameter: JSON, or else the text as a JSON string.
+fn threshold_value(t: Option<&str>) -> Value {
+    match t {
+        None => json!("not_bottom"),
+        Some(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_string())),
+    }
+}
+
+async fn read_var(
+    State(api): State<Api>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<WaitParams>,
+) -> ApiResult<Json<Value>> {
+    let threshold = threshold_value(q.threshold.as_deref());
+    let timeout = q
+        .timeout_ms
+        .map_or(READ_TIMEOUT, Duration::from_millis)
+        .min(MAX_READ_TIMEOUT);
+    let _permit = api.stream_permit()?;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (id2, t2) = (id.clone(), threshold.clone());
+        let now = api
+            .with_replica(move |rep, types| {
+                let holds = types.holds(rep.program(), &id2, &t2)?;
+                if holds {
+                    describe(rep, types, &id2).map(Some)
+                } else {
+                    Ok(None)
+                }
+            })
+            .await??;
+        if let Some(v) = now {
+            return Ok(Json(v));
+        }
+        if tokio::time::Instant::now() + POLL_INTERVAL > deadline {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "threshold {threshold} did not hold on `{id}` within {} ms",
+                    timeout.as_millis()
+                ),
+            ));
+        }
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
+
+async fn watch_var(
+    State(api): State<Api>,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<WaitParams>,
+) -> ApiResult<Response> {
+    let life = q
+        .timeout_ms
+        .map_or(MAX_WATCH, Duration::from_millis)
+        .min(MAX_WATCH);
+    // The variable must exist now: a watch of a typo is a 404, not an empty stream.
+    let id2 = id.clone();
+    let first = api
+        .with_replica(move |rep, types| describe(rep, types, &id2))
+        .await??;
+    let permit = api.stream_permit()?;
+    let deadline = tokio::time::Instant::now() + life;
+    struct W {
+        api: Api,
+        id: String,
+        last: Option<Value>,
+        pending: Option<Value>,
+        deadline: tokio::time::Instant,
+        _permit: tokio::sync::OwnedSemaphorePermit,
+    }
+    let state = W {
+        api,
+        id,
+        last: None,
+        pending: Some(first),
+        deadline,
+        _permit: permit,
+    };
+    let stream = futures::stream::unfold(state, |mut w| async move {
+        loop {
+            if let Some(v) = w.pending.take() {
+                w.last = Some(v["value"].clone());
+                let ev = Event::default().event("value").data(v.to_string());
+                return Some((Ok::<_, std::convert::Infallible>(ev), w));
+            }
+            if tokio::time::Instant::now() >= w.deadline {
+                return None;
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+            let id = w.id.clone();
+            match w
+                .api
+                .with_replica(move |rep, types| describe(rep, types, &id))
+                .await
+            {
+                Ok(Ok(v)) => {
+                    if w.last.as_ref() != Some(&v["value"]) {
+                        w.pending = Some(v);
+                    }
+                }
+                // The node stopped or the variable went away: end the stream.
+                _ => return None,
+            }
+        }
+    });
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beyond_loopback_needs_a_token() {
+        let args = HttpArgs {
+            http: Some("0.0.0.0:0".parse().unwrap()),
+            ..HttpArgs::default()
+        };
+        let e = resolve(&args, &HttpFile::default()).unwrap_err();
+        assert!(e.contains("--http-token-file"), "{e}");
+        let dir = std::env::temp_dir().join(format!("rasp-http-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let tok = dir.join("token");
+        std::fs::write(&tok, "s3cret\n").unwrap();
+        let ok = resolve(
+            &HttpArgs {
+                http_token_file: Some(tok.clone()),
+                ..args.clone()
+            },
+            &HttpFile::default(),
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(ok.token.as_deref(), Some("s3cret"));
+        std::fs::write(&tok, "\n").unwrap();
+        let e = resolve(
+            &HttpArgs {
+                http_token_file: Some(tok),
+                ..args
+            },
+            &HttpFile::default(),
+        )
+        .unwrap_err();
+        assert!(e.contains("empty"), "{e}");
+    }
+
+    #[test]
+    fn defaults_flags_and_file() {
+        let d = resolve(&HttpArgs::default(), &HttpFile::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.addr.to_string(), DEFAULT_ADDR);
+        let off = HttpArgs {
+            no_http: true,
+            ..HttpArgs::default()
+        };
+        assert!(resolve(&off, &HttpFile::default()).unwrap().is_none());
+        let file = HttpFile {
+            http: Some("127.0.0.1:9000".into()),
+            ..HttpFile::default()
+        };
+        let f = resolve(&HttpArgs::default(), &file).unwrap().unwrap();
+        assert_eq!(f.addr.port(), 9000);
+        let flag = HttpArgs {
+            http: Some("127.0.0.1:9001".parse().unwrap()),
+            ..HttpArgs::default()
+        };
+        assert_eq!(resolve(&flag, &file).unwrap().unwrap().addr.port(), 9001);
+        let file_off = HttpFile {
+            no_http: Some(true),
+            ..HttpFile::default()
+        };
+        assert!(resolve(&HttpArgs::default(), &file_off).unwrap().is_none());
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+
+    #[test]
+    fn threshold_parameters() {
+        assert_eq!(threshold_value(None), json!("not_bottom"));
+        assert_eq!(threshold_value(Some("3")), json!(3));
+        assert_eq!(threshold_value(Some("milk")), json!("milk"));
+        assert_eq!(
+            threshold_value(Some("{\"cardinality\":2}")),
+            json!({"cardinality": 2})
+        );
+    }
+}
