@@ -620,6 +620,63 @@ fn full_membership_paused_node_rejoins() {
     );
 }
 
+/// Full membership, 8 nodes split 2 | 6 for 70 s, longer than the 60 s removal limit: each
+/// side marks the other removed. After the heal the two sides must find each other again
+/// (nobody heartbeats or gossips to a removed member, so only the bounded probes of removed
+/// members, `full::Config::removed_probe_interval`, can bring them together). Seeds 1–20, or
+/// `RASP_SEED` alone.
+#[test]
+fn full_membership_mutual_removal_heals() {
+    let seeds = match std::env::var("RASP_SEED") {
+        Ok(_) => {
+            let s = seed_from_env(1);
+            s..=s
+        }
+        Err(_) => 1..=20,
+    };
+    let mut worst = (Duration::ZERO, 0);
+    for seed in seeds {
+        let mut sim = sim(seed);
+        form(
+            &mut sim,
+            8,
+            |_| Config {
+                mode: Mode::Full,
+                ..Config::default()
+            },
+            Duration::from_millis(20),
+        );
+        sim.run_for(Duration::from_secs(10));
+        let a = [NodeId(2), NodeId(5)];
+        let b: Vec<NodeId> = (0..8).map(NodeId).filter(|n| !a.contains(n)).collect();
+        sim.partition(1, &a, &b, false);
+        sim.run_for(Duration::from_secs(70));
+        let r = overlay(&sim).report();
+        assert_eq!(
+            r.components,
+            [6, 2],
+            "seed {seed}: two sides during the split"
+        );
+        sim.heal(1);
+        let step = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        while !overlay(&sim).views.values().all(|v| v.len() == 7) {
+            assert!(
+                waited <= PAUSE_REJOIN_BOUND,
+                "seed {seed}: views still not full {waited:?} after the heal: {:?}; reproduce with RASP_SEED={seed} cargo test -p rasp-membership --release --test sim full_membership_mutual_removal_heals -- --nocapture",
+                overlay(&sim).views
+            );
+            sim.run_for(step);
+            waited += step;
+        }
+        worst = worst.max((waited, seed));
+    }
+    println!(
+        "sim: full membership, 8 nodes split 2 | 6 for 70 s: all views whole after the heal, worst {:?} (seed {}), bound {PAUSE_REJOIN_BOUND:?}",
+        worst.0, worst.1
+    );
+}
+
 /// The sweep behind [`full_membership_paused_node_rejoins`] (not in the default run): every
 /// seed pauses one node (seed mod 8) for 65 s.
 /// `RASP_SEEDS=1..1000 cargo test -p rasp-membership --release --test sim full_membership_pause_sweep -- --ignored --nocapture`.
