@@ -161,6 +161,7 @@ pub struct Config {
     /// Period of member-list gossip (push to one random member, which answers if it knows more).
     pub gossip_interval: Duration,
     /// Period of probes of recently removed members (push-pull to one of them; module docs).
+    /// Probes go out on gossip ticks, so at most one per [`Config::gossip_interval`].
     pub removed_probe_interval: Duration,
     /// How long after a member is seen removed it is still probed.
     pub removed_probe_window: Duration,
