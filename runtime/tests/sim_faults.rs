@@ -594,7 +594,11 @@ fn pause_holds_messages_and_timers_until_resume() {
     sim.pause(NodeId(2));
     assert!(sim.is_paused(NodeId(1)));
     sim.run_until(Time::from_millis(7_500));
-    assert_eq!(sink(&sim, 1).0.len(), before, "a paused node handles nothing");
+    assert_eq!(
+        sink(&sim, 1).0.len(),
+        before,
+        "a paused node handles nothing"
+    );
     let ticks = sim
         .with_atom::<Clock, _>(atom0(2), |c| c.readings.len())
         .unwrap();
@@ -603,12 +607,23 @@ fn pause_holds_messages_and_timers_until_resume() {
     sim.resume(NodeId(2));
     sim.run_until(Time::from_millis(7_500));
     let (got, _) = sink(&sim, 1);
-    let held: Vec<_> = got[before..].iter().filter(|(t, _)| *t == Time::from_millis(7_500)).collect();
-    assert!(held.len() >= 490, "about 500 held messages arrive at the resume: {}", held.len());
+    let held: Vec<_> = got[before..]
+        .iter()
+        .filter(|(t, _)| *t == Time::from_millis(7_500))
+        .collect();
+    assert!(
+        held.len() >= 490,
+        "about 500 held messages arrive at the resume: {}",
+        held.len()
+    );
     let r = sim
         .with_atom::<Clock, _>(atom0(2), |c| c.readings.clone())
         .unwrap();
-    assert_eq!(r[3], Time::from_millis(7_500), "the overdue timer fires at the resume: {r:?}");
+    assert_eq!(
+        r[3],
+        Time::from_millis(7_500),
+        "the overdue timer fires at the resume: {r:?}"
+    );
     sim.run_until(Time::from_secs(12));
     assert_eq!(sink(&sim, 1).0.len(), 1_000, "nothing lost");
     assert_eq!(sim.sim_counter("sim.pauses"), 2);
