@@ -9,8 +9,11 @@
 //! move by more than its own impressions (it receives the others' increments again).
 //!
 //! The 60 s pause (past the membership's `remove_after`, so the victim is also marked
-//! removed in the member list and must refute) is an ignored test:
+//! removed in the member list and must refute) is an ignored test, for its length (about 65 s):
 //! `cargo test --release --test net_pause paused_node_rejoins_under_traffic_after_60s -- --ignored --nocapture`.
+//! It relies on two guards of full membership (`rasp_membership::full` module docs): the woken
+//! node treats its late heartbeat tick as its own absence, and members that each marked the
+//! other removed find each other again through the bounded probes of removed members.
 //!
 //! Diagnostics: `PAUSE_VICTIM=<k> PAUSE_S=<s> cargo test --release --test net_pause
 //! paused_node_rejoins_under_traffic_custom -- --ignored --nocapture` picks the victim and the

@@ -5,7 +5,25 @@
 //! and heartbeats the members it should be connected to; a member silent for
 //! [`Config::failure_timeout`] is no longer a neighbour (locally: it comes back with its next
 //! heartbeat), and one silent for [`Config::remove_after`] is marked removed in the CRDT (a
-//! falsely removed node refutes by raising its incarnation, as in SWIM).
+//! falsely removed node refutes by raising its incarnation, as in SWIM: Das, Gupta, Motivala,
+//! "SWIM: Scalable Weakly-consistent Infection-style Process Group Membership Protocol", DSN
+//! 2002, §4.2).
+//!
+//! Two guards keep a false removal from splitting the cluster for good:
+//!
+//! - **Own absence is not others' silence.** A heartbeat tick that fires much later than
+//!   scheduled (more than [`Config::failure_timeout`] after the previous one: the process was
+//!   stopped, swapped out or suspended) says that *this* node was away. The overrun is added to
+//!   every member's last-heard time before silences are judged, so a node woken from a long
+//!   pause does not mark every member removed on its first tick.
+//! - **Removed members are probed.** Nobody heartbeats or gossips to a removed member, so two
+//!   nodes (or two groups, after a partition longer than [`Config::remove_after`]) that each
+//!   marked the other removed would never speak again. For [`Config::removed_probe_window`]
+//!   after a member is seen removed, a node pushes its list, with a reply asked for, to one
+//!   random such member every [`Config::removed_probe_interval`]. A live member finds itself
+//!   removed in that list, refutes with a higher incarnation (SWIM §4.2) and answers with its
+//!   list; both sides merge and re-admit each other. The cost is one message per interval per
+//!   node, and only while removed members are recent: none in a healthy cluster.
 //!
 //! The same core runs client-server ([`Topology::ClientServer`]): a server's neighbours are all
 //! members; a client's neighbours are the servers only, and a client keeps only the servers'
@@ -142,6 +160,11 @@ pub struct Config {
     pub remove_after: Duration,
     /// Period of member-list gossip (push to one random member, which answers if it knows more).
     pub gossip_interval: Duration,
+    /// Period of probes of recently removed members (push-pull to one of them; module docs).
+    /// Probes go out on gossip ticks, so at most one per [`Config::gossip_interval`].
+    pub removed_probe_interval: Duration,
+    /// How long after a member is seen removed it is still probed.
+    pub removed_probe_window: Duration,
 }
 
 impl Default for Config {
@@ -155,6 +178,12 @@ impl Default for Config {
             remove_after: Duration::from_secs(60),
             // Our choice: push-pull once a second converges in O(log n) seconds.
             gossip_interval: Duration::from_secs(1),
+            // Our choice: a probe every two gossip rounds heals a mutual removal within seconds
+            // and costs half a message per second per node while it lasts.
+            removed_probe_interval: Duration::from_secs(2),
+            // Our choice: ten minutes covers a pause or a partition several times the removal
+            // limit; members gone longer rejoin through their seeds or a restart.
+            removed_probe_window: Duration::from_secs(600),
         }
     }
 }
@@ -197,6 +226,12 @@ pub struct FullMembership<P: Ord> {
     members: Members<P>,
     neighbours: BTreeSet<P>,
     last_heard: BTreeMap<P, Time>,
+    /// Members seen removed, and when: probed until `removed_probe_window` has passed.
+    removed_at: BTreeMap<P, Time>,
+    /// When the last removed-member probe went out.
+    last_probe: Option<Time>,
+    /// When the last heartbeat tick ran (to tell a late tick: our own absence).
+    last_tick: Option<Time>,
     seeds: Vec<P>,
     started: bool,
     left: bool,
@@ -225,6 +260,9 @@ impl<P: Peer> FullMembership<P> {
             members,
             neighbours: BTreeSet::new(),
             last_heard: BTreeMap::new(),
+            removed_at: BTreeMap::new(),
+            last_probe: None,
+            last_tick: None,
             seeds: Vec::new(),
             started: false,
             left: false,
@@ -383,11 +421,13 @@ impl<P: Peer> FullMembership<P> {
                         **p != self.me && e.status == Status::Alive && self.wants(p, e)
                     })
                     .collect();
-                if let Some((p, e)) = targets.choose(rng) {
+                let target = targets.choose(rng).map(|(p, e)| ((*p).clone(), e.role));
+                self.probe_removed(now, rng, out);
+                if let Some((p, role)) = target {
                     out.push(Out::Send {
-                        to: (*p).clone(),
+                        to: p,
                         msg: Message::State {
-                            members: self.filtered_for(e.role),
+                            members: self.filtered_for(role),
                             reply: true,
                         },
                     });
@@ -405,7 +445,69 @@ impl<P: Peer> FullMembership<P> {
         }
     }
 
+    /// Every `removed_probe_interval`, pushes our list (reply asked) to one member seen
+    /// removed within `removed_probe_window` (module docs: a mutual false removal heals).
+    fn probe_removed<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut FullOutbox<P>) {
+        let window = self.config.removed_probe_window;
+        self.removed_at
+            .retain(|_, at| now.saturating_sub(*at) <= window);
+        if self.removed_at.is_empty()
+            || self
+                .last_probe
+                .is_some_and(|t| now.saturating_sub(t) < self.config.removed_probe_interval)
+        {
+            return;
+        }
+        let candidates: Vec<&P> = self.removed_at.keys().collect();
+        let Some(p) = candidates.choose(rng).map(|p| (*p).clone()) else {
+            return;
+        };
+        self.last_probe = Some(now);
+        let role = self
+            .members
+            .entries
+            .get(&p)
+            .map_or(Role::Server, |e| e.role);
+        out.push(Out::Send {
+            to: p,
+            msg: Message::State {
+                members: self.filtered_for(role),
+                reply: true,
+            },
+        });
+    }
+
+    /// Keeps `removed_at` in step with the entries of `peers`: removed ones are recorded (first
+    /// time seen), alive ones forgotten.
+    fn note_status(&mut self, peers: impl IntoIterator<Item = P>, now: Time) {
+        for p in peers {
+            if p == self.me {
+                continue;
+            }
+            match self.members.entries.get(&p).map(|e| e.status) {
+                Some(Status::Left) if self.wants(&p, &self.members.entries[&p]) => {
+                    self.removed_at.entry(p).or_insert(now);
+                }
+                _ => {
+                    self.removed_at.remove(&p);
+                }
+            }
+        }
+    }
+
     fn heartbeat(&mut self, now: Time, out: &mut FullOutbox<P>) {
+        // A tick far later than scheduled means this node was away (stopped, suspended): the
+        // gap beyond one interval is our absence, not the members' silence (module docs).
+        if let Some(prev) = self.last_tick {
+            let gap = now.saturating_sub(prev);
+            if gap > self.config.failure_timeout {
+                let overrun = gap.saturating_sub(self.config.heartbeat_interval);
+                for heard in self.last_heard.values_mut() {
+                    *heard = (*heard + overrun).min(now);
+                }
+            }
+        }
+        self.last_tick = Some(now);
         let mut removed = Vec::new();
         for (p, e) in &self.members.entries {
             if *p == self.me || e.status != Status::Alive || !self.wants(p, e) {
@@ -426,12 +528,13 @@ impl<P: Peer> FullMembership<P> {
                 msg: Message::Heartbeat,
             });
         }
-        for p in removed {
-            if let Some(e) = self.members.entries.get_mut(&p) {
+        for p in &removed {
+            if let Some(e) = self.members.entries.get_mut(p) {
                 e.status = Status::Left;
             }
-            self.last_heard.remove(&p);
+            self.last_heard.remove(p);
         }
+        self.note_status(removed, now);
     }
 
     /// Handles a message.
@@ -463,6 +566,7 @@ impl<P: Peer> FullMembership<P> {
                     // Removed while alive: refute.
                     self.bump_incarnation();
                 }
+                self.note_status(changed.iter().cloned(), now);
                 for p in changed {
                     if p == self.me {
                         continue;
@@ -513,6 +617,74 @@ impl<P: Peer> FullMembership<P> {
         {
             out.push(Out::Connect(peer.clone()));
             out.push(Out::Event(Event::NeighbourUp(peer.clone())));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn alive() -> Entry {
+        Entry {
+            incarnation: 0,
+            status: Status::Alive,
+            role: Role::Server,
+        }
+    }
+
+    /// A heartbeat tick 70 s after the previous one (the process was stopped) is this node's
+    /// absence: nobody is removed, everybody is heartbeated.
+    #[test]
+    fn late_tick_is_own_absence() {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+        let mut m = FullMembership::new(0u64, Topology::Full, Config::default());
+        let mut out = Vec::new();
+        let list = Members {
+            entries: BTreeMap::from([(1, alive()), (2, alive())]),
+        };
+        let t0 = Duration::from_secs(1);
+        for from in [1, 2] {
+            let msg = Message::State {
+                members: list.clone(),
+                reply: false,
+            };
+            m.on_message(from, msg, t0, &mut rng, &mut out);
+        }
+        assert_eq!(m.neighbours().len(), 2);
+        m.on_timer(Timer::Heartbeat, t0, &mut rng, &mut out);
+        out.clear();
+        let late = t0 + Duration::from_secs(70);
+        m.on_timer(Timer::Heartbeat, late, &mut rng, &mut out);
+        assert!(
+            m.members()
+                .entries
+                .values()
+                .all(|e| e.status == Status::Alive),
+            "{:?}",
+            m.members()
+        );
+        let beats = out
+            .iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Out::Send {
+                        msg: Message::Heartbeat,
+                        ..
+                    }
+                )
+            })
+            .count();
+        assert_eq!(beats, 2);
+        assert_eq!(m.neighbours().len(), 2);
+        // Members that stay silent are still judged: their silence counts one interval before
+        // the late tick (the tick was due then), and every second after it.
+        for s in 1..=7 {
+            let t = late + Duration::from_secs(s);
+            m.on_timer(Timer::Heartbeat, t, &mut rng, &mut out);
+            assert_eq!(m.neighbours().is_empty(), s >= 5, "at resume + {s} s");
         }
     }
 }

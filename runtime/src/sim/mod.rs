@@ -42,6 +42,9 @@
 //!   its pending timers and every message in flight to it are dropped. Its [`MemStore`] is
 //!   kept: a `store_put` that returned is durable (like a committed redb transaction),
 //!   nothing else is. **Restart** boots a fresh host with the node's [`Boot`] closure.
+//! - **Pause** ([`Fault::Pause`], [`Fault::Resume`]): SIGSTOP and SIGCONT. A paused node keeps
+//!   its state and connections but runs nothing; what falls due for it (messages, connection
+//!   notices, timers) is held, bounded, and runs at resume at once, its clock having jumped.
 //! - **External clients**: [`Sim::inject`] delivers a message from [`CLIENT`] (encoded, so
 //!   it can be recorded); whatever atoms send to `CLIENT` lands in [`Sim::take_outbox`].
 
@@ -175,7 +178,20 @@ pub enum Fault {
     HealAll,
     /// Sets a node's clock skew.
     Skew(NodeId, Skew),
+    /// The node stops (SIGSTOP): it handles nothing, but keeps its state, its connections and
+    /// its timers. Messages to it, connection notices and its due timers are held (as a
+    /// kernel buffers a stopped process's sockets) and all run at [`Fault::Resume`], in the
+    /// order they fell due; the node's clock has jumped meanwhile, so its timers fire late,
+    /// all at once. At most [`PAUSE_HELD_MESSAGES`] messages are held; later ones are
+    /// dropped (counter `sim.dropped_paused`), as a full socket buffer would.
+    Pause(NodeId),
+    /// A paused node continues (SIGCONT): what was held runs now.
+    Resume(NodeId),
 }
+
+/// How many messages a paused node holds ([`Fault::Pause`]) before dropping more: the bound on
+/// what a stopped process's socket buffers would keep.
+pub const PAUSE_HELD_MESSAGES: usize = 1 << 16;
 
 struct Partition {
     id: PartitionId,
@@ -194,6 +210,12 @@ struct NodeMeta {
     conns: Vec<(NodeId, u64)>,
     /// Peers being connected to.
     connecting: Vec<NodeId>,
+    /// Stopped by [`Fault::Pause`].
+    paused: bool,
+    /// Events for this node that fell due while it was paused, in order.
+    held: Vec<EvKind>,
+    /// How many of `held` are messages.
+    held_messages: usize,
 }
 
 struct SimNode {
@@ -828,6 +850,7 @@ impl Sim {
             skew,
             conns: Vec::new(),
             connecting: Vec::new(),
+            ..NodeMeta::default()
         });
         let host = Host::new(id, self.core.rng.next_u64());
         self.nodes.push(SimNode {
@@ -976,6 +999,20 @@ impl Sim {
     pub fn heal(&mut self, id: PartitionId) {
         self.apply(Fault::Heal(id))
     }
+    /// Pauses a node now (SIGSTOP; see [`Fault::Pause`]).
+    pub fn pause(&mut self, node: NodeId) {
+        self.apply(Fault::Pause(node))
+    }
+    /// Resumes a paused node now (SIGCONT; see [`Fault::Resume`]).
+    pub fn resume(&mut self, node: NodeId) {
+        self.apply(Fault::Resume(node))
+    }
+    /// Whether a node is paused.
+    pub fn is_paused(&self, node: NodeId) -> bool {
+        self.core
+            .index(node)
+            .is_some_and(|i| self.core.meta[i as usize].paused)
+    }
 
     fn apply_fault(&mut self, fault: Fault) {
         tracing::debug!(time = ?self.core.now, ?fault, "fault");
@@ -992,6 +1029,9 @@ impl Sim {
                 m.up = false;
                 m.inc += 1;
                 m.connecting.clear();
+                m.paused = false;
+                m.held.clear();
+                m.held_messages = 0;
                 let conns = std::mem::take(&mut m.conns);
                 let n = &mut self.nodes[i as usize];
                 if let Some(host) = n.host.take() {
@@ -1066,7 +1106,55 @@ impl Sim {
                     self.core.meta[i as usize].skew = skew;
                 }
             }
+            Fault::Pause(node) => {
+                if let Some(i) = self.core.index(node) {
+                    let m = &mut self.core.meta[i as usize];
+                    if m.up && !m.paused {
+                        m.paused = true;
+                        self.core.count("sim.pauses");
+                    }
+                }
+            }
+            Fault::Resume(node) => {
+                if let Some(i) = self.core.index(node) {
+                    let m = &mut self.core.meta[i as usize];
+                    if !m.paused {
+                        return;
+                    }
+                    m.paused = false;
+                    m.held_messages = 0;
+                    let held = std::mem::take(&mut m.held);
+                    let now = self.core.now;
+                    for ev in held {
+                        self.core.push(now, ev);
+                    }
+                }
+            }
         }
+    }
+
+    /// Whether `kind` is for a paused node; if so it is held (or dropped past the bound).
+    fn hold_if_paused(&mut self, kind: EvKind) -> Option<EvKind> {
+        let node = match &kind {
+            EvKind::Deliver { node, .. }
+            | EvKind::Alarm { node, .. }
+            | EvKind::PeerNote { node, .. }
+            | EvKind::Boot { node, .. } => *node,
+            _ => return Some(kind),
+        };
+        let m = &mut self.core.meta[node as usize];
+        if !m.paused {
+            return Some(kind);
+        }
+        if matches!(kind, EvKind::Deliver { .. }) {
+            if m.held_messages >= PAUSE_HELD_MESSAGES {
+                self.core.count("sim.dropped_paused");
+                return None;
+            }
+            m.held_messages += 1;
+        }
+        m.held.push(kind);
+        None
     }
 
     // ---- running ----
@@ -1105,6 +1193,9 @@ impl Sim {
     }
 
     fn process(&mut self, kind: EvKind) {
+        let Some(kind) = self.hold_if_paused(kind) else {
+            return;
+        };
         match kind {
             EvKind::Deliver {
                 node,
