@@ -162,7 +162,7 @@ use rasp_membership::atom::{Broadcast, PeerServiceEvent, Subscribe, SERVICE as M
 use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin, Time};
 use serde::{Deserialize, Serialize};
 
-use crate::erased::AnyLattice;
+use crate::erased::{AnyLattice, TypeOps};
 use crate::program::{Decl, Interest, Program, Var};
 use crate::update::{add, inc};
 use crate::Error;
@@ -441,6 +441,15 @@ impl Replica {
     /// A replica for `node` with `config`; `program` is the node's program (already built).
     pub fn new(node: NodeId, config: ReplicaConfig, mut program: Program) -> Self {
         program.record_changes(true);
+        // The types of the trigger-ownership variables (`__armed/<t>`, the fired set, the
+        // heartbeats), known on every node, armed or not: a node that never arms a trigger
+        // (a client) but whose interest names them must hold them when it learns their
+        // declarations from a neighbour's graph, or it cannot relay them, and over a partial
+        // overlay the armed nodes then neither learn each other's firings nor, once the
+        // heartbeats stop, that the owner is up (module docs, "Triggers").
+        program.know_type(TypeOps::of::<GSet<u64>>());
+        program.know_type(TypeOps::of::<GSet<String>>());
+        program.know_type(TypeOps::of::<GCounter>());
         Replica {
             config,
             program,
