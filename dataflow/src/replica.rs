@@ -40,7 +40,10 @@
 //! the action only if it is the trigger's *owner*: the smallest armed node it does not
 //! suspect, and only if `t` is not in the replicated grow-only set of fired triggers
 //! [`FIRED_ID`]; the action's first update adds `t` to that set, which then travels like any
-//! other variable (and, after a firing, at once rather than at the next tick).
+//! other variable (and, after a firing, at once rather than at the next tick). Every replica
+//! knows the types of these variables, so a node that arms nothing but names them in its
+//! interest holds and relays them (over a partial overlay the armed nodes may never be
+//! neighbours).
 //!
 //! - *Failure detector.* Nodes with a pending trigger add one to their own entry of the
 //!   replicated counter [`ALIVE_ID`] every sync interval. A node suspects an armed node whose

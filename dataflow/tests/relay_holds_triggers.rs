@@ -22,9 +22,8 @@ fn relay_holds_the_trigger_variables_it_is_interested_in() {
     // its own; it learns the graph as from a neighbour's greeting.
     let ids = [armed_id("t"), FIRED_ID.to_string(), ALIVE_ID.to_string()];
     let interest = Interest::Only(ids.iter().cloned().collect());
-    let mut relay = Replica::new(NodeId(1), ReplicaConfig::default(), {
-        Program::with_interest(1, interest)
-    });
+    let program = Program::with_interest(1, interest);
+    let mut relay = Replica::new(NodeId(1), ReplicaConfig::default(), program);
     for d in server.program().graph() {
         relay.program_mut().add_decl(d).unwrap();
     }
