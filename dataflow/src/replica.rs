@@ -40,7 +40,10 @@
 //! the action only if it is the trigger's *owner*: the smallest armed node it does not
 //! suspect, and only if `t` is not in the replicated grow-only set of fired triggers
 //! [`FIRED_ID`]; the action's first update adds `t` to that set, which then travels like any
-//! other variable (and, after a firing, at once rather than at the next tick).
+//! other variable (and, after a firing, at once rather than at the next tick). Every replica
+//! knows the types of these variables, so a node that arms nothing but names them in its
+//! interest holds and relays them (over a partial overlay the armed nodes may never be
+//! neighbours).
 //!
 //! - *Failure detector.* Nodes with a pending trigger add one to their own entry of the
 //!   replicated counter [`ALIVE_ID`] every sync interval. A node suspects an armed node whose
@@ -162,7 +165,7 @@ use rasp_membership::atom::{Broadcast, PeerServiceEvent, Subscribe, SERVICE as M
 use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin, Time};
 use serde::{Deserialize, Serialize};
 
-use crate::erased::AnyLattice;
+use crate::erased::{AnyLattice, TypeOps};
 use crate::program::{Decl, Interest, Program, Var};
 use crate::update::{add, inc};
 use crate::Error;
@@ -441,6 +444,15 @@ impl Replica {
     /// A replica for `node` with `config`; `program` is the node's program (already built).
     pub fn new(node: NodeId, config: ReplicaConfig, mut program: Program) -> Self {
         program.record_changes(true);
+        // The types of the trigger-ownership variables (`__armed/<t>`, the fired set, the
+        // heartbeats), known on every node, armed or not: a node that never arms a trigger
+        // (a client) but whose interest names them must hold them when it learns their
+        // declarations from a neighbour's graph, or it cannot relay them, and over a partial
+        // overlay the armed nodes then neither learn each other's firings nor, once the
+        // heartbeats stop, that the owner is up (module docs, "Triggers").
+        program.know_type(TypeOps::of::<GSet<u64>>());
+        program.know_type(TypeOps::of::<GSet<String>>());
+        program.know_type(TypeOps::of::<GCounter>());
         Replica {
             config,
             program,
