@@ -286,6 +286,11 @@ impl Executor {
                 _ => break,
             }
         }
+        self.flush_counts();
+    }
+
+    /// Moves the platform's counts (drops, unreachable nodes) into the host's metrics.
+    fn flush_counts(&mut self) {
         for (name, n) in self.plat.pending_counts.drain(..) {
             self.host.metrics_mut().count(name, "", n);
         }
@@ -312,7 +317,12 @@ impl Executor {
                 };
                 self.host.peer_event(&mut self.plat, ev);
             }
-            Inbound::Call(f) => f(&mut self.host, &mut self.plat),
+            Inbound::Call(f) => {
+                // A driver reading the metrics sees the counts of every event handled so far,
+                // even when several events were handled before the next settle.
+                self.flush_counts();
+                f(&mut self.host, &mut self.plat)
+            }
         }
     }
 
