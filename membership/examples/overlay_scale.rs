@@ -1,7 +1,7 @@
 //! The membership scale benchmark (a program, not a test; README, "Measuring"): forms a large
-//! HyParView overlay and broadcasts over it with Plumtree, then prints simulated and wall time, the overlay checks,
-//! the broadcast figures (reliability, RMR, LDH) and the process's peak memory (`VmHWM` from
-//! `/proc/self/status`).
+//! HyParView overlay and broadcasts over it with Plumtree, then prints simulated and wall time,
+//! the overlay checks, the broadcast figures (reliability, RMR, LDH) and the process's peak
+//! memory (`VmHWM` from `/proc/self/status`).
 //!
 //! ```text
 //! cargo run --release -p rasp-membership --example overlay_scale -- --nodes 1000000
