@@ -429,19 +429,14 @@ fn an_ad_counter_node_serves_its_program() {
     let dir = tempdir("httpad");
     let mut cmd = rasp();
     cmd.args([
-        "ad-counter-node",
+        "ad-counter",
+        "node",
         "--listen",
         "/ip4/127.0.0.1/tcp/0",
         "--data-dir",
     ])
     .arg(&dir)
-    .args([
-        "--ad-role",
-        "server",
-        "--ad-seed-data",
-        "--ads-per-vendor",
-        "2",
-    ]);
+    .args(["--role", "server", "--index", "0", "--ads-per-vendor", "2"]);
     let mut n = common::read_start(Proc::spawn(cmd));
     let h = http_of(&mut n);
     let c = client();

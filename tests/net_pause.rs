@@ -1,4 +1,4 @@
-//! A node paused (SIGSTOP) under traffic rejoins after SIGCONT: 8 real `rasp ad-counter-node`
+//! A node paused (SIGSTOP) under traffic rejoins after SIGCONT: 8 real `rasp ad-counter node`
 //! processes on loopback (2 servers, 6 clients, full membership, delta sync every 200 ms,
 //! an impression every 50 ms per client, a threshold no ad reaches so traffic never stops).
 //! One client is stopped for [`PAUSE`] (15 s: longer than the membership's failure timeout
@@ -78,10 +78,18 @@ fn spawn(dir: &std::path::Path, k: usize, join: Option<&str>) -> Proc {
         "RUST_LOG",
         std::env::var("PAUSE_LOG").unwrap_or_else(|_| "warn".into()),
     )
-    .arg("ad-counter-node")
+    .args(["ad-counter", "node"])
     .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--data-dir"])
     .arg(dir)
-    .args(["--membership", "full", "--role", role, "--ad-role", role])
+    .args([
+        "--membership",
+        "full",
+        "--role",
+        role,
+        "--index",
+        &k.to_string(),
+    ])
+    .args(["--report-ms", "250"])
     .args(["--threshold", "1000000000"])
     .args([
         "--impression-interval-ms",
@@ -89,9 +97,6 @@ fn spawn(dir: &std::path::Path, k: usize, join: Option<&str>) -> Proc {
         "--sync-interval-ms",
         "200",
     ]);
-    if k == 0 {
-        cmd.arg("--ad-seed-data");
-    }
     if let Some(j) = join {
         cmd.args(["--join", j]);
     }

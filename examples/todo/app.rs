@@ -13,7 +13,7 @@
 //! soon as it sees it, node 2 "bread" and "eggs"; once three items are done, the trigger adds
 //! "!plan the party" on exactly one server.
 
-use rasp::app::{App, Invariant, NodeCtx};
+use rasp::app::{App, Invariant, NodeCtx, NodeMeta};
 use rasp::dataflow::fold::{Count, Folded};
 use rasp::dataflow::update::{add, remove};
 use rasp::dataflow::{causal::DSet, Error, Func, Interest, Program, Var};
@@ -98,8 +98,8 @@ impl App for Todo {
         Ok(())
     }
 
-    fn interest(&self, role: Role) -> Interest {
-        match role {
+    fn interest(&self, node: &NodeMeta) -> Interest {
+        match node.role {
             Role::Server => Interest::All,
             // Clients hold what they read and write.
             Role::Client => Interest::Only(

@@ -1,57 +1,97 @@
-//! The advertisement counter's application atom: one per node, embedding the node's
-//! [`Replica`] of the [program](super::program).
+//! The advertisement counter as an [`App`]: [`AdCounter`], run by `rasp ad-counter` in the
+//! simulator and across real processes, and by `rasp ad-counter sim|node` like any app.
 //!
-//! - **Servers** hold every variable and arm one trigger per ad ([`Replica::trigger`]: the
+//! - **Servers** hold every variable and arm one trigger per ad ([`NodeCtx::trigger`]: the
 //!   smallest live armed server fires it, once in a connected cluster; when that server
 //!   dies, another takes over; at most once per side of a partition, and the removal is
 //!   idempotent, see [`program::remove_ad`]): when the ad's counter reaches the
-//!   threshold, the ad is removed from its vendor set. The first server also adds the ads and
-//!   their contracts at start.
-//! - **Clients** hold `ads-with-contracts` and the counters. Every impression interval a client
-//!   picks one of the ads it sees (its own seeded RNG) and increments that ad's counter, online
-//!   or not; the replica ships the increments when it can.
+//!   threshold, the ad is removed from its vendor set. The server of index 0 also adds the
+//!   ads and their contracts when it first starts (not again after a restart that finds the
+//!   contracts in its store: adding a removed ad again would bring it back).
+//! - **Clients** hold `ads-with-contracts` and the counters (and, under HyParView, relay the
+//!   servers' sources and trigger sets: [`program::relay_interest`]). Every impression
+//!   interval a client picks one of the ads it sees (its node's seeded RNG) and increments
+//!   that ad's counter, online or not; the replica ships the increments when it can.
+//!
+//! A node's role is its app role ([`NodeMeta::role`]): `--role` on a real node, the first
+//! `--servers` nodes in the simulator, in every membership mode.
 //!
 //! **The invariant.** A client never counts an impression for an ad whose removal it has
 //! already received. A subscription to `ads-with-contracts` records every ad that disappears
 //! from it; an impression about to be counted for such an ad (it would have to reappear: a
 //! removal is final) is refused and counted as a violation ([`ClientLog::violations`]).
+//! [`App::invariants`] states it for the tools: no violation and no resurrection on any node.
 
 use super::program::{self, AdVars};
-use rasp_dataflow::replica::{HasReplica, Replica, ReplicaConfig, SERVICE};
+use crate::app::{App, AppAtom, Invariant, NodeCtx, NodeMeta};
+use clap::Args;
+use rasp_dataflow::json::JsonTypes;
 use rasp_dataflow::update::inc;
-use rasp_dataflow::{Interest, Program};
+use rasp_dataflow::{Error, Interest, Program, Var};
 use rasp_lattice::{ORSet, Threshold};
-use rasp_membership::Role;
-use rasp_runtime::{Atom, Ctx, Time};
+use rasp_membership::{Mode, Role};
+use rasp_runtime::Time;
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-/// What one node of the application does.
+/// The app's own flags (`rasp ad-counter sim|node`).
+#[derive(Clone, Debug, Args)]
+pub struct AdArgs {
+    /// Ads per vendor (two vendors)
+    #[arg(
+        long,
+        env = "RASP_ADS_PER_VENDOR",
+        value_name = "N",
+        default_value_t = 10
+    )]
+    pub ads_per_vendor: u32,
+    /// Impressions after which an ad is removed
+    #[arg(long, env = "RASP_THRESHOLD", value_name = "N", default_value_t = 2000)]
+    pub threshold: u64,
+    /// Milliseconds between two impressions of a client
+    #[arg(
+        long,
+        env = "RASP_IMPRESSION_INTERVAL_MS",
+        value_name = "MS",
+        default_value_t = 1000
+    )]
+    pub impression_interval_ms: u64,
+    /// Real nodes: print `ad=<json>` (the node's report and traffic) on stdout every MS
+    /// milliseconds (`rasp ad-counter --processes` reads it; the simulator reads the atoms)
+    #[arg(long, value_name = "MS")]
+    pub report_ms: Option<u64>,
+}
+
+/// The advertisement counter (see the module docs). The value configures every node; each
+/// node's copy keeps what that node saw and did ([`AdCounter::log`], [`AdCounter::fired`]).
 #[derive(Clone, Debug)]
-pub struct AppParams {
-    /// Server or client.
-    pub role: Role,
+pub struct AdCounter {
     /// Ads per vendor.
     pub ads_per_vendor: u32,
     /// Impressions after which an ad is removed.
     pub threshold: u64,
-    /// Time between two impressions (clients).
+    /// Time between two impressions of a client.
     pub impression_interval: Duration,
-    /// Replication settings (the interest is set from the role).
-    pub replica: ReplicaConfig,
-    /// Whether this node adds the ads and contracts at start (the first server).
-    pub seed_data: bool,
-    /// Clients also hold (without computing anything from them) the servers' sources and
-    /// trigger sets, so that those travel between servers over a partial overlay
-    /// (HyParView), where two servers are rarely neighbours. See
-    /// [`program::relay_interest`].
-    pub relay: bool,
+    /// This node's record; replaced by a fresh one at every start, so nodes never share it.
+    /// Behind a mutex because the subscription that fills it lives in the program.
+    node: Arc<Mutex<NodeRecord>>,
 }
 
-/// A client's record of what it saw and did (shared with its subscription).
+impl Default for AdCounter {
+    fn default() -> Self {
+        AdCounter::new(10, 2000, Duration::from_secs(1))
+    }
+}
+
+#[derive(Debug, Default)]
+struct NodeRecord {
+    log: ClientLog,
+    fired: Vec<String>,
+}
+
+/// A client's record of what it saw and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClientLog {
     /// Ads visible in `ads-with-contracts` at the last change.
@@ -70,214 +110,235 @@ pub struct ClientLog {
     pub offline_impressions: u64,
 }
 
-/// The application atom. Needs a membership atom on its node.
-pub struct AdApp {
-    params: AppParams,
-    replica: Option<Replica>,
-    vars: Option<AdVars>,
-    log: Rc<RefCell<ClientLog>>,
-    fired: Rc<RefCell<Vec<String>>>,
-}
-
-impl AdApp {
-    /// An application atom with `params`.
-    pub fn new(params: AppParams) -> Self {
-        AdApp {
-            params,
-            replica: None,
-            vars: None,
-            log: Rc::default(),
-            fired: Rc::default(),
+impl AdCounter {
+    /// The app with `ads_per_vendor` ads per vendor, removed at `threshold` impressions, and
+    /// a client impression every `impression_interval`.
+    pub fn new(ads_per_vendor: u32, threshold: u64, impression_interval: Duration) -> Self {
+        AdCounter {
+            ads_per_vendor,
+            threshold,
+            impression_interval,
+            node: Arc::default(),
         }
     }
 
-    /// The node's role.
-    pub fn role(&self) -> Role {
-        self.params.role
+    fn record(&self) -> MutexGuard<'_, NodeRecord> {
+        // A panic while the lock is held leaves a record that is still consistent field by
+        // field: keep reading it.
+        self.node.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The replica (`None` before init).
-    pub fn replica_ref(&self) -> Option<&Replica> {
-        self.replica.as_ref()
+    /// The handles on the program's variables.
+    pub fn vars(&self) -> AdVars {
+        AdVars::of(self.ads_per_vendor)
     }
 
-    /// The program (`None` before init).
-    pub fn program(&self) -> Option<&Program> {
-        self.replica.as_ref().map(Replica::program)
-    }
-
-    /// The client's log (empty on servers).
+    /// This node's log (empty on servers).
     pub fn log(&self) -> ClientLog {
-        self.log.borrow().clone()
+        self.record().log.clone()
     }
 
     /// Visible ads, as of the last change of `ads-with-contracts`.
     pub fn visible(&self) -> BTreeSet<String> {
-        self.log.borrow().visible.clone()
+        self.record().log.visible.clone()
     }
 
     /// Impressions counted here, in total.
     pub fn own_impressions(&self) -> u64 {
-        self.log.borrow().impressions.values().sum()
+        self.record().log.impressions.values().sum()
     }
 
     /// Ads whose removal trigger fired on this node, in firing order.
     pub fn fired(&self) -> Vec<String> {
-        self.fired.borrow().clone()
+        self.record().fired.clone()
     }
 
-    /// The counter value of every ad as this node sees it.
-    pub fn counters(&self) -> BTreeMap<String, u64> {
-        let mut out = BTreeMap::new();
-        if let (Some(p), Some(vars)) = (self.program(), self.vars.as_ref()) {
-            for ad in &vars.ads {
-                if let Ok(v) = p.query(&program::views(ad)) {
-                    out.insert(ad.clone(), v);
-                }
-            }
-        }
-        out
-    }
-
-    /// Ads still in the vendor sets (servers; `None` on clients).
-    pub fn vendor_ads(&self) -> Option<BTreeSet<String>> {
-        let p = self.program()?;
-        let mut out = BTreeSet::new();
-        for v in program::VENDORS {
-            let var = rasp_dataflow::Var::<ORSet<String>>::named(&format!("ads/{v}"));
-            out.extend(p.query(&var).ok()?);
-        }
-        Some(out)
-    }
-
-    fn impression(&mut self, ctx: &mut Ctx<Self>) {
-        let Some(vars) = self.vars.clone() else {
-            return;
-        };
-        let offline = self.replica().neighbours().is_empty();
-        let (visible, len) = {
-            let log = self.log.borrow();
-            (log.visible.clone(), log.visible.len())
-        };
-        if len == 0 {
-            return;
-        }
-        let k = (ctx.random_u64() % len as u64) as usize;
-        let ad = visible.iter().nth(k).expect("k < len").clone();
-        if self.log.borrow().removed_seen.contains(&ad) {
-            self.log.borrow_mut().violations += 1;
-            ctx.count("ad_counter.violations", 1);
-            return;
-        }
-        let actor = ctx.node().0;
-        let p = self.replica().program_mut();
-        if let Err(e) = p.update(&program::views(&ad), inc(1), actor) {
-            tracing::error!(ad = %ad, error = %e, "cannot count an impression");
-            return;
-        }
-        let _ = vars;
-        let mut log = self.log.borrow_mut();
-        *log.impressions.entry(ad).or_insert(0) += 1;
-        log.last_impression = Some(ctx.now());
-        if offline {
-            log.offline_impressions += 1;
-        }
-    }
-}
-
-impl HasReplica for AdApp {
-    fn replica(&mut self) -> &mut Replica {
-        self.replica
-            .as_mut()
-            .expect("handlers run only after init created the replica")
-    }
-}
-
-impl Atom for AdApp {
-    fn init(&mut self, ctx: &mut Ctx<Self>) {
-        if let Err(e) = ctx.register(SERVICE) {
-            tracing::error!(error = %e, "a dataflow atom already runs on this node");
-            ctx.stop_self();
-            return;
-        }
-        let node = ctx.node();
-        let per_vendor = self.params.ads_per_vendor;
-        let interest = match self.params.role {
-            Role::Server => Interest::All,
-            Role::Client if self.params.relay => program::relay_interest(per_vendor),
-            Role::Client => program::client_interest(per_vendor),
-        };
-        let mut p = Program::with_interest(node.0, interest.clone());
-        let vars = match program::build(&mut p, per_vendor) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot build the ad counter");
-                ctx.stop_self();
-                return;
-            }
-        };
-        // Watch ads-with-contracts: what is visible, and what left it (a received removal).
-        let log = self.log.clone();
-        let watched = vars.clone();
-        let sub = p.subscribe(&vars.ads_with_contracts, move |p, _| {
-            let Ok(now) = program::visible_ads(p, &watched) else {
+    fn watch(&self, p: &mut Program) -> Result<(), Error> {
+        let vars = self.vars();
+        // What a restarted node reloaded from its store is visible from the start.
+        let now = program::visible_ads(p, &vars)?;
+        self.record().log.visible = now;
+        let node = self.node.clone();
+        p.subscribe(&vars.ads_with_contracts.clone(), move |p, _| {
+            let Ok(now) = program::visible_ads(p, &vars) else {
                 return;
             };
-            let mut log = log.borrow_mut();
+            let mut r = node.lock().unwrap_or_else(|e| e.into_inner());
+            let log = &mut r.log;
             let gone: Vec<String> = log.visible.difference(&now).cloned().collect();
             let back = now.intersection(&log.removed_seen).count() as u64;
             log.resurrections += back;
             log.removed_seen.extend(gone);
             log.visible = now;
-        });
-        if let Err(e) = sub {
+        })
+        .map(|_| ())
+    }
+
+    fn serve(&mut self, node: &mut NodeCtx<'_, Self>) {
+        let vars = self.vars();
+        let seeded = node.query(&vars.contracts).is_ok_and(|c| !c.is_empty());
+        if node.index() == Some(0) && !seeded {
+            if let Err(e) = program::seed_ads(node.program_mut(), &vars) {
+                tracing::error!(error = %e, "cannot add the ads");
+            }
+        }
+        let threshold = i64::try_from(self.threshold).unwrap_or(i64::MAX);
+        for ad in &vars.ads {
+            let record = self.node.clone();
+            let name = ad.clone();
+            let armed = node.trigger(
+                &format!("remove/{ad}"),
+                &program::views(ad),
+                Threshold::value(threshold),
+                move |p, _| {
+                    if let Err(e) = program::remove_ad(p, &name) {
+                        tracing::error!(ad = %name, error = %e, "cannot remove the ad");
+                    }
+                    tracing::info!(ad = %name, "threshold reached: ad removed");
+                    record
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .fired
+                        .push(name);
+                },
+            );
+            if let Err(e) = armed {
+                tracing::error!(ad = %ad, error = %e, "cannot arm the trigger");
+            }
+        }
+    }
+
+    fn impression(&mut self, node: &mut NodeCtx<'_, Self>) {
+        let offline = node.neighbours().is_empty();
+        let ad = {
+            let mut r = self.record();
+            let len = r.log.visible.len();
+            if len == 0 {
+                return;
+            }
+            let k = (node.random_u64() % len as u64) as usize;
+            let ad = r.log.visible.iter().nth(k).expect("k < len").clone();
+            if r.log.removed_seen.contains(&ad) {
+                r.log.violations += 1;
+                node.count("ad_counter.violations", 1);
+                return;
+            }
+            ad
+        };
+        // Not under the lock: an update runs the program's subscriptions.
+        if let Err(e) = node.update(&program::views(&ad), inc(1)) {
+            tracing::error!(ad = %ad, error = %e, "cannot count an impression");
+            return;
+        }
+        let now = node.now();
+        let mut r = self.record();
+        *r.log.impressions.entry(ad).or_insert(0) += 1;
+        r.log.last_impression = Some(now);
+        if offline {
+            r.log.offline_impressions += 1;
+        }
+    }
+}
+
+impl App for AdCounter {
+    type Args = AdArgs;
+
+    fn configure(&mut self, args: &AdArgs) -> Result<(), String> {
+        if args.ads_per_vendor == 0 {
+            return Err("--ads-per-vendor must be at least 1".into());
+        }
+        if args.threshold == 0 {
+            return Err("--threshold must be at least 1".into());
+        }
+        if args.impression_interval_ms == 0 {
+            return Err("--impression-interval-ms must be at least 1".into());
+        }
+        if args.report_ms == Some(0) {
+            return Err("--report-ms must be at least 1".into());
+        }
+        self.ads_per_vendor = args.ads_per_vendor;
+        self.threshold = args.threshold;
+        self.impression_interval = Duration::from_millis(args.impression_interval_ms);
+        Ok(())
+    }
+
+    fn program(&self, p: &mut Program) -> Result<(), Error> {
+        program::build(p, self.ads_per_vendor).map(|_| ())
+    }
+
+    fn interest(&self, node: &NodeMeta) -> Interest {
+        match (node.role, node.membership) {
+            (Role::Server, _) => Interest::All,
+            (Role::Client, Mode::HyParView) => program::relay_interest(self.ads_per_vendor),
+            (Role::Client, _) => program::client_interest(self.ads_per_vendor),
+        }
+    }
+
+    fn json_types(&self) -> JsonTypes {
+        let mut t = JsonTypes::standard();
+        t.register_read_only::<rasp_dataflow::causal::DSet<(String, String)>>(
+            "dset<(string,string)>",
+        );
+        t
+    }
+
+    fn start(&mut self, node: &mut NodeCtx<'_, Self>) {
+        self.node = Arc::default();
+        if let Err(e) = self.watch(node.program_mut()) {
             tracing::error!(error = %e, "cannot watch ads-with-contracts");
         }
-        let config = ReplicaConfig {
-            interest,
-            ..self.params.replica.clone()
-        };
-        self.replica = Some(Replica::new(node, config, p));
-        Replica::install(self, ctx);
-        self.vars = Some(vars.clone());
-        match self.params.role {
-            Role::Server => {
-                if self.params.seed_data {
-                    if let Err(e) = program::seed_ads(self.replica().program_mut(), &vars) {
-                        tracing::error!(error = %e, "cannot add the ads");
-                    }
-                }
-                let threshold = i64::try_from(self.params.threshold).unwrap_or(i64::MAX);
-                for ad in &vars.ads {
-                    let fired = self.fired.clone();
-                    let name = ad.clone();
-                    let armed = self.replica().trigger(
-                        &format!("remove/{ad}"),
-                        &program::views(ad),
-                        Threshold::value(threshold),
-                        move |p, _| {
-                            if let Err(e) = program::remove_ad(p, &name) {
-                                tracing::error!(ad = %name, error = %e, "cannot remove the ad");
-                            }
-                            fired.borrow_mut().push(name);
-                        },
-                    );
-                    if let Err(e) = armed {
-                        tracing::error!(ad = %ad, error = %e, "cannot arm the trigger");
-                    }
-                }
-            }
+        match node.role() {
+            Role::Server => self.serve(node),
             Role::Client => {
                 // Start at a random phase so clients do not all count at the same instant.
-                let every = self.params.impression_interval;
-                let phase = ctx.random_u64() % every.as_nanos().max(1) as u64;
-                ctx.after(Duration::from_nanos(phase), move |a: &mut AdApp, ctx| {
-                    a.impression(ctx);
-                    ctx.every(every, |a: &mut AdApp, ctx| a.impression(ctx));
+                let every = self.impression_interval;
+                let phase = node.random_u64() % every.as_nanos().max(1) as u64;
+                node.after(Duration::from_nanos(phase), move |a, n| {
+                    a.impression(n);
+                    n.every(every, |a, n| a.impression(n));
                 });
             }
         }
     }
+
+    fn invariants(&self) -> Vec<Invariant> {
+        vec![
+            Invariant::each("no impression for a removed ad", |n| {
+                match n.app::<AdCounter>().map(|a| a.record().log.violations) {
+                    Some(0) | None => Ok(()),
+                    Some(v) => Err(format!("{v} impressions for ads whose removal it saw")),
+                }
+            }),
+            Invariant::each("a removed ad stays removed", |n| {
+                match n.app::<AdCounter>().map(|a| a.record().log.resurrections) {
+                    Some(0) | None => Ok(()),
+                    Some(v) => Err(format!("{v} removed ads came back into view")),
+                }
+            }),
+        ]
+    }
+}
+
+/// The counter value of every ad as `p` sees it.
+pub fn counters(p: &Program, per_vendor: u32) -> BTreeMap<String, u64> {
+    program::ad_names(per_vendor)
+        .into_iter()
+        .filter_map(|ad| {
+            let v = p.query(&program::views(&ad)).ok()?;
+            Some((ad, v))
+        })
+        .collect()
+}
+
+/// Ads still in the vendor sets as `p` sees them (`None` where the vendor sets are not held:
+/// a client).
+pub fn vendor_ads(p: &Program) -> Option<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for v in program::VENDORS {
+        let var = Var::<ORSet<String>>::named(&format!("ads/{v}"));
+        out.extend(p.query(&var).ok()?);
+    }
+    Some(out)
 }
 
 /// What one node reports about itself (the real-process result line; the simulator reads the
@@ -306,27 +367,98 @@ pub struct NodeReport {
     pub neighbours: usize,
 }
 
-impl AdApp {
-    /// This node's report.
-    pub fn report(&self, node: u64) -> NodeReport {
-        let log = self.log.borrow();
-        NodeReport {
-            node,
-            role: match self.params.role {
-                Role::Server => "server".into(),
-                Role::Client => "client".into(),
-            },
-            visible: log.visible.iter().cloned().collect(),
-            vendor_ads: match self.params.role {
-                Role::Server => self.vendor_ads().map(|s| s.into_iter().collect()),
-                Role::Client => None,
-            },
-            counters: self.counters(),
-            impressions: log.impressions.values().sum(),
-            violations: log.violations,
-            resurrections: log.resurrections,
-            fired: self.fired.borrow().clone(),
-            neighbours: self.replica.as_ref().map_or(0, |r| r.neighbours().len()),
+/// The report of the node whose app atom is `atom` and whose id is `node`.
+pub fn report(atom: &AppAtom<AdCounter>, node: u64) -> NodeReport {
+    let app = atom.app();
+    let role = atom.meta().role;
+    let log = app.log();
+    let program = atom.program();
+    NodeReport {
+        node,
+        role: match role {
+            Role::Server => "server".into(),
+            Role::Client => "client".into(),
+        },
+        visible: log.visible.iter().cloned().collect(),
+        vendor_ads: match role {
+            Role::Server => program
+                .and_then(vendor_ads)
+                .map(|s| s.into_iter().collect()),
+            Role::Client => None,
+        },
+        counters: program.map_or_else(BTreeMap::new, |p| counters(p, app.ads_per_vendor)),
+        impressions: log.impressions.values().sum(),
+        violations: log.violations,
+        resurrections: log.resurrections,
+        fired: app.fired(),
+        neighbours: atom.replica_ref().map_or(0, |r| r.neighbours().len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::sim::{run, SimArgs};
+    use crate::app::NodeView;
+    use rasp_runtime::NodeId;
+
+    fn small() -> AdCounter {
+        AdCounter::new(2, 20, Duration::from_millis(100))
+    }
+
+    #[test]
+    fn the_invariants_see_each_nodes_log() {
+        let app = small();
+        let p = Program::new(0);
+        let view = |a: &AdCounter| {
+            let r = Invariant::check;
+            let v = [NodeView {
+                index: 3,
+                id: NodeId(3),
+                role: Role::Client,
+                program: &p,
+                app: a,
+            }];
+            app.invariants()
+                .iter()
+                .map(|i| r(i, &v))
+                .collect::<Vec<_>>()
+        };
+        assert!(view(&app).iter().all(Result::is_ok));
+        app.record().log.violations = 2;
+        let out = view(&app);
+        assert_eq!(
+            out[0].as_ref().unwrap_err(),
+            "node 3: 2 impressions for ads whose removal it saw"
+        );
+        assert!(out[1].is_ok());
+        app.record().log.resurrections = 1;
+        assert!(view(&app)[1].as_ref().unwrap_err().contains("came back"));
+    }
+
+    /// Node 0 seeds the ads once: after a crash and a restart from its store (once every ad
+    /// is removed) it does not add them again, which would bring them back.
+    #[test]
+    fn a_restarted_seed_node_does_not_add_the_ads_again() {
+        let args = SimArgs {
+            nodes: 5,
+            servers: Some(2),
+            membership: Mode::Full,
+            duration_s: 60.0,
+            crash: vec!["0@40".parse().unwrap()],
+            restart: vec!["0@42".parse().unwrap()],
+            check_every: 25,
+            ..SimArgs::default()
+        };
+        let r = run(small(), &args).unwrap();
+        assert!(r.converged, "{}", r.text());
+        for (i, vars) in &r.values {
+            assert_eq!(vars["ads-with-contracts"], "{}", "node {i}: {}", r.text());
         }
+        assert_eq!(r.values[&0]["ads/rovio"], "{}", "{}", r.text());
+        assert_eq!(
+            r.values[&0]["contracts"],
+            r#"{"riot/0", "riot/1", "rovio/0", "rovio/1"}"#
+        );
     }
 }

@@ -66,6 +66,18 @@ pub struct AdVars {
     pub ads: Vec<Ad>,
 }
 
+impl AdVars {
+    /// The handles for `per_vendor` ads per vendor (by name: they name the variables
+    /// [`build`] declares).
+    pub fn of(per_vendor: u32) -> Self {
+        AdVars {
+            ads_with_contracts: Var::named(ADS_WITH_CONTRACTS),
+            contracts: Var::named("contracts"),
+            ads: ad_names(per_vendor),
+        }
+    }
+}
+
 /// Declares the program on `p`: vendor sets → union → product with contracts → filter, and
 /// one counter per ad. The same code on every node.
 pub fn build(p: &mut Program, per_vendor: u32) -> Result<AdVars, Error> {
@@ -124,7 +136,8 @@ pub fn relay_interest(per_vendor: u32) -> Interest {
     Interest::Only(ids)
 }
 
-/// Adds every ad to its vendor set and one contract per ad (done once, by the first server).
+/// Adds every ad to its vendor set and one contract per ad (done once, by the first server:
+/// see [`super::app::AdCounter`]).
 pub fn seed_ads(p: &mut Program, vars: &AdVars) -> Result<(), Error> {
     let actor = p.actor();
     for ad in &vars.ads {

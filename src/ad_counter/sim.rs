@@ -17,23 +17,22 @@
 //! **Convergence**: every replica's state of every variable it shares with server 0 is equal
 //! to server 0's (lattice equality, both `≤`), checked after the servers removed every ad.
 
-use super::app::{AdApp, AppParams};
+use super::app::{self, AdCounter};
 use super::config::AdConfig;
 use super::summary::{
     peak_rss_kib, AdOutcome, Bytes, HostFigures, RunResult, Sample, Series, Summary,
 };
+use crate::app::{app_boot, AppAtom, ReplicationArgs, APP_ATOM};
+use crate::cli::node::{node_boot, NodeEnv};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rasp_dataflow::replica::ReplicaConfig;
-use rasp_membership::{Config as MConfig, MembershipAtom, Role};
+use rasp_membership::{Config as MConfig, Role};
 use rasp_runtime::sim::{Fault, LinkConfig, NetConfig, Sim, SimConfig};
-use rasp_runtime::{boot, AtomAddr, AtomId, Contact, NodeId, Time};
+use rasp_runtime::{AtomAddr, Contact, NodeId, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-
-/// The application atom's id on every simulated node (membership is atom 0).
-pub const APP: AtomId = AtomId(1);
 
 /// Partition ids: offline clients use `OFFLINE_BASE + client index`.
 const OFFLINE_BASE: u32 = 1_000_000;
@@ -59,24 +58,19 @@ fn secs(t: Time) -> f64 {
     t.0 as f64 / 1e9
 }
 
-/// The parameters of one node's application atom.
-pub fn app_params(cfg: &AdConfig, role: Role, seed_data: bool) -> AppParams {
-    AppParams {
-        role,
-        relay: cfg.membership == rasp_membership::Mode::HyParView,
-        ads_per_vendor: cfg.ads_per_vendor,
-        threshold: cfg.threshold,
-        impression_interval: cfg.impression_interval,
-        replica: ReplicaConfig {
-            sync: cfg.sync,
-            sync_interval: cfg.sync_interval,
-            // Ten sync intervals: the servers' heartbeats cross a partial overlay through
-            // clients, one hop per interval.
-            suspect_after: cfg.sync_interval * 10,
-            ..ReplicaConfig::default()
-        },
-        seed_data,
+/// The app every node of a run of `cfg` runs.
+pub fn app(cfg: &AdConfig) -> AdCounter {
+    AdCounter::new(cfg.ads_per_vendor, cfg.threshold, cfg.impression_interval)
+}
+
+/// The replication settings of a run of `cfg`: the same rule as every app's nodes
+/// ([`ReplicationArgs::config`]: durable, a trigger owner suspected after ten sync intervals).
+pub fn replica_config(cfg: &AdConfig) -> Result<ReplicaConfig, String> {
+    ReplicationArgs {
+        sync: Some(cfg.sync),
+        sync_interval_ms: Some(u64::try_from(cfg.sync_interval.as_millis()).unwrap_or(u64::MAX)),
     }
+    .config()
 }
 
 /// Runs the advertisement counter in the simulator; `progress` is called after every sample.
@@ -103,32 +97,29 @@ pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunRes
         ..SimConfig::default()
     };
     let mut sim = Sim::new(sim_cfg).map_err(|e| e.to_string())?;
+    let app = app(cfg);
+    let config = replica_config(cfg)?;
     for i in 0..n {
         let role = if i < servers {
             Role::Server
         } else {
             Role::Client
         };
-        let params = app_params(cfg, role, i == 0);
-        let mode = cfg.membership;
-        let id = sim.add_node(boot(move |b| {
-            let seeds = if b.node().0 == 0 {
-                vec![]
-            } else {
-                vec![Contact::bare(NodeId(0))]
-            };
-            let mc = MConfig {
-                mode,
-                role,
-                ..MConfig::default()
-            };
-            b.spawn(MembershipAtom::new(mc, seeds).expect("validated config"));
-            b.spawn(AdApp::new(params.clone()));
-        }));
+        let membership = MConfig {
+            mode: cfg.membership,
+            role,
+            ..MConfig::default()
+        };
+        let seeds = if i == 0 {
+            Vec::new()
+        } else {
+            vec![Contact::bare(NodeId(0))]
+        };
+        let extra = app_boot(app.clone(), Some(i as u32), config.clone());
+        let id = sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
         debug_assert_eq!(id, NodeId(i as u64));
     }
     let node = |i: usize| NodeId(i as u64);
-    let addr = |i: usize| AtomAddr::new(node(i), APP);
     let all: Vec<NodeId> = (0..n).map(node).collect();
     let ads = cfg.ads();
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0xadc0_47e2);
@@ -231,7 +222,6 @@ pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunRes
     summary.convergence_s = converged_at.map(|t| (secs(t) - summary.last_impression_s).max(0.0));
     summary.events = sim.events();
     summary.trace_hash = sim.trace_hash();
-    let _ = addr;
     Ok(RunResult {
         summary,
         host: HostFigures {
@@ -242,14 +232,17 @@ pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunRes
     })
 }
 
-fn with_app<R>(sim: &Sim, i: usize, f: impl FnOnce(&AdApp) -> R) -> Option<R> {
-    sim.with_atom::<AdApp, _>(AtomAddr::new(NodeId(i as u64), APP), f)
+fn with_app<R>(sim: &Sim, i: usize, f: impl FnOnce(&AppAtom<AdCounter>) -> R) -> Option<R> {
+    sim.with_atom::<AppAtom<AdCounter>, _>(AtomAddr::new(NodeId(i as u64), APP_ATOM), f)
+}
+
+fn vendor_ads(a: &AppAtom<AdCounter>) -> Option<BTreeSet<String>> {
+    a.program().and_then(app::vendor_ads)
 }
 
 fn servers_done(sim: &Sim, servers: usize) -> bool {
-    (0..servers).all(|i| {
-        with_app(sim, i, |a| a.vendor_ads().is_some_and(|s| s.is_empty())).unwrap_or(false)
-    })
+    (0..servers)
+        .all(|i| with_app(sim, i, |a| vendor_ads(a).is_some_and(|s| s.is_empty())).unwrap_or(false))
 }
 
 fn sample(
@@ -261,15 +254,15 @@ fn sample(
     offline: u64,
 ) -> Sample {
     let left: BTreeSet<String> =
-        with_app(sim, 0, |a| a.vendor_ads().unwrap_or_default()).unwrap_or_default();
+        with_app(sim, 0, |a| vendor_ads(a).unwrap_or_default()).unwrap_or_default();
     let removed: BTreeSet<&String> = ads.iter().filter(|a| !left.contains(*a)).collect();
     let mut impressions = 0;
     let mut stale = 0;
     let mut payload = 0;
     for i in 0..n {
         with_app(sim, i, |a| {
-            impressions += a.own_impressions();
-            if i >= servers && a.visible().iter().any(|ad| removed.contains(ad)) {
+            impressions += a.app().own_impressions();
+            if i >= servers && a.app().visible().iter().any(|ad| removed.contains(ad)) {
                 stale += 1;
             }
             if let Some(r) = a.replica_ref() {
@@ -280,7 +273,12 @@ fn sample(
     let mut divergence = 0.0;
     if impressions > 0 {
         for &i in sampled {
-            let seen: u64 = with_app(sim, i, |a| a.counters().values().sum()).unwrap_or(0);
+            let seen: u64 = with_app(sim, i, |a| {
+                a.program().map_or(0, |p| {
+                    app::counters(p, a.app().ads_per_vendor).values().sum()
+                })
+            })
+            .unwrap_or(0);
             divergence += 1.0 - (seen.min(impressions) as f64 / impressions as f64);
         }
         divergence /= sampled.len() as f64;
@@ -334,7 +332,8 @@ fn converged(sim: &Sim, n: usize) -> bool {
 fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) -> Summary {
     let reports: Vec<_> = (0..n)
         .map(|i| {
-            with_app(sim, i, |a| (a.report(i as u64), a.log())).expect("every node runs the app")
+            with_app(sim, i, |a| (app::report(a, i as u64), a.app().log()))
+                .expect("every node runs the app")
         })
         .collect();
     let final_counts = reports[0].0.counters.clone();

@@ -65,13 +65,15 @@ pub mod sim;
 
 use crate::cli::node::{ExtraBoot, NodeEnv, StartedNode};
 use clap::{Args, Parser, Subcommand};
+use rasp_dataflow::json::JsonTypes;
 use rasp_dataflow::replica::{HasReplica, Replica, ReplicaConfig, SyncMode, SERVICE};
 use rasp_dataflow::{Error, Interest, Program, Var};
 use rasp_lattice::{Lattice, Query, Threshold};
-use rasp_membership::Role;
+use rasp_membership::{Mode, Role};
 use rasp_runtime::{
     Atom, AtomAddr, AtomId, Ctx, Dest, Message, NodeId, Origin, PeerEvent, Time, TimerId,
 };
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::process::ExitCode;
@@ -101,10 +103,17 @@ pub trait App: Clone + Send + Sync + 'static {
     /// Declares the dataflow graph: the same on every node.
     fn program(&self, p: &mut Program) -> Result<(), Error>;
 
-    /// Which variables a node of `role` holds (Selective Hearing, PPDP'15 §5). Every node
-    /// holds everything by default. Roles differ only under client-server membership.
-    fn interest(&self, _role: Role) -> Interest {
+    /// Which variables `node` holds (Selective Hearing, PPDP'15 §5), from its role (and, if
+    /// it matters, its index or the membership mode: a partial overlay such as HyParView may
+    /// need clients to relay what servers exchange). Every node holds everything by default.
+    fn interest(&self, _node: &NodeMeta) -> Interest {
         Interest::All
+    }
+
+    /// The variable types the node's HTTP API can show and update as JSON: the standard ones
+    /// by default ([`JsonTypes::standard`]); register the program's own types here.
+    fn json_types(&self) -> JsonTypes {
+        JsonTypes::standard()
     }
 
     /// Runs when the node's replica exists (at every boot): set timers, handlers and
@@ -128,7 +137,7 @@ pub struct NoProgram;
 impl App for NoProgram {
     type Args = NoArgs;
     fn program(&self, p: &mut Program) -> Result<(), Error> {
-        rasp_dataflow::json::JsonTypes::standard().teach(p);
+        JsonTypes::standard().teach(p);
         Ok(())
     }
 }
@@ -148,6 +157,16 @@ pub struct NodeView<'a> {
     pub role: Role,
     /// Its program: query variables with [`Program::query`].
     pub program: &'a Program,
+    /// The node's copy of the app (read it with [`NodeView::app`]).
+    pub app: &'a dyn Any,
+}
+
+impl NodeView<'_> {
+    /// The node's copy of the app, if it is an `A`: for invariants over what the app keeps
+    /// beside its variables (what a node saw, what it refused).
+    pub fn app<A: App>(&self) -> Option<&A> {
+        self.app.downcast_ref::<A>()
+    }
 }
 
 impl Debug for NodeView<'_> {
@@ -240,6 +259,9 @@ impl ReplicationArgs {
         Ok(ReplicaConfig {
             sync: self.sync.unwrap_or(d.sync),
             sync_interval,
+            // Ten sync intervals, as the default: a trigger owner's heartbeat crosses one hop
+            // of a partial overlay per interval.
+            suspect_after: sync_interval * 10,
             durable: true,
             ..d
         })
@@ -251,8 +273,12 @@ impl ReplicationArgs {
 pub struct NodeMeta {
     /// The node's index (see the module docs).
     pub index: Option<u32>,
-    /// Its role.
+    /// Its role: `--role` on a real node, the first `--servers` nodes are servers in the
+    /// simulator. Every membership mode carries it; client-server membership also shapes its
+    /// topology by it.
     pub role: Role,
+    /// The membership protocol the node runs.
+    pub membership: Mode,
 }
 
 /// The atom that runs an [`App`] on a node, at [`APP_ATOM`]: it holds the node's
@@ -341,7 +367,7 @@ impl<A: App> Atom for AppAtom<A> {
             return;
         }
         let node = ctx.node();
-        let interest = self.app.interest(self.meta.role);
+        let interest = self.app.interest(&self.meta);
         let mut p = Program::with_interest(node.0, interest.clone());
         if let Err(e) = self.app.program(&mut p) {
             tracing::error!(error = %e, "cannot build the app's program");
@@ -502,6 +528,7 @@ pub fn app_boot<A: App>(app: A, index: Option<u32>, config: ReplicaConfig) -> Ex
         let meta = NodeMeta {
             index,
             role: env.membership.role,
+            membership: env.membership.mode,
         };
         let id = b.spawn(AppAtom::new(app.clone(), meta, config.clone()));
         debug_assert_eq!(id, APP_ATOM, "the app atom comes third");
@@ -571,7 +598,7 @@ impl<A: App> Main<A> {
     }
 
     /// Parses `args` (the first is the binary's name) and runs the subcommand.
-    pub fn run_from<I, T>(mut self, args: I) -> ExitCode
+    pub fn run_from<I, T>(self, args: I) -> ExitCode
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -581,14 +608,20 @@ impl<A: App> Main<A> {
             Err(e) => e.exit(),
         };
         init_tracing();
-        let user = match &cli.command {
+        self.run_command(cli.command)
+    }
+
+    /// Runs a parsed subcommand (for a binary that nests the app's subcommands under its
+    /// own, as `rasp ad-counter sim|node` does). Tracing must be initialised by the caller.
+    pub fn run_command(mut self, command: AppCommand<A::Args>) -> ExitCode {
+        let user = match &command {
             AppCommand::Sim(c) => &c.user,
             AppCommand::Node(c) => &c.user,
         };
         if let Err(e) = self.app.configure(user) {
             return crate::cli::config_error(e);
         }
-        match cli.command {
+        match command {
             AppCommand::Sim(c) => sim::run_cmd(self.app, &c.sim),
             AppCommand::Node(c) => node::run(self.app, c.node, self.hooks),
         }

@@ -82,6 +82,7 @@ pub fn run<A: App>(app: A, args: AppNodeArgs, hooks: Vec<NodeStartHook>) -> Exit
         Err(e) => return crate::cli::config_error(e),
     };
     let print = args.print_values;
+    let types = app.json_types();
     let opts = NodeOptions {
         extra_boot: Some(app_boot(app, index, config)),
         on_start: Some(Arc::new(move |n: StartedNode| {
@@ -94,7 +95,7 @@ pub fn run<A: App>(app: A, args: AppNodeArgs, hooks: Vec<NodeStartHook>) -> Exit
             }
         })),
         // The HTTP API (unless --no-http) serves the app's replica.
-        replica: Some(crate::http::ReplicaAtom::of::<AppAtom<A>>(APP_ATOM)),
+        replica: Some(crate::http::ReplicaAtom::of::<AppAtom<A>>(APP_ATOM).with_types(types)),
     };
     run_with(args.node, opts)
 }

@@ -1,7 +1,8 @@
 //! `<app> sim`: N nodes of an [`App`] in the deterministic simulator.
 //!
-//! Node `i` has index `i`; every node but node 0 joins through node 0; under client-server
-//! membership the first `--servers` nodes are servers and the others clients. Each node is
+//! Node `i` has index `i`; every node but node 0 joins through node 0; the first `--servers`
+//! nodes are servers and the others clients (by default one server under client-server
+//! membership, and every node a server otherwise). Each node is
 //! booted by the same code as a real node ([`crate::cli::node::node_boot`] with
 //! [`super::app_boot`]), so the app's atom is at [`APP_ATOM`] here too.
 //!
@@ -58,9 +59,11 @@ pub struct SimArgs {
     /// Membership protocol: full, client-server or hyparview
     #[arg(long, env = "RASP_MEMBERSHIP", value_name = "MODE", default_value_t = Mode::HyParView)]
     pub membership: Mode,
-    /// Client-server membership: the first this many nodes are servers
-    #[arg(long, value_name = "K", default_value_t = 1)]
-    pub servers: u32,
+    /// The first this many nodes are servers, the others clients (the app's roles; under
+    /// client-server membership also the topology) [default: 1 under client-server
+    /// membership, every node otherwise]
+    #[arg(long, value_name = "K")]
+    pub servers: Option<u32>,
     /// Replication settings.
     #[command(flatten)]
     pub replication: ReplicationArgs,
@@ -100,13 +103,33 @@ pub struct SimArgs {
     pub json: bool,
 }
 
+impl SimArgs {
+    /// How many of the nodes are servers (see `--servers`).
+    pub fn servers(&self) -> u32 {
+        match (self.servers, self.membership) {
+            (Some(k), _) => k,
+            (None, Mode::ClientServer) => 1,
+            (None, _) => self.nodes,
+        }
+    }
+
+    /// The role of node `i`.
+    pub fn role(&self, i: u32) -> Role {
+        if i < self.servers() {
+            Role::Server
+        } else {
+            Role::Client
+        }
+    }
+}
+
 impl Default for SimArgs {
     fn default() -> Self {
         SimArgs {
             nodes: 3,
             seed: 42,
             membership: Mode::HyParView,
-            servers: 1,
+            servers: None,
             replication: ReplicationArgs::default(),
             loss: 0.0,
             duplicate: 0.0,
@@ -282,6 +305,7 @@ pub fn views<A: App>(sim: &Sim) -> Vec<NodeView<'_>> {
                 id,
                 role: atom.meta().role,
                 program: atom.program()?,
+                app: atom.app(),
             })
         })
         .collect()
@@ -319,10 +343,12 @@ pub fn validate(args: &SimArgs) -> Result<(), String> {
     if args.nodes == 0 {
         return Err("--nodes must be at least 1".into());
     }
-    if args.membership == Mode::ClientServer && (args.servers == 0 || args.servers > args.nodes) {
+    let servers = args.servers();
+    if servers > args.nodes || (args.membership == Mode::ClientServer && servers == 0) {
         return Err(format!(
-            "--servers must be between 1 and --nodes ({}), got {}",
-            args.nodes, args.servers
+            "--servers must be between {} and --nodes ({}), got {servers}",
+            u32::from(args.membership == Mode::ClientServer),
+            args.nodes,
         ));
     }
     if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
@@ -380,11 +406,7 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
     };
     let mut sim = Sim::new(sim_cfg).map_err(|e| e.to_string())?;
     for i in 0..args.nodes {
-        let role = if args.membership == Mode::ClientServer && i >= args.servers {
-            Role::Client
-        } else {
-            Role::Server
-        };
+        let role = args.role(i);
         let membership = MConfig {
             mode: args.membership,
             role,

@@ -25,11 +25,15 @@
 //! out = "out/ad-counter"
 //! ```
 //!
+//! **The app.** The advertisement counter is an [`crate::app::App`] ([`AdCounter`]), and
+//! `rasp ad-counter sim …` / `rasp ad-counter node …` are its subcommands like any app's
+//! (see [`crate::app`]): the simulator with the app's invariants checked after every event,
+//! and one real node (every `rasp node` flag, `--index`, `--role`, the app's flags).
+//!
 //! **Across processes.** `--processes N` starts `servers` server processes and `N - servers`
-//! client processes of this same binary (`rasp ad-counter-node`, hidden: `rasp node` plus the
-//! application atom, through [`super::node::run_with`]) on 127.0.0.1, the first one seeding the
-//! ads and every other joining through it. Each prints a `ad=<json>` line
-//! ([`NodeReport`]) every 250 ms; the launcher stops when every ad is removed everywhere and
+//! client processes of this same binary (`rasp ad-counter node --index K --report-ms 250`) on
+//! 127.0.0.1, node 0 seeding the ads and every other joining through it. Each prints a
+//! `ad=<json>` line ([`NodeLine`]) every 250 ms; the launcher stops when every ad is removed everywhere and
 //! every node reports the same counters (or at `--timeout-s`), prints the same summary, and
 //! stops every process it started (also on error and on SIGINT/SIGTERM). Offline clients,
 //! loss and partitions are simulator-only (real processes stay online). `--kill-owner-after-s S`
@@ -38,14 +42,14 @@
 //! triggers over (the killed node is left out of the summary).
 
 use super::config_error;
-use super::node::{run_with, NodeArgs, NodeOptions, StartedNode};
-use crate::ad_counter::app::{AdApp, NodeReport};
+use crate::ad_counter::app::{self, AdArgs, AdCounter, NodeReport};
 use crate::ad_counter::summary::{peak_rss_kib, AdOutcome, Bytes, HostFigures, RunResult, Summary};
 use crate::ad_counter::{output, sim, AdConfig};
+use crate::app::{AppAtom, AppCommand, Main, APP_ATOM};
 use clap::Args;
 use rasp_dataflow::replica::SyncMode;
-use rasp_membership::{Mode, Role};
-use rasp_runtime::{AtomId, KindStats};
+use rasp_membership::Mode;
+use rasp_runtime::KindStats;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, IsTerminal};
@@ -416,42 +420,30 @@ fn run_matrix(cfg: &AdConfig, json: bool) -> ExitCode {
     }
 }
 
-// ----- the node side of --processes ---------------------------------------------------------
+// ----- `rasp ad-counter sim|node`: the app's own subcommands ------------------------------
 
-/// `rasp ad-counter-node`: `rasp node` plus the advertisement counter's application atom
-/// (started by `rasp ad-counter --processes`).
-#[derive(Debug, Clone, Args)]
-pub struct AdNodeArgs {
-    /// The node's settings.
+/// `rasp ad-counter`: the experiment (no subcommand) or the app's subcommands.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AdCounterCmd {
+    /// The advertisement counter as any app runs: `sim` (N nodes in the simulator, with the
+    /// app's invariants checked after every event) or `node` (one real node).
+    #[command(subcommand)]
+    pub app: Option<AppCommand<AdArgs>>,
+    /// The experiment's settings (without a subcommand).
     #[command(flatten)]
-    pub node: NodeArgs,
-    /// This node's application role: server or client
-    #[arg(long, value_name = "ROLE")]
-    pub ad_role: Role,
-    /// Add the ads and contracts at start (the first server)
-    #[arg(long)]
-    pub ad_seed_data: bool,
-    /// Ads per vendor
-    #[arg(long, default_value_t = 10)]
-    pub ads_per_vendor: u32,
-    /// Removal threshold
-    #[arg(long, default_value_t = 100)]
-    pub threshold: u64,
-    /// Milliseconds between two impressions
-    #[arg(long, default_value_t = 50)]
-    pub impression_interval_ms: u64,
-    /// Milliseconds between two synchronisations
-    #[arg(long, default_value_t = 200)]
-    pub sync_interval_ms: u64,
-    /// Sync mode
-    #[arg(long, default_value = "delta-bp-rr")]
-    pub sync: SyncMode,
+    pub run: AdCounterArgs,
 }
 
-/// The application atom's id on a `rasp node` (after `NodeInfo` and membership).
-pub const APP_ATOM: AtomId = AtomId(2);
+/// Runs `rasp ad-counter [sim|node]`.
+pub fn run_cmd(cmd: AdCounterCmd) -> ExitCode {
+    match cmd.app {
+        Some(app) => run_app(app),
+        None => run(cmd.run),
+    }
+}
 
-/// What a node prints every 250 ms: its report and its traffic per message kind.
+/// What a node prints with `--report-ms`: its report and its traffic per message kind.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct NodeLine {
     /// The application's report.
@@ -464,76 +456,47 @@ pub struct NodeLine {
     pub peak_rss_kib: u64,
 }
 
-/// The JSON types of the advertisement counter's program (for its nodes' HTTP API): the
-/// standard ones plus the derived set of (ad, contract) pairs.
-pub fn json_types() -> rasp_dataflow::json::JsonTypes {
-    let mut t = rasp_dataflow::json::JsonTypes::standard();
-    t.register_read_only::<rasp_dataflow::causal::DSet<(String, String)>>("dset<(string,string)>");
-    t
+/// Runs one of the app's subcommands; a node with `--report-ms` prints `ad=<json>`
+/// ([`NodeLine`]) that often.
+pub fn run_app(cmd: AppCommand<AdArgs>) -> ExitCode {
+    let mut main = Main::new(AdCounter::default());
+    if let AppCommand::Node(c) = &cmd {
+        if let Some(ms) = c.user.report_ms.filter(|&ms| ms > 0) {
+            let every = Duration::from_millis(ms);
+            main = main.on_node_start(move |n| {
+                tokio::spawn(print_reports(n.handle.clone(), n.id.0, every));
+            });
+        }
+    }
+    main.run_command(cmd)
 }
 
-/// Runs `rasp ad-counter-node`.
-pub fn run_node(args: AdNodeArgs) -> ExitCode {
-    if args.threshold == 0
-        || args.ads_per_vendor == 0
-        || args.impression_interval_ms == 0
-        || args.sync_interval_ms == 0
-    {
-        return config_error("ad-counter-node: threshold, ads, and intervals must be positive");
+/// Prints the node's [`NodeLine`] every `every`, until the node stops.
+async fn print_reports(node: rasp_runtime::net::NodeHandle, id: u64, every: Duration) {
+    loop {
+        let line = node
+            .call(move |h, _| {
+                let (report, payload) = h.with_atom::<AppAtom<AdCounter>, _>(APP_ATOM, |a| {
+                    let payload = a
+                        .replica_ref()
+                        .map_or(0, |r| r.stats().bytes_sent.values().sum::<u64>());
+                    (app::report(a, id), payload)
+                })?;
+                Some(NodeLine {
+                    report,
+                    kinds: h.metrics_snapshot().kinds,
+                    payload,
+                    peak_rss_kib: peak_rss_kib(),
+                })
+            })
+            .await;
+        match line {
+            None => return, // node stopped
+            Some(Some(l)) => println!("ad={}", serde_json::to_string(&l).expect("json")),
+            Some(None) => {}
+        }
+        tokio::time::sleep(every).await;
     }
-    let cfg = AdConfig {
-        ads_per_vendor: args.ads_per_vendor,
-        threshold: args.threshold,
-        impression_interval: Duration::from_millis(args.impression_interval_ms),
-        sync_interval: Duration::from_millis(args.sync_interval_ms),
-        sync: args.sync,
-        ..AdConfig::default()
-    };
-    let role = args.ad_role;
-    let seed_data = args.ad_seed_data;
-    let opts = NodeOptions {
-        extra_boot: Some(Arc::new(move |b, env| {
-            let cfg = AdConfig {
-                membership: env.membership.mode,
-                ..cfg.clone()
-            };
-            b.spawn(AdApp::new(sim::app_params(&cfg, role, seed_data)));
-        })),
-        replica: Some(crate::http::ReplicaAtom::of::<AdApp>(APP_ATOM).with_types(json_types())),
-        on_start: Some(Arc::new(|n: StartedNode| {
-            tokio::spawn(async move {
-                let id = n.id.0;
-                loop {
-                    let line = n
-                        .handle
-                        .call(move |h, _| {
-                            let (report, payload) = h.with_atom::<AdApp, _>(APP_ATOM, |a| {
-                                let payload = a
-                                    .replica_ref()
-                                    .map_or(0, |r| r.stats().bytes_sent.values().sum::<u64>());
-                                (a.report(id), payload)
-                            })?;
-                            Some(NodeLine {
-                                report,
-                                kinds: h.metrics_snapshot().kinds,
-                                payload,
-                                peak_rss_kib: peak_rss_kib(),
-                            })
-                        })
-                        .await;
-                    match line {
-                        None => return, // node stopped
-                        Some(Some(l)) => {
-                            println!("ad={}", serde_json::to_string(&l).expect("json"))
-                        }
-                        Some(None) => {}
-                    }
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            });
-        })),
-    };
-    run_with(args.node, opts)
 }
 
 mod processes {
@@ -580,12 +543,12 @@ mod processes {
             "client"
         };
         let mut cmd = Command::new(exe);
-        cmd.arg("ad-counter-node")
+        cmd.args(["ad-counter", "node"])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
             .arg("--data-dir")
             .arg(&dir)
             .args(["--membership", &cfg.membership.to_string()])
-            .args(["--role", role, "--ad-role", role])
+            .args(["--role", role, "--index", &k.to_string()])
             .args(["--ads-per-vendor", &cfg.ads_per_vendor.to_string()])
             .args(["--threshold", &cfg.threshold.to_string()])
             .args([
@@ -596,7 +559,7 @@ mod processes {
                 "--sync-interval-ms",
                 &cfg.sync_interval.as_millis().to_string(),
             ])
-            .args(["--sync", cfg.sync.name()])
+            .args(["--sync", cfg.sync.name(), "--report-ms", "250"])
             .env_remove("RASP_CONFIG")
             .env(
                 "RUST_LOG",
@@ -605,9 +568,6 @@ mod processes {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if k == 0 {
-            cmd.arg("--ad-seed-data");
-        }
         if let Some(j) = join {
             cmd.args(["--join", j]);
         }

@@ -20,7 +20,7 @@
 //! ping_interval_ms = 2000
 //! ping_timeout_ms = 6000
 //! membership = "hyparview"   # or "full", "client-server"
-//! role = "server"            # client-server mode only: "server" or "client"
+//! role = "server"            # "server" or "client" (the app's role; the topology under client-server)
 //! reset_store = false        # see --reset-store
 //! # nodes of an app (crate::app::node) only:
 //! index = 0
@@ -170,8 +170,9 @@ pub struct MembershipArgs {
     /// Membership protocol: full, client-server or hyparview [default: hyparview]
     #[arg(long, env = "RASP_MEMBERSHIP", value_name = "MODE")]
     pub membership: Option<Mode>,
-    /// This node's role in client-server mode: server or client [default: server]; ignored
-    /// in the other modes, so switching modes is one flag
+    /// This node's role: server or client [default: server]. The app sees it in every
+    /// membership mode; client-server membership also builds its topology from it, so
+    /// switching modes is one flag
     #[arg(long, env = "RASP_ROLE", value_name = "ROLE")]
     pub role: Option<Role>,
 }

@@ -37,11 +37,9 @@ pub enum Command {
     BenchSink(bench::SinkArgs),
     /// Ask running nodes for their membership views; print the overlay report as JSON.
     Overlay(overlay::OverlayArgs),
-    /// The advertisement counter (Lasp's flagship demo): simulator, matrix or real processes.
-    AdCounter(ad_counter::AdCounterArgs),
-    /// A `rasp node` running the advertisement counter (started by `ad-counter --processes`).
-    #[command(hide = true)]
-    AdCounterNode(ad_counter::AdNodeArgs),
+    /// The advertisement counter (Lasp's flagship demo): simulator, matrix or real processes;
+    /// `ad-counter sim|node` run it as an app.
+    AdCounter(Box<ad_counter::AdCounterCmd>),
     /// Talk to a running node's HTTP API: get, set, read (threshold), watch, declare, list
     Var(crate::http::client::VarArgs),
 }
@@ -63,8 +61,7 @@ pub fn main() -> ExitCode {
         Command::BenchNet(args) => bench::run(args),
         Command::BenchSink(args) => bench::run_sink(args),
         Command::Overlay(args) => overlay::run(args),
-        Command::AdCounter(args) => ad_counter::run(args),
-        Command::AdCounterNode(args) => ad_counter::run_node(args),
+        Command::AdCounter(cmd) => ad_counter::run_cmd(*cmd),
         Command::Var(args) => crate::http::client::run(args),
     }
 }

@@ -57,7 +57,7 @@ use super::config::{
 use super::{config_error, runtime, ShutdownSignal};
 use crate::http::{HttpArgs, ReplicaAtom};
 use clap::Args;
-use rasp_membership::{MembershipAtom, Mode};
+use rasp_membership::MembershipAtom;
 use rasp_runtime::demo::{Demo, DemoConfig};
 use rasp_runtime::net::{Multiaddr, Node, NodeHandle, PeerId};
 use rasp_runtime::{boot, Atom, AtomId, Boot, BootCtx, Contact, Ctx, Message, NodeId, ServiceId};
@@ -275,12 +275,6 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         Ok(s) => s,
         Err(e) => return config_error(e),
     };
-    if membership.mode != Mode::ClientServer && args.membership.role.is_some() {
-        tracing::info!(
-            "--role / RASP_ROLE only applies to client-server membership; ignored under {}",
-            membership.mode
-        );
-    }
     let demo = match args.demo_nodes {
         Some(0) => return config_error("--demo-nodes must be at least 1"),
         Some(nodes) => Some(DemoConfig {
@@ -307,10 +301,7 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
             .await
             .flatten()
             .unwrap_or(0);
-        let role = match env.membership.mode {
-            Mode::ClientServer => format!("{:?}", env.membership.role).to_lowercase(),
-            _ => "-".into(),
-        };
+        let role = format!("{:?}", env.membership.role).to_lowercase();
         println!(
             "node_id={} peer_id={} boots={boots} membership={} role={role}",
             node.id().0,
