@@ -216,10 +216,29 @@ fn across_processes(mode: Mode, expected: &BTreeMap<u32, Values>) -> Result<Dura
     }
 }
 
-/// The `sim` subcommand of this binary, end to end: `--json` parses and converges.
+/// The `sim` subcommand of this binary, end to end, with the README's faults (loss, a
+/// partition, a crash and a restart): `--json` parses, the invariant holds after every event
+/// (the restarted node does not add its items again) and the run converges.
 fn sim_subcommand() -> Result<(), String> {
     let out = Command::new(std::env::current_exe().expect("own path"))
-        .args(["sim", "--membership", "full", "--loss", "0.1", "--json"])
+        .args([
+            "sim",
+            "--nodes",
+            "3",
+            "--membership",
+            "full",
+            "--loss",
+            "0.2",
+        ])
+        .args([
+            "--partition",
+            "0/1,2@0.5-5",
+            "--crash",
+            "1@6",
+            "--restart",
+            "1@8",
+        ])
+        .args(["--duration-s", "20", "--json"])
         .env("RUST_LOG", "warn")
         .output()
         .map_err(|e| e.to_string())?;
@@ -232,7 +251,10 @@ fn sim_subcommand() -> Result<(), String> {
     }
     let v: serde_json::Value =
         serde_json::from_slice(&out.stdout).map_err(|e| format!("sim --json: {e}"))?;
-    if v["converged"] != serde_json::Value::Bool(true) || !v["trace_hash"].is_u64() {
+    if v["converged"] != serde_json::Value::Bool(true)
+        || !v["trace_hash"].is_u64()
+        || v["values"]["1"] != v["values"]["0"]
+    {
         return Err(format!("sim --json: unexpected report {v}"));
     }
     Ok(())

@@ -288,6 +288,7 @@ pub struct AppAtom<A: App> {
     meta: NodeMeta,
     config: ReplicaConfig,
     replica: Option<Replica>,
+    boot: u64,
 }
 
 impl<A: App> AppAtom<A> {
@@ -298,6 +299,7 @@ impl<A: App> AppAtom<A> {
             meta,
             config,
             replica: None,
+            boot: 0,
         }
     }
 
@@ -337,7 +339,11 @@ impl<A: App> AppAtom<A> {
     /// Runs `f` on the app and a [`NodeCtx`] (nothing if the replica does not exist).
     fn with_node(&mut self, ctx: &mut Ctx<Self>, f: impl FnOnce(&mut A, &mut NodeCtx<'_, A>)) {
         let AppAtom {
-            app, meta, replica, ..
+            app,
+            meta,
+            replica,
+            boot,
+            ..
         } = self;
         let Some(replica) = replica.as_mut() else {
             return;
@@ -346,6 +352,7 @@ impl<A: App> AppAtom<A> {
             ctx: Ctx::new(ctx.sys()),
             replica,
             meta: *meta,
+            boot: *boot,
         };
         f(app, &mut n);
     }
@@ -366,6 +373,14 @@ impl<A: App> Atom for AppAtom<A> {
             ctx.stop_self();
             return;
         }
+        // The boot counter of the node-info atom, which starts first (see the module docs).
+        self.boot = match ctx.store_get_as::<u64>(crate::cli::node::BOOTS_KEY) {
+            Ok(b) => b.unwrap_or(0),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the boot counter");
+                0
+            }
+        };
         let node = ctx.node();
         let interest = self.app.interest(&self.meta);
         let mut p = Program::with_interest(node.0, interest.clone());
@@ -396,12 +411,22 @@ pub struct NodeCtx<'a, A: App> {
     ctx: Ctx<'a, AppAtom<A>>,
     replica: &'a mut Replica,
     meta: NodeMeta,
+    boot: u64,
 }
 
 impl<A: App> NodeCtx<'_, A> {
     /// The node's index (see the module docs).
     pub fn index(&self) -> Option<u32> {
         self.meta.index
+    }
+
+    /// Which start of this node this is: 1 on its first start (a fresh store), `n` on the
+    /// `n`-th (after `n - 1` restarts with its store, in either world); 0 if the store
+    /// could not be read. [`App::start`] runs at every start: one-off updates (a first
+    /// item, seed data) belong under `boot() == 1`, or a restart would make them again, and
+    /// an add made again brings back what was removed since.
+    pub fn boot(&self) -> u64 {
+        self.boot
     }
 
     /// The node's runtime id, also its actor in every update.

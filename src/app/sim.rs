@@ -101,6 +101,11 @@ pub struct SimArgs {
     /// Print the report as one JSON object
     #[arg(long)]
     pub json: bool,
+    /// The command that reproduces the run, printed when an invariant fails (not a flag:
+    /// the `sim` subcommand sets it to its own command line; tests leave it to the
+    /// simulator's test hint).
+    #[arg(skip)]
+    pub repro: Option<String>,
 }
 
 impl SimArgs {
@@ -142,6 +147,7 @@ impl Default for SimArgs {
             check_every: 1,
             sample_ms: 100,
             json: false,
+            repro: None,
         }
     }
 }
@@ -405,6 +411,9 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
         ..SimConfig::default()
     };
     let mut sim = Sim::new(sim_cfg).map_err(|e| e.to_string())?;
+    if let Some(cmd) = &args.repro {
+        sim.set_repro(cmd.clone());
+    }
     for i in 0..args.nodes {
         let role = args.role(i);
         let membership = MConfig {
@@ -498,6 +507,11 @@ pub fn run_cmd<A: App>(app: A, args: &SimArgs) -> ExitCode {
     if let Err(e) = validate(args) {
         return crate::cli::config_error(e);
     }
+    let args = SimArgs {
+        repro: Some(command_line(std::env::args(), args.seed)),
+        ..args.clone()
+    };
+    let args = &args;
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(app, args)));
     match result {
         Ok(Ok(report)) => {
@@ -519,6 +533,41 @@ pub fn run_cmd<A: App>(app: A, args: &SimArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `words` as one shell command line, with `--seed` set to `seed` (replaced if present,
+/// appended if not). Quoting is written here rather than taken from a crate: single quotes
+/// around any word with a character outside a safe set is all a POSIX shell needs.
+pub fn command_line(words: impl IntoIterator<Item = String>, seed: u64) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut found = false;
+    let mut words = words.into_iter();
+    while let Some(w) = words.next() {
+        if w == "--seed" {
+            let _ = words.next();
+            out.extend(["--seed".to_string(), seed.to_string()]);
+            found = true;
+        } else if w.starts_with("--seed=") {
+            out.push(format!("--seed={seed}"));
+            found = true;
+        } else {
+            out.push(w);
+        }
+    }
+    if !found {
+        out.extend(["--seed".to_string(), seed.to_string()]);
+    }
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c);
+    out.iter()
+        .map(|w| {
+            if !w.is_empty() && w.chars().all(safe) {
+                w.clone()
+            } else {
+                format!("'{}'", w.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -560,6 +609,26 @@ mod tests {
                 }
             })]
         }
+    }
+
+    #[test]
+    fn the_repro_command_is_the_command_line_with_its_seed() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            command_line(w(&["todo", "sim", "--loss", "0.2"]), 42),
+            "todo sim --loss 0.2 --seed 42"
+        );
+        assert_eq!(
+            command_line(
+                w(&["a b", "sim", "--seed", "7", "--partition", "0/1@1-2"]),
+                7
+            ),
+            "'a b' sim --seed 7 --partition 0/1@1-2"
+        );
+        assert_eq!(
+            command_line(w(&["x", "--seed=3", "it's"]), 3),
+            "x --seed=3 'it'\\''s'"
+        );
     }
 
     #[test]

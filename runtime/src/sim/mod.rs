@@ -775,9 +775,15 @@ impl Sim {
     pub fn trace_hash(&self) -> u64 {
         self.core.hash
     }
-    /// The command that reproduces the current test with this seed.
+    /// The command that reproduces the current test with this seed ([`repro_command`]), or
+    /// the one given to [`Sim::set_repro`].
     pub fn repro(&self) -> String {
-        repro_command(self.core.seed)
+        self._guard.repro()
+    }
+    /// Sets the command that reproduces this run (printed when an invariant fails or the run
+    /// panics), for runs started from a command line rather than a test.
+    pub fn set_repro(&mut self, cmd: impl Into<String>) {
+        self._guard.set_repro(cmd);
     }
     /// Number of nodes.
     pub fn node_count(&self) -> usize {

@@ -53,16 +53,28 @@ pub fn repro_command(seed: u64) -> String {
 /// alive for the duration of a seeded test (the simulator holds one itself).
 pub struct SeedGuard {
     seed: u64,
+    repro: Option<String>,
 }
 
 impl SeedGuard {
     /// Guards a test run with `seed`.
     pub fn new(seed: u64) -> Self {
-        SeedGuard { seed }
+        SeedGuard { seed, repro: None }
     }
     /// The seed.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+    /// Replaces the reproduction hint ([`repro_command`], made for tests) with `cmd`: for a
+    /// run started from a command line, that command line with its seed.
+    pub fn set_repro(&mut self, cmd: impl Into<String>) {
+        self.repro = Some(cmd.into());
+    }
+    /// The command that reproduces the run.
+    pub fn repro(&self) -> String {
+        self.repro
+            .clone()
+            .unwrap_or_else(|| repro_command(self.seed))
     }
 }
 
@@ -72,7 +84,7 @@ impl Drop for SeedGuard {
             eprintln!(
                 "rasp: seeded run failed with seed {}; reproduce with:\n    {}",
                 self.seed,
-                repro_command(self.seed)
+                self.repro()
             );
         }
     }
