@@ -522,7 +522,10 @@ fn next_sse_value(r: &mut BufReader<reqwest::blocking::Response>) -> Value {
     let mut l = String::new();
     loop {
         l.clear();
-        assert!(r.read_line(&mut l).expect("stream line") > 0, "stream ended");
+        assert!(
+            r.read_line(&mut l).expect("stream line") > 0,
+            "stream ended"
+        );
         if let Some(d) = l.strip_prefix("data:") {
             return serde_json::from_str::<Value>(d.trim()).unwrap()["value"].clone();
         }
@@ -533,7 +536,11 @@ fn next_sse_value(r: &mut BufReader<reqwest::blocking::Response>) -> Value {
 fn node_with_counter(name: &str) -> (NodeProc, String) {
     let mut n = start_node(&tempdir(name), &[]);
     let h = http_of(&mut n);
-    let (st, v) = send(client().put(format!("{h}/vars/n")).body(r#"{"type": "gcounter"}"#));
+    let (st, v) = send(
+        client()
+            .put(format!("{h}/vars/n"))
+            .body(r#"{"type": "gcounter"}"#),
+    );
     assert_eq!(st, 201, "{v}");
     (n, h)
 }
@@ -547,7 +554,9 @@ fn a_watch_sees_each_of_a_series_of_updates_20ms_apart() {
     let resp = c.get(format!("{h}/vars/n/watch")).send().expect("watch");
     assert_eq!(resp.status(), 200);
     let events = sse_values(resp);
-    let first = events.recv_timeout(Duration::from_secs(10)).expect("first event");
+    let first = events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("first event");
     assert_eq!(first.0, json!(0));
     for _ in 0..20 {
         let (st, v) = send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
@@ -577,7 +586,10 @@ fn a_long_poll_read_returns_soon_after_the_update_that_makes_it_hold() {
     let started = Instant::now();
     let (st, v) = send(c.get(format!("{h}/vars/n/read?threshold=1&timeout_ms=30000")));
     assert_eq!((st.as_u16(), v["value"].clone()), (200, json!(1)), "{v}");
-    assert!(started.elapsed() < Duration::from_secs(2), "a holding threshold returns at once");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a holding threshold returns at once"
+    );
 
     let waiter = {
         let (c, h) = (client(), h.clone());
@@ -604,7 +616,12 @@ fn a_long_poll_read_returns_soon_after_the_update_that_makes_it_hold() {
 
 /// One metric of a node's `/metrics` (panics if absent).
 fn scrape_metric(c: &Client, h: &str, name: &str) -> f64 {
-    let text = c.get(format!("{h}/metrics")).send().unwrap().text().unwrap();
+    let text = c
+        .get(format!("{h}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
     let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
     metric(&scrape, name, None).unwrap_or_else(|| panic!("no {name} in\n{text}"))
 }
@@ -650,7 +667,11 @@ fn closed_reads_and_watches_leave_no_subscription_behind() {
             .collect();
         std::thread::sleep(Duration::from_millis(100));
         if round == 0 {
-            assert_eq!(subs(&c), baseline + 20.0, "10 watches and 10 reads registered");
+            assert_eq!(
+                subs(&c),
+                baseline + 20.0,
+                "10 watches and 10 reads registered"
+            );
             assert_eq!(open(&c), 20.0);
             // Every watch is woken by a change.
             send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
@@ -685,7 +706,11 @@ fn closed_reads_and_watches_leave_no_subscription_behind() {
 fn median_ms(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    (ms(v[v.len() / 2]), ms(v[v.len() * 9 / 10]), ms(v[v.len() - 1]))
+    (
+        ms(v[v.len() / 2]),
+        ms(v[v.len() * 9 / 10]),
+        ms(v[v.len() - 1]),
+    )
 }
 
 /// The latency figure of the README's "Measuring" table: 50 increments on one node, each
@@ -699,13 +724,16 @@ fn read_and_watch_latency_over_50_updates() {
     let (_n, h) = node_with_counter("httplat");
     let c = client();
     let events = sse_values(c.get(format!("{h}/vars/n/watch")).send().expect("watch"));
-    events.recv_timeout(Duration::from_secs(10)).expect("first event");
+    events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("first event");
     let (mut read, mut watch) = (Vec::new(), Vec::new());
     for k in 1..=50 {
         let waiter = {
             let (c, h) = (client(), h.clone());
             std::thread::spawn(move || {
-                let (st, v) = send(c.get(format!("{h}/vars/n/read?threshold={k}&timeout_ms=30000")));
+                let (st, v) =
+                    send(c.get(format!("{h}/vars/n/read?threshold={k}&timeout_ms=30000")));
                 assert_eq!((st.as_u16(), v["value"].clone()), (200, json!(k)), "{v}");
                 Instant::now()
             })
@@ -725,6 +753,44 @@ fn read_and_watch_latency_over_50_updates() {
     }
     let (rm, r90, rmax) = median_ms(read);
     let (wm, w90, wmax) = median_ms(watch);
-    println!("read latency over 50 updates: median {rm:.1} ms, p90 {r90:.1} ms, worst {rmax:.1} ms");
-    println!("watch latency over 50 updates: median {wm:.1} ms, p90 {w90:.1} ms, worst {wmax:.1} ms");
+    println!(
+        "read latency over 50 updates: median {rm:.1} ms, p90 {r90:.1} ms, worst {rmax:.1} ms"
+    );
+    println!(
+        "watch latency over 50 updates: median {wm:.1} ms, p90 {w90:.1} ms, worst {wmax:.1} ms"
+    );
+}
+
+/// A watcher that does not read while the variable changes (here 40 changes of a set that
+/// grows to 2.4 MB, far more than the socket buffers hold) is not queued every value: its
+/// feed coalesces, so it skips intermediate values and then gets the latest.
+#[test]
+fn a_slow_watcher_skips_to_the_latest_value() {
+    let mut n = start_node(&tempdir("httpslow"), &[]);
+    let h = http_of(&mut n);
+    let c = client();
+    let (st, v) = send(c.put(format!("{h}/vars/big")).body(r#"{"type": "orset"}"#));
+    assert_eq!(st, 201, "{v}");
+    let resp = c.get(format!("{h}/vars/big/watch")).send().expect("watch");
+    let mut w = BufReader::new(resp);
+    assert_eq!(next_sse_value(&mut w), json!([]));
+    let rss_before = n.proc.rss_kib().unwrap();
+    for i in 0..40 {
+        let body = json!({ "add": format!("{i:02}{}", "x".repeat(60_000)) }).to_string();
+        let (st, v) = send(c.post(format!("{h}/vars/big")).body(body));
+        assert_eq!(st, 200, "{}", v["error"]);
+    }
+    let mut events = 1;
+    loop {
+        let v = next_sse_value(&mut w);
+        events += 1;
+        if v.as_array().unwrap().len() == 40 {
+            break;
+        }
+    }
+    assert!(events < 41, "a slow watcher skips some of the 40 changes");
+    assert!(scrape_metric(&c, &h, "rasp_http_watch_skipped_events_total") > 0.0);
+    // The whole series of renderings is ~49 MB; for the record, what the node grew by.
+    let grown = n.proc.rss_kib().unwrap().saturating_sub(rss_before);
+    println!("slow watcher: {events} events for 41 values, node grew {grown} KiB");
 }

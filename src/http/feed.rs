@@ -40,8 +40,6 @@ struct Buffer {
     bytes: usize,
     /// The writer (the callback) is gone: the program dropped it or stopped it.
     closed: bool,
-    /// Events dropped to coalesce.
-    skipped: u64,
 }
 
 struct Shared {
@@ -65,11 +63,13 @@ pub(super) fn feed() -> (FeedTx, FeedRx) {
 }
 
 impl FeedTx {
-    /// Queues `event`, coalescing to it when the bounds would be exceeded.
-    pub(super) fn push(&self, event: String) {
+    /// Queues `event`, coalescing to it when the bounds would be exceeded; returns how
+    /// many waiting events that dropped.
+    pub(super) fn push(&self, event: String) -> usize {
         let mut b = self.0.buffer.lock().expect("feed lock");
+        let mut dropped = 0;
         if b.queue.len() >= FEED_EVENTS || b.bytes + event.len() > FEED_BYTES {
-            b.skipped += b.queue.len() as u64;
+            dropped = b.queue.len();
             b.queue.clear();
             b.bytes = 0;
         }
@@ -77,6 +77,7 @@ impl FeedTx {
         b.queue.push_back(event);
         drop(b);
         self.0.notify.notify_one();
+        dropped
     }
 
     /// Whether the reader went away.
@@ -112,11 +113,6 @@ impl FeedRx {
             // above and this await is not lost.
             self.0.notify.notified().await;
         }
-    }
-
-    /// How many events were dropped to coalesce so far.
-    pub(super) fn skipped(&self) -> u64 {
-        self.0.buffer.lock().map_or(0, |b| b.skipped)
     }
 }
 
@@ -158,12 +154,11 @@ mod tests {
     async fn a_reader_that_keeps_up_gets_every_event_in_order() {
         let (tx, rx) = feed();
         for i in 0..FEED_EVENTS {
-            tx.push(i.to_string());
+            assert_eq!(tx.push(i.to_string()), 0);
         }
         for i in 0..FEED_EVENTS {
             assert_eq!(rx.next().await, Some(i.to_string()));
         }
-        assert_eq!(rx.skipped(), 0);
         drop(tx);
         assert_eq!(rx.next().await, None);
     }
@@ -171,16 +166,16 @@ mod tests {
     #[tokio::test]
     async fn a_slow_reader_skips_to_the_latest() {
         let (tx, rx) = feed();
-        for i in 0..=FEED_EVENTS {
+        for i in 0..FEED_EVENTS {
             tx.push(i.to_string());
         }
-        // The 17th event found 16 waiting: they were dropped, the latest kept.
+        // The 17th event finds 16 waiting: they are dropped, the latest kept.
+        assert_eq!(tx.push(FEED_EVENTS.to_string()), FEED_EVENTS);
         assert_eq!(rx.next().await, Some(FEED_EVENTS.to_string()));
-        assert_eq!(rx.skipped(), FEED_EVENTS as u64);
         // The byte bound: two events of 600 KiB cannot wait together.
         let big = |c: char| c.to_string().repeat(600 * 1024);
         tx.push(big('a'));
-        tx.push(big('b'));
+        assert_eq!(tx.push(big('b')), 1);
         assert_eq!(rx.next().await, Some(big('b')));
         // One event over the bound alone is kept.
         tx.push("x".repeat(FEED_BYTES + 1));

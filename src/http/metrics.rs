@@ -22,6 +22,7 @@
 //! | `rasp_replica_lag_entries` | `peer` | convergence lag: buffer entries the neighbour has not acknowledged |
 //! | `rasp_program_subscriptions` | | subscriptions in the dataflow program: one per open `/read` and `/watch`, plus the app's own |
 //! | `rasp_http_streams_open` | | `/read` long-polls and `/watch` streams open now (at most [`super::MAX_STREAMS`]) |
+//! | `rasp_http_watch_skipped_events_total` | | events dropped for slow watchers ([`super::feed`]: their feed coalesced to the latest value) |
 
 use super::{membership_view, Api, ApiError, CALL_TIMEOUT};
 use axum::extract::State;
@@ -57,6 +58,8 @@ pub struct Scrape {
     pub replica: Option<ReplicaScrape>,
     /// Long-polls and event streams of the HTTP API open now.
     pub streams_open: usize,
+    /// Events slow watchers skipped (see [`super::feed`]).
+    pub watch_skipped: u64,
 }
 
 /// The replica's part of a [`Scrape`].
@@ -115,6 +118,7 @@ pub async fn read(api_node: &NodeHandle, replica: Option<super::ReplicaAtom>) ->
         view,
         replica,
         streams_open: 0,
+        watch_skipped: 0,
     })
 }
 
@@ -254,6 +258,12 @@ pub fn encode_scrape(s: &Scrape) -> String {
         "HTTP long-polls and event streams open now",
         s.streams_open,
     );
+    counter(
+        &mut reg,
+        "http_watch_skipped_events",
+        "Events dropped for slow watchers (their feed coalesced to the latest value)",
+        s.watch_skipped,
+    );
     if let Some(r) = &s.replica {
         let size = Family::<Labels, Gauge>::default();
         reg.register(
@@ -347,6 +357,7 @@ pub(super) async fn scrape(State(api): State<Api>) -> Response {
             [(header::CONTENT_TYPE, CONTENT_TYPE)],
             encode_scrape({
                 s.streams_open = api.streams_open();
+                s.watch_skipped = api.skipped.load(std::sync::atomic::Ordering::Relaxed);
                 &s
             }),
         )
@@ -384,6 +395,7 @@ mod tests {
         r.subscriptions = 3;
         s.replica = Some(r);
         s.streams_open = 2;
+        s.watch_skipped = 7;
         let text = encode_scrape(&s);
         for want in [
             "rasp_messages_sent_total{kind=\"dataflow/sync\"} 3",
@@ -394,6 +406,7 @@ mod tests {
             "rasp_replica_lag_entries{peer=\"9\"} 5",
             "rasp_program_subscriptions 3",
             "rasp_http_streams_open 2",
+            "rasp_http_watch_skipped_events_total 7",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }

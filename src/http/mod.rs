@@ -88,6 +88,7 @@ use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -288,6 +289,8 @@ struct Api {
     token: Option<Arc<str>>,
     in_flight: Arc<Semaphore>,
     streams: Arc<Semaphore>,
+    /// Events dropped by slow watchers' feeds (see [`feed`]).
+    skipped: Arc<AtomicU64>,
 }
 
 impl Api {
@@ -331,7 +334,10 @@ impl Api {
 
     /// Takes charge of the program subscription `id` (removed when dropped).
     fn subscription(&self, id: u64) -> feed::Subscription {
-        let r = self.replica.clone().expect("a subscription needs the replica");
+        let r = self
+            .replica
+            .clone()
+            .expect("a subscription needs the replica");
         feed::Subscription::new(self.node.clone(), r, id)
     }
 
@@ -380,6 +386,7 @@ pub async fn start_with(
         token: cfg.token.as_deref().map(Arc::from),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+        skipped: Arc::new(AtomicU64::new(0)),
     };
     let app = router(api);
     println!("http={addr}");
@@ -704,6 +711,7 @@ async fn watch_var(
         .map_or(MAX_WATCH, Duration::from_millis)
         .min(MAX_WATCH);
     let (tx, rx) = feed::feed();
+    let skipped = api.skipped.clone();
     // In one step on the node: the variable now (a watch of a typo is a 404, not an empty
     // stream) and a subscription pushing it at every change of its value.
     let (first, sub) = api
@@ -726,7 +734,8 @@ async fn watch_var(
                 if let Ok(v) = describe(p, &types, &id) {
                     if v["value"] != last {
                         last = v["value"].clone();
-                        tx.push(v.to_string());
+                        let dropped = tx.push(v.to_string());
+                        skipped.fetch_add(dropped as u64, Ordering::Relaxed);
                     }
                 }
             })?;
@@ -755,7 +764,9 @@ async fn watch_var(
         let data = match w.first.take() {
             Some(d) => d,
             // The node stopped (the program dropped the callback) or the life is over.
-            None => tokio::time::timeout_at(w.deadline, w.rx.next()).await.ok()??,
+            None => tokio::time::timeout_at(w.deadline, w.rx.next())
+                .await
+                .ok()??,
         };
         let ev = Event::default().event("value").data(data);
         Some((Ok::<_, std::convert::Infallible>(ev), w))
