@@ -73,13 +73,49 @@ fn metric(s: &prometheus_parse::Scrape, name: &str, label: Option<(&str, &str)>)
 
 #[test]
 fn three_processes_declare_update_read_watch_and_scrape() {
+    three_processes_round("hyparview");
+}
+
+#[test]
+fn three_processes_declare_update_read_watch_and_scrape_under_full() {
+    three_processes_round("full");
+}
+
+#[test]
+fn three_processes_declare_update_read_watch_and_scrape_under_client_server() {
+    three_processes_round("client-server");
+}
+
+/// The flags of node `i` of a three-node cluster under membership `mode` (client-server:
+/// node 0 is the server, the others its clients).
+fn mode_flags(mode: &str, i: usize) -> Vec<&'static str> {
+    let mode: &'static str = match mode {
+        "full" => "full",
+        "client-server" => "client-server",
+        _ => "hyparview",
+    };
+    let mut f = vec!["--membership", mode];
+    if mode == "client-server" {
+        f.extend(["--role", if i == 0 { "server" } else { "client" }]);
+    }
+    f
+}
+
+/// Declare, update, long-poll, watch, `rasp var`, overlay and metrics across three
+/// processes under membership `mode`.
+fn three_processes_round(mode: &str) {
     let dirs: Vec<_> = (0..3).map(|i| tempdir(&format!("http{i}"))).collect();
-    let mut n0 = start_node(&dirs[0], &[]);
+    let mut n0 = start_node(&dirs[0], &mode_flags(mode, 0));
     let h0 = http_of(&mut n0);
     let join = n0.addr.clone();
-    let mut n1 = start_node(&dirs[1], &["--join", &join]);
+    let with_join = |i: usize| {
+        let mut f = mode_flags(mode, i);
+        f.extend(["--join", join.as_str()]);
+        f
+    };
+    let mut n1 = start_node(&dirs[1], &with_join(1));
     let h1 = http_of(&mut n1);
-    let mut n2 = start_node(&dirs[2], &["--join", &join]);
+    let mut n2 = start_node(&dirs[2], &with_join(2));
     let h2 = http_of(&mut n2);
     let c = client();
 
@@ -227,7 +263,7 @@ fn three_processes_declare_update_read_watch_and_scrape() {
     // The overlay and the metrics.
     let (st, o) = send(c.get(format!("{h0}/overlay")));
     assert_eq!(st, 200);
-    assert_eq!(o["mode"], "hyparview");
+    assert_eq!(o["mode"], mode);
     assert!(!o["neighbours"].as_array().unwrap().is_empty(), "{o}");
     let resp = c.get(format!("{h0}/metrics")).send().unwrap();
     assert_eq!(resp.status(), 200);
@@ -457,4 +493,299 @@ fn an_ad_counter_node_serves_its_program() {
             .body(r#"{"add": "x"}"#),
     );
     assert_eq!(st, 409, "{e}");
+}
+
+/// The `value` of every event of an SSE response, with when it arrived, read on a thread.
+fn sse_values(resp: reqwest::blocking::Response) -> std::sync::mpsc::Receiver<(Value, Instant)> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for l in BufReader::new(resp).lines() {
+            let Ok(l) = l else { break };
+            if let Some(d) = l.strip_prefix("data:") {
+                let v: Value = serde_json::from_str(d.trim()).unwrap();
+                if tx.send((v["value"].clone(), Instant::now())).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// The `value` of the next event of an SSE stream (the client's 60 s time-out bounds it).
+fn next_sse_value(r: &mut BufReader<reqwest::blocking::Response>) -> Value {
+    let mut l = String::new();
+    loop {
+        l.clear();
+        assert!(
+            r.read_line(&mut l).expect("stream line") > 0,
+            "stream ended"
+        );
+        if let Some(d) = l.strip_prefix("data:") {
+            return serde_json::from_str::<Value>(d.trim()).unwrap()["value"].clone();
+        }
+    }
+}
+
+/// A node with one grow-only counter `n` declared over HTTP; its API address.
+fn node_with_counter(name: &str) -> (NodeProc, String) {
+    let mut n = start_node(&tempdir(name), &[]);
+    let h = http_of(&mut n);
+    let (st, v) = send(
+        client()
+            .put(format!("{h}/vars/n"))
+            .body(r#"{"type": "gcounter"}"#),
+    );
+    assert_eq!(st, 201, "{v}");
+    (n, h)
+}
+
+/// A watch is woken by each change: 20 increments made 20 ms apart show up as 20 events, in
+/// order, none coalesced (the reader keeps up).
+#[test]
+fn a_watch_sees_each_of_a_series_of_updates_20ms_apart() {
+    let (_n, h) = node_with_counter("httpwatch");
+    let c = client();
+    let resp = c.get(format!("{h}/vars/n/watch")).send().expect("watch");
+    assert_eq!(resp.status(), 200);
+    let events = sse_values(resp);
+    let first = events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("first event");
+    assert_eq!(first.0, json!(0));
+    for _ in 0..20 {
+        let (st, v) = send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
+        assert_eq!(st, 200, "{v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut seen = vec![first.0];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while seen.last() != Some(&json!(20)) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok((v, _)) => seen.push(v),
+            Err(_) => panic!("the watch stopped before the last update; saw {seen:?}"),
+        }
+    }
+    let want: Vec<Value> = (0..=20).map(|i| json!(i)).collect();
+    assert_eq!(seen, want, "every update, in order, none skipped");
+}
+
+/// A long-poll waits while the threshold does not hold, and returns soon after the update
+/// that makes it hold; a threshold that already holds returns at once.
+#[test]
+fn a_long_poll_read_returns_soon_after_the_update_that_makes_it_hold() {
+    let (_n, h) = node_with_counter("httpread");
+    let c = client();
+    send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
+    let started = Instant::now();
+    let (st, v) = send(c.get(format!("{h}/vars/n/read?threshold=1&timeout_ms=30000")));
+    assert_eq!((st.as_u16(), v["value"].clone()), (200, json!(1)), "{v}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a holding threshold returns at once"
+    );
+
+    let waiter = {
+        let (c, h) = (client(), h.clone());
+        std::thread::spawn(move || {
+            let r = send(c.get(format!("{h}/vars/n/read?threshold=3&timeout_ms=30000")));
+            (r, Instant::now())
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!waiter.is_finished(), "2 < 3: the read still waits");
+    let updated = Instant::now();
+    send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
+    let ((st, v), answered) = waiter.join().unwrap();
+    assert_eq!((st.as_u16(), v["value"].clone()), (200, json!(3)), "{v}");
+    // A sanity bound only (the latency figure is `read_and_watch_latency_over_50_updates`).
+    assert!(
+        answered.duration_since(updated) < Duration::from_secs(2),
+        "answered {:?} after the update",
+        answered.duration_since(updated)
+    );
+}
+
+/// One metric of a node's `/metrics` (panics if absent).
+fn scrape_metric(c: &Client, h: &str, name: &str) -> f64 {
+    let text = c
+        .get(format!("{h}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).unwrap();
+    metric(&scrape, name, None).unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+/// Reads and watches register subscriptions in the node's program; every one is removed
+/// when its client goes away (watch closed, long-poll timed out on the server, long-poll
+/// abandoned by the client), so after many the count is back at its baseline, and so are
+/// the open-stream permits.
+#[test]
+fn closed_reads_and_watches_leave_no_subscription_behind() {
+    let (_n, h) = node_with_counter("httpleak");
+    let c = client();
+    let subs = |c: &Client| scrape_metric(c, &h, "rasp_program_subscriptions");
+    let open = |c: &Client| scrape_metric(c, &h, "rasp_http_streams_open");
+    let baseline = subs(&c);
+    assert_eq!(open(&c), 0.0);
+    let impatient = Client::builder()
+        .timeout(Duration::from_millis(400))
+        .build()
+        .unwrap();
+    // Five rounds of 10 watches and 10 reads at once: 100 in all, over the 64 open at once.
+    for round in 0..5 {
+        let mut watches: Vec<_> = (0..10)
+            .map(|_| {
+                let r = c.get(format!("{h}/vars/n/watch")).send().expect("watch");
+                assert_eq!(r.status(), 200, "round {round}");
+                let mut w = BufReader::new(r);
+                next_sse_value(&mut w);
+                w
+            })
+            .collect();
+        let reads: Vec<_> = (0..10)
+            .map(|i| {
+                let (c, h) = (impatient.clone(), h.clone());
+                std::thread::spawn(move || {
+                    // Half time out on the server (408), half are abandoned by the client.
+                    let t = if i % 2 == 0 { 200 } else { 30_000 };
+                    c.get(format!("{h}/vars/n/read?threshold=1000&timeout_ms={t}"))
+                        .send()
+                        .map(|r| r.status().as_u16())
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        if round == 0 {
+            assert_eq!(
+                subs(&c),
+                baseline + 20.0,
+                "10 watches and 10 reads registered"
+            );
+            assert_eq!(open(&c), 20.0);
+            // Every watch is woken by a change.
+            send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
+            for w in &mut watches {
+                assert_eq!(next_sse_value(w), json!(1));
+            }
+        }
+        // Closes the 10 connections.
+        drop(watches);
+        for (i, r) in reads.into_iter().enumerate() {
+            match r.join().unwrap() {
+                Ok(st) => assert!(i % 2 == 0 && st == 408, "read {i}: {st}"),
+                Err(e) => assert!(i % 2 == 1 && e.is_timeout(), "read {i}: {e}"),
+            }
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while subs(&c) != baseline || open(&c) != 0.0 {
+        assert!(
+            Instant::now() < deadline,
+            "10 s after the last client left: {} subscriptions (baseline {baseline}), {} streams open",
+            subs(&c),
+            open(&c)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // And the node still serves reads and watches.
+    let (st, v) = send(c.get(format!("{h}/vars/n/read?threshold=1&timeout_ms=1000")));
+    assert_eq!(st, 200, "{v}");
+}
+
+fn median_ms(mut v: Vec<Duration>) -> (f64, f64, f64) {
+    v.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    (
+        ms(v[v.len() / 2]),
+        ms(v[v.len() * 9 / 10]),
+        ms(v[v.len() - 1]),
+    )
+}
+
+/// The latency figure of the README's "Measuring" table: 50 increments on one node, each
+/// awaited by a long-poll read (registered 30 to 129 ms before) and by an open watch; prints the
+/// median, 90th percentile and worst time from sending the update to the answer or event.
+///
+/// `cargo test --release --test http_api read_and_watch_latency_over_50_updates -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run it explicitly"]
+fn read_and_watch_latency_over_50_updates() {
+    let (_n, h) = node_with_counter("httplat");
+    let c = client();
+    let events = sse_values(c.get(format!("{h}/vars/n/watch")).send().expect("watch"));
+    events
+        .recv_timeout(Duration::from_secs(10))
+        .expect("first event");
+    let (mut read, mut watch) = (Vec::new(), Vec::new());
+    for k in 1..=50 {
+        let waiter = {
+            let (c, h) = (client(), h.clone());
+            std::thread::spawn(move || {
+                let (st, v) =
+                    send(c.get(format!("{h}/vars/n/read?threshold={k}&timeout_ms=30000")));
+                assert_eq!((st.as_u16(), v["value"].clone()), (200, json!(k)), "{v}");
+                Instant::now()
+            })
+        };
+        // 30 to 129 ms: spread over any polling period, so no phase is favoured.
+        std::thread::sleep(Duration::from_millis(30 + (k * 37) % 100));
+        let sent = Instant::now();
+        send(c.post(format!("{h}/vars/n")).body(r#"{"inc": 1}"#));
+        read.push(waiter.join().unwrap() - sent);
+        loop {
+            let (v, at) = events.recv_timeout(Duration::from_secs(10)).expect("event");
+            if v == json!(k) {
+                watch.push(at - sent);
+                break;
+            }
+        }
+    }
+    let (rm, r90, rmax) = median_ms(read);
+    let (wm, w90, wmax) = median_ms(watch);
+    println!(
+        "read latency over 50 updates: median {rm:.1} ms, p90 {r90:.1} ms, worst {rmax:.1} ms"
+    );
+    println!(
+        "watch latency over 50 updates: median {wm:.1} ms, p90 {w90:.1} ms, worst {wmax:.1} ms"
+    );
+}
+
+/// A watcher that does not read while the variable changes (here 40 changes of a set that
+/// grows to 2.4 MB, far more than the socket buffers hold) is not queued every value: its
+/// feed coalesces, so it skips intermediate values and then gets the latest.
+#[test]
+fn a_slow_watcher_skips_to_the_latest_value() {
+    let mut n = start_node(&tempdir("httpslow"), &[]);
+    let h = http_of(&mut n);
+    let c = client();
+    let (st, v) = send(c.put(format!("{h}/vars/big")).body(r#"{"type": "orset"}"#));
+    assert_eq!(st, 201, "{v}");
+    let resp = c.get(format!("{h}/vars/big/watch")).send().expect("watch");
+    let mut w = BufReader::new(resp);
+    assert_eq!(next_sse_value(&mut w), json!([]));
+    let rss_before = n.proc.rss_kib().unwrap();
+    for i in 0..40 {
+        let body = json!({ "add": format!("{i:02}{}", "x".repeat(60_000)) }).to_string();
+        let (st, v) = send(c.post(format!("{h}/vars/big")).body(body));
+        assert_eq!(st, 200, "{}", v["error"]);
+    }
+    let mut events = 1;
+    loop {
+        let v = next_sse_value(&mut w);
+        events += 1;
+        if v.as_array().unwrap().len() == 40 {
+            break;
+        }
+    }
+    assert!(events < 41, "a slow watcher skips some of the 40 changes");
+    assert!(scrape_metric(&c, &h, "rasp_http_watch_skipped_events_total") > 0.0);
+    // The whole series of renderings is ~49 MB; for the record, what the node grew by.
+    let grown = n.proc.rss_kib().unwrap().saturating_sub(rss_before);
+    println!("slow watcher: {events} events for 41 values, node grew {grown} KiB");
 }

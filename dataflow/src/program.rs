@@ -830,12 +830,43 @@ impl Program {
         Ok(id)
     }
 
-    /// Stops a subscription.
+    /// [`Program::subscribe`] by id, for code that knows a variable only by name (the HTTP
+    /// API's long-polls and event streams): runs `f` with the erased state after every change
+    /// of `id`, from inside the update or merge that changed it. `f` may call
+    /// [`Program::unsubscribe`] with its own id (it then does not run again). Returns an id
+    /// for [`Program::unsubscribe`]; an unknown or not-held variable is an error.
+    pub fn subscribe_dyn<F>(&mut self, id: &str, f: F) -> Result<u64, Error>
+    where
+        F: FnMut(&mut Program, &dyn AnyLattice) + 'static,
+    {
+        let i = self.slot(id)?;
+        let sub = self.next_sub;
+        self.next_sub += 1;
+        self.vars[i].watches.push(Watch::Every {
+            id: sub,
+            f: Some(Box::new(f)),
+        });
+        Ok(sub)
+    }
+
+    /// Stops a subscription (nothing happens for an id that is not subscribed, e.g. one
+    /// already stopped). A subscription may stop itself from inside its callback.
     pub fn unsubscribe(&mut self, id: u64) {
         for v in &mut self.vars {
             v.watches
                 .retain(|w| !matches!(w, Watch::Every { id: i, .. } if *i == id));
         }
+    }
+
+    /// How many subscriptions ([`Program::subscribe`], [`Program::subscribe_dyn`]) are
+    /// registered now, over every variable: what shows that the ones of departed readers
+    /// were stopped.
+    pub fn subscriptions(&self) -> usize {
+        self.vars
+            .iter()
+            .flat_map(|v| v.watches.iter())
+            .filter(|w| matches!(w, Watch::Every { .. }))
+            .count()
     }
 
     /// A trigger named `name`: runs `action` once when `threshold` holds on `var`, and never

@@ -195,6 +195,55 @@ fn subscriptions_see_every_change() {
     assert_eq!(log[2], set(&[-2, -1]));
 }
 
+/// Subscriptions by id: woken by local updates and by merges of another replica's state,
+/// counted, stopped from outside or from inside their own callback.
+#[test]
+fn erased_subscriptions_see_updates_and_merges_and_stop() {
+    let mut p = Program::new(1);
+    let n = p.declare::<GCounter>("n").unwrap();
+    let mut other = Program::new(2);
+    let n2 = other.declare::<GCounter>("n").unwrap();
+    assert!(matches!(
+        p.subscribe_dyn("nope", |_, _| {}),
+        Err(Error::UnknownVar(_))
+    ));
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let l = log.clone();
+    let every = p
+        .subscribe_dyn("n", move |_, s| l.borrow_mut().push(s.type_name()))
+        .unwrap();
+    // One that stops itself at its second change.
+    let own = Rc::new(std::cell::Cell::new(None));
+    let (o, seen) = (own.clone(), Rc::new(std::cell::Cell::new(0)));
+    let s2 = seen.clone();
+    let once = p
+        .subscribe_dyn("n", move |p, _| {
+            s2.set(s2.get() + 1);
+            if s2.get() == 2 {
+                p.unsubscribe(o.get().unwrap());
+            }
+        })
+        .unwrap();
+    own.set(Some(once));
+    assert_eq!(p.subscriptions(), 2);
+    p.update(&n, inc(1), 1).unwrap();
+    other.update(&n2, inc(5), 2).unwrap();
+    let bytes = rasp_lattice::encode(other.state(&n2).unwrap()).unwrap();
+    assert!(p.apply_encoded("n", &bytes).unwrap());
+    assert!(!p.apply_encoded("n", &bytes).unwrap(), "no change, no call");
+    assert_eq!(seen.get(), 2);
+    assert_eq!(p.subscriptions(), 1, "the second stopped itself");
+    p.update(&n, inc(1), 1).unwrap();
+    assert_eq!(seen.get(), 2);
+    assert_eq!(log.borrow().len(), 3, "two updates and one merge");
+    assert!(log.borrow()[0].contains("GCounter"));
+    p.unsubscribe(every);
+    p.unsubscribe(every);
+    assert_eq!(p.subscriptions(), 0);
+    p.update(&n, inc(1), 1).unwrap();
+    assert_eq!(log.borrow().len(), 3);
+}
+
 /// The program graph is data: a replica that receives the declarations (in any order)
 /// instantiates the operators it has the functions for, over the inputs it holds.
 #[test]

@@ -20,6 +20,9 @@
 //! | `rasp_replica_state_messages_total`, `rasp_replica_delta_messages_total`, `rasp_replica_rejected_total`, `rasp_replica_buffer_overflows_total` | | replication messages and refusals |
 //! | `rasp_replica_buffer_entries`, `rasp_replica_buffer_bytes` | | the delta buffer |
 //! | `rasp_replica_lag_entries` | `peer` | convergence lag: buffer entries the neighbour has not acknowledged |
+//! | `rasp_program_subscriptions` | | subscriptions in the dataflow program: one per open `/read` and `/watch`, plus the app's own |
+//! | `rasp_http_streams_open` | | `/read` long-polls and `/watch` streams open now (at most [`super::MAX_STREAMS`]) |
+//! | `rasp_http_watch_skipped_events_total` | | events dropped for slow watchers ([`super::feed`]: their feed coalesced to the latest value) |
 
 use super::{membership_view, Api, ApiError, CALL_TIMEOUT};
 use axum::extract::State;
@@ -53,6 +56,10 @@ pub struct Scrape {
     pub view: (usize, usize),
     /// Replica statistics, lag per neighbour, buffer entries and bytes, variable sizes.
     pub replica: Option<ReplicaScrape>,
+    /// Long-polls and event streams of the HTTP API open now.
+    pub streams_open: usize,
+    /// Events slow watchers skipped (see [`super::feed`]).
+    pub watch_skipped: u64,
 }
 
 /// The replica's part of a [`Scrape`].
@@ -68,6 +75,8 @@ pub struct ReplicaScrape {
     pub buffer_bytes: usize,
     /// Encoded size of each held variable.
     pub sizes: BTreeMap<String, usize>,
+    /// Subscriptions registered in the program ([`rasp_dataflow::Program::subscriptions`]).
+    pub subscriptions: usize,
 }
 
 /// Reads a [`Scrape`] from the node (`None` if it stopped).
@@ -92,6 +101,7 @@ pub async fn read(api_node: &NodeHandle, replica: Option<super::ReplicaAtom>) ->
                     buffer_len: rep.buffer_len(),
                     buffer_bytes: rep.buffer_bytes(),
                     sizes,
+                    subscriptions: p.subscriptions(),
                 });
             });
             out
@@ -107,6 +117,8 @@ pub async fn read(api_node: &NodeHandle, replica: Option<super::ReplicaAtom>) ->
         connected,
         view,
         replica,
+        streams_open: 0,
+        watch_skipped: 0,
     })
 }
 
@@ -240,6 +252,18 @@ pub fn encode_scrape(s: &Scrape) -> String {
         "Longest per-peer outbound queue",
         s.queues.outbound_max,
     );
+    gauge(
+        &mut reg,
+        "http_streams_open",
+        "HTTP long-polls and event streams open now",
+        s.streams_open,
+    );
+    counter(
+        &mut reg,
+        "http_watch_skipped_events",
+        "Events dropped for slow watchers (their feed coalesced to the latest value)",
+        s.watch_skipped,
+    );
     if let Some(r) = &s.replica {
         let size = Family::<Labels, Gauge>::default();
         reg.register(
@@ -303,6 +327,12 @@ pub fn encode_scrape(s: &Scrape) -> String {
             "Delta-buffer bytes",
             r.buffer_bytes,
         );
+        gauge(
+            &mut reg,
+            "program_subscriptions",
+            "Subscriptions in the dataflow program (one per open HTTP read and watch, plus the app's own)",
+            r.subscriptions,
+        );
         let lag = Family::<Labels, Gauge>::default();
         reg.register(
             "replica_lag_entries",
@@ -322,10 +352,14 @@ pub fn encode_scrape(s: &Scrape) -> String {
 /// The `/metrics` handler.
 pub(super) async fn scrape(State(api): State<Api>) -> Response {
     match read(&api.node, api.replica.clone()).await {
-        Some(s) => (
+        Some(mut s) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, CONTENT_TYPE)],
-            encode_scrape(&s),
+            encode_scrape({
+                s.streams_open = api.streams_open();
+                s.watch_skipped = api.skipped.load(std::sync::atomic::Ordering::Relaxed);
+                &s
+            }),
         )
             .into_response(),
         None => ApiError::new(
@@ -358,7 +392,10 @@ mod tests {
         let mut r = ReplicaScrape::default();
         r.sizes.insert("cart".into(), 17);
         r.lag.insert(NodeId(9), 5);
+        r.subscriptions = 3;
         s.replica = Some(r);
+        s.streams_open = 2;
+        s.watch_skipped = 7;
         let text = encode_scrape(&s);
         for want in [
             "rasp_messages_sent_total{kind=\"dataflow/sync\"} 3",
@@ -367,6 +404,9 @@ mod tests {
             "rasp_connected_peers 2",
             "rasp_var_size_bytes{var=\"cart\"} 17",
             "rasp_replica_lag_entries{peer=\"9\"} 5",
+            "rasp_program_subscriptions 3",
+            "rasp_http_streams_open 2",
+            "rasp_http_watch_skipped_events_total 7",
         ] {
             assert!(text.contains(want), "{want} missing in\n{text}");
         }

@@ -11,10 +11,30 @@
 //! | `GET /vars/{id}` | `{"id", "type", "rust_type", "bytes", "derived", "value"}`: the external value as JSON |
 //! | `PUT /vars/{id}` | declares it, body `{"type": "orset"}` (see [`rasp_dataflow::json::JsonTypes::standard`]); 201 if new, 200 if it existed with that type |
 //! | `POST /vars/{id}` | an update, e.g. `{"add": "milk"}`, `{"inc": 3}` (table in [`rasp_dataflow::json`]), made by this node's actor and replicated like any update |
-//! | `GET /vars/{id}/read?threshold=T&timeout_ms=MS` | long-poll until the threshold `T` holds (JSON, or a bare word taken as a JSON string; default `"not_bottom"`); 408 after the time-out (default 30 s, at most 300 s) |
-//! | `GET /vars/{id}/watch` | server-sent events: an `value` event with the variable now and at every change (checked every 100 ms); the stream ends after `timeout_ms` (default and most: one hour) |
+//! | `GET /vars/{id}/read?threshold=T&timeout_ms=MS` | long-poll until the threshold `T` holds (JSON, or a bare word taken as a JSON string; default `"not_bottom"`): at once if it holds, else as soon as the change that makes it hold is applied; 408 after the time-out (default 30 s, at most 300 s) |
+//! | `GET /vars/{id}/watch` | server-sent events: a `value` event with the variable now and at every change of its value, sent as the change is applied; a slow reader skips to the latest (see below); the stream ends after `timeout_ms` (default and most: one hour) |
 //! | `GET /overlay` | this node's membership view: mode, neighbours, passive view, replication neighbours |
 //! | `GET /metrics` | Prometheus text ([`metrics`]) |
+//!
+//! # Reads and watches are woken by changes
+//!
+//! A `/read` or `/watch` registers a subscription in the node's dataflow program
+//! ([`rasp_dataflow::Program::subscribe_dyn`]) from inside the node, in the same step that
+//! reads the variable's current value, so no change falls between the two. Every change of
+//! the variable (a local update through the API or the app, a merge from a peer's sync) runs
+//! the callback, which renders the variable and pushes it into a bounded buffer the HTTP task
+//! awaits ([`feed`]); the long-poll answers, or the stream sends the event, at once. The
+//! subscription is removed when the read answers or times out, when the stream ends, and
+//! when the client closes the connection (`rasp_program_subscriptions` in [`metrics`] shows
+//! the count).
+//!
+//! **A slow watcher** (one that reads its stream more slowly than the variable changes) gets
+//! every change while at most [`feed::FEED_EVENTS`] events (and [`feed::FEED_BYTES`] bytes)
+//! wait for it; beyond that the waiting events are dropped and the latest value is sent
+//! next. Intermediate values can be skipped for a slow reader, never the latest, and a
+//! watcher never holds unbounded memory. A watch sends an event when the variable's value
+//! changes; a change of its state that leaves the value as it was (say, metadata of a
+//! removal arriving again) sends none.
 //!
 //! # Bad requests
 //!
@@ -44,6 +64,7 @@
 //! ```
 
 pub mod client;
+pub mod feed;
 pub mod metrics;
 
 use axum::body::Bytes;
@@ -58,12 +79,16 @@ use axum::{Json, Router};
 use clap::Args;
 use rasp_dataflow::json::{JsonError, JsonTypes};
 use rasp_dataflow::replica::{HasReplica, Replica};
+use rasp_dataflow::Program;
 use rasp_runtime::net::NodeHandle;
 use rasp_runtime::{AtomId, Host};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::cell::Cell;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -82,8 +107,6 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 pub const MAX_READ_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default and longest life of a `/watch` stream.
 pub const MAX_WATCH: Duration = Duration::from_secs(3600);
-/// How often long-polls and streams look at the variable.
-pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The default address of the API.
 pub const DEFAULT_ADDR: &str = "127.0.0.1:0";
@@ -266,13 +289,15 @@ struct Api {
     token: Option<Arc<str>>,
     in_flight: Arc<Semaphore>,
     streams: Arc<Semaphore>,
+    /// Events dropped by slow watchers' feeds (see [`feed`]).
+    skipped: Arc<AtomicU64>,
 }
 
 impl Api {
     /// Runs `f` on the node's replica, on the atoms' thread.
     async fn with_replica<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Replica, &JsonTypes) -> R + Send + 'static,
+        f: impl FnOnce(&mut Replica, &Arc<JsonTypes>) -> R + Send + 'static,
     ) -> ApiResult<R> {
         let r = self.replica.clone().ok_or_else(|| {
             ApiError::new(
@@ -305,6 +330,20 @@ impl Api {
             )),
             Ok(Some(Some(r))) => Ok(r),
         }
+    }
+
+    /// Takes charge of the program subscription `id` (removed when dropped).
+    fn subscription(&self, id: u64) -> feed::Subscription {
+        let r = self
+            .replica
+            .clone()
+            .expect("a subscription needs the replica");
+        feed::Subscription::new(self.node.clone(), r, id)
+    }
+
+    /// How many reads and watches are open now.
+    fn streams_open(&self) -> usize {
+        MAX_STREAMS - self.streams.available_permits()
     }
 
     fn stream_permit(&self) -> ApiResult<tokio::sync::OwnedSemaphorePermit> {
@@ -347,6 +386,7 @@ pub async fn start_with(
         token: cfg.token.as_deref().map(Arc::from),
         in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+        skipped: Arc::new(AtomicU64::new(0)),
     };
     let app = router(api);
     println!("http={addr}");
@@ -469,8 +509,7 @@ async fn overlay(State(api): State<Api>) -> ApiResult<Json<Value>> {
 }
 
 /// One variable as the API shows it.
-fn describe(rep: &Replica, types: &JsonTypes, id: &str) -> Result<Value, JsonError> {
-    let p = rep.program();
+fn describe(p: &Program, types: &JsonTypes, id: &str) -> Result<Value, JsonError> {
     let state = match p.state_dyn(id) {
         Ok(s) => s,
         Err(rasp_dataflow::Error::UnknownVar(_)) => {
@@ -518,7 +557,7 @@ async fn list_vars(State(api): State<Api>) -> ApiResult<Json<Value>> {
 
 async fn get_var(State(api): State<Api>, UrlPath(id): UrlPath<String>) -> ApiResult<Json<Value>> {
     let v = api
-        .with_replica(move |rep, types| describe(rep, types, &id))
+        .with_replica(move |rep, types| describe(rep.program(), types, &id))
         .await??;
     Ok(Json(v))
 }
@@ -543,7 +582,7 @@ async fn declare_var(
     let (created, v) = api
         .with_replica(move |rep, types| {
             let created = types.declare(rep.program_mut(), &id, &ty)?;
-            describe(rep, types, &id).map(|v| (created, v))
+            describe(rep.program(), types, &id).map(|v| (created, v))
         })
         .await??;
     if created {
@@ -566,7 +605,7 @@ async fn update_var(
     let v = api
         .with_replica(move |rep, types| {
             let changed = types.update(rep.program_mut(), &id, &op)?;
-            describe(rep, types, &id).map(|mut v| {
+            describe(rep.program(), types, &id).map(|mut v| {
                 v["changed"] = json!(changed);
                 v
             })
@@ -596,7 +635,7 @@ async fn read_var(
     State(api): State<Api>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<WaitParams>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     let threshold = threshold_value(q.threshold.as_deref());
     let timeout = q
         .timeout_ms
@@ -604,31 +643,61 @@ async fn read_var(
         .min(MAX_READ_TIMEOUT);
     let _permit = api.stream_permit()?;
     let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let (id2, t2) = (id.clone(), threshold.clone());
-        let now = api
-            .with_replica(move |rep, types| {
-                let holds = types.holds(rep.program(), &id2, &t2)?;
-                if holds {
-                    describe(rep, types, &id2).map(Some)
-                } else {
-                    Ok(None)
+    let (tx, rx) = feed::feed();
+    let (id2, t2) = (id.clone(), threshold.clone());
+    // In one step on the node: the answer if the threshold holds now, else a subscription
+    // that answers at the first change after which it holds.
+    let now = api
+        .with_replica(move |rep, types| {
+            let p = rep.program_mut();
+            if types.holds(p, &id2, &t2)? {
+                return describe(p, types, &id2).map(Ok);
+            }
+            if tx.orphaned() {
+                // The HTTP side gave up waiting for this call: subscribe nothing.
+                return Ok(Err(None));
+            }
+            let types = types.clone();
+            let own = Rc::new(Cell::new(None::<u64>));
+            let me = own.clone();
+            let var = id2.clone();
+            let sub = p.subscribe_dyn(&var, move |p, _| {
+                if !tx.orphaned() && types.holds(p, &id2, &t2).unwrap_or(false) {
+                    if let Ok(v) = describe(p, &types, &id2) {
+                        tx.push(v.to_string());
+                    }
+                } else if !tx.orphaned() {
+                    return;
                 }
-            })
-            .await??;
-        if let Some(v) = now {
-            return Ok(Json(v));
-        }
-        if tokio::time::Instant::now() + POLL_INTERVAL > deadline {
-            return Err(ApiError::new(
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "threshold {threshold} did not hold on `{id}` within {} ms",
-                    timeout.as_millis()
-                ),
-            ));
-        }
-        tokio::time::sleep(POLL_INTERVAL).await;
+                // Answered, or the reader is gone: this subscription is done.
+                if let Some(me) = me.get() {
+                    p.unsubscribe(me);
+                }
+            })?;
+            own.set(Some(sub));
+            Ok(Err(Some(sub)))
+        })
+        .await??;
+    let sub = match now {
+        Ok(v) => return Ok(Json(v).into_response()),
+        Err(sub) => sub.map(|s| api.subscription(s)),
+    };
+    let answer = tokio::time::timeout_at(deadline, rx.next()).await;
+    drop(sub);
+    match answer {
+        // Rendered as JSON by the callback.
+        Ok(Some(v)) => Ok(([(header::CONTENT_TYPE, "application/json")], v).into_response()),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the node is shutting down",
+        )),
+        Err(_) => Err(ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "threshold {threshold} did not hold on `{id}` within {} ms",
+                timeout.as_millis()
+            ),
+        )),
     }
 }
 
@@ -641,55 +710,66 @@ async fn watch_var(
         .timeout_ms
         .map_or(MAX_WATCH, Duration::from_millis)
         .min(MAX_WATCH);
-    // The variable must exist now: a watch of a typo is a 404, not an empty stream.
-    let id2 = id.clone();
-    let first = api
-        .with_replica(move |rep, types| describe(rep, types, &id2))
+    let (tx, rx) = feed::feed();
+    let skipped = api.skipped.clone();
+    // In one step on the node: the variable now (a watch of a typo is a 404, not an empty
+    // stream) and a subscription pushing it at every change of its value.
+    let (first, sub) = api
+        .with_replica(move |rep, types| {
+            let p = rep.program_mut();
+            let first = describe(p, types, &id)?;
+            let types = types.clone();
+            let own = Rc::new(Cell::new(None::<u64>));
+            let me = own.clone();
+            let mut last = first["value"].clone();
+            let var = id.clone();
+            let sub = p.subscribe_dyn(&var, move |p, _| {
+                if tx.orphaned() {
+                    // The reader is gone and its clean-up has not come yet.
+                    if let Some(me) = me.get() {
+                        p.unsubscribe(me);
+                    }
+                    return;
+                }
+                if let Ok(v) = describe(p, &types, &id) {
+                    if v["value"] != last {
+                        last = v["value"].clone();
+                        let dropped = tx.push(v.to_string());
+                        skipped.fetch_add(dropped as u64, Ordering::Relaxed);
+                    }
+                }
+            })?;
+            own.set(Some(sub));
+            Ok::<_, JsonError>((first, sub))
+        })
         .await??;
+    let sub = api.subscription(sub);
     let permit = api.stream_permit()?;
     let deadline = tokio::time::Instant::now() + life;
     struct W {
-        api: Api,
-        id: String,
-        last: Option<Value>,
-        pending: Option<Value>,
+        rx: feed::FeedRx,
+        first: Option<String>,
         deadline: tokio::time::Instant,
+        _sub: feed::Subscription,
         _permit: tokio::sync::OwnedSemaphorePermit,
     }
     let state = W {
-        api,
-        id,
-        last: None,
-        pending: Some(first),
+        rx,
+        first: Some(first.to_string()),
         deadline,
+        _sub: sub,
         _permit: permit,
     };
     let stream = futures::stream::unfold(state, |mut w| async move {
-        loop {
-            if let Some(v) = w.pending.take() {
-                w.last = Some(v["value"].clone());
-                let ev = Event::default().event("value").data(v.to_string());
-                return Some((Ok::<_, std::convert::Infallible>(ev), w));
-            }
-            if tokio::time::Instant::now() >= w.deadline {
-                return None;
-            }
-            tokio::time::sleep(POLL_INTERVAL).await;
-            let id = w.id.clone();
-            match w
-                .api
-                .with_replica(move |rep, types| describe(rep, types, &id))
+        let data = match w.first.take() {
+            Some(d) => d,
+            // The node stopped (the program dropped the callback) or the life is over.
+            None => tokio::time::timeout_at(w.deadline, w.rx.next())
                 .await
-            {
-                Ok(Ok(v)) => {
-                    if w.last.as_ref() != Some(&v["value"]) {
-                        w.pending = Some(v);
-                    }
-                }
-                // The node stopped or the variable went away: end the stream.
-                _ => return None,
-            }
-        }
+                .ok()??,
+        };
+        let ev = Event::default().event("value").data(data);
+        Some((Ok::<_, std::convert::Infallible>(ev), w))
     });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::default())
