@@ -43,6 +43,10 @@ pub enum Error {
     /// Ids must be non-empty.
     #[error("invalid variable id {0:?}")]
     InvalidId(String),
+    /// A declaration learnt from another replica ([`crate::Program::add_decl`]) is beyond
+    /// the bounds on an untrusted graph ([`crate::program::MAX_GRAPH`] and the others).
+    #[error("declaration refused: {0}")]
+    GraphLimit(String),
     /// A lattice error: decoding, an unsupported threshold, a conflicting single assignment.
     #[error(transparent)]
     Lattice(#[from] rasp_lattice::Error),

@@ -80,6 +80,19 @@ impl<L> Var<L> {
     }
 }
 
+/// At most this many declarations (declared and parked) in a replica's graph once learnt
+/// declarations are counted: [`Program::add_decl`] refuses new ones beyond it, so a peer's
+/// greeting cannot make a replica hold an unbounded graph. A program declared by its own
+/// code is not bounded.
+pub const MAX_GRAPH: usize = 65_536;
+/// At most this many learnt declarations parked, waiting for their inputs.
+pub const MAX_PARKED: usize = 4_096;
+/// At most this many bytes of names in one learnt declaration (id, type, function and input
+/// ids together).
+pub const MAX_DECL_BYTES: usize = 4_096;
+/// At most this many inputs to one learnt operator (the operators take one or two).
+pub const MAX_INPUTS: usize = 8;
+
 /// The operator kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum OpKind {
@@ -661,11 +674,77 @@ impl Program {
     /// local graph (another type, another operator, a cycle) is an error. An operator whose
     /// function this replica's code does not know is declared but not run here.
     pub fn add_decl(&mut self, decl: Decl) -> Result<bool, Error> {
+        Self::check_bounds(&decl)?;
         if self.decls.get(&decl.id) == Some(&decl) {
             return Ok(false);
         }
+        let known = self.decls.contains_key(&decl.id) || self.parked.contains_key(&decl.id);
+        if !known && self.decls.len() + self.parked.len() >= MAX_GRAPH {
+            return Err(Error::GraphLimit(format!(
+                "`{}`: the graph already has {MAX_GRAPH} declarations",
+                decl.id
+            )));
+        }
+        // One declaration, then those it unparks: a work list, not recursion, since a chain
+        // of parked declarations can be as long as the parked bound.
+        let mut work = vec![decl];
+        let mut first = true;
+        while let Some(d) = work.pop() {
+            let parked = self.add_one(d, first)?;
+            first = false;
+            if !parked {
+                let ready: Vec<String> = self
+                    .parked
+                    .values()
+                    .filter(|p| {
+                        p.op.as_ref()
+                            .is_some_and(|o| o.inputs.iter().all(|i| self.decls.contains_key(i)))
+                    })
+                    .map(|p| p.id.clone())
+                    .collect();
+                work.extend(ready.iter().filter_map(|id| self.parked.remove(id)));
+            }
+        }
+        self.run_ready();
+        Ok(true)
+    }
+
+    fn check_bounds(decl: &Decl) -> Result<(), Error> {
+        let (inputs, func) = decl.op.as_ref().map_or((&[][..], 0), |o| {
+            (&o.inputs[..], o.func.as_ref().map_or(0, String::len))
+        });
+        if inputs.len() > MAX_INPUTS {
+            return Err(Error::GraphLimit(format!(
+                "`{}`: {} inputs (at most {MAX_INPUTS})",
+                decl.id.chars().take(64).collect::<String>(),
+                inputs.len()
+            )));
+        }
+        let bytes = decl.id.len()
+            + decl.type_name.len()
+            + func
+            + inputs.iter().map(String::len).sum::<usize>();
+        if bytes > MAX_DECL_BYTES {
+            return Err(Error::GraphLimit(format!(
+                "`{}…`: {bytes} bytes of names (at most {MAX_DECL_BYTES})",
+                decl.id.chars().take(64).collect::<String>()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Declares `decl` or parks it; whether it was parked. Only the first declaration of an
+    /// [`Program::add_decl`] call may be refused for the parked bound (the others come out of
+    /// the parked set).
+    fn add_one(&mut self, decl: Decl, first: bool) -> Result<bool, Error> {
         if let Some(op) = &decl.op {
             if op.inputs.iter().any(|i| !self.decls.contains_key(i)) {
+                if first && !self.parked.contains_key(&decl.id) && self.parked.len() >= MAX_PARKED {
+                    return Err(Error::GraphLimit(format!(
+                        "`{}`: {MAX_PARKED} declarations already wait for their inputs",
+                        decl.id
+                    )));
+                }
                 self.parked.insert(decl.id.clone(), decl);
                 return Ok(true);
             }
@@ -686,22 +765,7 @@ impl Program {
                 self.decls.insert(decl.id.clone(), decl);
             }
         }
-        // Parked declarations whose inputs are now known.
-        let unparked: Vec<Decl> = self
-            .parked
-            .values()
-            .filter(|d| {
-                d.op.as_ref()
-                    .is_some_and(|o| o.inputs.iter().all(|i| self.decls.contains_key(i)))
-            })
-            .cloned()
-            .collect();
-        for d in unparked {
-            self.parked.remove(&d.id);
-            self.add_decl(d)?;
-        }
-        self.run_ready();
-        Ok(true)
+        Ok(false)
     }
 
     /// The functions and types this replica's code registered (by declaring operators and

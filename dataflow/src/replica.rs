@@ -662,10 +662,16 @@ impl Replica {
     fn on_hello<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, from: &Origin, m: Hello) {
         let n = from.from.node;
         self.touch(n, ctx.now());
+        // One log line per greeting, not per declaration: a hostile graph can hold thousands.
+        let (mut refused, mut last) = (0usize, None);
         for d in m.graph {
             if let Err(e) = self.program.add_decl(d) {
-                tracing::warn!(from = ?n, error = %e, "conflicting declaration ignored");
+                refused += 1;
+                last = Some(e);
             }
+        }
+        if let Some(e) = last {
+            tracing::warn!(from = ?n, refused, last = %e, "declarations from a neighbour ignored");
         }
         self.absorb_changes(None);
         let peer = self.peers.entry(n).or_insert_with(|| Peer {

@@ -340,3 +340,78 @@ fn folded_value_supports_value_thresholds() {
     p.update(&a, add(1), 1).unwrap();
     assert_eq!(*hit.borrow(), Some(10));
 }
+
+/// A graph learnt from a peer is untrusted: a long chain of declarations sent in reverse
+/// order (every one parked until its input arrives) must not recurse once per link (a
+/// stack overflow aborts the node), and a peer cannot make a replica hold an unbounded
+/// graph or oversized declarations.
+#[test]
+fn a_hostile_graph_is_bounded_and_never_overflows_the_stack() {
+    use rasp_dataflow::program::{MAX_DECL_BYTES, MAX_GRAPH, MAX_PARKED};
+    use rasp_dataflow::{Decl, OpDecl, OpKind};
+    let link = |i: usize| Decl {
+        id: format!("c{i}"),
+        type_name: "t".into(),
+        op: Some(OpDecl {
+            kind: OpKind::Map,
+            inputs: vec![format!("c{}", i - 1)],
+            func: Some("f".into()),
+        }),
+    };
+    let source = Decl {
+        id: "c0".into(),
+        type_name: "t".into(),
+        op: None,
+    };
+    // A legitimate chain, as long as the parked bound allows, in the worst order: it all
+    // resolves, without one stack frame per link.
+    let n = MAX_PARKED;
+    let mut p = Program::new(1);
+    for i in (1..=n).rev() {
+        assert!(p.add_decl(link(i)).unwrap());
+    }
+    assert!(p.add_decl(source.clone()).unwrap());
+    assert_eq!(p.graph().len(), n + 1);
+    // More parked declarations than the bound: refused with an error, nothing else lost.
+    let mut p = Program::new(2);
+    let mut refused = 0;
+    for i in (1..=2 * MAX_PARKED).rev() {
+        match p.add_decl(link(i)) {
+            Ok(_) => {}
+            Err(Error::GraphLimit(_)) => refused += 1,
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(refused, MAX_PARKED);
+    // A graph larger than the bound: the rest is refused.
+    let mut p = Program::new(3);
+    p.add_decl(source).unwrap();
+    let mut refused = 0;
+    for i in 1..=MAX_GRAPH + 10 {
+        if let Err(e) = p.add_decl(link(i)) {
+            assert!(matches!(e, Error::GraphLimit(_)), "{e}");
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 11);
+    assert_eq!(p.graph().len(), MAX_GRAPH);
+    // Oversized declarations and too many inputs are refused.
+    let mut p = Program::new(4);
+    let big = Decl {
+        id: "x".repeat(MAX_DECL_BYTES + 1),
+        type_name: "t".into(),
+        op: None,
+    };
+    assert!(matches!(p.add_decl(big), Err(Error::GraphLimit(_))));
+    let wide = Decl {
+        id: "w".into(),
+        type_name: "t".into(),
+        op: Some(OpDecl {
+            kind: OpKind::Union,
+            inputs: (0..100).map(|i| format!("i{i}")).collect(),
+            func: None,
+        }),
+    };
+    assert!(matches!(p.add_decl(wide), Err(Error::GraphLimit(_))));
+    assert!(p.graph().is_empty());
+}
