@@ -59,7 +59,11 @@
 //!   it rejoins by itself, and its walks and shuffles reach the peers that suspect it, and
 //!   those it suspects (every passive peer whose request timed out meanwhile). Stale
 //!   contacts are not evidence: passive entries carried in a shuffle may be on the other
-//!   side. After a probe made a link, the node sends no other probe for
+//!   side. A node that loses its whole active view was cut off itself (its own link, or a
+//!   partition around it): it rejoins through its seeds and contacts, so it drops its suspects
+//!   and suspects nobody while alone (a request timing out then says nothing about the
+//!   peer); each link it lost is still suspected from the other end, which probes it once it
+//!   is back. After a probe made a link, the node sends no other probe for
 //!   [`Config::probe_holdoff`]: one bridge per node joins two sides, and shuffles across it
 //!   bring the evidence that drops the suspects on the side just joined. Measured on the
 //!   advertisement counter's main job (50 clients, 10% offline): state shipped per client
@@ -471,6 +475,13 @@ impl<P: Peer> HyParView<P> {
     /// request timing out): it will be probed.
     fn suspect(&mut self, peer: &P, now: Time) {
         if self.config.suspects_size == 0 || *peer == self.me {
+            return;
+        }
+        if self.active.is_empty() {
+            // Every neighbour lost: this node is the one cut off (see the module docs). The
+            // peers it lost suspect it in turn, and probe it when it is back.
+            self.suspects.clear();
+            self.probe = None;
             return;
         }
         self.suspects.retain(|(p, _)| p != peer);
