@@ -55,9 +55,10 @@
 //!   the joiner of a FORWARD_JOIN that reached us over active links, or the node that
 //!   answered our own SHUFFLE) is dropped unprobed. Nothing on the other side of a split is
 //!   ever heard of that way, so a split still heals; a node cut off alone for a while (a
-//!   client offline, README "The main job") is the common case it spares: when it returns
-//!   it rejoins by itself, and its walks and shuffles reach the peers that suspect it, and
-//!   those it suspects (every passive peer whose request timed out meanwhile). Stale
+//!   client offline in the main job of README "Quickstart") is the common case it spares:
+//!   when it returns it rejoins by itself, and its walks and shuffles reach the peers that
+//!   suspect it, and those it suspects (every passive peer whose request timed out
+//!   meanwhile). Stale
 //!   contacts are not evidence: passive entries carried in a shuffle may be on the other
 //!   side. A node that loses its whole active view was cut off itself (its own link, or a
 //!   partition around it): it rejoins through its seeds and contacts, so it drops its suspects
@@ -71,9 +72,9 @@
 //!   suspect made 2,790 probe links and 4,501 evictions, and the clients shipped 2.1 MiB of
 //!   state per client per 90 s (0.82 MiB with probes off); with these rules 0.95 MiB, the
 //!   rest of the gap being the returning node's former neighbours, which probe it before
-//!   they can hear of it (the replication layer resumes such re-formed links without a
-//!   catch-up, `dataflow/src/replica.rs`). Guarded by `offline_nodes_cost_bounded_link_changes`
-//!   in `membership/tests/sim.rs`.
+//!   they can hear of it; the replication layer resumes such re-formed links without a
+//!   catch-up (`dataflow/src/replica.rs`, "Resuming a link"), which brings it to 0.54 MiB.
+//!   Guarded by `offline_nodes_cost_bounded_link_changes` in `membership/tests/sim.rs`.
 //!
 //! Delivery order is not assumed (Partisan's lesson, talk slide 148: assuming FIFO across
 //! connections gave false disconnects).
