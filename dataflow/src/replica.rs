@@ -26,6 +26,18 @@
 //! neighbour that fell behind the buffer (its acknowledged sequence was garbage-collected, or
 //! the buffer overflowed its bound) gets full states too.
 //!
+//! **Resuming a link** (no catch-up for a neighbour that was caught up recently). Overlay
+//! links come and go while both ends stay up (HyParView evicts and re-forms active links,
+//! Leitão, Pereira, Rodrigues, DSN 2007, §4), and a full-state catch-up for each re-formed
+//! link is most of the traffic of a partial overlay. So when a caught-up neighbour goes
+//! away the replica remembers, for [`ReplicaConfig::resume_window`] and for at most
+//! [`ReplicaConfig::resume_peers`] peers, what it had acknowledged here, and keeps the
+//! delta-buffer entries it has not (within the buffer's bound). If the link re-forms in
+//! time with the same incarnation of that peer ([`Hello::epoch`]: a restarted replica draws
+//! a new one, and then gets full states), holding the same variables as before on both
+//! sides, the peer resumes from its acknowledged sequence number: it gets the buffered
+//! deltas it missed, not full states.
+//!
 //! **Plumtree carrier.** With [`Carrier::Plumtree`] local changes are broadcast through the
 //! membership layer's Plumtree instead of point-to-point deltas (every node then receives every
 //! variable; interest does not filter broadcasts).
@@ -276,6 +288,15 @@ pub struct ReplicaConfig {
     /// own a trigger (see the module docs on triggers). Default 10 s, ten default sync
     /// intervals: a heartbeat crosses one hop of a partial overlay per interval.
     pub suspect_after: Duration,
+    /// How long a neighbour that went away caught up is remembered so that a link re-formed
+    /// with it resumes from what it acknowledged instead of a full-state catch-up (see the
+    /// module docs). Default 60 s: a HyParView link evicted or lost to a short partition
+    /// re-forms within a few promotion ticks (5 s each) or a reconnect-probe hold-off (30 s).
+    pub resume_window: Duration,
+    /// At most this many departed neighbours are remembered for resuming (the oldest is
+    /// forgotten first); zero turns resuming off. Default 16: three times HyParView's
+    /// active view (5).
+    pub resume_peers: usize,
 }
 
 impl Default for ReplicaConfig {
@@ -289,6 +310,8 @@ impl Default for ReplicaConfig {
             buffer_limit: 65_536,
             bp_heard: true,
             suspect_after: Duration::from_secs(10),
+            resume_window: Duration::from_secs(60),
+            resume_peers: 16,
         }
     }
 }
@@ -303,6 +326,10 @@ pub struct Hello {
     pub held: Vec<String>,
     /// The sender's graph declarations.
     pub graph: Vec<Decl>,
+    /// The sender replica's incarnation (random at start, new after a restart): a link
+    /// re-formed with the same incarnation may resume without full states (module docs).
+    #[serde(default)]
+    pub epoch: u64,
 }
 impl Message for Hello {
     const KIND: &'static str = "dataflow/hello";
@@ -357,6 +384,24 @@ struct Peer {
     /// How many variables we held when we last greeted it: a variable declared here later
     /// (at run time, or learnt from another neighbour's graph) makes us greet it again.
     told: usize,
+    /// Its incarnation, from its [`Hello`].
+    epoch: Option<u64>,
+    /// The variables it was caught up on (their full states sent, or its link resumed).
+    caught: BTreeSet<String>,
+}
+
+/// A neighbour that went away caught up, remembered to resume a re-formed link.
+struct Departed {
+    /// Its incarnation.
+    epoch: u64,
+    /// Everything below this sequence number of our buffer it had acknowledged.
+    acked: u64,
+    /// What it held.
+    held: BTreeSet<String>,
+    /// What we held then.
+    ours: Vec<String>,
+    /// When it went away.
+    left: Time,
 }
 
 /// Replication counters of one node.
@@ -407,6 +452,13 @@ pub struct Replica {
     booted_at: Time,
     /// Whether a neighbour holding the fired set has sent its catch-up since the start.
     caught_up: bool,
+    /// This replica's incarnation (see [`Hello::epoch`]).
+    epoch: u64,
+    /// Neighbours that went away caught up (bounded by `resume_peers`, kept for
+    /// `resume_window`): their entries stay in the buffer so a re-formed link resumes.
+    departed: BTreeMap<NodeId, Departed>,
+    /// Links resumed without a full-state catch-up.
+    resumed: u64,
 }
 
 /// What the ownership guard of the triggers reads from the replica.
@@ -468,6 +520,9 @@ impl Replica {
             heard: BTreeMap::new(),
             booted_at: Time::ZERO,
             caught_up: false,
+            epoch: 0,
+            departed: BTreeMap::new(),
+            resumed: 0,
         }
     }
 
@@ -489,6 +544,12 @@ impl Replica {
     /// Replication counters.
     pub fn stats(&self) -> &ReplicaStats {
         &self.stats
+    }
+
+    /// How many re-formed links resumed from what the neighbour had acknowledged, without a
+    /// full-state catch-up (see the module docs).
+    pub fn resumed_links(&self) -> u64 {
+        self.resumed
     }
 
     /// Current neighbours.
@@ -534,6 +595,7 @@ impl Replica {
         let r = atom.replica();
         r.me = node;
         r.booted_at = ctx.now();
+        r.epoch = ctx.random_u64();
         r.restore(ctx);
         ctx.every(r.config.sync_interval, |a, ctx| a.replica().tick(ctx));
     }
@@ -604,6 +666,7 @@ impl Replica {
                     p.behind = true;
                 }
             }
+            self.departed.retain(|_, d| d.acked > dropped.seq);
         }
         self.stats.max_buffer = self.stats.max_buffer.max(self.buffer.len());
     }
@@ -612,17 +675,18 @@ impl Replica {
         match ev {
             PeerServiceEvent::NeighbourUp(n) => {
                 self.touch(n, ctx.now());
-                self.peers.insert(
-                    n,
-                    Peer {
-                        behind: true,
-                        ..Peer::default()
-                    },
-                );
+                // Its hello may have come first (the two ends see the link at different
+                // times): keep what it said.
+                self.peers.entry(n).or_insert_with(|| Peer {
+                    behind: true,
+                    ..Peer::default()
+                });
                 self.greet(ctx, n, false);
             }
             PeerServiceEvent::NeighbourDown(n) => {
-                self.peers.remove(&n);
+                if let Some(p) = self.peers.remove(&n) {
+                    self.remember_departed(n, p, ctx.now());
+                }
                 self.collect_garbage();
             }
             PeerServiceEvent::Delivered {
@@ -652,6 +716,7 @@ impl Replica {
             reply,
             held: self.program.held(),
             graph: self.program.graph(),
+            epoch: self.epoch,
         };
         if let Some(p) = self.peers.get_mut(&to) {
             p.told = hello.held.len();
@@ -680,11 +745,84 @@ impl Replica {
         });
         peer.greeted = true;
         peer.held = m.held.into_iter().collect();
+        peer.epoch = Some(m.epoch);
         if !m.reply {
             self.greet(ctx, n, true);
         }
-        // Catch the neighbour up at once (Lasp #290).
-        self.send_states(ctx, n);
+        if self.resume(n, m.epoch) {
+            return; // it gets the deltas it missed at the next sync
+        }
+        // Catch the neighbour up at once (Lasp #290); on a later greeting (both sides greet
+        // a new link, and greet again when they hold a new variable) only with what it was
+        // not caught up on.
+        let only_new = self.peers.get(&n).is_some_and(|p| !p.behind);
+        self.send_states(ctx, n, only_new);
+    }
+
+    /// Remembers a neighbour that went away caught up, for [`Replica::resume`].
+    fn remember_departed(&mut self, n: NodeId, p: Peer, now: Time) {
+        let resumable = self.config.resume_peers > 0
+            && self.config.sync.is_delta()
+            && self.config.carrier == Carrier::Direct
+            && p.greeted
+            && !p.behind;
+        let Some(epoch) = p.epoch.filter(|_| resumable) else {
+            return;
+        };
+        self.expire_departed(now);
+        while self.departed.len() >= self.config.resume_peers {
+            let oldest = self
+                .departed
+                .iter()
+                .min_by_key(|(k, d)| (d.left, **k))
+                .map(|(k, _)| *k)
+                .expect("non-empty");
+            self.departed.remove(&oldest);
+        }
+        self.departed.insert(
+            n,
+            Departed {
+                epoch,
+                acked: p.acked,
+                held: p.held,
+                ours: self.program.held(),
+                left: now,
+            },
+        );
+    }
+
+    /// Forgets departed neighbours older than `resume_window`.
+    fn expire_departed(&mut self, now: Time) {
+        let window = self.config.resume_window;
+        self.departed.retain(|_, d| now.since(d.left) <= window);
+    }
+
+    /// Whether the re-formed link to `n` (incarnation `epoch`) resumes from what `n` had
+    /// acknowledged before it went away: same incarnation, same variables held on both
+    /// sides, and every buffer entry it had not acknowledged still buffered. Sets it up if so.
+    fn resume(&mut self, n: NodeId, epoch: u64) -> bool {
+        let Some(d) = self.departed.remove(&n) else {
+            return false;
+        };
+        let buffered = match self.buffer.front() {
+            Some(e) => e.seq <= d.acked,
+            None => d.acked >= self.seq,
+        };
+        let Some(p) = self.peers.get_mut(&n) else {
+            return false;
+        };
+        if d.epoch != epoch || d.held != p.held || d.ours != self.program.held() || !buffered {
+            return false;
+        }
+        p.acked = d.acked;
+        p.behind = false;
+        p.caught = d
+            .held
+            .intersection(&d.ours.iter().cloned().collect())
+            .cloned()
+            .collect();
+        self.resumed += 1;
+        true
     }
 
     fn shared(&self, n: NodeId) -> Vec<String> {
@@ -699,12 +837,28 @@ impl Replica {
         }
     }
 
-    fn send_states<A: Atom>(&mut self, ctx: &mut Ctx<A>, n: NodeId) {
+    /// Sends `n` the full states of the variables we share: all of them (a catch-up, with
+    /// the buffer's sequence number to acknowledge), or with `only_new` those it was not
+    /// caught up on yet (after a later greeting: a variable newly held on either side),
+    /// with nothing to acknowledge, since the deltas of the others are still owed.
+    fn send_states<A: Atom>(&mut self, ctx: &mut Ctx<A>, n: NodeId, only_new: bool) {
         if !self.peers.get(&n).is_some_and(|p| p.greeted) {
             return; // what it holds is not known yet
         }
+        let shared = self.shared(n);
+        let todo: Vec<String> = match self.peers.get_mut(&n) {
+            Some(p) if only_new => shared
+                .into_iter()
+                .filter(|id| p.caught.insert(id.clone()))
+                .collect(),
+            Some(p) => {
+                p.caught = shared.iter().cloned().collect();
+                shared
+            }
+            None => return,
+        };
         let mut vars = Vec::new();
-        for id in self.shared(n) {
+        for id in todo {
             let Ok(state) = self.program.state_dyn(&id) else {
                 continue;
             };
@@ -722,7 +876,7 @@ impl Replica {
             return;
         }
         self.stats.state_msgs += 1;
-        let seq = if self.config.sync.is_delta() {
+        let seq = if self.config.sync.is_delta() && !only_new {
             self.seq
         } else {
             0
@@ -838,7 +992,13 @@ impl Replica {
         if self.config.carrier == Carrier::Plumtree {
             return;
         }
-        let Some(low) = self.peers.values().map(|p| p.acked).min() else {
+        let Some(low) = self
+            .peers
+            .values()
+            .map(|p| p.acked)
+            .chain(self.departed.values().map(|d| d.acked))
+            .min()
+        else {
             return; // no neighbour: keep everything (bounded) for the next one
         };
         while self.buffer.front().is_some_and(|e| e.seq < low) {
@@ -857,6 +1017,10 @@ impl Replica {
         }
         self.refresh_triggers(ctx.now());
         self.absorb_changes(None);
+        if !self.departed.is_empty() {
+            self.expire_departed(ctx.now());
+            self.collect_garbage();
+        }
         self.persist(ctx);
         self.send_all(ctx);
     }
@@ -891,7 +1055,7 @@ impl Replica {
             (Carrier::Direct, SyncMode::State) => {
                 let peers: Vec<NodeId> = self.peers.keys().copied().collect();
                 for n in peers {
-                    self.send_states(ctx, n);
+                    self.send_states(ctx, n, false);
                 }
             }
             (Carrier::Direct, mode) => {
@@ -901,7 +1065,7 @@ impl Replica {
                     // it had acknowledged (garbage collection never drops unacknowledged
                     // entries of a current neighbour).
                     if self.peers[&n].behind {
-                        self.send_states(ctx, n);
+                        self.send_states(ctx, n, false);
                         continue;
                     }
                     self.send_deltas(ctx, n, mode.bp());

@@ -569,3 +569,65 @@ fn a_variable_declared_at_run_time_replicates() {
         }
     }
 }
+
+fn replica_stat(sim: &Sim, n: u64, f: impl Fn(&Replica) -> u64) -> u64 {
+    with_app(sim, n, |a| f(a.replica.as_ref().unwrap()))
+}
+
+/// A HyParView link that re-forms with a neighbour caught up recently resumes from what it
+/// had acknowledged: no full-state catch-up on either side (module docs of `replica`,
+/// "Resuming a link"), and the node still gets what it missed. A restarted node (a new
+/// incarnation, nothing durable) gets full states and converges. Before links resumed,
+/// node 3's return cost six full-state catch-ups (one per side of its three links).
+#[test]
+fn relinked_neighbour_resumes_without_full_states() {
+    let mut c = cluster(15, 4, Mode::HyParView, |_| {
+        (ReplicaConfig::default(), None, None)
+    });
+    for k in 0..8u64 {
+        c.sim.inject(at(k % 4), Do::Click(1));
+        c.sim.inject(at(k % 4), Do::Add(k as i64));
+    }
+    c.sim.run_for(Duration::from_secs(5));
+    assert_eq!(clicks(&c.sim, 3), 8);
+    let states = |sim: &Sim| -> u64 {
+        (0..4)
+            .map(|n| replica_stat(sim, n, |r| r.stats().state_msgs))
+            .sum()
+    };
+    let before = states(&c.sim);
+    // Node 3 is cut off long enough for every neighbour to drop it (HyParView's peer
+    // timeout, 5 s), misses updates, and comes back.
+    let others: Vec<NodeId> = (0..3).map(NodeId).collect();
+    c.sim.partition(1, &[NodeId(3)], &others, false);
+    for k in 0..5u64 {
+        c.sim.inject(at(k % 3), Do::Click(1));
+    }
+    c.sim.run_for(Duration::from_secs(12));
+    let alone = with_app(&c.sim, 3, |a| a.replica.as_ref().unwrap().neighbours());
+    assert!(alone.is_empty(), "node 3 still linked: {alone:?}");
+    c.sim.heal(1);
+    c.sim.run_for(Duration::from_secs(15));
+    assert_eq!(clicks(&c.sim, 3), 13, "node 3 got what it missed");
+    let linked = with_app(&c.sim, 3, |a| a.replica.as_ref().unwrap().neighbours());
+    assert!(!linked.is_empty(), "node 3 not linked again");
+    let resumed: u64 = (0..4)
+        .map(|n| replica_stat(&c.sim, n, |r| r.resumed_links()))
+        .sum();
+    assert_eq!(
+        states(&c.sim),
+        before,
+        "a re-formed link sent full states ({resumed} resumed)"
+    );
+    assert!(resumed >= 2 * linked.len() as u64, "{resumed} resumed");
+    // A restart is a new incarnation: full states, and it converges.
+    c.sim.apply(Fault::Crash(NodeId(3)));
+    c.sim.run_for(Duration::from_secs(2));
+    c.sim.apply(Fault::Restart(NodeId(3)));
+    c.sim.run_for(Duration::from_secs(10));
+    assert_eq!(clicks(&c.sim, 3), 13, "restarted node caught up");
+    assert!(
+        states(&c.sim) > before,
+        "the restarted node got full states"
+    );
+}

@@ -48,6 +48,34 @@
 //!   that leaves (DISCONNECT, not alive) or becomes a neighbour again is dropped. At steady state nothing is
 //!   suspected and nothing is sent, so broadcast trees are left alone.
 //!
+//!   A probe is for a split, and every link it makes costs an eviction on each full side
+//!   (and, above, a hello and a full-state catch-up of the replication layer), so a probe
+//!   goes out only without evidence that the suspect is in this node's part of the overlay:
+//!   a suspect heard of through the overlay after it was lost (the origin of a SHUFFLE or
+//!   the joiner of a FORWARD_JOIN that reached us over active links, or the node that
+//!   answered our own SHUFFLE) is dropped unprobed. Nothing on the other side of a split is
+//!   ever heard of that way, so a split still heals; a node cut off alone for a while (a
+//!   client offline in the main job of README "Quickstart") is the common case it spares:
+//!   when it returns it rejoins by itself, and its walks and shuffles reach the peers that
+//!   suspect it, and those it suspects (every passive peer whose request timed out
+//!   meanwhile). Stale
+//!   contacts are not evidence: passive entries carried in a shuffle may be on the other
+//!   side. A node that loses its whole active view was cut off itself (its own link, or a
+//!   partition around it): it rejoins through its seeds and contacts, so it drops its suspects
+//!   and suspects nobody while alone (a request timing out then says nothing about the
+//!   peer); each link it lost is still suspected from the other end, which probes it once it
+//!   is back. After a probe made a link, the node sends no other probe for
+//!   [`Config::probe_holdoff`]: one bridge per node joins two sides, and shuffles across it
+//!   bring the evidence that drops the suspects on the side just joined. Measured on the
+//!   advertisement counter's main job (`cargo run --release --example ad_counter --
+//!   --no-output`: 50 clients, 10% of them offline in 20 s epochs, seed 42): probing every
+//!   suspect made 2,790 probe links and 4,501 evictions, and the clients shipped 2.1 MiB of
+//!   state per client per 90 s (0.82 MiB with probes off); with these rules 0.95 MiB, the
+//!   rest of the gap being the returning node's former neighbours, which probe it before
+//!   they can hear of it; the replication layer resumes such re-formed links without a
+//!   catch-up (`dataflow/src/replica.rs`, "Resuming a link"), which brings it to 0.54 MiB.
+//!   Guarded by `offline_nodes_cost_bounded_link_changes` in `membership/tests/sim.rs`.
+//!
 //! Delivery order is not assumed (Partisan's lesson, talk slide 148: assuming FIFO across
 //! connections gave false disconnects).
 
@@ -101,6 +129,10 @@ pub struct Config {
     /// to a random suspect) before it is given up: the longest partition whose split overlay
     /// heals by itself.
     pub suspect_ttl: Duration,
+    /// After a reconnect probe made a link, how long this node sends no other probe: one
+    /// bridge per node is enough to join two sides, and shuffles across it meanwhile bring
+    /// the evidence that drops the suspects on the side just joined (see the module docs).
+    pub probe_holdoff: Duration,
 }
 
 impl Default for Config {
@@ -141,6 +173,9 @@ impl Default for Config {
             // Our choice: ten minutes; a node probes at most one suspect per promotion tick
             // (5 s), so a crashed neighbour costs at most 120 small messages per node.
             suspect_ttl: Duration::from_secs(600),
+            // Our choice: three shuffle intervals, so a suspect on the side just bridged to is
+            // likely heard of (as a SHUFFLE origin) before this node would probe it.
+            probe_holdoff: Duration::from_secs(30),
         }
     }
 }
@@ -197,6 +232,7 @@ impl Config {
             ("keepalive_interval", self.keepalive_interval),
             ("peer_timeout", self.peer_timeout),
             ("suspect_ttl", self.suspect_ttl),
+            ("probe_holdoff", self.probe_holdoff),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::ZeroDuration(name));
@@ -306,6 +342,9 @@ pub struct Stats {
     pub probes: u64,
     /// Probes answered: a suspect reachable again became a neighbour.
     pub probe_links: u64,
+    /// Suspects dropped unprobed because they were heard of through this node's overlay
+    /// after they were lost (see the module docs): no split to heal.
+    pub suspects_cleared: u64,
 }
 
 /// The HyParView state of one node.
@@ -326,6 +365,8 @@ pub struct HyParView<P> {
     suspects: Vec<(P, Time)>,
     /// The outstanding reconnect probe: peer and request number (at most one at a time).
     probe: Option<(P, u64)>,
+    /// No probe before this time (set when a probe made a link).
+    probe_after: Time,
     next_request: u64,
     /// When each active peer was last heard from.
     last_heard: BTreeMap<P, Time>,
@@ -349,6 +390,7 @@ impl<P: Peer> HyParView<P> {
             pending: BTreeMap::new(),
             suspects: Vec::new(),
             probe: None,
+            probe_after: Time::ZERO,
             next_request: 0,
             last_heard: BTreeMap::new(),
             last_shuffle: Vec::new(),
@@ -442,11 +484,29 @@ impl<P: Peer> HyParView<P> {
         if self.config.suspects_size == 0 || *peer == self.me {
             return;
         }
+        if self.active.is_empty() {
+            // Every neighbour lost: this node is the one cut off (see the module docs). The
+            // peers it lost suspect it in turn, and probe it when it is back.
+            self.suspects.clear();
+            self.probe = None;
+            return;
+        }
         self.suspects.retain(|(p, _)| p != peer);
         if self.suspects.len() >= self.config.suspects_size {
             self.suspects.remove(0);
         }
         self.suspects.push((peer.clone(), now));
+    }
+
+    /// `peer` was heard of through this node's overlay: it started a SHUFFLE or a JOIN whose
+    /// walk reached us over active links, or it ended the walk of our own SHUFFLE and
+    /// answered. It is in our component of the overlay, so if it is a suspect there is no
+    /// split between us to heal: drop it without a probe (see the module docs).
+    fn heard_of(&mut self, peer: &P) {
+        if self.suspects.iter().any(|(p, _)| p == peer) {
+            self.stats.suspects_cleared += 1;
+            self.unsuspect(peer);
+        }
     }
 
     /// Drops a suspect (it is a neighbour again, or it left).
@@ -463,7 +523,7 @@ impl<P: Peer> HyParView<P> {
         let ttl = self.config.suspect_ttl;
         self.suspects
             .retain(|(_, since)| now.saturating_sub(*since) <= ttl);
-        if self.probe.is_some() {
+        if self.probe.is_some() || now < self.probe_after {
             return;
         }
         let candidates: Vec<&P> = self
@@ -644,6 +704,7 @@ impl<P: Peer> HyParView<P> {
         match msg {
             Message::Join => self.on_join(from, now, rng, out),
             Message::ForwardJoin { joiner, ttl } => {
+                self.heard_of(&joiner);
                 self.on_forward_join(from, joiner, ttl, now, rng, out)
             }
             Message::Neighbour { priority } => self.on_neighbour(from, priority, now, rng, out),
@@ -652,9 +713,11 @@ impl<P: Peer> HyParView<P> {
             }
             Message::Disconnect { alive } => self.on_disconnect(from, alive, now, rng, out),
             Message::Shuffle { origin, nodes, ttl } => {
+                self.heard_of(&origin);
                 self.on_shuffle(from, origin, nodes, ttl, rng, out)
             }
             Message::ShuffleReply { nodes } => {
+                self.heard_of(&from);
                 let sent = std::mem::take(&mut self.last_shuffle);
                 for n in nodes {
                     self.add_passive(n, &sent, rng);
@@ -796,6 +859,7 @@ impl<P: Peer> HyParView<P> {
             self.pending.remove(&from);
             if accepted && !self.active.contains(&from) {
                 self.stats.probe_links += 1;
+                self.probe_after = now + self.config.probe_holdoff;
                 self.add_active(from, now, rng, out);
             } else if !accepted {
                 self.add_passive(from, &[], rng);
@@ -1348,6 +1412,110 @@ pub(crate) mod tests {
             ]
         );
         assert_eq!(h.stats().isolations, 1);
+    }
+
+    #[test]
+    fn suspect_heard_of_through_the_overlay_is_not_probed_and_a_probe_link_holds_off_others() {
+        let mut rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(5);
+        let config = Config {
+            active_size: 2,
+            min_active: 1,
+            ..Config::default()
+        };
+        let mut h = HyParView::new(0u64, config);
+        let mut out = Vec::new();
+        let t = Duration::ZERO;
+        let low = Message::Neighbour {
+            priority: Priority::Low,
+        };
+        let probe = |to: u64| Out::Send {
+            to,
+            msg: Message::Neighbour {
+                priority: Priority::High,
+            },
+        };
+        for p in [1, 2] {
+            h.on_message(p, low.clone(), t, &mut rng, &mut out);
+        }
+        // 2 is lost without a DISCONNECT; 3 and 4 fill the view again.
+        h.peer_down(&2, t, &mut rng, &mut out);
+        h.on_message(3, low.clone(), t, &mut rng, &mut out);
+        assert_eq!(h.suspects().copied().collect::<Vec<_>>(), vec![2]);
+        // A SHUFFLE started by 2 reaches us over an active link: 2 is in our part of the
+        // overlay, so there is no split to heal and it is dropped unprobed.
+        h.on_message(
+            1,
+            Message::Shuffle {
+                origin: 2,
+                nodes: vec![2],
+                ttl: 3,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert_eq!(h.suspects().count(), 0);
+        assert_eq!(h.stats().suspects_cleared, 1);
+        out.clear();
+        h.on_timer(Timer::Promote, t, &mut rng, &mut out);
+        assert!(!out.contains(&probe(2)), "{out:?}");
+        // A stale contact in a shuffle is no evidence: 5, lost, stays a suspect though a
+        // shuffle carries its id as a passive entry.
+        h.peer_down(&3, t, &mut rng, &mut out);
+        h.on_message(6, low.clone(), t, &mut rng, &mut out);
+        h.peer_down(&6, t, &mut rng, &mut out);
+        h.on_message(5, low.clone(), t, &mut rng, &mut out);
+        h.peer_down(&5, t, &mut rng, &mut out);
+        h.on_message(7, low.clone(), t, &mut rng, &mut out);
+        h.on_message(
+            1,
+            Message::Shuffle {
+                origin: 8,
+                nodes: vec![8, 5],
+                ttl: 3,
+            },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        let mut suspects: Vec<u64> = h.suspects().copied().collect();
+        suspects.sort();
+        assert_eq!(suspects, vec![3, 5, 6]);
+        // A FORWARD_JOIN of 6 (it rejoined on our side) drops it too.
+        h.on_message(
+            1,
+            Message::ForwardJoin { joiner: 6, ttl: 4 },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        let mut suspects: Vec<u64> = h.suspects().copied().collect();
+        suspects.sort();
+        assert_eq!(suspects, vec![3, 5]);
+        // A probe that makes a link holds off the next for `probe_holdoff`.
+        out.clear();
+        h.on_timer(Timer::Promote, t, &mut rng, &mut out);
+        let first = [3, 5]
+            .into_iter()
+            .find(|p| out.contains(&probe(*p)))
+            .expect("one suspect probed");
+        h.on_message(
+            first,
+            Message::NeighbourReply { accepted: true },
+            t,
+            &mut rng,
+            &mut out,
+        );
+        assert!(h.active().contains(&first));
+        let other = if first == 3 { 5 } else { 3 };
+        let soon = t + h.config().probe_holdoff - Duration::from_secs(1);
+        out.clear();
+        h.on_timer(Timer::Promote, soon, &mut rng, &mut out);
+        assert!(!out.contains(&probe(other)), "{out:?}");
+        let after = t + h.config().probe_holdoff;
+        out.clear();
+        h.on_timer(Timer::Promote, after, &mut rng, &mut out);
+        assert!(out.contains(&probe(other)), "{out:?}");
     }
 
     #[test]
