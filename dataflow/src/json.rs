@@ -528,7 +528,7 @@ impl JsonUpdate for EWFlag {
     fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
         match op_parts(op)? {
             ("enable", _, o) => only_one(o, 1).map(|_| self.enable_delta(actor)),
-            ("disable", _, o) => only_one(o, 1).map(|_| self.disable_delta()),
+            ("disable", _, o) => only_one(o, 1).map(|_| self.disable_delta(actor)),
             (k, _, _) => Err(unknown(k)),
         }
     }

@@ -75,7 +75,7 @@ fn flags() {
     let mut a = EWFlag::bottom();
     a.enable(1);
     let mut b = a.clone();
-    let off = a.disable();
+    let off = a.disable(1);
     let on = b.enable(2);
     a.join(&on);
     b.join(&off);
