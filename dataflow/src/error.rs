@@ -40,6 +40,11 @@ pub enum Error {
     /// A trigger of that name is already armed.
     #[error("a trigger named `{0}` is already armed")]
     DuplicateTrigger(String),
+    /// `bind_to` was given a target that already holds writes of its own: a copy must not mix
+    /// with them (dots are minted per variable, so two variables' causal states cannot be
+    /// joined).
+    #[error("`{0}` already holds writes of its own; bind_to needs a new or unwritten variable")]
+    BindTargetWritten(String),
     /// Ids must be non-empty.
     #[error("invalid variable id {0:?}")]
     InvalidId(String),
