@@ -35,7 +35,9 @@ pub enum Error {
     #[error("variable `{0}` is derived by an operator and cannot be updated directly")]
     Derived(String),
     /// An operator was given the same variable twice.
-    #[error("operator for `{0}` takes the same variable as both inputs; declare a copy with map")]
+    #[error(
+        "operator for `{0}` takes the same variable as both inputs; declare a copy with bind_to"
+    )]
     SameInputs(String),
     /// A trigger of that name is already armed.
     #[error("a trigger named `{0}` is already armed")]

@@ -782,8 +782,14 @@ impl<K: Element, V: Element> JsonUpdate for MVMap<K, V> {
 }
 
 impl JsonUpdate for BCounter {
-    const OPS: &'static [&'static str] =
-        &["grant", "use", "consume", "transfer", "withdraw", "withdraw_all"];
+    const OPS: &'static [&'static str] = &[
+        "grant",
+        "use",
+        "consume",
+        "transfer",
+        "withdraw",
+        "withdraw_all",
+    ];
     fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
         let refused = |e: rasp_lattice::Error| e.to_string();
         match op_parts(op)? {
@@ -1007,16 +1013,26 @@ mod tests {
         u(&mut p, "seats", json!({"transfer": 1, "to": 9})).unwrap();
         let e = u(&mut p, "seats", json!({"consume": 3})).unwrap_err();
         assert!(e.to_string().contains("holds 2 rights"), "{e}");
-        assert!(u(&mut p, "seats", json!({"transfer": 1})).is_err(), "no `to`");
+        assert!(
+            u(&mut p, "seats", json!({"transfer": 1})).is_err(),
+            "no `to`"
+        );
         assert_eq!(
             t.value(&p, "seats").unwrap(),
-            Some(json!({"used": 2, "granted": 5, "withdrawn": 0, "remaining": 3,
-                        "rights": {"7": 2, "9": 1}}))
+            Some(
+                json!({"used": 2, "granted": 5, "withdrawn": 0, "remaining": 3,
+                        "rights": {"7": 2, "9": 1}})
+            )
         );
         assert!(t.holds(&p, "seats", &json!(2)).unwrap());
-        assert!(!t.holds(&p, "seats", &json!({"strict": {"value": 2}})).unwrap());
+        assert!(!t
+            .holds(&p, "seats", &json!({"strict": {"value": 2}}))
+            .unwrap());
         u(&mut p, "seats", json!("withdraw_all")).unwrap();
-        assert_eq!(t.value(&p, "seats").unwrap().unwrap()["remaining"], json!(1));
+        assert_eq!(
+            t.value(&p, "seats").unwrap().unwrap()["remaining"],
+            json!(1)
+        );
         // multi-value map
         u(&mut p, "prefs", json!({"put": "color", "value": "red"})).unwrap();
         u(&mut p, "prefs", json!({"put": "size", "value": "xl"})).unwrap();
@@ -1031,10 +1047,18 @@ mod tests {
         u(&mut p, "cart", json!({"add_all": ["a", "b", "c"]})).unwrap();
         u(&mut p, "cart", json!({"remove_all": ["a", "z"]})).unwrap();
         assert_eq!(t.value(&p, "cart").unwrap(), Some(json!(["b", "c"])));
-        assert!(t.holds(&p, "cart", &json!({"strict": {"cardinality": 1}})).unwrap());
-        assert!(!t.holds(&p, "cart", &json!({"strict": {"cardinality": 2}})).unwrap());
-        assert!(t.holds(&p, "cart", &json!({"strict": {"value": 1}})).is_err());
-        assert!(t.holds(&p, "cart", &json!({"strict": {"size": 1}})).is_err());
+        assert!(t
+            .holds(&p, "cart", &json!({"strict": {"cardinality": 1}}))
+            .unwrap());
+        assert!(!t
+            .holds(&p, "cart", &json!({"strict": {"cardinality": 2}}))
+            .unwrap());
+        assert!(t
+            .holds(&p, "cart", &json!({"strict": {"value": 1}}))
+            .is_err());
+        assert!(t
+            .holds(&p, "cart", &json!({"strict": {"size": 1}}))
+            .is_err());
         u(&mut p, "cart", json!("clear")).unwrap();
         assert_eq!(t.value(&p, "cart").unwrap(), Some(json!([])));
     }

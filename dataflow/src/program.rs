@@ -1,6 +1,17 @@
 //! The dataflow engine of one replica: variables, the operator graph, incremental propagation,
 //! threshold reads, subscriptions and triggers.
 //!
+//! **Reads.** Lasp's blocking `read` comes in two forms: a continuation
+//! ([`Program::read`]) and a future ([`Program::read_async`], a [`ReadFuture`]). The program
+//! is the futures' executor ([`Program::spawn`], [`Program::spawn_then`]): a task is polled when
+//! a read it awaits resolves, right after the change that resolved it, in spawn order, with no
+//! runtime or clock, so it runs unchanged in the deterministic simulator. Thresholds include
+//! Lasp's strict ones (`> N`: [`Threshold::strict_value`], [`Threshold::strict_cardinality`]).
+//!
+//! **`bind_to`** ([`Program::bind_to`]) makes a variable a copy of another of the same type, an
+//! operator like the others (incremental, shipped with the graph, computed wherever the inputs
+//! are held).
+//!
 //! A [`Program`] is sans-IO: it holds the replica's variables and evaluates the graph; the
 //! replication layer ([`crate::replica`]) feeds it remote deltas ([`Program::apply_encoded`])
 //! and ships what changed ([`Program::drain_changes`]).

@@ -319,10 +319,7 @@ fn bind_to_copies_sources_and_derived_variables() {
     p.update(&a, remove_all([2]), 1).unwrap();
     assert_eq!(p.query(&copy).unwrap(), set(&[3, 4]));
     assert_eq!(p.query(&sq_copy).unwrap(), set(&[9, 16]));
-    assert!(matches!(
-        p.update(&copy, add(5), 1),
-        Err(Error::Derived(_))
-    ));
+    assert!(matches!(p.update(&copy, add(5), 1), Err(Error::Derived(_))));
     // A copy can feed operators like any variable, and copies chain.
     let c2 = p.bind_to("copy-of-copy", &copy).unwrap();
     assert_eq!(p.query(&c2).unwrap(), set(&[3, 4]));
@@ -344,7 +341,9 @@ fn bind_to_copies_sources_and_derived_variables() {
     let oa = Var::<ORSet<i64>>::named("a");
     other.update(&oa, add(7), 2).unwrap();
     assert_eq!(
-        other.query(&Var::<ORSet<i64>>::named("copy-of-copy")).unwrap(),
+        other
+            .query(&Var::<ORSet<i64>>::named("copy-of-copy"))
+            .unwrap(),
         set(&[7])
     );
 }

@@ -20,7 +20,9 @@ use rasp_dataflow::{Program, Var};
 use rasp_lattice::{BCounter, Lattice};
 use rasp_membership::{Config as MConfig, MembershipAtom, Mode};
 use rasp_runtime::sim::{LinkConfig, NetConfig, SeedGuard, Sim, SimConfig};
-use rasp_runtime::{boot, Atom, AtomAddr, AtomId, Contact, Ctx, Dest, Message, NodeId, Origin, Time};
+use rasp_runtime::{
+    boot, Atom, AtomAddr, AtomId, Contact, Ctx, Dest, Message, NodeId, Origin, Time,
+};
 use serde::{Deserialize, Serialize};
 
 const APP: AtomId = AtomId(1);
@@ -141,7 +143,11 @@ fn check(sim: &Sim, nodes: u64, bound: u64, seed: u64) -> Result<BCounter, TestC
         );
         all.join(v);
     }
-    prop_assert!(all.used() <= all.granted() && all.granted() <= bound, "seed {}", seed);
+    prop_assert!(
+        all.used() <= all.granted() && all.granted() <= bound,
+        "seed {}",
+        seed
+    );
     let rights: u64 = (0..nodes).map(|a| all.rights(a)).sum();
     prop_assert_eq!(
         rights + all.used() + all.withdrawn(),
@@ -227,10 +233,21 @@ fn run_case(
     }
     let all = check(&sim, nodes, bound, seed)?;
     for n in 0..nodes {
-        prop_assert_eq!(&state(&sim, n), &all, "node {} did not converge (seed {})", n, seed);
+        prop_assert_eq!(
+            &state(&sim, n),
+            &all,
+            "node {} did not converge (seed {})",
+            n,
+            seed
+        );
     }
     let accepted: u64 = (0..nodes).map(|n| tally(&sim, n).0).sum();
-    prop_assert_eq!(all.used(), accepted, "every accepted use is counted once (seed {})", seed);
+    prop_assert_eq!(
+        all.used(),
+        accepted,
+        "every accepted use is counted once (seed {})",
+        seed
+    );
     prop_assert_eq!(all.granted(), bound);
     let refused: u64 = (0..nodes).map(|n| tally(&sim, n).1).sum();
     Ok((accepted, refused))

@@ -16,7 +16,7 @@ use rasp_dataflow::replica::{HasReplica, Replica, ReplicaConfig};
 use rasp_dataflow::update::{add, inc};
 use rasp_dataflow::{Func, Interest, Program, Var};
 use rasp_lattice::{GCounter, ORSet, Query, Threshold};
-use rasp_membership::{Config as MConfig, MembershipAtom, Mode};
+use rasp_membership::{Config as MConfig, MembershipAtom};
 use rasp_runtime::sim::{seed_from_env, LinkConfig, NetConfig, SeedGuard, Sim, SimConfig};
 use rasp_runtime::{boot, Atom, AtomAddr, AtomId, Contact, Ctx, Dest, Message, NodeId, Origin};
 use serde::{Deserialize, Serialize};
@@ -79,11 +79,15 @@ impl Atom for App {
             let seen = self.seen.clone();
             // Registered before the subscription: on the change that makes it hold it runs
             // first, so `clicks.len()` is that change's index.
-            p.read(&clicks, Threshold::strict_value(7), move |_, c: &GCounter| {
-                let mut s = seen.borrow_mut();
-                let at = s.clicks.len();
-                s.strict_at = Some((at, c.query()));
-            })
+            p.read(
+                &clicks,
+                Threshold::strict_value(7),
+                move |_, c: &GCounter| {
+                    let mut s = seen.borrow_mut();
+                    let at = s.clicks.len();
+                    s.strict_at = Some((at, c.query()));
+                },
+            )
             .unwrap();
             let seen = self.seen.clone();
             p.subscribe(&clicks, move |_, c: &GCounter| {
@@ -136,7 +140,10 @@ fn arm_reader(p: &mut Program, seen: Rc<RefCell<Seen>>) {
         .read_async(&sq_copy, Threshold::strict_cardinality(2))
         .unwrap();
     let any = p
-        .read_async(&Var::<GCounter>::named("clicks-copy"), Threshold::strict_value(0))
+        .read_async(
+            &Var::<GCounter>::named("clicks-copy"),
+            Threshold::strict_value(0),
+        )
         .unwrap();
     p.spawn_then(
         async move { (big.await.len(), any.await.query()) },
@@ -222,7 +229,11 @@ fn bind_to_awaitable_and_strict_reads_across_replicas() {
     // The reader arms its task now that the copies are there (a no-op message suffices).
     sim.inject(at(READER), Do::Click(0));
     sim.run_for(Duration::from_millis(100));
-    assert!(with_app(&sim, READER, |a| a.seen.borrow().task_at.is_none()));
+    assert!(with_app(&sim, READER, |a| a
+        .seen
+        .borrow()
+        .task_at
+        .is_none()));
     for k in 3..12u64 {
         sim.inject(at(k % 3), Do::Click(1));
         sim.inject(at((k + 1) % 3), Do::Add(k as i64));
@@ -243,7 +254,11 @@ fn bind_to_awaitable_and_strict_reads_across_replicas() {
     // The strict read fired at the first state > 7, not at 7.
     let (at_change, value) = seen.0.expect("the strict read fired");
     let first = seen.1.iter().position(|v| *v > 7).unwrap();
-    assert_eq!(at_change, first, "fired at the first state > 7: {:?}", seen.1);
+    assert_eq!(
+        at_change, first,
+        "fired at the first state > 7: {:?}",
+        seen.1
+    );
     assert_eq!(value, seen.1[first]);
     // The task resolved at the first copy with more than 2 elements (its second read held
     // by then) and saw the copy of the counter: it ran right after that change (tasks run

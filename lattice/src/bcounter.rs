@@ -231,7 +231,8 @@ impl BCounter {
     /// `actor` drops every right it holds; returns the delta (bottom if it holds none).
     pub fn withdraw_all(&mut self, actor: Actor) -> Self {
         let n = self.rights(actor);
-        self.withdraw(actor, n).expect("an actor holds its own rights")
+        self.withdraw(actor, n)
+            .expect("an actor holds its own rights")
     }
 }
 
@@ -269,10 +270,15 @@ impl Lattice for BCounter {
     }
     fn decompose(&self) -> Vec<Self> {
         let mut parts = Vec::new();
-        parts.extend(self.granted.decompose().into_iter().map(|granted| BCounter {
-            granted,
-            ..Self::default()
-        }));
+        parts.extend(
+            self.granted
+                .decompose()
+                .into_iter()
+                .map(|granted| BCounter {
+                    granted,
+                    ..Self::default()
+                }),
+        );
         parts.extend(self.used.decompose().into_iter().map(|used| BCounter {
             used,
             ..Self::default()

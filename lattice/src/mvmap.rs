@@ -34,7 +34,10 @@ use crate::{delegate_lattice, AWMap, Actor, Cardinality, Lattice, MVRegister, Qu
 /// assert_eq!(a.get(&"k"), BTreeSet::from([3]));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(bound(serialize = "K: Element, V: Element", deserialize = "K: Element, V: Element"))]
+#[serde(bound(
+    serialize = "K: Element, V: Element",
+    deserialize = "K: Element, V: Element"
+))]
 pub struct MVMap<K: Element, V: Element>(AWMap<K, MVRegister<V>>);
 
 delegate_lattice!(MVMap<K, V> where K: Element, V: Element);

@@ -14,7 +14,11 @@ enum Step {
     Transfer(usize, usize, u64),
     Withdraw(usize, u64),
     /// Deliver (or, if `lose`, drop) the pending message `i`; a duplicate stays pending.
-    Deliver { i: usize, lose: bool, dup: bool },
+    Deliver {
+        i: usize,
+        lose: bool,
+        dup: bool,
+    },
 }
 
 fn step(n: usize) -> impl Strategy<Value = Step> {

@@ -351,7 +351,10 @@ fn mvmap_keeps_concurrent_writes_and_add_wins_on_remove() {
     a.join(&w);
     c.join(&rm);
     assert_eq!(a, c);
-    assert_eq!(a.query(), BTreeMap::from([(1, BTreeSet::from(["c".into()]))]));
+    assert_eq!(
+        a.query(),
+        BTreeMap::from([(1, BTreeSet::from(["c".into()]))])
+    );
     assert!(Threshold::cardinality(1).holds(&a).unwrap());
     assert!(!Threshold::strict_cardinality(1).holds(&a).unwrap());
 }
