@@ -22,16 +22,16 @@ use crate::{delegate_lattice, AWMap, Actor, Cardinality, Lattice, MVRegister, Qu
 /// use std::collections::BTreeSet;
 /// use rasp_lattice::{Lattice, MVMap};
 ///
-/// let mut a = MVMap::<&'static str, u32>::bottom();
+/// let mut a = MVMap::<char, u32>::bottom();
 /// let mut b = a.clone();
-/// let da = a.write(1, "k", 1);
-/// let db = b.write(2, "k", 2); // concurrent with a's write
+/// let da = a.write(1, 'k', 1);
+/// let db = b.write(2, 'k', 2); // concurrent with a's write
 /// a.join(&db);
 /// b.join(&da);
 /// assert_eq!(a, b);
-/// assert_eq!(a.get(&"k"), BTreeSet::from([1, 2]));
-/// a.write(1, "k", 3); // saw both: replaces both
-/// assert_eq!(a.get(&"k"), BTreeSet::from([3]));
+/// assert_eq!(a.get(&'k'), BTreeSet::from([1, 2]));
+/// a.write(1, 'k', 3); // saw both: replaces both
+/// assert_eq!(a.get(&'k'), BTreeSet::from([3]));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(bound(
