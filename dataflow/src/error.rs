@@ -35,11 +35,18 @@ pub enum Error {
     #[error("variable `{0}` is derived by an operator and cannot be updated directly")]
     Derived(String),
     /// An operator was given the same variable twice.
-    #[error("operator for `{0}` takes the same variable as both inputs; declare a copy with map")]
+    #[error(
+        "operator for `{0}` takes the same variable as both inputs; declare a copy with bind_to"
+    )]
     SameInputs(String),
     /// A trigger of that name is already armed.
     #[error("a trigger named `{0}` is already armed")]
     DuplicateTrigger(String),
+    /// `bind_to` was given a target that already holds writes of its own: a copy must not mix
+    /// with them (dots are minted per variable, so two variables' causal states cannot be
+    /// joined).
+    #[error("`{0}` already holds writes of its own; bind_to needs a new or unwritten variable")]
+    BindTargetWritten(String),
     /// Ids must be non-empty.
     #[error("invalid variable id {0:?}")]
     InvalidId(String),

@@ -19,10 +19,19 @@
 //! | `pncounter` | `{"inc": n}`, `{"dec": n}` |
 //! | `maxint` | `{"raise": n}` (alias `{"set": n}`) |
 //! | `gset` | `{"add": x}` |
-//! | `orset`, `twopset` | `{"add": x}`, `{"remove": x}` |
+//! | `orset` | `{"add": x}`, `{"remove": x}`, `{"add_all": [x, ...]}`, `{"remove_all": [x, ...]}`, `"clear"` |
+//! | `twopset` | `{"add": x}`, `{"remove": x}` |
+//! | `lexcounter` | `{"inc": n}`, `{"dec": n}` |
+//! | `boolean` | `"enable"` (alias `"set"`, `true`): `false` → `true`, for good |
+//! | `mvmap` | `{"put": k, "value": v}`, `{"remove": k}` |
+//! | `bcounter` | `{"grant": n}`, `{"use": n}` (alias `consume`), `{"transfer": n, "to": actor}`, `{"withdraw": n}`, `"withdraw_all"` (refused when the replica holds too few rights) |
 //! | `lwwregister` | `{"set": x}` or `{"set": x, "timestamp": t}` (without one: one past the stamp held here) |
 //! | `mvregister` | `{"set": x}` |
 //! | `ewflag`, `dwflag` | `"enable"`, `"disable"` (or `{"enable": true}`) |
+//!
+//! Values read as their query, except the bounded counter, which reads as
+//! `{"used": u, "granted": g, "withdrawn": w, "remaining": r, "rights": {"<actor>": n, ...}}`
+//! (the rights of every actor the state names, as this replica knows them).
 //! | `ivar` | `{"assign": x}` (alias `{"set": x}`) |
 //!
 //! The operation runs on behalf of the program's actor ([`Program::actor`]) and goes through
@@ -37,8 +46,9 @@
 //! |---|---|
 //! | a number `n` or `{"value": n}` | the counter's value is ≥ `n` |
 //! | a number `n` or `{"cardinality": n}` | the set's size is ≥ `n` |
-//! | `{"contains": x}` or `{"contains": [x, ...]}`, or a bare element | the set holds every element |
-//! | `true` / `false` | the flag is enabled / disabled |
+//! | `{"strict": {"value": n}}` / `{"strict": {"cardinality": n}}` | the value / size is > `n` (Lasp's `{strict, {value, N}}`) |
+//! | `{"contains": x}` or `{"contains": [x, ...]}`, or a bare element | the set holds every element (a map: every key) |
+//! | `true` / `false` | the flag (or boolean) is enabled / disabled |
 //! | `{"equals": x}`, or a bare value for registers | the register's value is `x` |
 //! | `"not_bottom"` | the state is not bottom |
 
@@ -46,8 +56,8 @@ use std::collections::BTreeMap;
 
 use rasp_lattice::set::Element;
 use rasp_lattice::{
-    Actor, DWFlag, EWFlag, GCounter, GSet, IVar, LWWRegister, Lattice, MVRegister, MaxInt, ORSet,
-    PNCounter, Query, TwoPSet,
+    Actor, BCounter, Boolean, DWFlag, EWFlag, GCounter, GSet, IVar, LWWRegister, Lattice,
+    LexCounter, MVMap, MVRegister, MaxInt, ORSet, PNCounter, Query, TwoPSet,
 };
 use serde::Serialize;
 use serde_json::Value;
@@ -111,6 +121,11 @@ pub trait JsonUpdate: Lattice + Query {
     /// the generic ones of the module docs apply).
     fn holds_json(&self, t: &Value) -> Option<Result<bool, String>> {
         let _ = t;
+        None
+    }
+    /// The value as JSON when it is not the query's serde form (`None`, the default: the
+    /// query, serialised).
+    fn json_view(&self) -> Option<Value> {
         None
     }
 }
@@ -197,6 +212,23 @@ where
             (k, v) if k == "equals" => Ok(serde_json::to_value(s.query())
                 .map(|q| q == *v)
                 .unwrap_or(false)),
+            (k, Value::Object(inner)) if k == "strict" && inner.len() == 1 => {
+                match inner.iter().next().expect("one key") {
+                    (m, v) if m == "value" => {
+                        let n = num(v)?;
+                        s.threshold_value()
+                            .map(|x| x > n)
+                            .ok_or_else(|| "not a counter: no value threshold".to_string())
+                    }
+                    (m, v) if m == "cardinality" => {
+                        let n = num(v)?;
+                        s.threshold_cardinality()
+                            .map(|c| c as i64 > n)
+                            .ok_or_else(|| "not a set or map: no cardinality threshold".to_string())
+                    }
+                    (m, _) => Err(format!("unknown strict threshold `{m}`")),
+                }
+            }
             (k, _) => Err(format!("unknown threshold `{k}`")),
         },
         other => Err(format!("unsupported threshold {other}")),
@@ -211,9 +243,14 @@ impl JsonTypes {
 
     /// rasp's lattices over strings (the short names) and over `i64` (`<i64>` suffix):
     /// `gcounter`, `pncounter`, `maxint`, `orset`, `gset`, `twopset`, `lwwregister`,
-    /// `mvregister`, `ewflag`, `dwflag`, `ivar`, and the derived sets `dset` (read-only).
+    /// `mvregister`, `ewflag`, `dwflag`, `ivar`, `boolean`, `lexcounter`, `bcounter`, `mvmap`
+    /// (string keys and values), and the derived sets `dset` (read-only).
     pub fn standard() -> Self {
         let mut t = JsonTypes::new();
+        t.register::<Boolean>("boolean");
+        t.register::<LexCounter>("lexcounter");
+        t.register::<BCounter>("bcounter");
+        t.register::<MVMap<String, String>>("mvmap");
         t.register::<GCounter>("gcounter");
         t.register::<PNCounter>("pncounter");
         t.register::<MaxInt>("maxint");
@@ -246,7 +283,10 @@ impl JsonTypes {
         self.insert(JsonType {
             name,
             rust_type: std::any::type_name::<L>(),
-            to_json: to_json::<L>,
+            to_json: |s| match downcast::<L>(s).and_then(JsonUpdate::json_view) {
+                Some(v) => v,
+                None => to_json::<L>(s),
+            },
             ops: L::OPS,
             delta: Some(|s, op, actor| {
                 let s = downcast::<L>(s).ok_or("state of another type")?;
@@ -431,7 +471,7 @@ fn op_parts(op: &Value) -> Result<OpParts<'_>, String> {
             // The operation is the first key that is not a modifier.
             let (k, v) = o
                 .iter()
-                .find(|(k, _)| k.as_str() != "timestamp")
+                .find(|(k, _)| !MODIFIERS.contains(&k.as_str()))
                 .ok_or("no operation key")?;
             Ok((k.as_str(), v, Some(o)))
         }
@@ -440,6 +480,9 @@ fn op_parts(op: &Value) -> Result<OpParts<'_>, String> {
         )),
     }
 }
+
+/// Keys of an update object that qualify the operation rather than name it.
+const MODIFIERS: &[&str] = &["timestamp", "to", "value"];
 
 fn arg<T: serde::de::DeserializeOwned>(op: &str, v: &Value) -> Result<T, String> {
     serde_json::from_value(v.clone()).map_err(|e| format!("argument of `{op}`: {e}"))
@@ -528,7 +571,7 @@ impl JsonUpdate for EWFlag {
     fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
         match op_parts(op)? {
             ("enable", _, o) => only_one(o, 1).map(|_| self.enable_delta(actor)),
-            ("disable", _, o) => only_one(o, 1).map(|_| self.disable_delta()),
+            ("disable", _, o) => only_one(o, 1).map(|_| self.disable_delta(actor)),
             (k, _, _) => Err(unknown(k)),
         }
     }
@@ -552,9 +595,18 @@ impl JsonUpdate for DWFlag {
 }
 
 impl<T: Element> JsonUpdate for ORSet<T> {
-    const OPS: &'static [&'static str] = &["add", "remove"];
+    const OPS: &'static [&'static str] = &["add", "remove", "add_all", "remove_all", "clear"];
     fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
         match op_parts(op)? {
+            ("add_all", v, o) => {
+                only_one(o, 1)?;
+                Ok(self.add_all_delta(actor, arg::<Vec<T>>("add_all", v)?))
+            }
+            ("remove_all", v, o) => {
+                only_one(o, 1)?;
+                Ok(self.remove_all_delta(&arg::<Vec<T>>("remove_all", v)?))
+            }
+            ("clear", _, o) => only_one(o, 1).map(|_| self.clear_delta()),
             ("add", v, o) => {
                 only_one(o, 1)?;
                 Ok(self.add_delta(actor, arg("add", v)?))
@@ -670,6 +722,123 @@ impl<T: Element> JsonUpdate for IVar<T> {
     }
     fn holds_json(&self, t: &Value) -> Option<Result<bool, String>> {
         register_equals(self.query(), t)
+    }
+}
+
+impl JsonUpdate for LexCounter {
+    const OPS: &'static [&'static str] = &["inc", "dec"];
+    fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
+        match op_parts(op)? {
+            ("inc", v, o) => {
+                only_one(o, 1)?;
+                Ok(self.inc_delta(actor, arg("inc", v)?))
+            }
+            ("dec", v, o) => {
+                only_one(o, 1)?;
+                Ok(self.dec_delta(actor, arg("dec", v)?))
+            }
+            (k, _, _) => Err(unknown(k)),
+        }
+    }
+}
+
+impl JsonUpdate for Boolean {
+    const OPS: &'static [&'static str] = &["enable", "set", "true"];
+    fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
+        if op == &Value::Bool(true) {
+            return Ok(self.enable_delta(actor));
+        }
+        match op_parts(op)? {
+            ("enable" | "set" | "true", _, o) => only_one(o, 1).map(|_| self.enable_delta(actor)),
+            (k, _, _) => Err(unknown(k)),
+        }
+    }
+    fn holds_json(&self, t: &Value) -> Option<Result<bool, String>> {
+        t.as_bool().map(|b| Ok(self.get() == b))
+    }
+}
+
+impl<K: Element, V: Element> JsonUpdate for MVMap<K, V> {
+    const OPS: &'static [&'static str] = &["put", "remove"];
+    fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
+        match op_parts(op)? {
+            ("put", k, o) => {
+                let v = o
+                    .and_then(|o| o.get("value"))
+                    .ok_or("`put` needs a \"value\" key: {\"put\": k, \"value\": v}")?;
+                only_one(o, 2)?;
+                Ok(self.write_delta(actor, arg("put", k)?, arg("value", v)?))
+            }
+            ("remove", k, o) => {
+                only_one(o, 1)?;
+                Ok(self.remove_delta(&arg("remove", k)?))
+            }
+            (k, _, _) => Err(unknown(k)),
+        }
+    }
+    fn holds_json(&self, t: &Value) -> Option<Result<bool, String>> {
+        set_contains::<K>(|k| self.contains_key(k), t)
+    }
+}
+
+impl JsonUpdate for BCounter {
+    const OPS: &'static [&'static str] = &[
+        "grant",
+        "use",
+        "consume",
+        "transfer",
+        "withdraw",
+        "withdraw_all",
+    ];
+    fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
+        let refused = |e: rasp_lattice::Error| e.to_string();
+        match op_parts(op)? {
+            ("grant", v, o) => {
+                only_one(o, 1)?;
+                Ok(self.grant_delta(actor, arg("grant", v)?))
+            }
+            (k @ ("use" | "consume"), v, o) => {
+                only_one(o, 1)?;
+                self.consume_delta(actor, arg(k, v)?).map_err(refused)
+            }
+            ("transfer", v, o) => {
+                let to = o
+                    .and_then(|o| o.get("to"))
+                    .ok_or("`transfer` needs a \"to\" key: {\"transfer\": n, \"to\": actor}")?;
+                only_one(o, 2)?;
+                self.transfer_delta(actor, arg("to", to)?, arg("transfer", v)?)
+                    .map_err(refused)
+            }
+            ("withdraw", v, o) => {
+                only_one(o, 1)?;
+                self.withdraw_delta(actor, arg("withdraw", v)?)
+                    .map_err(refused)
+            }
+            ("withdraw_all", _, o) => {
+                only_one(o, 1)?;
+                self.withdraw_delta(actor, self.rights(actor))
+                    .map_err(refused)
+            }
+            (k, _, _) => Err(unknown(k)),
+        }
+    }
+    fn json_view(&self) -> Option<Value> {
+        let (p, n, w, t) = self.parts();
+        let mut actors: std::collections::BTreeSet<Actor> = p.counts().keys().copied().collect();
+        actors.extend(n.counts().keys());
+        actors.extend(w.counts().keys());
+        actors.extend(t.keys().flat_map(|(a, b)| [*a, *b]));
+        let rights: serde_json::Map<String, Value> = actors
+            .into_iter()
+            .map(|a| (a.to_string(), Value::from(self.rights(a))))
+            .collect();
+        Some(serde_json::json!({
+            "used": self.used(),
+            "granted": self.granted(),
+            "withdrawn": self.withdrawn(),
+            "remaining": self.remaining(),
+            "rights": rights,
+        }))
     }
 }
 
@@ -812,5 +981,85 @@ mod tests {
         assert_eq!(t.display_name("my::Type"), "my::Type");
         assert!(t.names().contains(&"gcounter"));
         assert!(t.by_name("dset").unwrap().declare.is_none());
+    }
+
+    #[test]
+    fn new_types_through_json() {
+        let mut p = Program::new(7);
+        let t = JsonTypes::standard();
+        for (id, ty) in [
+            ("ok", "boolean"),
+            ("lex", "lexcounter"),
+            ("seats", "bcounter"),
+            ("prefs", "mvmap"),
+            ("cart", "orset"),
+        ] {
+            assert!(t.declare(&mut p, id, ty).unwrap(), "{id} is new");
+        }
+        let u = |p: &mut Program, id: &str, op: Value| t.update(p, id, &op);
+        // boolean
+        assert!(!t.holds(&p, "ok", &json!(true)).unwrap());
+        assert!(u(&mut p, "ok", json!("enable")).unwrap());
+        assert!(!u(&mut p, "ok", json!(true)).unwrap(), "already true");
+        assert_eq!(t.value(&p, "ok").unwrap(), Some(json!(true)));
+        assert!(u(&mut p, "ok", json!("disable")).is_err(), "no way back");
+        // lexcounter
+        u(&mut p, "lex", json!({"inc": 5})).unwrap();
+        u(&mut p, "lex", json!({"dec": 7})).unwrap();
+        assert_eq!(t.value(&p, "lex").unwrap(), Some(json!(-2)));
+        // bounded counter: grant, use, transfer, refusal, withdrawal
+        u(&mut p, "seats", json!({"grant": 5})).unwrap();
+        u(&mut p, "seats", json!({"use": 2})).unwrap();
+        u(&mut p, "seats", json!({"transfer": 1, "to": 9})).unwrap();
+        let e = u(&mut p, "seats", json!({"consume": 3})).unwrap_err();
+        assert!(e.to_string().contains("holds 2 rights"), "{e}");
+        assert!(
+            u(&mut p, "seats", json!({"transfer": 1})).is_err(),
+            "no `to`"
+        );
+        assert_eq!(
+            t.value(&p, "seats").unwrap(),
+            Some(
+                json!({"used": 2, "granted": 5, "withdrawn": 0, "remaining": 3,
+                        "rights": {"7": 2, "9": 1}})
+            )
+        );
+        assert!(t.holds(&p, "seats", &json!(2)).unwrap());
+        assert!(!t
+            .holds(&p, "seats", &json!({"strict": {"value": 2}}))
+            .unwrap());
+        u(&mut p, "seats", json!("withdraw_all")).unwrap();
+        assert_eq!(
+            t.value(&p, "seats").unwrap().unwrap()["remaining"],
+            json!(1)
+        );
+        // multi-value map
+        u(&mut p, "prefs", json!({"put": "color", "value": "red"})).unwrap();
+        u(&mut p, "prefs", json!({"put": "size", "value": "xl"})).unwrap();
+        u(&mut p, "prefs", json!({"remove": "size"})).unwrap();
+        assert_eq!(
+            t.value(&p, "prefs").unwrap(),
+            Some(json!({"color": ["red"]}))
+        );
+        assert!(t.holds(&p, "prefs", &json!({"contains": "color"})).unwrap());
+        assert!(u(&mut p, "prefs", json!({"put": "x"})).is_err(), "no value");
+        // OR-set bulk operations and strict cardinality
+        u(&mut p, "cart", json!({"add_all": ["a", "b", "c"]})).unwrap();
+        u(&mut p, "cart", json!({"remove_all": ["a", "z"]})).unwrap();
+        assert_eq!(t.value(&p, "cart").unwrap(), Some(json!(["b", "c"])));
+        assert!(t
+            .holds(&p, "cart", &json!({"strict": {"cardinality": 1}}))
+            .unwrap());
+        assert!(!t
+            .holds(&p, "cart", &json!({"strict": {"cardinality": 2}}))
+            .unwrap());
+        assert!(t
+            .holds(&p, "cart", &json!({"strict": {"value": 1}}))
+            .is_err());
+        assert!(t
+            .holds(&p, "cart", &json!({"strict": {"size": 1}}))
+            .is_err());
+        u(&mut p, "cart", json!("clear")).unwrap();
+        assert_eq!(t.value(&p, "cart").unwrap(), Some(json!([])));
     }
 }

@@ -6,11 +6,11 @@
 //!
 //! | module | holds |
 //! |---|---|
-//! | [`program`] | [`Program`]: declare, update, bind, query, threshold read, subscribe, trigger; map, filter, fold, union, intersection, product; the graph as data |
+//! | [`program`] | [`Program`]: declare, update, bind, query, threshold read (continuation or future: [`program::ReadFuture`], tasks polled by the program), subscribe, trigger; map, filter, fold, union, intersection, product, bind_to; the graph as data |
 //! | [`causal`] | derived dots ([`causal::DDot`]) tagged by source variable, their context, [`causal::DSet`] |
 //! | [`ops`] | the incremental operator rules over causal sets |
 //! | [`fold`] | fold by an associative, commutative, invertible operation ([`fold::Folded`]) |
-//! | [`update`] | updates as values: [`update::add`], [`update::remove`], [`update::inc`], … |
+//! | [`update`] | updates as values, a helper per operation: [`update::add`], [`update::add_all`], [`update::remove`], [`update::inc`], [`update::write`], [`update::enable`], [`update::assign`], [`update::raise`], [`update::consume`], [`update::transfer`], … |
 //! | [`json`] | the JSON bridge: values as JSON, updates, declarations and thresholds from JSON ([`json::JsonTypes`]) |
 //! | [`erased`] | type-erased lattice values, so one engine holds many types |
 //! | [`experiment`] | simulator experiments: divergence over time and time to convergence ([`experiment::Observer`]), fixed topologies ([`experiment::StaticTopology`]) |

@@ -1,6 +1,17 @@
 //! The dataflow engine of one replica: variables, the operator graph, incremental propagation,
 //! threshold reads, subscriptions and triggers.
 //!
+//! **Reads.** Lasp's blocking `read` comes in two forms: a continuation
+//! ([`Program::read`]) and a future ([`Program::read_async`], a [`ReadFuture`]). The program
+//! is the futures' executor ([`Program::spawn`], [`Program::spawn_then`]): a task is polled when
+//! a read it awaits resolves, right after the change that resolved it, in spawn order, with no
+//! runtime or clock, so it runs unchanged in the deterministic simulator. Thresholds include
+//! Lasp's strict ones (`> N`: [`Threshold::strict_value`], [`Threshold::strict_cardinality`]).
+//!
+//! **`bind_to`** ([`Program::bind_to`]) makes a variable a copy of another of the same type, an
+//! operator like the others (incremental, shipped with the graph, computed wherever the inputs
+//! are held).
+//!
 //! A [`Program`] is sans-IO: it holds the replica's variables and evaluates the graph; the
 //! replication layer ([`crate::replica`]) feeds it remote deltas ([`Program::apply_encoded`])
 //! and ships what changed ([`Program::drain_changes`]).
@@ -20,10 +31,16 @@
 //! its function, so a declaration made on one node instantiates on every node that holds its
 //! inputs and knows its function.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
+use std::future::Future;
 use std::marker::PhantomData;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
 
 use rasp_lattice::set::Element;
 use rasp_lattice::{Actor, Lattice, Query, Threshold};
@@ -108,6 +125,8 @@ pub enum OpKind {
     Intersection,
     /// `fold op`.
     Fold,
+    /// `bind_to`: a copy of the input (Lasp's `bind_to`).
+    Bind,
 }
 
 /// An operator's declaration: which inputs, which function.
@@ -275,6 +294,80 @@ pub struct Program {
     record_changes: bool,
     next_sub: u64,
     running: bool,
+    /// Spawned futures ([`Program::spawn`]), polled in id order when woken.
+    tasks: BTreeMap<u64, Task>,
+    next_task: u64,
+}
+
+/// The action a finished task leaves for the program.
+type TaskDone = Box<dyn FnOnce(&mut Program)>;
+
+struct Task {
+    fut: Pin<Box<dyn Future<Output = TaskDone>>>,
+    wake: Arc<TaskWake>,
+}
+
+/// A task's wake flag: set by its waker, read (and cleared) by the program's poll loop.
+struct TaskWake(AtomicBool);
+
+impl Wake for TaskWake {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+struct ReadSlot<L> {
+    value: Option<L>,
+    waker: Option<Waker>,
+}
+
+/// A threshold read as a future ([`Program::read_async`]): resolves to the first state of the
+/// variable on which the threshold holds, when the program sees it.
+///
+/// It is a plain [`std::future::Future`], resolved by the program itself (no runtime, no
+/// clock), so it works inside the deterministic simulator: await it in a task given to
+/// [`Program::spawn`] / [`Program::spawn_then`], which the program polls when it resolves, or
+/// poll it from synchronous code with [`ReadFuture::try_take`]. Dropping it before it resolves
+/// is allowed: the read then resolves into nothing.
+pub struct ReadFuture<L> {
+    slot: Rc<RefCell<ReadSlot<L>>>,
+}
+
+impl<L> ReadFuture<L> {
+    /// Whether the threshold held (the value is waiting to be taken).
+    pub fn is_ready(&self) -> bool {
+        self.slot.borrow().value.is_some()
+    }
+
+    /// The state the read resolved to, if it has (taken once: later calls return `None`).
+    pub fn try_take(&mut self) -> Option<L> {
+        self.slot.borrow_mut().value.take()
+    }
+}
+
+impl<L> Debug for ReadFuture<L> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ReadFuture(ready: {})", self.is_ready())
+    }
+}
+
+impl<L> Future for ReadFuture<L> {
+    type Output = L;
+    /// Ready with the state once the threshold held; pending before (and after the value was
+    /// taken).
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<L> {
+        let mut slot = self.slot.borrow_mut();
+        match slot.value.take() {
+            Some(v) => Poll::Ready(v),
+            None => {
+                slot.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
 }
 
 fn signature(kind: OpKind, input_types: &[&str], func: Option<&str>) -> String {
@@ -304,6 +397,8 @@ impl Program {
             record_changes: false,
             next_sub: 0,
             running: false,
+            tasks: BTreeMap::new(),
+            next_task: 0,
         }
     }
 
@@ -470,12 +565,20 @@ impl Program {
                 None => return,
             }
         }
-        let sig = signature(op.kind, &types, op.func.as_deref());
-        let Some(ctor) = self.catalog.get(&sig).cloned() else {
-            return;
+        let operator: Box<dyn Operator> = if op.kind == OpKind::Bind {
+            // A copy needs no function: any replica holding the type can run it.
+            if types.len() != 1 || types[0] != self.vars[output].ty.name {
+                return;
+            }
+            Box::new(CopyOp)
+        } else {
+            let sig = signature(op.kind, &types, op.func.as_deref());
+            let Some(ctor) = self.catalog.get(&sig).cloned() else {
+                return;
+            };
+            let tags: Vec<VarTag> = op.inputs.iter().map(|i| VarTag::of(i)).collect();
+            ctor(&tags).0
         };
-        let tags: Vec<VarTag> = op.inputs.iter().map(|i| VarTag::of(i)).collect();
-        let (operator, _) = ctor(&tags);
         let states: Vec<&dyn AnyLattice> = inputs.iter().map(|&v| &*self.vars[v].state).collect();
         let initial = operator.initial(&states);
         let op_idx = self.ops.len();
@@ -604,6 +707,37 @@ impl Program {
             )
         });
         self.derive(id, OpKind::Fold, &[input.id()], Some(F::NAME), ctor)
+    }
+
+    /// `bind_to` (Lasp's `bind_to(Id, Source)`): `id` becomes a copy of `source`, of the same
+    /// type, source or derived; every change of `source` is joined into it, incrementally (its
+    /// effective delta, like any operator) and on every replica that holds both (the
+    /// declaration ships with the graph; a copy needs no registered function). `id` may be
+    /// declared already, but not written: its dots would clash with the source's (dots are
+    /// minted per variable), so a target holding state is refused
+    /// ([`Error::BindTargetWritten`]). Like every derived variable it cannot be updated
+    /// directly afterwards.
+    pub fn bind_to<L>(&mut self, id: &str, source: &Var<L>) -> Result<Var<L>, Error>
+    where
+        L: Lattice + Query,
+        L::Value: Debug,
+    {
+        self.state(source)?;
+        if let Some(d) = self.decls.get(id) {
+            let want = std::any::type_name::<L>();
+            if d.type_name != want {
+                return Err(Error::TypeMismatch {
+                    id: id.to_string(),
+                    declared: d.type_name.clone(),
+                    requested: want.to_string(),
+                });
+            }
+            if d.op.is_none() && self.by_id.contains_key(id) && !self.state_dyn(id)?.is_bottom() {
+                return Err(Error::BindTargetWritten(id.to_string()));
+            }
+        }
+        let ctor: Ctor = Arc::new(|_| (Box::new(CopyOp) as Box<dyn Operator>, TypeOps::of::<L>()));
+        self.derive(id, OpKind::Bind, &[source.id()], None, ctor)
     }
 
     /// `union`: the elements of either input.
@@ -877,6 +1011,97 @@ impl Program {
         self.check_watches(i, false);
         self.run_ready();
         Ok(())
+    }
+
+    /// Lasp's blocking `read` as a future: resolves to the state of `var` at the first change
+    /// where `threshold` holds (at once if it already does). The same read as
+    /// [`Program::read`]; see [`ReadFuture`] for how to await it.
+    ///
+    /// ```
+    /// use rasp_dataflow::update::inc;
+    /// use rasp_dataflow::Program;
+    /// use rasp_lattice::{GCounter, Query, Threshold};
+    ///
+    /// let mut p = Program::new(1);
+    /// let c = p.declare::<GCounter>("c").unwrap();
+    /// let read = p.read_async(&c, Threshold::strict_value(1)).unwrap();
+    /// let c2 = c.clone();
+    /// p.spawn_then(read, move |p, seen: GCounter| {
+    ///     p.update(&c2, inc(10), 1).unwrap(); // act on the program when it resolves
+    ///     assert_eq!(seen.query(), 2);
+    /// });
+    /// p.update(&c, inc(1), 1).unwrap();
+    /// assert_eq!(p.query(&c).unwrap(), 1);
+    /// p.update(&c, inc(1), 1).unwrap();
+    /// assert_eq!(p.query(&c).unwrap(), 12);
+    /// ```
+    pub fn read_async<L>(
+        &mut self,
+        var: &Var<L>,
+        threshold: Threshold<L>,
+    ) -> Result<ReadFuture<L>, Error>
+    where
+        L: Lattice,
+    {
+        let slot = Rc::new(RefCell::new(ReadSlot {
+            value: None,
+            waker: None,
+        }));
+        let weak = Rc::downgrade(&slot);
+        self.read(var, threshold, move |_, s: &L| {
+            if let Some(slot) = weak.upgrade() {
+                let waker = {
+                    let mut slot = slot.borrow_mut();
+                    slot.value = Some(s.clone());
+                    slot.waker.take()
+                };
+                if let Some(w) = waker {
+                    w.wake();
+                }
+            }
+        })?;
+        Ok(ReadFuture { slot })
+    }
+
+    /// Runs the future `fut` on this program, then `then` with its output and the program.
+    /// The program is the executor: it polls the task once now and again whenever its waker
+    /// is woken (a [`ReadFuture`] it awaits resolved), in spawn order, right after the
+    /// continuations of the change that woke it. No runtime and no clock are involved, so
+    /// tasks are deterministic in the simulator. Returns the task's id.
+    pub fn spawn_then<T, Fut, G>(&mut self, fut: Fut, then: G) -> u64
+    where
+        T: 'static,
+        Fut: Future<Output = T> + 'static,
+        G: FnOnce(&mut Program, T) + 'static,
+    {
+        let id = self.next_task;
+        self.next_task += 1;
+        let fut = async move {
+            let out = fut.await;
+            Box::new(move |p: &mut Program| then(p, out)) as TaskDone
+        };
+        self.tasks.insert(
+            id,
+            Task {
+                fut: Box::pin(fut),
+                wake: Arc::new(TaskWake(AtomicBool::new(true))),
+            },
+        );
+        self.run_ready();
+        id
+    }
+
+    /// Runs the future `fut` on this program (see [`Program::spawn_then`]).
+    pub fn spawn<Fut>(&mut self, fut: Fut) -> u64
+    where
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.spawn_then(fut, |_, ()| {})
+    }
+
+    /// The number of spawned tasks not finished yet.
+    pub fn pending_tasks(&self) -> usize {
+        self.tasks.len()
     }
 
     /// Runs `f` after every change of `var`. Returns an id for [`Program::unsubscribe`].
@@ -1216,6 +1441,35 @@ impl Program {
             return;
         }
         self.running = true;
+        loop {
+            self.run_ready_batches();
+            let woken: Vec<u64> = self
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.wake.0.swap(false, Ordering::SeqCst))
+                .map(|(id, _)| *id)
+                .collect();
+            if woken.is_empty() {
+                break;
+            }
+            for id in woken {
+                let Some(mut task) = self.tasks.remove(&id) else {
+                    continue;
+                };
+                let waker = Waker::from(task.wake.clone());
+                let mut cx = Context::from_waker(&waker);
+                match task.fut.as_mut().poll(&mut cx) {
+                    Poll::Ready(done) => done(self),
+                    Poll::Pending => {
+                        self.tasks.insert(id, task);
+                    }
+                }
+            }
+        }
+        self.running = false;
+    }
+
+    fn run_ready_batches(&mut self) {
         while !self.ready.is_empty() {
             let batch = std::mem::take(&mut self.ready);
             for r in batch {
@@ -1244,11 +1498,30 @@ impl Program {
                 }
             }
         }
-        self.running = false;
     }
 }
 
 // ----- operators ------------------------------------------------------------------------------
+
+/// bind_to: the output is a copy of the input, delta for delta.
+struct CopyOp;
+
+impl Operator for CopyOp {
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        _: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        delta.clone_box()
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        inputs[0].clone_box()
+    }
+}
 
 fn input<L: 'static>(v: &dyn AnyLattice) -> &L {
     downcast::<L>(v).expect("operator inputs are typed at declaration")

@@ -7,7 +7,7 @@ use std::rc::Rc;
 use rasp_dataflow::causal::DSet;
 use rasp_dataflow::fold::{Count, Folded, Sum};
 use rasp_dataflow::update::{add, inc, remove};
-use rasp_dataflow::{Error, Func, Interest, Program};
+use rasp_dataflow::{Error, Func, Interest, Program, Var};
 use rasp_lattice::{GCounter, Lattice, ORSet, Threshold};
 
 fn set<T: Ord + Clone>(xs: &[T]) -> BTreeSet<T> {
@@ -414,4 +414,111 @@ fn a_hostile_graph_is_bounded_and_never_overflows_the_stack() {
     };
     assert!(matches!(p.add_decl(wide), Err(Error::GraphLimit(_))));
     assert!(p.graph().is_empty());
+}
+
+/// `bind_to` copies a source or a derived variable, incrementally, keeps a pre-declared
+/// target's state, refuses direct updates and type mismatches, and ships with the graph to a
+/// replica that knows only the type.
+#[test]
+fn bind_to_copies_sources_and_derived_variables() {
+    use rasp_dataflow::update::{add_all, remove_all};
+    let mut p = Program::new(1);
+    let a = p.declare::<ORSet<i64>>("a").unwrap();
+    let sq = p.map("sq", &a, Func::new("sq", |x: &i64| x * x)).unwrap();
+    p.update(&a, add(2), 1).unwrap();
+    // A declared, unwritten target is accepted; a written one is refused (its dots would
+    // clash with the source's).
+    p.declare::<ORSet<i64>>("copy").unwrap();
+    let copy = p.bind_to("copy", &a).unwrap();
+    let written = p.declare::<ORSet<i64>>("written").unwrap();
+    p.update(&written, add(100), 1).unwrap();
+    assert!(matches!(
+        p.bind_to("written", &a),
+        Err(Error::BindTargetWritten(_))
+    ));
+    let sq_copy = p.bind_to("sq-copy", &sq).unwrap();
+    assert_eq!(p.query(&copy).unwrap(), set(&[2]));
+    assert_eq!(p.query(&sq_copy).unwrap(), set(&[4]));
+    p.update(&a, add_all([3, 4]), 1).unwrap();
+    p.update(&a, remove_all([2]), 1).unwrap();
+    assert_eq!(p.query(&copy).unwrap(), set(&[3, 4]));
+    assert_eq!(p.query(&sq_copy).unwrap(), set(&[9, 16]));
+    assert!(matches!(p.update(&copy, add(5), 1), Err(Error::Derived(_))));
+    // A copy can feed operators like any variable, and copies chain.
+    let c2 = p.bind_to("copy-of-copy", &copy).unwrap();
+    assert_eq!(p.query(&c2).unwrap(), set(&[3, 4]));
+    // Type mismatches and cycles are refused.
+    p.declare::<GCounter>("n").unwrap();
+    assert!(matches!(
+        p.bind_to("n", &a),
+        Err(Error::TypeMismatch { .. })
+    ));
+    assert!(p.bind_to("a", &c2).is_err(), "a cycle");
+    // The declaration ships: a replica that knows only the type runs the copy.
+    let mut other = Program::new(2);
+    other.know_type(rasp_dataflow::erased::TypeOps::of::<ORSet<i64>>());
+    for d in p.graph() {
+        other.add_decl(d).unwrap();
+    }
+    assert!(other.computes("copy") && other.computes("copy-of-copy"));
+    assert!(!other.computes("sq-copy"), "sq's function is unknown there");
+    let oa = Var::<ORSet<i64>>::named("a");
+    other.update(&oa, add(7), 2).unwrap();
+    assert_eq!(
+        other
+            .query(&Var::<ORSet<i64>>::named("copy-of-copy"))
+            .unwrap(),
+        set(&[7])
+    );
+}
+
+/// `read_async`: a future resolved by the program when the threshold holds; tasks spawned on
+/// the program await several reads in sequence and then act on the program.
+#[test]
+fn awaitable_reads_resolve_when_the_threshold_holds() {
+    let mut p = Program::new(1);
+    let c = p.declare::<GCounter>("c").unwrap();
+    let s = p.declare::<ORSet<i64>>("s").unwrap();
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let (r1, r2) = (
+        p.read_async(&c, Threshold::strict_value(2)).unwrap(),
+        p.read_async(&s, Threshold::strict_cardinality(1)).unwrap(),
+    );
+    let l = log.clone();
+    let id = p.spawn_then(
+        async move {
+            let a = r1.await;
+            l.borrow_mut().push(format!("c={}", a.total()));
+            let b = r2.await;
+            l.borrow_mut().push(format!("s={}", b.len()));
+            (a.total(), b.len())
+        },
+        move |p, (a, b)| {
+            p.update(&Var::<GCounter>::named("done"), inc(a + b as u64), 1)
+                .unwrap();
+        },
+    );
+    assert_eq!(id, 0);
+    p.declare::<GCounter>("done").unwrap();
+    assert_eq!(p.pending_tasks(), 1);
+    // Adding to s first: r2 resolves, but the task is still waiting on r1.
+    p.update(&s, add(1), 1).unwrap();
+    p.update(&s, add(2), 1).unwrap();
+    assert!(log.borrow().is_empty());
+    p.update(&c, inc(2), 1).unwrap();
+    assert!(log.borrow().is_empty(), "2 is not > 2");
+    p.update(&c, inc(1), 1).unwrap();
+    assert_eq!(*log.borrow(), vec!["c=3".to_string(), "s=2".to_string()]);
+    assert_eq!(p.pending_tasks(), 0);
+    assert_eq!(p.query(&Var::<GCounter>::named("done")).unwrap(), 5);
+    // A read that already holds is ready at once; polled from synchronous code.
+    let mut now = p.read_async(&c, Threshold::value(1)).unwrap();
+    assert!(now.is_ready());
+    assert_eq!(now.try_take().map(|c| c.total()), Some(3));
+    assert!(now.try_take().is_none());
+    // Dropping an unresolved read is harmless.
+    drop(p.read_async(&c, Threshold::value(100)).unwrap());
+    p.update(&c, inc(200), 1).unwrap();
+    // Unsupported thresholds are refused up front, as for the continuation form.
+    assert!(p.read_async(&s, Threshold::StrictValue(1)).is_err());
 }

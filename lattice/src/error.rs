@@ -27,4 +27,15 @@ pub enum Error {
     /// store that the context does not cover, a dot held by two elements, an empty dot set).
     #[error("invalid causal state: {0}")]
     InvalidCausalState(String),
+    /// A [`crate::BCounter`] replica was asked to use, transfer or withdraw more rights than it
+    /// holds; nothing changed.
+    #[error("actor {actor} holds {available} rights, {wanted} needed")]
+    InsufficientRights {
+        /// The replica's actor.
+        actor: crate::Actor,
+        /// The rights asked for.
+        wanted: u64,
+        /// The rights it holds.
+        available: u64,
+    },
 }

@@ -1,6 +1,12 @@
 //! Causal, dot-based flags: enable-wins ([`EWFlag`]) and disable-wins ([`DWFlag`])
 //! (Almeida et al. 2018, §7.1). Both can be values of an [`crate::AWMap`].
 //!
+//! **One signature for every flag.** Every mutator takes the actor on whose behalf it runs:
+//! `enable(actor)`, `disable(actor)` (and their `_delta` forms), on both flags and on
+//! [`crate::Boolean`], so flags are interchangeable in generic code and in the update helpers of
+//! the dataflow layer. The enable-wins flag's disable mints no dot (it only retires the observed
+//! enables), so it does not use its actor; the disable-wins flag's disable mints one.
+//!
 //! Hand-written: `crdts` has no flags.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,15 +49,17 @@ impl EWFlag {
         d
     }
 
-    /// The delta of disabling (removes the observed enables).
-    pub fn disable_delta(&self) -> Self {
+    /// The delta of disabling on behalf of `actor` (removes the observed enables; an
+    /// enable-wins disable mints no dot, so `actor` is not recorded: it is taken so that every
+    /// flag has the same signature, see the [module docs](self)).
+    pub fn disable_delta(&self, _actor: Actor) -> Self {
         let ctx: CausalContext = self.0.store().0.iter().copied().collect();
         EWFlag(Causal::from_parts_unchecked(DotSet::default(), ctx))
     }
 
-    /// Disables; returns the delta.
-    pub fn disable(&mut self) -> Self {
-        let d = self.disable_delta();
+    /// Disables on behalf of `actor`; returns the delta.
+    pub fn disable(&mut self, actor: Actor) -> Self {
+        let d = self.disable_delta(actor);
         self.join(&d);
         d
     }

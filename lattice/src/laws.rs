@@ -171,7 +171,7 @@ pub fn check_monotone<L: Lattice, V: Debug>(
 
 /// Every threshold that holds on `a` holds on every inflation `b ≥ a` (call it only with
 /// thresholds monotone for the type: `AtLeast`, `Strict`, `NotBottom`, and `Value` /
-/// `Cardinality` where the measure is monotone). Panics if a threshold is unsupported.
+/// `Cardinality`, strict or not, where the measure is monotone). Panics if a threshold is unsupported.
 pub fn check_thresholds<L: Lattice>(thresholds: &[Threshold<L>], a: &L, b: &L) {
     if !a.leq(b) {
         return;

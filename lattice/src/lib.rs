@@ -14,15 +14,19 @@
 //! | [`causal`] | [`Dot`], [`DotKind`], [`DotContext`], [`CausalContext`] (version vector + dot cloud), [`DotCloud`] |
 //! | [`store`] | dot stores ([`DotStore`], [`DotSet`], [`DotFun`], [`DotMap`]), the generic [`Causal`] CRDT and the [`CausalLattice`] trait for values embeddable in an [`AWMap`] |
 //! | [`counter`] | [`GCounter`], [`PNCounter`], [`CCounter`] (causal counter, resettable inside an [`AWMap`]) |
+//! | [`lexcounter`] | [`LexCounter`] (lexicographic counter, Lasp's `state_lexcounter`) |
+//! | [`bcounter`] | [`BCounter`] (bounded counter: escrow of rights, transfers between replicas; Lasp's `state_bcounter`) |
 //! | [`max`] | [`MaxInt`] |
 //! | [`set`] | [`GSet`], [`TwoPSet`] |
 //! | [`orset`] | [`ORSet`] (add-wins observed-remove set, O(delta) join, dataflow-ready causal metadata) |
 //! | [`register`] | [`LWWRegister`], [`MVRegister`] |
-//! | [`flag`] | [`EWFlag`], [`DWFlag`] |
+//! | [`flag`] | [`EWFlag`], [`DWFlag`] (one signature: every mutator takes the actor) |
+//! | [`boolean`] | [`Boolean`] (`false < true`, explicit join; Lasp's `state_boolean`) |
 //! | [`ivar`] | [`IVar`] (single assignment) |
 //! | [`pair`] | [`Pair`] (product lattice) |
 //! | [`gmap`] | [`GMap`] (grow-only map of lattices) |
 //! | [`awmap`] | [`AWMap`] (add-wins map of causal lattices, Almeida/Shoker/Baquero 2018) |
+//! | [`mvmap`] | [`MVMap`] (multi-value map: key → concurrently written values; Lasp's `state_mvmap`) |
 //! | [`threshold`] | [`Threshold`] (Lasp's monotone reads), [`Numeric`], [`Cardinality`] |
 //! | [`encoding`] | [`encode`], [`decode`], [`encoded_size`] (MessagePack) |
 //! | [`laws`] | lattice-law checks, used by the property tests of every type |
@@ -54,6 +58,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub mod awmap;
+pub mod bcounter;
+pub mod boolean;
 pub mod causal;
 pub mod counter;
 pub mod encoding;
@@ -62,7 +68,9 @@ pub mod flag;
 pub mod gmap;
 pub mod ivar;
 pub mod laws;
+pub mod lexcounter;
 pub mod max;
+pub mod mvmap;
 pub mod orset;
 pub mod pair;
 pub mod register;
@@ -71,6 +79,8 @@ pub mod store;
 pub mod threshold;
 
 pub use awmap::AWMap;
+pub use bcounter::BCounter;
+pub use boolean::Boolean;
 pub use causal::{CausalContext, Dot, DotCloud, DotContext, DotKind};
 pub use counter::{CCounter, GCounter, PNCounter};
 pub use encoding::{decode, encode, encoded_size};
@@ -78,7 +88,9 @@ pub use error::Error;
 pub use flag::{DWFlag, EWFlag};
 pub use gmap::GMap;
 pub use ivar::IVar;
+pub use lexcounter::LexCounter;
 pub use max::MaxInt;
+pub use mvmap::MVMap;
 pub use orset::ORSet;
 pub use pair::Pair;
 pub use register::{LWWRegister, MVRegister};
@@ -207,6 +219,11 @@ macro_rules! delegate_lattice {
     (@extra CCounter) => {
         fn threshold_value(&self) -> Option<i64> {
             Some($crate::Numeric::value(self))
+        }
+    };
+    (@extra MVMap) => {
+        fn threshold_cardinality(&self) -> Option<usize> {
+            Some(self.0.len())
         }
     };
     (@extra $t:ident) => {};

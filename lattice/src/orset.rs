@@ -201,6 +201,54 @@ impl<T: Element, D: DotKind> ORSet<T, D> {
         d
     }
 
+    /// The delta of removing every element of `xs` (their observed dots; absent elements are
+    /// ignored).
+    pub fn remove_all_delta<'a>(&self, xs: impl IntoIterator<Item = &'a T>) -> Self
+    where
+        T: 'a,
+    {
+        let mut d = Self::default();
+        for x in xs {
+            if let Some(ds) = self.store.get(x) {
+                for dot in ds {
+                    d.ctx.insert(dot.clone());
+                }
+            }
+        }
+        d
+    }
+
+    /// Removes every element of `xs`; returns the delta.
+    pub fn remove_all<'a>(&mut self, xs: impl IntoIterator<Item = &'a T>) -> Self
+    where
+        T: 'a,
+    {
+        let d = self.remove_all_delta(xs);
+        self.join(&d);
+        d
+    }
+
+    /// The delta of keeping only the elements satisfying `keep` (the others' observed dots are
+    /// retired, as by [`ORSet::remove`]).
+    pub fn retain_delta(&self, mut keep: impl FnMut(&T) -> bool) -> Self {
+        let mut d = Self::default();
+        for (x, ds) in &self.store {
+            if !keep(x) {
+                for dot in ds {
+                    d.ctx.insert(dot.clone());
+                }
+            }
+        }
+        d
+    }
+
+    /// Keeps only the elements satisfying `keep`; returns the delta.
+    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) -> Self {
+        let d = self.retain_delta(keep);
+        self.join(&d);
+        d
+    }
+
     /// The delta of removing every present element.
     pub fn clear_delta(&self) -> Self {
         let mut d = Self::default();

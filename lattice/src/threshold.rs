@@ -5,21 +5,24 @@
 //! | [`Threshold::AtLeast`] | state ≥ V0 |
 //! | [`Threshold::Strict`] | state > V0 |
 //! | [`Threshold::Value`] | counter value ≥ N (types implementing [`Numeric`]) |
+//! | [`Threshold::StrictValue`] | counter value > N (Lasp's `{strict, {value, N}}`) |
 //! | [`Threshold::Cardinality`] | size ≥ N (types implementing [`Cardinality`]) |
+//! | [`Threshold::StrictCardinality`] | size > N (Lasp's `{strict, {cardinality, N}}`) |
 //! | [`Threshold::NotBottom`] (default) | state ≠ bottom |
 //!
 //! **Unsupported combinations.** Build `Value`/`Cardinality` thresholds with
-//! [`Threshold::value`] / [`Threshold::cardinality`]: these exist only for types implementing
+//! [`Threshold::value`] / [`Threshold::cardinality`] (strict: [`Threshold::strict_value`] /
+//! [`Threshold::strict_cardinality`]): these exist only for types implementing
 //! [`Numeric`] / [`Cardinality`], so a mismatch is a compile error. A variant constructed
 //! directly on a type lacking the measure makes [`Threshold::holds`] return
 //! [`Error::UnsupportedThreshold`] (never a silent `false`); [`Threshold::validate`] reports it
 //! up front, e.g. when a read is registered.
 //!
 //! **Monotonicity.** `AtLeast`, `Strict` and `NotBottom` are monotone for every lattice: once
-//! they hold they hold for every inflation. `Value` and `Cardinality` are monotone only where
-//! the measure is ([`Numeric::MONOTONE`], [`Cardinality::MONOTONE`]): a grow-only counter's
-//! value or a grow-only set's size never decreases, but a PN-counter's value or an OR-set's size
-//! can. On such types the threshold still answers "does it hold now" (as Lasp does), but a read
+//! they hold they hold for every inflation. `Value` and `Cardinality` (strict or not) are
+//! monotone only where the measure is ([`Numeric::MONOTONE`], [`Cardinality::MONOTONE`]): a
+//! grow-only counter's value or a grow-only set's size never decreases, but a PN-counter's value
+//! or an OR-set's size can. On such types the threshold still answers "does it hold now" (as Lasp does), but a read
 //! that fired may not hold on a later state.
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,10 @@ pub enum Threshold<L> {
     Value(i64),
     /// Holds when the size is ≥ N (sets and maps only).
     Cardinality(usize),
+    /// Holds when the counter value is > N (counters only): Lasp's `{strict, {value, N}}`.
+    StrictValue(i64),
+    /// Holds when the size is > N (sets and maps only): Lasp's `{strict, {cardinality, N}}`.
+    StrictCardinality(usize),
     /// Holds when the state is not bottom (Lasp's default "strict bottom").
     #[default]
     NotBottom,
@@ -79,6 +86,23 @@ impl<L: Lattice> Threshold<L> {
         Threshold::Cardinality(n)
     }
 
+    /// `value > n` (Lasp's `{strict, {value, N}}`), only for types implementing [`Numeric`].
+    pub fn strict_value(n: i64) -> Self
+    where
+        L: Numeric,
+    {
+        Threshold::StrictValue(n)
+    }
+
+    /// `size > n` (Lasp's `{strict, {cardinality, N}}`), only for types implementing
+    /// [`Cardinality`].
+    pub fn strict_cardinality(n: usize) -> Self
+    where
+        L: Cardinality,
+    {
+        Threshold::StrictCardinality(n)
+    }
+
     /// Whether the threshold holds on `state`. `Err(UnsupportedThreshold)` if this is a
     /// `Value`/`Cardinality` threshold on a type without that measure.
     pub fn holds(&self, state: &L) -> Result<bool, Error> {
@@ -96,6 +120,18 @@ impl<L: Lattice> Threshold<L> {
                     .threshold_cardinality()
                     .ok_or_else(|| unsupported::<L>("cardinality"))?
                     >= *n
+            }
+            Threshold::StrictValue(n) => {
+                state
+                    .threshold_value()
+                    .ok_or_else(|| unsupported::<L>("value"))?
+                    > *n
+            }
+            Threshold::StrictCardinality(n) => {
+                state
+                    .threshold_cardinality()
+                    .ok_or_else(|| unsupported::<L>("cardinality"))?
+                    > *n
             }
             Threshold::NotBottom => !state.is_bottom(),
         })

@@ -134,3 +134,8 @@ conv!(awmap_of_orsets, AWMap<u8, ORSet<u8>>);
 conv!(awmap_of_ccounters, AWMap<u8, CCounter>);
 conv!(awmap_of_mvregisters, AWMap<u8, MVRegister<u8>>);
 conv!(awmap_nested, AWMap<u8, AWMap<u8, EWFlag>>);
+conv!(bcounter, BCounter);
+conv!(boolean, Boolean);
+conv!(lexcounter, LexCounter);
+conv!(mvmap, MVMap<u8, u8>);
+conv!(orset_bulk_ops, common::BulkSet);

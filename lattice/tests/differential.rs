@@ -201,6 +201,70 @@ proptest! {
         let (ours, theirs) = run_maps(&adds);
         prop_assert_eq!(ours, theirs);
     }
+
+    /// The multi-value map against `crdts::Map` of `MVReg`s: keys agree with removals; full
+    /// values agree on the history with removals turned into writes (see `awmap_vs_map` for
+    /// why `crdts::Map` differs after a removal concurrent with an update).
+    #[test]
+    fn mvmap_vs_map_of_mvregs(steps in steps()) {
+        let (ours, theirs) = run_mvmaps(&steps);
+        let keys = |m: &BTreeMap<u8, BTreeSet<u8>>| m.keys().copied().collect::<Vec<u8>>();
+        for r in 0..N {
+            prop_assert_eq!(keys(&ours[r]), keys(&theirs[r]));
+        }
+        let writes: Vec<Step> = steps
+            .iter()
+            .map(|s| match *s {
+                Step::Op(r, _, x) => Step::Op(r, 0, x),
+                Step::Merge(a, b) => Step::Merge(a, b),
+            })
+            .collect();
+        let (ours, theirs) = run_mvmaps(&writes);
+        prop_assert_eq!(ours, theirs);
+    }
+}
+
+/// Runs a history on rasp's MVMap and crdts' Map of MVRegs; returns both readings.
+fn run_mvmaps(steps: &[Step]) -> (Reading, Reading) {
+    type CMap = crdts::Map<u8, crdts::MVReg<u8, u64>, u64>;
+    let mut a = vec![MVMap::<u8, u8>::bottom(); N];
+    let mut c = vec![CMap::new(); N];
+    for s in steps {
+        match *s {
+            Step::Op(r, k, x) => {
+                let key = x % 3;
+                if k < 3 {
+                    a[r].write(actor(r), key, x);
+                    let ctx = c[r].read_ctx().derive_add_ctx(actor(r));
+                    let op = c[r].update(key, ctx, |reg, ctx| reg.write(x, ctx));
+                    c[r].apply(op);
+                } else {
+                    a[r].remove(&key);
+                    let ctx = c[r].get(&key).derive_rm_ctx();
+                    let op = c[r].rm(key, ctx);
+                    c[r].apply(op);
+                }
+            }
+            Step::Merge(f, t) => {
+                let (x, cx) = (a[f].clone(), c[f].clone());
+                a[t].join(&x);
+                c[t].merge(cx);
+            }
+        }
+    }
+    let ours = a.iter().map(|m| m.query()).collect();
+    let theirs = c
+        .iter()
+        .map(|m| {
+            m.iter()
+                .map(|e| {
+                    let (k, v) = e.val;
+                    (*k, v.read().val.into_iter().collect())
+                })
+                .collect()
+        })
+        .collect();
+    (ours, theirs)
 }
 
 type Reading = Vec<BTreeMap<u8, BTreeSet<u8>>>;

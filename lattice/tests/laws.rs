@@ -47,3 +47,9 @@ fn reads_render() {
     Model::apply(&mut s, 1, &common::SetOp::Add(3));
     assert_eq!(s.read(), "{3}");
 }
+
+law!(bcounter, BCounter);
+law!(boolean, Boolean);
+law!(lexcounter, LexCounter);
+law!(mvmap, MVMap<u8, u8>);
+law!(orset_bulk_ops, common::BulkSet);

@@ -75,7 +75,7 @@ fn flags() {
     let mut a = EWFlag::bottom();
     a.enable(1);
     let mut b = a.clone();
-    let off = a.disable();
+    let off = a.disable(1);
     let on = b.enable(2);
     a.join(&on);
     b.join(&off);
@@ -219,4 +219,196 @@ fn hostile_causal_states_are_rejected() {
     let bytes = encode(&(store, ctx)).unwrap();
     let r: MVRegister<u8> = decode(&bytes).unwrap();
     assert_eq!(r.query(), BTreeSet::from([7]));
+}
+
+#[test]
+fn strict_thresholds_hold_only_above_the_bound() {
+    let mut c = GCounter::bottom();
+    let gt = Threshold::strict_value(3);
+    c.inc(1, 3);
+    assert!(Threshold::value(3).holds(&c).unwrap());
+    assert!(!gt.holds(&c).unwrap(), "3 is not > 3");
+    c.inc(2, 1);
+    assert!(gt.holds(&c).unwrap());
+
+    let mut s = ORSet::<u8>::bottom();
+    let gt = Threshold::strict_cardinality(1);
+    s.add(1, 1);
+    assert!(!gt.holds(&s).unwrap());
+    s.add(1, 2);
+    assert!(gt.holds(&s).unwrap());
+    // Unsupported measures are errors, as for the non-strict variants.
+    assert!(matches!(
+        Threshold::<ORSet<u8>>::StrictValue(0).validate(),
+        Err(Error::UnsupportedThreshold {
+            threshold: "value",
+            ..
+        })
+    ));
+    assert!(matches!(
+        Threshold::<GCounter>::StrictCardinality(0).validate(),
+        Err(Error::UnsupportedThreshold {
+            threshold: "cardinality",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn orset_remove_all_and_retain() {
+    let mut a = ORSet::<u8>::bottom();
+    a.add_all(1, [1, 2, 3, 4, 5, 6]);
+    let mut b = a.clone();
+    let rm = a.remove_all(&[1, 2, 9]);
+    assert_eq!(a.query(), BTreeSet::from([3, 4, 5, 6]));
+    let keep = a.retain(|x| x % 2 == 0);
+    assert_eq!(a.query(), BTreeSet::from([4, 6]));
+    // Concurrently b re-adds 2 and 3: add wins over both bulk removals.
+    let readd = b.add_all(2, [2, 3]);
+    b.join(&rm);
+    b.join(&keep);
+    a.join(&readd);
+    assert_eq!(a, b);
+    assert_eq!(a.query(), BTreeSet::from([2, 3, 4, 6]));
+    assert!(a.remove_all(&[]).is_bottom());
+    assert!(a.retain(|_| true).is_bottom());
+}
+
+#[test]
+fn flags_share_one_signature() {
+    // Every flag (and the boolean) enables and disables with an actor: generic code can take
+    // any of them.
+    fn toggle_ew(f: &mut EWFlag, a: Actor) -> (EWFlag, EWFlag) {
+        (f.enable(a), f.disable(a))
+    }
+    fn toggle_dw(f: &mut DWFlag, a: Actor) -> (DWFlag, DWFlag) {
+        (f.enable(a), f.disable(a))
+    }
+    let mut e = EWFlag::bottom();
+    let mut d = DWFlag::bottom();
+    toggle_ew(&mut e, 1);
+    toggle_dw(&mut d, 1);
+    assert!(!e.query() && !d.query());
+    let mut b = Boolean::bottom();
+    b.enable(1);
+    assert!(b.query());
+}
+
+#[test]
+fn boolean_is_or_with_no_way_back() {
+    let mut a = Boolean::bottom();
+    assert!(!a.query() && a.is_bottom());
+    assert!(a.set_delta().query());
+    let d = a.set();
+    assert!(a.query());
+    assert!(a.set().is_bottom(), "setting it again changes nothing");
+    let mut b = Boolean::from(false);
+    assert!(b.join(&d) && !b.join(&d));
+    assert!(Threshold::value(1).holds(&b).unwrap());
+    assert!(!Threshold::strict_value(1).holds(&b).unwrap());
+}
+
+#[test]
+fn lexcounter_versions_make_decrements_inflations() {
+    let mut a = LexCounter::bottom();
+    a.inc(1, 5);
+    let before = a.clone();
+    let d = a.dec(1, 7);
+    assert_eq!(a.query(), -2);
+    assert!(before.is_strict_inflation(&a), "a decrement still inflates");
+    assert_eq!(a.entry(1), (1, -2));
+    // A stale state never undoes the decrement.
+    let mut b = before.clone();
+    b.join(&d);
+    assert!(!b.join(&before));
+    assert_eq!(b.query(), -2);
+    let mut c = LexCounter::bottom();
+    c.inc(2, 10);
+    c.join(&a);
+    assert_eq!(c.query(), 8);
+    assert!(Threshold::strict_value(7).holds(&c).unwrap());
+}
+
+#[test]
+fn mvmap_keeps_concurrent_writes_and_add_wins_on_remove() {
+    let mut a = MVMap::<u8, String>::bottom();
+    a.write(1, 1, "x".into());
+    let mut b = a.clone();
+    let wa = a.write(1, 1, "a".into());
+    let wb = b.write(2, 1, "b".into());
+    a.join(&wb);
+    b.join(&wa);
+    assert_eq!(a, b);
+    assert_eq!(
+        a.get(&1),
+        BTreeSet::from(["a".to_string(), "b".to_string()])
+    );
+    // A remove concurrent with a write: the write survives.
+    let mut c = a.clone();
+    let rm = a.remove(&1);
+    assert!(!a.contains_key(&1));
+    let w = c.write(3, 1, "c".into());
+    a.join(&w);
+    c.join(&rm);
+    assert_eq!(a, c);
+    assert_eq!(
+        a.query(),
+        BTreeMap::from([(1, BTreeSet::from(["c".into()]))])
+    );
+    assert!(Threshold::cardinality(1).holds(&a).unwrap());
+    assert!(!Threshold::strict_cardinality(1).holds(&a).unwrap());
+}
+
+#[test]
+fn bcounter_rights_move_and_bound_the_uses() {
+    let (s, c1, c2) = (1, 2, 3);
+    let mut server = BCounter::bottom();
+    server.grant(s, 10);
+    let t1 = server.transfer(s, c1, 4).unwrap();
+    let t2 = server.transfer(s, c2, 4).unwrap();
+    assert_eq!(server.rights(s), 2);
+    assert!(matches!(
+        server.transfer(s, c1, 3),
+        Err(Error::InsufficientRights {
+            actor: 1,
+            wanted: 3,
+            available: 2
+        })
+    ));
+    let mut a = BCounter::bottom();
+    a.join(&t1);
+    let mut b = BCounter::bottom();
+    b.join(&t2);
+    b.join(&t2); // duplicated: still 4
+    assert_eq!((a.rights(c1), b.rights(c2)), (4, 4));
+    for _ in 0..4 {
+        assert!(a.try_use(c1).is_some());
+    }
+    assert!(a.try_use(c1).is_none(), "no right left");
+    // c1 asks c2 (a neighbour) for one.
+    let moved = b.transfer(c2, c1, 1).unwrap();
+    a.join(&moved);
+    a.consume(c1, 1).unwrap();
+    b.consume(c2, 3).unwrap();
+    assert!(b.consume(c2, 1).is_err());
+    // Rights of a retired bound are withdrawn.
+    let w = server.withdraw_all(s);
+    assert_eq!(server.rights(s), 0);
+    let mut all = server.clone();
+    all.join(&a);
+    all.join(&b);
+    all.join(&w);
+    assert_eq!(all.used(), 8);
+    assert_eq!(all.query(), 8);
+    assert_eq!(all.granted(), 10);
+    assert_eq!(all.withdrawn(), 2);
+    assert_eq!(all.remaining(), 0);
+    assert_eq!(all.used_by(c1), 5);
+    assert_eq!(all.transferred(c2, c1), 1);
+    assert_eq!((all.given(s), all.received(c1)), (8, 5));
+    for x in [s, c1, c2] {
+        assert_eq!(all.rights(x), 0);
+    }
+    // Hostile input never panics.
+    assert!(decode::<BCounter>(&[0x94, 0xff, 0x00]).is_err());
 }

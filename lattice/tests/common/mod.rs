@@ -381,7 +381,7 @@ impl Model for EWFlag {
         if *on {
             self.enable(actor)
         } else {
-            self.disable()
+            self.disable(actor)
         }
     }
     fn read(&self) -> String {
@@ -534,3 +534,216 @@ awmap_model!(EWFlag);
 awmap_model!(DWFlag);
 awmap_model!(MVRegister<u8>);
 awmap_model!(AWMap<u8, EWFlag>);
+
+#[derive(Clone, Debug)]
+pub enum BOp {
+    /// Create rights at the acting replica.
+    Grant(u64),
+    /// Use rights (refused when short: the delta is bottom).
+    Use(u64),
+    /// Move rights to actor `to` (1-based).
+    Transfer(Actor, u64),
+    /// Drop rights unused.
+    Withdraw(u64),
+}
+
+impl Model for BCounter {
+    type Op = BOp;
+    fn op() -> BoxedStrategy<BOp> {
+        prop_oneof![
+            1 => (0u64..6).prop_map(BOp::Grant),
+            3 => (0u64..4).prop_map(BOp::Use),
+            2 => (1u64..=10, 0u64..4).prop_map(|(t, n)| BOp::Transfer(t, n)),
+            1 => (0u64..3).prop_map(BOp::Withdraw),
+        ]
+        .boxed()
+    }
+    fn apply(&mut self, actor: Actor, op: &BOp) -> Self {
+        let before = self.clone();
+        let r = match op {
+            BOp::Grant(n) => Ok(self.grant(actor, *n)),
+            BOp::Use(n) => self.consume(actor, *n),
+            BOp::Transfer(to, n) => self.transfer(actor, *to, *n),
+            BOp::Withdraw(n) => self.withdraw(actor, *n),
+        };
+        match r {
+            Ok(d) => {
+                // A use, transfer or withdrawal spends exactly `n` of the actor's own rights.
+                let held = before.rights(actor);
+                match op {
+                    BOp::Grant(n) => assert_eq!(self.rights(actor), held + n),
+                    BOp::Transfer(to, _) if *to == actor => assert_eq!(self.rights(actor), held),
+                    BOp::Use(n) | BOp::Transfer(_, n) | BOp::Withdraw(n) => {
+                        assert_eq!(self.rights(actor), held - n)
+                    }
+                }
+                d
+            }
+            Err(Error::InsufficientRights {
+                actor: a,
+                wanted,
+                available,
+            }) => {
+                assert_eq!(*self, before, "a refused operation changed the state");
+                assert_eq!(a, actor);
+                assert!(wanted > available);
+                assert_eq!(available, before.rights(actor));
+                BCounter::bottom()
+            }
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    fn read(&self) -> String {
+        format!(
+            "used {} granted {} withdrawn {} rights {:?}",
+            self.used(),
+            self.granted(),
+            self.withdrawn(),
+            (1..=10).map(|a| self.rights(a)).collect::<Vec<_>>()
+        )
+    }
+    fn check_reads(a: &Self, b: &Self) {
+        laws::check_monotone(a, b, |x| x.used(), |x, y| x <= y);
+        laws::check_monotone(a, b, |x| x.granted(), |x, y| x <= y);
+        laws::check_thresholds(&[Threshold::value(2), Threshold::strict_value(2)], a, b);
+    }
+}
+
+impl Model for Boolean {
+    type Op = bool;
+    fn op() -> BoxedStrategy<bool> {
+        prop_oneof![3 => Just(false), 1 => Just(true)].boxed()
+    }
+    fn apply(&mut self, actor: Actor, on: &bool) -> Self {
+        if *on {
+            self.enable(actor)
+        } else {
+            Boolean::bottom()
+        }
+    }
+    fn read(&self) -> String {
+        self.query().to_string()
+    }
+    fn check_reads(a: &Self, b: &Self) {
+        laws::check_monotone(a, b, |x| x.query(), |x, y| x <= y);
+        laws::check_thresholds(&[Threshold::value(1), Threshold::strict_value(0)], a, b);
+    }
+}
+
+impl Model for LexCounter {
+    type Op = CounterOp;
+    fn op() -> BoxedStrategy<CounterOp> {
+        prop_oneof![
+            (0u64..5).prop_map(CounterOp::Inc),
+            (0u64..5).prop_map(CounterOp::Dec)
+        ]
+        .boxed()
+    }
+    fn apply(&mut self, actor: Actor, op: &CounterOp) -> Self {
+        match op {
+            CounterOp::Inc(n) => self.inc(actor, *n),
+            CounterOp::Dec(n) => self.dec(actor, *n),
+            CounterOp::Reset => unreachable!("LexCounter has no reset"),
+        }
+    }
+    fn read(&self) -> String {
+        self.query().to_string()
+    }
+    fn check_reads(a: &Self, _b: &Self) {
+        assert!(Threshold::<LexCounter>::strict_value(1).holds(a).is_ok());
+    }
+}
+
+impl Model for MVMap<u8, u8> {
+    type Op = MapOp<u8>;
+    fn op() -> BoxedStrategy<MapOp<u8>> {
+        map_op(elem().boxed())
+    }
+    fn apply(&mut self, actor: Actor, op: &MapOp<u8>) -> Self {
+        match op {
+            MapOp::Update(k, v) => self.write(actor, *k, *v),
+            MapOp::Remove(k) => self.remove(k),
+        }
+    }
+    fn read(&self) -> String {
+        format!("{:?}", self.query())
+    }
+    fn check_reads(a: &Self, _b: &Self) {
+        assert!(Threshold::<MVMap<u8, u8>>::strict_cardinality(1)
+            .holds(a)
+            .is_ok());
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum SetBulkOp {
+    Add(u8),
+    AddAll(Vec<u8>),
+    RemoveAll(Vec<u8>),
+    /// Keep the elements `x` with `x % m == 0`.
+    RetainMultiples(u8),
+}
+
+/// An OR-set driven by the bulk operations (`add_all`, `remove_all`, `retain`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BulkSet(pub ORSet<u8>);
+
+impl Lattice for BulkSet {
+    fn bottom() -> Self {
+        BulkSet(ORSet::bottom())
+    }
+    fn is_bottom(&self) -> bool {
+        self.0.is_bottom()
+    }
+    fn join(&mut self, other: &Self) -> bool {
+        self.0.join(&other.0)
+    }
+    fn leq(&self, other: &Self) -> bool {
+        self.0.leq(&other.0)
+    }
+    fn decompose(&self) -> Vec<Self> {
+        self.0.decompose().into_iter().map(BulkSet).collect()
+    }
+    fn delta(&self, other: &Self) -> Self {
+        BulkSet(self.0.delta(&other.0))
+    }
+}
+
+impl Model for BulkSet {
+    type Op = SetBulkOp;
+    fn op() -> BoxedStrategy<SetBulkOp> {
+        let xs = || proptest::collection::vec(elem(), 0..4);
+        prop_oneof![
+            2 => elem().prop_map(SetBulkOp::Add),
+            2 => xs().prop_map(SetBulkOp::AddAll),
+            2 => xs().prop_map(SetBulkOp::RemoveAll),
+            1 => (1u8..4).prop_map(SetBulkOp::RetainMultiples),
+        ]
+        .boxed()
+    }
+    fn apply(&mut self, actor: Actor, op: &SetBulkOp) -> Self {
+        let before = self.0.query();
+        let d = match op {
+            SetBulkOp::Add(x) => self.0.add(actor, *x),
+            SetBulkOp::AddAll(xs) => self.0.add_all(actor, xs.iter().copied()),
+            SetBulkOp::RemoveAll(xs) => {
+                let d = self.0.remove_all(xs);
+                let expected: BTreeSet<u8> =
+                    before.iter().filter(|x| !xs.contains(x)).copied().collect();
+                assert_eq!(self.0.query(), expected, "remove_all");
+                d
+            }
+            SetBulkOp::RetainMultiples(m) => {
+                let d = self.0.retain(|x| x % m == 0);
+                let expected: BTreeSet<u8> =
+                    before.iter().filter(|x| *x % m == 0).copied().collect();
+                assert_eq!(self.0.query(), expected, "retain");
+                d
+            }
+        };
+        BulkSet(d)
+    }
+    fn read(&self) -> String {
+        format!("{:?}", self.0.query())
+    }
+}
