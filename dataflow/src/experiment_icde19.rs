@@ -75,7 +75,8 @@ pub enum Workload {
 }
 
 impl Workload {
-    /// The four workloads of the paper's table (REFERENCES §3).
+    /// The four workloads of the paper's table (Enes, Almeida, Baquero, Leitão, "Efficient Synchronization of State-based
+    /// CRDTs", ICDE 2019, §VI).
     pub const ALL: [Workload; 4] = [
         Workload::GSet,
         Workload::GCounter,
@@ -112,7 +113,7 @@ impl fmt::Display for Shape {
     }
 }
 
-/// The paper's figures for one row, as % of state-based (REFERENCES §3, from the authors'
+/// The paper's figures for one row, as % of state-based (ICDE 2019, §VI, from the authors'
 /// raw data).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Anchor {

@@ -7,7 +7,8 @@
 //! output gives, at all times, a set whose elements are exactly the plain function of the
 //! inputs' elements (the property the tests check against from-scratch evaluation).
 //!
-//! Metadata rules (REFERENCES §1):
+//! Metadata rules (Meiklejohn, Van Roy, "Lasp: A Language for Distributed, Coordination-Free
+//! Programming", PPDP 2015, §3–4, and Lasp's Erlang operators):
 //! - **map** `f`: `f(x)` carries the dots of `x`; several `x` with one image union their dots;
 //! - **filter** `p`: failing elements are left out of the store but their dots stay in the
 //!   context, so they read as removed and the output still inflates;

@@ -1,4 +1,4 @@
-//! The one property (REFERENCES §1): a derived variable's value equals the plain function of
+//! The one property (Lasp, PPDP 2015, §3; the README's "A program"): a derived variable's value equals the plain function of
 //! its inputs' values — checked after every step of random multi-replica histories, for chains
 //! of map, filter, union, product, intersection and fold evaluated incrementally.
 

@@ -1,4 +1,4 @@
-//! Lasp's threshold reads (REFERENCES §1): a read blocks until a threshold holds.
+//! Lasp's threshold reads (PPDP 2015, §3): a read blocks until a threshold holds.
 //!
 //! | variant | holds when |
 //! |---|---|

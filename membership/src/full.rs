@@ -30,7 +30,7 @@
 //! entries (and its own), so clients do not pay for the whole list.
 //!
 //! Heartbeats cost `n` messages per node per interval: Partisan documents full membership for
-//! 60–200 nodes (REFERENCES §4), and the 1,000-node test reports the figure.
+//! 60–200 nodes (Meiklejohn et al., "Partisan", USENIX ATC 2019), and the 1,000-node test reports the figure.
 
 use crate::proto::{Out, Outbox, Peer, Time};
 use rand::seq::IndexedRandom;
@@ -94,8 +94,8 @@ impl Entry {
 /// larger `(incarnation, status)`.
 ///
 /// Written by hand rather than taken from `rasp-lattice` (a map of max-registers) because the
-/// membership layer sits below the lattice layer in the stack (DESIGN.md: membership runs on
-/// the runtime only), and the per-key order here (incarnation, then Left above Alive) is
+/// membership layer sits below the lattice layer in the stack (the README's layout:
+/// membership runs on the runtime only), and the per-key order here (incarnation, then Left above Alive) is
 /// membership-specific. Merge is commutative, associative and idempotent because it is a
 /// pointwise max in a total order; it reports the keys it changed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -156,7 +156,8 @@ impl Default for Config {
             shuffle_interval: Duration::from_secs(10),
             // Partisan's min_active_size (3).
             min_active: 3,
-            // Partisan's random promotion interval (5 s; REFERENCES §4).
+            // Partisan's random promotion interval (5 s; Partisan, USENIX ATC 2019, and its
+            // `partisan_hyparview_peer_service_manager`).
             promotion_interval: Duration::from_secs(5),
             // Our choice: 40 times the slowest simulated round trip (2 × 50 ms); iroh-gossip
             // uses 3 s on real networks.

@@ -20,7 +20,9 @@
 //! | [`testkit`] | a lean deterministic harness for the bare cores (tests, scale example) |
 //! | [`overlay`] | Sprinter's checks: connected, isolated, asymmetric, degrees; JSON and DOT |
 //!
-//! Protocol facts and parameters: `REFERENCES.md` §4 of the project.
+//! Protocol facts and parameters: Leitão, Pereira, Rodrigues, "HyParView", DSN 2007 and
+//! "Epidemic Broadcast Trees", SRDS 2007; Partisan (USENIX ATC 2019) for the full and
+//! client-server modes; iroh-gossip's simulator for the comparison figures.
 //!
 //! ## Switching modes
 //!

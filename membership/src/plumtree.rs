@@ -24,7 +24,7 @@
 //! exchanges state itself: the dataflow replicas' direct carrier runs delta anti-entropy with
 //! each neighbour and sends a new neighbour its full state.
 //!
-//! Bounds and policies (DESIGN.md "Bounded everything"):
+//! Bounds and policies (every queue and table is bounded: see the README, "Bounded everything"):
 //! - payload cache (answers GRAFTs): [`Config::cache_capacity`] messages, drop-oldest by
 //!   arrival;
 //! - seen ids (duplicate suppression): [`Config::seen_capacity`] ids, drop-oldest; a message

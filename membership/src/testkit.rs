@@ -1,6 +1,6 @@
 //! A tiny deterministic harness for the sans-IO cores (tests only): nodes are `u64`s, one
 //! seeded ChaCha RNG makes every choice, latency is uniform in 10–50 ms (iroh-gossip's
-//! simulator setting, REFERENCES §4), a crashed node's open connections report `peer_down`
+//! simulator setting), a crashed node's open connections report `peer_down`
 //! to the other side after one latency, and a send to a crashed node reports `peer_down` to the
 //! sender after a round trip (a failed dial).
 //!

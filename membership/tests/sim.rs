@@ -1,7 +1,7 @@
 //! The membership atom in the runtime's deterministic simulator: the same atom, the three
 //! modes, overlay checks from every node's view, broadcast figures.
 //!
-//! Latency is uniform in 10–50 ms (iroh-gossip's simulator setting, REFERENCES §4). A failing
+//! Latency is uniform in 10–50 ms (iroh-gossip's simulator setting). A failing
 //! run prints its seed and the command to reproduce it (`RASP_SEED=<seed> cargo test ...`).
 //! Figures: `cargo test -p rasp-membership --release --test sim -- --nocapture`.
 

@@ -1,4 +1,4 @@
-//! The `rasp` command line: one subcommand per tool. Later issues add theirs to [`Command`].
+//! The `rasp` command line: one subcommand per tool ([`Command`]).
 //!
 //! Output conventions: machine-readable lines go to stdout (`key=value` lines at start, one
 //! JSON object per result line); logs go to stderr (`RUST_LOG` filters, default `info`).
