@@ -289,11 +289,27 @@ impl SimReport {
         out.push_str(&format!("trace_hash={:#018x}\n", self.trace_hash));
         for (i, vars) in &self.values {
             for (id, v) in vars {
-                out.push_str(&format!("node {i}: {id} = {v}\n"));
+                out.push_str(&format!("node {i}: {id} = {}\n", shorten(v)));
             }
         }
         out
     }
+}
+
+/// Longest value the text summary prints in full (`--json` has every value whole).
+const SHOWN_CHARS: usize = 160;
+
+/// `v`, cut after [`SHOWN_CHARS`] characters with a note of how much was left out.
+fn shorten(v: &str) -> String {
+    let n = v.chars().count();
+    if n <= SHOWN_CHARS {
+        return v.to_string();
+    }
+    let head: String = v.chars().take(SHOWN_CHARS).collect();
+    format!(
+        "{head}… ({} more characters; --json prints it whole)",
+        n - SHOWN_CHARS
+    )
 }
 
 fn at(d: Duration) -> Time {
@@ -609,6 +625,18 @@ mod tests {
                 }
             })]
         }
+    }
+
+    #[test]
+    fn long_values_are_cut_in_the_text_summary() {
+        assert_eq!(shorten("{1, 2}"), "{1, 2}");
+        let long = "x".repeat(SHOWN_CHARS + 5);
+        let s = shorten(&long);
+        assert!(s.starts_with(&"x".repeat(SHOWN_CHARS)));
+        assert!(
+            s.ends_with("(5 more characters; --json prints it whole)"),
+            "{s}"
+        );
     }
 
     #[test]
