@@ -60,7 +60,7 @@ fn secs(t: Time) -> f64 {
 
 /// The app every node of a run of `cfg` runs.
 pub fn app(cfg: &AdConfig) -> AdCounter {
-    AdCounter::new(cfg.ads_per_vendor, cfg.threshold, cfg.impression_interval)
+    AdCounter::new(cfg.ads_per_vendor, cfg.threshold, cfg.impression_interval).exact(cfg.exact)
 }
 
 /// The replication settings of a run of `cfg`: the same rule as every app's nodes
@@ -426,5 +426,8 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
         events: 0,
         trace_hash: 0,
         timed_out_s: None,
+        exact: cfg.exact,
+        refused_no_rights: reports.iter().map(|(r, _)| r.refused_no_rights).sum(),
+        rights_requests: reports.iter().map(|(r, _)| r.rights_requests).sum(),
     }
 }
