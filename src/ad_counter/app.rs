@@ -21,16 +21,39 @@
 //! from it; an impression about to be counted for such an ad (it would have to reappear: a
 //! removal is final) is refused and counted as a violation ([`ClientLog::violations`]).
 //! [`App::invariants`] states it for the tools: no violation and no resurrection on any node.
+//!
+//! **Exact mode** (`exact`, `--exact`; beyond Lasp). Each ad's counter is a bounded counter
+//! `rights/<ad>` ([`rasp_lattice::BCounter`]: Balegas et al., "Extending Eventually Consistent
+//! Cloud Databases for Enforcing Numeric Invariants", SRDS 2015, §3) instead of `views/<ad>`:
+//! - the seeding server grants itself `threshold` rights per ad ([`program::seed_ads`]);
+//! - a client uses one right per impression while it holds one, online or offline; without
+//!   one the impression is refused and counted ([`ClientLog::refused_no_rights`]);
+//! - a client short of rights (below [`AdCounter::low_water`]) sends a [`RightsRequest`] to
+//!   the node its copy of the counter shows holding the most rights (a server at first,
+//!   another client later); the asked node transfers up to [`AdCounter::batch`] of its own
+//!   rights (a server all it is asked, a client at most half of what it holds). A client sends
+//!   at most one request per impression interval, and asks again for the same ad only after
+//!   [`REQUEST_RETRY`], so an answer lost to loss or a partition is retried, without a storm;
+//! - the trigger fires when the rights used reach `threshold` (so every right was used), and
+//!   whoever holds rights of a removed ad withdraws them (`withdraw_all`) when it sees the
+//!   removal.
+//!
+//! The total used never passes the rights granted (the bounded counter's invariant), so the
+//! overcount is 0 by construction; the price is the refused impressions and the request
+//! traffic, both in the [`super::Summary`]. A request goes to a node id: in the simulator any
+//! node is reachable; on real processes the asked node must be dialable (full and
+//! client-server membership; under HyParView a client reaches the servers it has addresses
+//! for).
 
 use super::program::{self, AdVars};
 use crate::app::{App, AppAtom, Invariant, NodeCtx, NodeMeta};
 use clap::Args;
 use rasp_dataflow::json::JsonTypes;
-use rasp_dataflow::update::inc;
+use rasp_dataflow::update::{consume, inc, transfer, withdraw_all};
 use rasp_dataflow::{Error, Interest, Program, Var};
-use rasp_lattice::{ORSet, Threshold};
+use rasp_lattice::{BCounter, ORSet, Threshold};
 use rasp_membership::{Mode, Role};
-use rasp_runtime::Time;
+use rasp_runtime::{Message, NodeId, Origin, Time};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -62,6 +85,29 @@ pub struct AdArgs {
     /// milliseconds (`rasp ad-counter --processes` reads it; the simulator reads the atoms)
     #[arg(long, value_name = "MS")]
     pub report_ms: Option<u64>,
+    /// Exact mode: each ad's impressions are bounded-counter rights shared among the clients
+    /// (0 overcount; impressions without a right are refused)
+    #[arg(long)]
+    pub exact: bool,
+}
+
+/// How long a client waits for an answer to a [`RightsRequest`] before asking again for the
+/// same ad.
+pub const REQUEST_RETRY: Duration = Duration::from_secs(3);
+
+/// A client's request for rights on an ad's bounded counter (exact mode, see the module
+/// docs): "transfer up to `want` of your rights on `rights/<ad>` to actor `to`".
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RightsRequest {
+    /// The ad.
+    pub ad: String,
+    /// The actor (node id) to transfer to.
+    pub to: u64,
+    /// Rights wanted (the asked node gives at most [`AdCounter::batch`]).
+    pub want: u64,
+}
+impl Message for RightsRequest {
+    const KIND: &'static str = "ad-counter/rights-request";
 }
 
 /// The advertisement counter (see the module docs). The value configures every node; each
@@ -74,6 +120,8 @@ pub struct AdCounter {
     pub threshold: u64,
     /// Time between two impressions of a client.
     pub impression_interval: Duration,
+    /// Exact mode: bounded-counter rights instead of grow-only counters (module docs).
+    pub exact: bool,
     /// This node's record; replaced by a fresh one at every start, so nodes never share it.
     /// Behind a mutex because the subscription that fills it lives in the program.
     node: Arc<Mutex<NodeRecord>>,
@@ -108,6 +156,21 @@ pub struct ClientLog {
     pub last_impression: Option<Time>,
     /// Impressions counted while no neighbour was up (offline).
     pub offline_impressions: u64,
+    /// Exact mode: impressions refused because this client held no right on the ad.
+    #[serde(default)]
+    pub refused_no_rights: u64,
+    /// Exact mode: rights requests this client sent.
+    #[serde(default)]
+    pub rights_requests: u64,
+    /// Exact mode: rights this node transferred to others on request.
+    #[serde(default)]
+    pub rights_given: u64,
+    /// Exact mode: rights this node withdrew from removed ads.
+    #[serde(default)]
+    pub rights_withdrawn: u64,
+    /// Exact mode: when this client last asked for rights on each ad.
+    #[serde(skip)]
+    pub asked: BTreeMap<String, Time>,
 }
 
 impl AdCounter {
@@ -118,8 +181,26 @@ impl AdCounter {
             ads_per_vendor,
             threshold,
             impression_interval,
+            exact: false,
             node: Arc::default(),
         }
+    }
+
+    /// The same app in exact mode (see the module docs).
+    pub fn exact(mut self, exact: bool) -> Self {
+        self.exact = exact;
+        self
+    }
+
+    /// Exact mode: rights a node gives per request (1% of the threshold, at least 1).
+    pub fn batch(&self) -> u64 {
+        (self.threshold / 100).max(1)
+    }
+
+    /// Exact mode: a client holding fewer rights than this on an ad asks for more (half a
+    /// batch, at least 1).
+    pub fn low_water(&self) -> u64 {
+        (self.batch() / 2).max(1)
     }
 
     fn record(&self) -> MutexGuard<'_, NodeRecord> {
@@ -178,11 +259,16 @@ impl AdCounter {
         let vars = self.vars();
         let seeded = node.query(&vars.contracts).is_ok_and(|c| !c.is_empty());
         if node.index() == Some(0) && !seeded {
-            if let Err(e) = program::seed_ads(node.program_mut(), &vars) {
+            let rights = self.exact.then_some(self.threshold);
+            if let Err(e) = program::seed_ads(node.program_mut(), &vars, rights) {
                 tracing::error!(error = %e, "cannot add the ads");
             }
         }
         let threshold = i64::try_from(self.threshold).unwrap_or(i64::MAX);
+        if self.exact {
+            self.serve_exact(node, &vars);
+            return;
+        }
         for ad in &vars.ads {
             let record = self.node.clone();
             let name = ad.clone();
@@ -208,6 +294,147 @@ impl AdCounter {
         }
     }
 
+    /// Exact mode on a server: a trigger per ad on the rights used, the request handler, and
+    /// the withdrawal of removed ads' rights every second.
+    fn serve_exact(&mut self, node: &mut NodeCtx<'_, Self>, vars: &AdVars) {
+        for ad in &vars.ads {
+            let record = self.node.clone();
+            let name = ad.clone();
+            let armed = node.trigger(
+                &format!("remove/{ad}"),
+                &program::rights(ad),
+                Threshold::value(i64::try_from(self.threshold).unwrap_or(i64::MAX)),
+                move |p, _| {
+                    if let Err(e) = program::remove_ad(p, &name) {
+                        tracing::error!(ad = %name, error = %e, "cannot remove the ad");
+                    }
+                    tracing::info!(ad = %name, "every right used: ad removed");
+                    record
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .fired
+                        .push(name);
+                },
+            );
+            if let Err(e) = armed {
+                tracing::error!(ad = %ad, error = %e, "cannot arm the trigger");
+            }
+        }
+        node.every(Duration::from_secs(1), |a, n| {
+            let Some(left) = vendor_ads(n.program()) else {
+                return;
+            };
+            let contracts = n.query(&a.vars().contracts).unwrap_or_default();
+            let removed: Vec<String> = contracts
+                .into_iter()
+                .filter(|ad| !left.contains(ad))
+                .collect();
+            a.withdraw_removed(n, removed);
+        });
+    }
+
+    /// Exact mode: withdraws this node's rights on every ad of `removed` (ads it saw removed).
+    fn withdraw_removed(&mut self, node: &mut NodeCtx<'_, Self>, removed: Vec<String>) {
+        let me = node.id().0;
+        for ad in removed {
+            let held = node
+                .query(&program::rights(&ad))
+                .ok()
+                .map_or(0, |_| rights_of(node, &ad, me));
+            if held == 0 {
+                continue;
+            }
+            match node.update(&program::rights(&ad), withdraw_all()) {
+                Ok(_) => self.record().log.rights_withdrawn += held,
+                Err(e) => tracing::error!(ad = %ad, error = %e, "cannot withdraw the rights"),
+            }
+        }
+    }
+
+    /// Exact mode: answers a [`RightsRequest`] with a transfer of part of this node's rights.
+    /// A request for an unknown or removed ad, or to this node itself, changes nothing.
+    fn answer(&mut self, node: &mut NodeCtx<'_, Self>, req: RightsRequest) {
+        let me = node.id().0;
+        if req.to == me || req.want == 0 || !self.vars().ads.contains(&req.ad) {
+            return;
+        }
+        if self.record().log.removed_seen.contains(&req.ad) {
+            return;
+        }
+        let held = rights_of(node, &req.ad, me);
+        let spare = match node.role() {
+            Role::Server => held,
+            Role::Client => held / 2,
+        };
+        let give = spare.min(req.want).min(self.batch());
+        if give == 0 {
+            return;
+        }
+        match node.update(&program::rights(&req.ad), transfer(req.to, give)) {
+            Ok(_) => self.record().log.rights_given += give,
+            Err(e) => tracing::debug!(ad = %req.ad, error = %e, "cannot transfer rights"),
+        }
+    }
+
+    /// Exact mode: asks for rights on one ad this client is short of (`first`, the ad it just
+    /// picked, else the visible ad it holds fewest rights on), at most one request per call
+    /// and per ad per [`REQUEST_RETRY`].
+    fn ask_for_rights(&mut self, node: &mut NodeCtx<'_, Self>, first: Option<&str>) {
+        let me = node.id().0;
+        let now = node.now();
+        let low = self.low_water();
+        let candidates: Vec<String> = {
+            let r = self.record();
+            let due = |ad: &String| {
+                r.log
+                    .asked
+                    .get(ad)
+                    .is_none_or(|t| now.0.saturating_sub(t.0) >= REQUEST_RETRY.as_nanos() as u64)
+            };
+            let mut v: Vec<String> = first.map(str::to_string).into_iter().collect();
+            v.extend(r.log.visible.iter().cloned());
+            v.into_iter()
+                .filter(|ad| !r.log.removed_seen.contains(ad) && due(ad))
+                .collect()
+        };
+        let mut best: Option<(String, u64)> = None;
+        for (i, ad) in candidates.iter().enumerate() {
+            let held = rights_of(node, ad, me);
+            if held >= low {
+                continue;
+            }
+            if i == 0 && first.is_some() {
+                best = Some((ad.clone(), held));
+                break;
+            }
+            if best.as_ref().is_none_or(|(_, h)| held < *h) {
+                best = Some((ad.clone(), held));
+            }
+        }
+        let Some((ad, _)) = best else {
+            return;
+        };
+        let Ok(state) = node.program().state(&program::rights(&ad)) else {
+            return;
+        };
+        let Some(holder) = richest(state, me) else {
+            return;
+        };
+        let want = self.batch();
+        node.send(
+            NodeId(holder),
+            RightsRequest {
+                ad: ad.clone(),
+                to: me,
+                want,
+            },
+        );
+        node.count("ad_counter.rights_requests", 1);
+        let mut r = self.record();
+        r.log.rights_requests += 1;
+        r.log.asked.insert(ad, now);
+    }
+
     fn impression(&mut self, node: &mut NodeCtx<'_, Self>) {
         let offline = node.neighbours().is_empty();
         let ad = {
@@ -226,7 +453,18 @@ impl AdCounter {
             ad
         };
         // Not under the lock: an update runs the program's subscriptions.
-        if let Err(e) = node.update(&program::views(&ad), inc(1)) {
+        if self.exact {
+            let removed: Vec<String> = self.record().log.removed_seen.iter().cloned().collect();
+            self.withdraw_removed(node, removed);
+            let used = node.update(&program::rights(&ad), consume(1));
+            if used.is_err() {
+                self.record().log.refused_no_rights += 1;
+                node.count("ad_counter.refused_no_rights", 1);
+                self.ask_for_rights(node, Some(&ad));
+                return;
+            }
+            self.ask_for_rights(node, Some(&ad));
+        } else if let Err(e) = node.update(&program::views(&ad), inc(1)) {
             tracing::error!(ad = %ad, error = %e, "cannot count an impression");
             return;
         }
@@ -259,18 +497,21 @@ impl App for AdCounter {
         self.ads_per_vendor = args.ads_per_vendor;
         self.threshold = args.threshold;
         self.impression_interval = Duration::from_millis(args.impression_interval_ms);
+        self.exact = args.exact;
         Ok(())
     }
 
     fn program(&self, p: &mut Program) -> Result<(), Error> {
-        program::build(p, self.ads_per_vendor).map(|_| ())
+        program::build(p, self.ads_per_vendor, self.exact).map(|_| ())
     }
 
     fn interest(&self, node: &NodeMeta) -> Interest {
         match (node.role, node.membership) {
             (Role::Server, _) => Interest::All,
-            (Role::Client, Mode::HyParView) => program::relay_interest(self.ads_per_vendor),
-            (Role::Client, _) => program::client_interest(self.ads_per_vendor),
+            (Role::Client, Mode::HyParView) => {
+                program::relay_interest(self.ads_per_vendor, self.exact)
+            }
+            (Role::Client, _) => program::client_interest(self.ads_per_vendor, self.exact),
         }
     }
 
@@ -286,6 +527,9 @@ impl App for AdCounter {
         self.node = Arc::default();
         if let Err(e) = self.watch(node.program_mut()) {
             tracing::error!(error = %e, "cannot watch ads-with-contracts");
+        }
+        if self.exact {
+            node.on::<RightsRequest>(|a, n, _: &Origin, req| a.answer(n, req));
         }
         match node.role() {
             Role::Server => self.serve(node),
@@ -319,12 +563,42 @@ impl App for AdCounter {
     }
 }
 
-/// The counter value of every ad as `p` sees it.
+/// The rights `actor` holds on `ad`'s bounded counter as this node sees them (0 if the
+/// counter is not held here).
+fn rights_of(node: &NodeCtx<'_, AdCounter>, ad: &str, actor: u64) -> u64 {
+    node.program()
+        .state(&program::rights(ad))
+        .map_or(0, |s| s.rights(actor))
+}
+
+/// The actor other than `me` that `state` shows holding the most rights (the smallest id on
+/// a tie), if any holds one.
+fn richest(state: &BCounter, me: u64) -> Option<u64> {
+    let (granted, _, _, transfers) = state.parts();
+    let actors: BTreeSet<u64> = granted
+        .counts()
+        .keys()
+        .copied()
+        .chain(transfers.keys().map(|&(_, to)| to))
+        .filter(|&a| a != me)
+        .collect();
+    actors
+        .into_iter()
+        .map(|a| (state.rights(a), a))
+        .filter(|&(r, _)| r > 0)
+        .max_by_key(|&(r, a)| (r, std::cmp::Reverse(a)))
+        .map(|(_, a)| a)
+}
+
+/// The counter value of every ad as `p` sees it (the rights used, in exact mode).
 pub fn counters(p: &Program, per_vendor: u32) -> BTreeMap<String, u64> {
     program::ad_names(per_vendor)
         .into_iter()
         .filter_map(|ad| {
-            let v = p.query(&program::views(&ad)).ok()?;
+            let v = match p.query(&program::views(&ad)) {
+                Ok(v) => v,
+                Err(_) => p.query(&program::rights(&ad)).ok()?,
+            };
             Some((ad, v))
         })
         .collect()
@@ -365,6 +639,12 @@ pub struct NodeReport {
     pub fired: Vec<String>,
     /// Current replication neighbours.
     pub neighbours: usize,
+    /// Exact mode: impressions refused for lack of rights here.
+    #[serde(default)]
+    pub refused_no_rights: u64,
+    /// Exact mode: rights requests sent from here.
+    #[serde(default)]
+    pub rights_requests: u64,
 }
 
 /// The report of the node whose app atom is `atom` and whose id is `node`.
@@ -392,6 +672,8 @@ pub fn report(atom: &AppAtom<AdCounter>, node: u64) -> NodeReport {
         resurrections: log.resurrections,
         fired: app.fired(),
         neighbours: atom.replica_ref().map_or(0, |r| r.neighbours().len()),
+        refused_no_rights: log.refused_no_rights,
+        rights_requests: log.rights_requests,
     }
 }
 

@@ -46,6 +46,10 @@ pub struct AdConfig {
     pub duration: Duration,
     /// Where plots and CSV files go.
     pub out_dir: PathBuf,
+    /// Exact mode: each ad's impressions are bounded-counter rights (0 overcount, impressions
+    /// without a right refused; see [`crate::ad_counter::app`]). Default off.
+    #[serde(default)]
+    pub exact: bool,
 }
 
 impl Default for AdConfig {
@@ -66,6 +70,7 @@ impl Default for AdConfig {
             seed: 42,
             duration: Duration::from_secs(7_200),
             out_dir: PathBuf::from("out/ad-counter"),
+            exact: false,
         }
     }
 }

@@ -7,6 +7,9 @@
 //! and removes the ad from its vendor set, and the removal flows through union, product and
 //! filter to every client.
 //!
+//! With `exact` ([`AdConfig::exact`], `--exact`) each ad's counter is a bounded counter of
+//! rights instead, so no ad is counted past its threshold (see [`app`]).
+//!
 //! | module | what |
 //! |---|---|
 //! | [`program`] | the dataflow program, written once with the DSL |

@@ -6,6 +6,7 @@
 //!  ads/riot ──┘               ├─ product ─ ads-contracts ─ filter(ad-has-contract) ─ ads-with-contracts
 //!  contracts ─────────────────┘
 //!  views/<ad>: one grow-only counter per ad
+//!  rights/<ad>: in exact mode, one bounded counter per ad instead (its value: the rights used)
 //! ```
 //!
 //! Every node builds the same program; which variables it holds is its [`Interest`]: servers
@@ -14,9 +15,9 @@
 
 use rasp_dataflow::causal::DSet;
 use rasp_dataflow::replica;
-use rasp_dataflow::update::{add, remove};
+use rasp_dataflow::update::{add, grant, remove};
 use rasp_dataflow::{Error, Func, Interest, Program, Var};
-use rasp_lattice::{GCounter, ORSet};
+use rasp_lattice::{BCounter, GCounter, ORSet};
 use std::collections::BTreeSet;
 
 /// An ad, by name: `<vendor>/<n>`.
@@ -50,6 +51,22 @@ pub fn views(ad: &str) -> Var<GCounter> {
     Var::named(&format!("views/{ad}"))
 }
 
+/// The bounded counter of an ad in exact mode (`--exact`): `threshold` rights granted by the
+/// seeding server, moved to clients on request, one used per impression
+/// ([`super::app::AdCounter`]).
+pub fn rights(ad: &str) -> Var<BCounter> {
+    Var::named(&format!("rights/{ad}"))
+}
+
+/// The counter variable id of `ad`: `rights/<ad>` in exact mode, `views/<ad>` otherwise.
+pub fn counter_id(ad: &str, exact: bool) -> String {
+    if exact {
+        rights(ad).id().to_string()
+    } else {
+        views(ad).id().to_string()
+    }
+}
+
 /// The filter's predicate, registered by name so every replica knows it.
 fn ad_has_contract(pair: &(Ad, Contract)) -> bool {
     pair.0 == pair.1
@@ -79,8 +96,9 @@ impl AdVars {
 }
 
 /// Declares the program on `p`: vendor sets → union → product with contracts → filter, and
-/// one counter per ad. The same code on every node.
-pub fn build(p: &mut Program, per_vendor: u32) -> Result<AdVars, Error> {
+/// one counter per ad (a grow-only counter, or a bounded counter when `exact`). The same code
+/// on every node.
+pub fn build(p: &mut Program, per_vendor: u32, exact: bool) -> Result<AdVars, Error> {
     let rovio = p.declare::<ORSet<Ad>>("ads/rovio")?;
     let riot = p.declare::<ORSet<Ad>>("ads/riot")?;
     let contracts = p.declare::<ORSet<Contract>>("contracts")?;
@@ -93,7 +111,11 @@ pub fn build(p: &mut Program, per_vendor: u32) -> Result<AdVars, Error> {
     )?;
     let names = ad_names(per_vendor);
     for ad in &names {
-        p.declare::<GCounter>(views(ad).id())?;
+        if exact {
+            p.declare::<BCounter>(rights(ad).id())?;
+        } else {
+            p.declare::<GCounter>(views(ad).id())?;
+        }
     }
     Ok(AdVars {
         ads_with_contracts,
@@ -102,11 +124,12 @@ pub fn build(p: &mut Program, per_vendor: u32) -> Result<AdVars, Error> {
     })
 }
 
-/// What a client holds: the set it reads and the counters it writes.
-pub fn client_interest(per_vendor: u32) -> Interest {
+/// What a client holds: the set it reads and the counters it writes (`rights/<ad>` when
+/// `exact`, else `views/<ad>`).
+pub fn client_interest(per_vendor: u32, exact: bool) -> Interest {
     let mut ids: BTreeSet<String> = ad_names(per_vendor)
         .iter()
-        .map(|a| views(a).id().to_string())
+        .map(|a| counter_id(a, exact))
         .collect();
     ids.insert(ADS_WITH_CONTRACTS.to_string());
     Interest::Only(ids)
@@ -120,8 +143,8 @@ pub fn client_interest(per_vendor: u32) -> Interest {
 /// computed on the client because its input is not held there. Under client-server
 /// membership servers are neighbours of each other and of every client, so clients need
 /// only [`client_interest`]; in full membership every node is every node's neighbour.
-pub fn relay_interest(per_vendor: u32) -> Interest {
-    let Interest::Only(mut ids) = client_interest(per_vendor) else {
+pub fn relay_interest(per_vendor: u32, exact: bool) -> Interest {
+    let Interest::Only(mut ids) = client_interest(per_vendor, exact) else {
         unreachable!("client_interest is Only");
     };
     for v in VENDORS {
@@ -138,11 +161,16 @@ pub fn relay_interest(per_vendor: u32) -> Interest {
 
 /// Adds every ad to its vendor set and one contract per ad (done once, by the first server:
 /// see [`super::app::AdCounter`]).
-pub fn seed_ads(p: &mut Program, vars: &AdVars) -> Result<(), Error> {
+/// In exact mode (`rights = Some(threshold)`) it also grants itself `threshold` rights on
+/// every ad's bounded counter: the bound the clients draw from.
+pub fn seed_ads(p: &mut Program, vars: &AdVars, rights: Option<u64>) -> Result<(), Error> {
     let actor = p.actor();
     for ad in &vars.ads {
         p.update(&vendor_set(ad), add(ad.clone()), actor)?;
         p.update(&vars.contracts, add(ad.clone()), actor)?;
+        if let Some(n) = rights {
+            p.update(&self::rights(ad), grant(n), actor)?;
+        }
     }
     Ok(())
 }

@@ -60,7 +60,7 @@ fn secs(t: Time) -> f64 {
 
 /// The app every node of a run of `cfg` runs.
 pub fn app(cfg: &AdConfig) -> AdCounter {
-    AdCounter::new(cfg.ads_per_vendor, cfg.threshold, cfg.impression_interval)
+    AdCounter::new(cfg.ads_per_vendor, cfg.threshold, cfg.impression_interval).exact(cfg.exact)
 }
 
 /// The replication settings of a run of `cfg`: the same rule as every app's nodes
@@ -80,45 +80,7 @@ pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunRes
     let servers = cfg.servers as usize;
     let clients = cfg.clients as usize;
     let n = servers + clients;
-    let sim_cfg = SimConfig {
-        seed: cfg.seed,
-        seed_from_env: false,
-        net: NetConfig {
-            default: LinkConfig {
-                latency: rasp_runtime::sim::Latency::Uniform {
-                    min: Duration::from_millis(5),
-                    max: Duration::from_millis(50),
-                },
-                loss: cfg.loss,
-                ..LinkConfig::default()
-            },
-            links: Vec::new(),
-        },
-        ..SimConfig::default()
-    };
-    let mut sim = Sim::new(sim_cfg).map_err(|e| e.to_string())?;
-    let app = app(cfg);
-    let config = replica_config(cfg)?;
-    for i in 0..n {
-        let role = if i < servers {
-            Role::Server
-        } else {
-            Role::Client
-        };
-        let membership = MConfig {
-            mode: cfg.membership,
-            role,
-            ..MConfig::default()
-        };
-        let seeds = if i == 0 {
-            Vec::new()
-        } else {
-            vec![Contact::bare(NodeId(0))]
-        };
-        let extra = app_boot(app.clone(), Some(i as u32), config.clone());
-        let id = sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
-        debug_assert_eq!(id, NodeId(i as u64));
-    }
+    let mut sim = cluster(cfg)?;
     let node = |i: usize| NodeId(i as u64);
     let all: Vec<NodeId> = (0..n).map(node).collect();
     let ads = cfg.ads();
@@ -230,6 +192,53 @@ pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunRes
         },
         series,
     })
+}
+
+/// The simulator with the run's nodes of `cfg` added (servers first, every node joining
+/// through node 0), not yet run.
+fn cluster(cfg: &AdConfig) -> Result<Sim, String> {
+    let servers = cfg.servers as usize;
+    let n = servers + cfg.clients as usize;
+    let sim_cfg = SimConfig {
+        seed: cfg.seed,
+        seed_from_env: false,
+        net: NetConfig {
+            default: LinkConfig {
+                latency: rasp_runtime::sim::Latency::Uniform {
+                    min: Duration::from_millis(5),
+                    max: Duration::from_millis(50),
+                },
+                loss: cfg.loss,
+                ..LinkConfig::default()
+            },
+            links: Vec::new(),
+        },
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(sim_cfg).map_err(|e| e.to_string())?;
+    let app = app(cfg);
+    let config = replica_config(cfg)?;
+    for i in 0..n {
+        let role = if i < servers {
+            Role::Server
+        } else {
+            Role::Client
+        };
+        let membership = MConfig {
+            mode: cfg.membership,
+            role,
+            ..MConfig::default()
+        };
+        let seeds = if i == 0 {
+            Vec::new()
+        } else {
+            vec![Contact::bare(NodeId(0))]
+        };
+        let extra = app_boot(app.clone(), Some(i as u32), config.clone());
+        let id = sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
+        debug_assert_eq!(id, NodeId(i as u64));
+    }
+    Ok(sim)
 }
 
 fn with_app<R>(sim: &Sim, i: usize, f: impl FnOnce(&AppAtom<AdCounter>) -> R) -> Option<R> {
@@ -426,5 +435,96 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
         events: 0,
         trace_hash: 0,
         timed_out_s: None,
+        exact: cfg.exact,
+        refused_no_rights: reports.iter().map(|(r, _)| r.refused_no_rights).sum(),
+        rights_requests: reports.iter().map(|(r, _)| r.rights_requests).sum(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ad_counter::program;
+    use rasp_membership::Mode;
+
+    /// The rights a node holds over every ad, and its log.
+    fn held(sim: &Sim, i: usize, ads: &[String]) -> (u64, app::ClientLog) {
+        with_app(sim, i, |a| {
+            let p = a.program().expect("started");
+            let me = i as u64;
+            let r = ads
+                .iter()
+                .map(|ad| p.state(&program::rights(ad)).map_or(0, |s| s.rights(me)))
+                .sum();
+            (r, a.app().log())
+        })
+        .expect("node runs the app")
+    }
+
+    /// Exact mode: a client cut off from every other node keeps counting impressions with
+    /// the rights it holds, uses exactly those, then refuses every impression (0 rights);
+    /// back online, it gets rights again and counts again.
+    #[test]
+    fn an_offline_client_counts_within_its_rights_then_stops() {
+        let cfg = AdConfig {
+            clients: 2,
+            servers: 1,
+            ads_per_vendor: 1,
+            threshold: 800,
+            impression_interval: Duration::from_millis(100),
+            sync_interval: Duration::from_millis(200),
+            offline_fraction: 0.0,
+            membership: Mode::Full,
+            exact: true,
+            seed: 3,
+            ..AdConfig::default()
+        };
+        let ads = cfg.ads();
+        let mut sim = cluster(&cfg).unwrap();
+        sim.run_for(Duration::from_secs(10));
+        // Wait (bounded) for a moment when client 1 holds rights.
+        let mut tries = 0;
+        while held(&sim, 1, &ads).0 == 0 {
+            tries += 1;
+            assert!(tries < 200, "client 1 never received rights");
+            sim.run_for(Duration::from_millis(10));
+        }
+        let (rights, before) = held(&sim, 1, &ads);
+        let others = [NodeId(0), NodeId(2)];
+        sim.partition(7, &[NodeId(1)], &others, false);
+        sim.run_for(Duration::from_secs(20));
+        let (left, during) = held(&sim, 1, &ads);
+        let counted = |l: &app::ClientLog| l.impressions.values().sum::<u64>();
+        assert_eq!(left, 0, "an offline client uses up its rights");
+        assert_eq!(
+            counted(&during) - counted(&before),
+            rights,
+            "offline, it counts exactly the rights it held ({rights})"
+        );
+        // 20 s at 10 impressions a second: all but `rights` refused.
+        let refused = during.refused_no_rights - before.refused_no_rights;
+        assert!(
+            refused + rights >= 190 && refused + rights <= 201,
+            "refused {refused}, counted {rights}"
+        );
+        assert!(during.rights_requests > before.rights_requests);
+        sim.heal(7);
+        sim.run_for(Duration::from_secs(10));
+        let (_, after) = held(&sim, 1, &ads);
+        assert!(
+            counted(&after) > counted(&during) + 20,
+            "back online it counts again: {} then {}",
+            counted(&during),
+            counted(&after)
+        );
+        // No right was created: the bound holds on the server's replica.
+        with_app(&sim, 0, |a| {
+            let p = a.program().unwrap();
+            for ad in &ads {
+                let s = p.state(&program::rights(ad)).unwrap();
+                assert_eq!(s.granted(), cfg.threshold);
+                assert!(s.used() <= s.granted());
+            }
+        });
     }
 }

@@ -95,6 +95,15 @@ pub struct Summary {
     /// seconds; `None` when it ran to the end.
     #[serde(default)]
     pub timed_out_s: Option<f64>,
+    /// Exact mode (`--exact`): bounded-counter rights instead of grow-only counters.
+    #[serde(default)]
+    pub exact: bool,
+    /// Exact mode: impressions refused because the client held no right on the ad.
+    #[serde(default)]
+    pub refused_no_rights: u64,
+    /// Exact mode: rights requests the clients sent.
+    #[serde(default)]
+    pub rights_requests: u64,
 }
 
 /// Figures of the machine that ran it (not deterministic).
@@ -229,6 +238,14 @@ impl Summary {
                 format!("{} / {}", self.membership, self.sync),
             ),
             ("seed", self.seed.to_string()),
+            (
+                "mode",
+                if self.exact {
+                    "exact (bounded-counter rights)".into()
+                } else {
+                    "grow-only counters (Lasp)".into()
+                },
+            ),
             ("all ads removed", yes(self.all_removed).into()),
             ("replicas converged", yes(self.converged).into()),
             (
@@ -249,6 +266,13 @@ impl Summary {
             (
                 "last impression at",
                 format!("{:.2} s", self.last_impression_s),
+            ),
+            (
+                "refused for lack of rights",
+                format!(
+                    "{} ({} rights requests)",
+                    self.refused_no_rights, self.rights_requests
+                ),
             ),
             ("converged at", opt(self.converged_at_s)),
             ("convergence after last impr.", opt(self.convergence_s)),

@@ -23,6 +23,7 @@
 //! seed = 42
 //! duration_s = 7200
 //! out = "out/ad-counter"
+//! exact = false
 //! ```
 //!
 //! **The app.** The advertisement counter is an [`crate::app::App`] ([`AdCounter`]), and
@@ -130,6 +131,11 @@ pub struct AdCounterArgs {
     /// to take its triggers over (the killed node is left out of the summary)
     #[arg(long, value_name = "S")]
     pub kill_owner_after_s: Option<f64>,
+    /// Exact mode: each ad's impressions are bounded-counter rights shared among the clients
+    /// (0 overcount; an impression without a right is refused). With `--matrix`, every
+    /// combination runs in both modes, side by side
+    #[arg(long, env = "RASP_EXACT")]
+    pub exact: bool,
 }
 
 /// The TOML file's shape.
@@ -151,6 +157,7 @@ struct FileConfig {
     seed: Option<u64>,
     duration_s: Option<f64>,
     out: Option<PathBuf>,
+    exact: Option<bool>,
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {
@@ -218,6 +225,7 @@ pub fn resolve(args: &AdCounterArgs) -> Result<AdConfig, String> {
             None => d.duration,
         },
         out_dir: args.out.clone().or(file.out).unwrap_or(d.out_dir),
+        exact: args.exact || file.exact.unwrap_or(d.exact),
     };
     cfg.validate()?;
     Ok(cfg)
@@ -341,11 +349,13 @@ pub fn run_sim(cfg: &AdConfig) -> Result<RunResult, String> {
 struct MatrixRow {
     membership: String,
     sync: String,
+    exact: bool,
     ok: bool,
     bytes_per_client: f64,
     state_per_client_per_90s: f64,
     overcount_mean_pct: f64,
     convergence_s: Option<f64>,
+    refused_no_rights: u64,
     wall_s: f64,
 }
 
@@ -353,13 +363,19 @@ fn run_matrix(cfg: &AdConfig, json: bool) -> ExitCode {
     let mut rows = Vec::new();
     let mut all_ok = true;
     for mode in [Mode::Full, Mode::ClientServer, Mode::HyParView] {
-        for sync in SyncMode::ALL {
+        for (sync, exact) in SyncMode::ALL
+            .into_iter()
+            .flat_map(|s| [(s, false), (s, true)])
+            .filter(|&(_, e)| !e || cfg.exact)
+        {
             let c = AdConfig {
                 membership: mode,
                 sync,
+                exact,
                 ..cfg.clone()
             };
-            eprintln!("running {mode} / {sync} ...");
+            let label = if exact { "exact" } else { "lasp" };
+            eprintln!("running {mode} / {sync} / {label} ...");
             let r = match sim::run(&c, &mut |_| {}) {
                 Ok(r) => r,
                 Err(e) => {
@@ -379,11 +395,13 @@ fn run_matrix(cfg: &AdConfig, json: bool) -> ExitCode {
             rows.push(MatrixRow {
                 membership: mode.to_string(),
                 sync: sync.to_string(),
+                exact,
                 ok: r.summary.ok(),
                 bytes_per_client: r.summary.bytes_per_client,
                 state_per_client_per_90s: r.summary.state_per_client_per_90s,
                 overcount_mean_pct: r.summary.overcount_mean_pct,
                 convergence_s: r.summary.convergence_s,
+                refused_no_rights: r.summary.refused_no_rights,
                 wall_s: r.host.wall_s,
             });
         }
@@ -396,19 +414,21 @@ fn run_matrix(cfg: &AdConfig, json: bool) -> ExitCode {
             cfg.clients, cfg.servers, cfg.threshold, cfg.seed
         );
         println!(
-            "| membership | sync | ok | bytes sent per client | state per client per 90 s | overcount % | convergence (s) | wall (s) |"
+            "| membership | sync | exact | ok | bytes sent per client | state per client per 90 s | overcount % | convergence (s) | refused (no rights) | wall (s) |"
         );
-        println!("|---|---|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|---|---|---|");
         for r in &rows {
             println!(
-                "| {} | {} | {} | {} | {} | {:.2} | {} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} | {:.1} |",
                 r.membership,
                 r.sync,
+                if r.exact { "yes" } else { "no" },
                 if r.ok { "yes" } else { "NO" },
                 crate::ad_counter::summary::human_bytes(r.bytes_per_client),
                 crate::ad_counter::summary::human_bytes(r.state_per_client_per_90s),
                 r.overcount_mean_pct,
                 r.convergence_s.map_or("-".into(), |c| format!("{c:.2}")),
+                r.refused_no_rights,
                 r.wall_s
             );
         }
@@ -570,6 +590,9 @@ mod processes {
             .stderr(Stdio::inherit());
         if let Some(j) = join {
             cmd.args(["--join", j]);
+        }
+        if cfg.exact {
+            cmd.arg("--exact");
         }
         let mut child = cmd.spawn().map_err(|e| format!("starting a node: {e}"))?;
         let out = child.stdout.take().expect("piped");
@@ -821,6 +844,9 @@ mod processes {
             events: 0,
             trace_hash: 0,
             timed_out_s: None,
+            exact: cfg.exact,
+            refused_no_rights: reports.iter().map(|l| l.report.refused_no_rights).sum(),
+            rights_requests: reports.iter().map(|l| l.report.rights_requests).sum(),
         };
         RunResult {
             summary,
