@@ -536,22 +536,29 @@ impl JsonUpdate for GCounter {
     }
 }
 
-impl JsonUpdate for PNCounter {
-    const OPS: &'static [&'static str] = &["inc", "dec"];
-    fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
-        match op_parts(op)? {
-            ("inc", v, o) => {
-                only_one(o, 1)?;
-                Ok(self.inc_delta(actor, arg("inc", v)?))
+/// The counters that go up and down (`{"inc": n}`, `{"dec": n}`), one implementation.
+macro_rules! inc_dec_json {
+    ($($t:ty),*) => {$(
+        impl JsonUpdate for $t {
+            const OPS: &'static [&'static str] = &["inc", "dec"];
+            fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
+                match op_parts(op)? {
+                    ("inc", v, o) => {
+                        only_one(o, 1)?;
+                        Ok(self.inc_delta(actor, arg("inc", v)?))
+                    }
+                    ("dec", v, o) => {
+                        only_one(o, 1)?;
+                        Ok(self.dec_delta(actor, arg("dec", v)?))
+                    }
+                    (k, _, _) => Err(unknown(k)),
+                }
             }
-            ("dec", v, o) => {
-                only_one(o, 1)?;
-                Ok(self.dec_delta(actor, arg("dec", v)?))
-            }
-            (k, _, _) => Err(unknown(k)),
         }
-    }
+    )*};
 }
+
+inc_dec_json!(PNCounter, LexCounter);
 
 impl JsonUpdate for MaxInt {
     const OPS: &'static [&'static str] = &["raise", "set"];
@@ -722,23 +729,6 @@ impl<T: Element> JsonUpdate for IVar<T> {
     }
     fn holds_json(&self, t: &Value) -> Option<Result<bool, String>> {
         register_equals(self.query(), t)
-    }
-}
-
-impl JsonUpdate for LexCounter {
-    const OPS: &'static [&'static str] = &["inc", "dec"];
-    fn delta_json(&self, op: &Value, actor: Actor) -> Result<Self, String> {
-        match op_parts(op)? {
-            ("inc", v, o) => {
-                only_one(o, 1)?;
-                Ok(self.inc_delta(actor, arg("inc", v)?))
-            }
-            ("dec", v, o) => {
-                only_one(o, 1)?;
-                Ok(self.dec_delta(actor, arg("dec", v)?))
-            }
-            (k, _, _) => Err(unknown(k)),
-        }
     }
 }
 
