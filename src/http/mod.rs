@@ -629,8 +629,7 @@ async fn update_var(
             let changed = types.update(rep.program_mut(), &id, &op)?;
             // The answer acknowledges the update: applied here *and* durable, so it
             // survives a crash of this node right after the answer (see the module docs).
-            let _ = platform;
-            Ok::<(), rasp_runtime::StoreError>(()).map_err(|e| {
+            rep.persist_now(platform).map_err(|e| {
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!("the update was applied here but could not be made durable: {e}"),
