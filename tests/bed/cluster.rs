@@ -296,12 +296,6 @@ impl Cluster {
         }
     }
 
-    /// Whether node `i` runs and is not paused.
-    pub fn up(&self, i: usize) -> bool {
-        let n = &self.nodes[i];
-        n.proc.is_some() && !n.paused
-    }
-
     /// An HTTP client for the nodes' APIs (short time-outs: a paused node must not hold a
     /// client for long).
     pub fn client(&self, timeout: Duration) -> Client {
@@ -331,7 +325,7 @@ impl Cluster {
         Ok(v["value"].clone())
     }
 
-    /// Runs `f` while the process is stopped for good: reports the nodes' logs' tails.
+    /// The last lines of every node's log.
     pub fn logs(&self) -> String {
         (0..self.nodes.len())
             .map(|i| format!("--- node {i}\n{}", self.log_tail(i, 8)))

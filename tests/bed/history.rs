@@ -161,6 +161,18 @@ impl Clients {
     }
 }
 
+/// Writes the history as tab-separated lines (start, end, node, update, acked) to `path`.
+pub fn write_history(path: &std::path::Path, h: &[Entry]) -> std::io::Result<()> {
+    let mut s = String::from("start_s\tend_s\tnode\tupdate\tacked\n");
+    for e in h {
+        s.push_str(&format!(
+            "{:.3}\t{:.3}\t{}\t{:?}\t{}\n",
+            e.start, e.end, e.node, e.update, e.acked
+        ));
+    }
+    std::fs::write(path, s)
+}
+
 /// The outcome of a check: the figures and what went wrong.
 #[derive(Debug, Default)]
 pub struct Verdict {
@@ -281,6 +293,9 @@ pub fn check_workload(
     timeout: Duration,
 ) -> Verdict {
     let mut v = Verdict::default();
+    if let Err(e) = write_history(&c.dir.join("history.tsv"), history) {
+        v.failures.push(format!("cannot write the history: {e}"));
+    }
     let acked = history.iter().filter(|e| e.acked).count();
     v.fig("updates", history.len());
     v.fig("acked", acked);

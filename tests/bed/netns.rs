@@ -4,9 +4,9 @@
 //! process started in it with `ip netns exec`. The namespaces have no default route: traffic
 //! can only reach the bridge's /24, never leave the machine.
 //!
-//! **Names.** Every name carries the bed process's pid: namespaces `rbed-<pid>-<i>`, the
-//! bridge `rb<pid hex>xbr`, host veth ends `rb<pid hex>xv<i>`; two bed processes never share
-//! a name. The address range is one /24, so beds take a host-wide lock (`/run/lock/rasp-bed.lock`)
+//! **Names.** Every name carries the bed process's pid and the bed's number in it:
+//! namespaces `rbed-<pid>-<bed>-<i>`, the bridge `rb<pid hex>x<bed>br`, host veth ends
+//! `rb<pid hex>x<bed>v<i>`; no two beds share a name. The address range is one /24, so beds take a host-wide lock (`/run/lock/rasp-bed.lock`)
 //! for their whole life: a second bed process waits for the first.
 //!
 //! **Teardown.** [`Hosts`] undoes everything on drop (processes killed by pid, namespaces
@@ -19,6 +19,7 @@
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, Once};
 
 /// Prefix of every namespace the bed creates.
@@ -30,6 +31,7 @@ pub const LINK_PREFIX: &str = "rb";
 #[derive(Clone, Debug, Default)]
 struct Undo {
     namespaces: Vec<String>,
+    links: Vec<String>,
     bridge: String,
 }
 
@@ -122,6 +124,11 @@ fn kill_in_ns(ns: &str) {
 }
 
 fn undo(u: &Undo) {
+    // The host ends first: a namespace's deletion (which takes its veth end along) is
+    // finished by the kernel asynchronously.
+    for l in &u.links {
+        let _ = run("ip", &["link", "del", l]);
+    }
     for ns in &u.namespaces {
         kill_in_ns(ns);
         let _ = run("ip", &["netns", "del", ns]);
@@ -164,14 +171,13 @@ fn install_signal_handler() {
 pub struct Host {
     /// The namespace's name.
     pub ns: String,
-    /// Its address on the bridge.
-    pub ip: Ipv4Addr,
 }
 
 /// The namespaces, the bridge and the veths of one bed; removed on drop.
 pub struct Hosts {
     /// One per node.
     pub hosts: Vec<Host>,
+    links: Vec<String>,
     bridge: String,
     /// Whether the kernel has `netem` (then the nemesis uses it for delay, jitter and
     /// reordering; else it uses nftables and htb, see `nemesis.rs`).
@@ -202,11 +208,14 @@ impl Hosts {
         run("nft", &["--version"]).map_err(|e| {
             format!("the bed needs nftables (`apt-get install -y nftables`, see .ci/run): {e}")
         })?;
+        static BEDS: AtomicU32 = AtomicU32::new(0);
         let pid = std::process::id();
-        let tag = format!("{LINK_PREFIX}{pid:x}x");
+        let seq = BEDS.fetch_add(1, Ordering::Relaxed) % 100;
+        let tag = format!("{LINK_PREFIX}{pid:x}x{seq}");
         let bridge = format!("{tag}br");
         let mut hosts = Hosts {
             hosts: Vec::new(),
+            links: Vec::new(),
             bridge: String::new(),
             netem: false,
             _lock: lock,
@@ -223,12 +232,13 @@ impl Hosts {
         run("ip", &["addr", "add", "10.77.0.1/24", "dev", &bridge]).map_err(cannot)?;
         run("ip", &["link", "set", &bridge, "up"]).map_err(cannot)?;
         for i in 0..n {
-            let ns = format!("{NS_PREFIX}{pid}-{i}");
+            let ns = format!("{NS_PREFIX}{pid}-{seq}-{i}");
             let ip = node_ip(i);
             run("ip", &["netns", "add", &ns]).map_err(cannot)?;
-            hosts.hosts.push(Host { ns: ns.clone(), ip });
-            hosts.register();
             let host_end = format!("{tag}v{i}");
+            hosts.hosts.push(Host { ns: ns.clone() });
+            hosts.links.push(host_end.clone());
+            hosts.register();
             let peer_end = format!("{tag}p{i}");
             let addr = format!("{ip}/24");
             let steps: [&[&str]; 7] = [
@@ -260,6 +270,7 @@ impl Hosts {
     fn register(&self) {
         let undo = Undo {
             namespaces: self.hosts.iter().map(|h| h.ns.clone()).collect(),
+            links: self.links.clone(),
             bridge: self.bridge.clone(),
         };
         let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
@@ -272,6 +283,7 @@ impl Drop for Hosts {
     fn drop(&mut self) {
         let me = Undo {
             namespaces: self.hosts.iter().map(|h| h.ns.clone()).collect(),
+            links: self.links.clone(),
             bridge: self.bridge.clone(),
         };
         undo(&me);
