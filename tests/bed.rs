@@ -156,9 +156,20 @@ fn scripted(r: &Run, seed: u64, steps: &[Step]) -> Result<String, String> {
             nemesis::heal_network(&c)?;
             let last_heal = rec.last_heal.unwrap_or_else(Instant::now);
             let h = clients.stop();
-            let v = history::check_workload(&c, &h, triggers, last_heal, r.converge);
-            let faults: Vec<String> = rec.applied.iter().map(|(k, n)| format!("{k}:{n}")).collect();
-            finish(&r.name, seed, v, &c, &format!("faults={}", faults.join(",")))
+            let sides = nemesis::sides(steps);
+            let v = history::check_workload(&c, &h, triggers, sides, last_heal, r.converge);
+            let faults: Vec<String> = rec
+                .applied
+                .iter()
+                .map(|(k, n)| format!("{k}:{n}"))
+                .collect();
+            finish(
+                &r.name,
+                seed,
+                v,
+                &c,
+                &format!("faults={}", faults.join(",")),
+            )
         }
         AppKind::AdCounter {
             threshold,
@@ -180,12 +191,20 @@ fn scripted(r: &Run, seed: u64, steps: &[Step]) -> Result<String, String> {
                 .iter()
                 .flat_map(|v| (0..*ads_per_vendor).map(move |i| format!("{v}/{i}")))
                 .collect();
-            let mut v = history::check_ad_counter(&c, &ads, *threshold, Vec::new(), last_heal, r.converge);
-            for b in obs.stop() {
-                v.failures.push(b);
-            }
-            let faults: Vec<String> = rec.applied.iter().map(|(k, n)| format!("{k}:{n}")).collect();
-            finish(&r.name, seed, v, &c, &format!("faults={}", faults.join(",")))
+            let back = obs.stop();
+            let v = history::check_ad_counter(&c, &ads, *threshold, back, last_heal, r.converge);
+            let faults: Vec<String> = rec
+                .applied
+                .iter()
+                .map(|(k, n)| format!("{k}:{n}"))
+                .collect();
+            finish(
+                &r.name,
+                seed,
+                v,
+                &c,
+                &format!("faults={}", faults.join(",")),
+            )
         }
     }
 }
@@ -193,19 +212,39 @@ fn scripted(r: &Run, seed: u64, steps: &[Step]) -> Result<String, String> {
 // ---- the small runs (default test run) ----
 
 fn small_full() -> Result<String, String> {
-    drawn(&Run::small("small_full", "full", &[Kind::Partition, Kind::Kill], 1))
+    drawn(&Run::small(
+        "small_full",
+        "full",
+        &[Kind::Partition, Kind::Kill],
+        1,
+    ))
 }
 
 fn small_client_server() -> Result<String, String> {
-    drawn(&Run::small("small_client_server", "client-server", &[Kind::Pause, Kind::Link], 2))
+    drawn(&Run::small(
+        "small_client_server",
+        "client-server",
+        &[Kind::Pause, Kind::Link],
+        2,
+    ))
 }
 
 fn small_hyparview() -> Result<String, String> {
-    drawn(&Run::small("small_hyparview", "hyparview", &[Kind::Bridge, Kind::OneWay], 3))
+    drawn(&Run::small(
+        "small_hyparview",
+        "hyparview",
+        &[Kind::Bridge, Kind::OneWay],
+        3,
+    ))
 }
 
 fn small_ad_counter() -> Result<String, String> {
-    let mut r = Run::small("small_ad_counter", "full", &[Kind::Partition, Kind::Kill], 4);
+    let mut r = Run::small(
+        "small_ad_counter",
+        "full",
+        &[Kind::Partition, Kind::Kill],
+        4,
+    );
     r.app = AppKind::AdCounter {
         threshold: 80,
         ads_per_vendor: 2,
@@ -217,7 +256,10 @@ fn small_ad_counter() -> Result<String, String> {
 // ---- the large run (--ignored) ----
 
 fn env_or<T: std::str::FromStr>(k: &str, d: T) -> T {
-    std::env::var(k).ok().and_then(|s| s.parse().ok()).unwrap_or(d)
+    std::env::var(k)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(d)
 }
 
 /// One run per nemesis kind (`BED_KINDS`, all by default), on `BED_NODES` namespaces (40),
@@ -237,7 +279,12 @@ fn large() -> Result<String, String> {
     let mut lines = Vec::new();
     let mut failed = Vec::new();
     for (k, kind) in kinds.iter().enumerate() {
-        let mut r = Run::small(&format!("large_{}", kind.name()), membership, &[*kind], 100 + k as u64);
+        let mut r = Run::small(
+            &format!("large_{}", kind.name()),
+            membership,
+            &[*kind],
+            100 + k as u64,
+        );
         r.nodes = nodes;
         r.servers = 3;
         r.duration_s = total / kinds.len() as f64;
@@ -271,7 +318,12 @@ fn step(at: f64, heal: f64, fault: Fault) -> Step {
 /// A HyParView overlay split 4 | 4 for 20 s (long enough for each half to refill its
 /// active views from its own side) heals and converges within the run's bound.
 fn scenario_partition_heal() -> Result<String, String> {
-    let mut r = Run::small("scenario_partition_heal", "hyparview", &[Kind::Partition], 11);
+    let mut r = Run::small(
+        "scenario_partition_heal",
+        "hyparview",
+        &[Kind::Partition],
+        11,
+    );
     r.nodes = 8;
     r.duration_s = 26.0;
     r.converge = Duration::from_secs(30);
@@ -312,7 +364,12 @@ fn scenario_seed_restart() -> Result<String, String> {
 /// The trigger owner (server 0) killed before the threshold: server 1 takes over and runs
 /// the action once; when server 0 comes back it does not run it again.
 fn scenario_trigger_owner_death() -> Result<String, String> {
-    let mut r = Run::small("scenario_trigger_owner_death", "client-server", &[Kind::Kill], 14);
+    let mut r = Run::small(
+        "scenario_trigger_owner_death",
+        "client-server",
+        &[Kind::Kill],
+        14,
+    );
     let threshold = 120;
     r.app = AppKind::Workload {
         triggers: vec![threshold],
@@ -328,8 +385,16 @@ fn scenario_trigger_owner_death() -> Result<String, String> {
     let runs = runs_id(&trigger_name(threshold));
     let deadline = Instant::now() + Duration::from_secs(40);
     let took = loop {
-        let hits = c.value(&client, 1, HITS).ok().and_then(|v| v.as_i64()).unwrap_or(0);
-        let ran = c.value(&client, 1, &runs).ok().and_then(|v| v.as_i64()).unwrap_or(0);
+        let hits = c
+            .value(&client, 1, HITS)
+            .ok()
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
+        let ran = c
+            .value(&client, 1, &runs)
+            .ok()
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
         if ran >= 1 && hits >= threshold as i64 {
             break t0.elapsed();
         }
@@ -342,15 +407,26 @@ fn scenario_trigger_owner_death() -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(200));
     };
-    println!("bed {}: server 1 ran the trigger {:.2} s after the owner's death", r.name, took.as_secs_f64());
+    println!(
+        "bed {}: server 1 ran the trigger {:.2} s after the owner's death",
+        r.name,
+        took.as_secs_f64()
+    );
     std::thread::sleep(Duration::from_secs(2));
     println!("nemesis: restart node 0");
     c.launch(0)?;
     std::thread::sleep(Duration::from_secs(4));
     let last_heal = Instant::now();
     let h = clients.stop();
-    let v = history::check_workload(&c, &h, &[threshold], last_heal, r.converge);
-    finish(&r.name, r.seed, v, &c, &format!("takeover_s={:.2}", took.as_secs_f64()))
+    // The owner died before the threshold, so nothing may run twice: exactly once.
+    let v = history::check_workload(&c, &h, &[threshold], 0, last_heal, r.converge);
+    finish(
+        &r.name,
+        r.seed,
+        v,
+        &c,
+        &format!("takeover_s={:.2}", took.as_secs_f64()),
+    )
 }
 
 /// Attackers on the host open 192 streams to node 2 over the bridge and send only frame
@@ -399,7 +475,13 @@ fn scenario_header_only_attack() -> Result<String, String> {
         let mut peak = 0;
         for _ in 0..10 {
             tokio::time::sleep(Duration::from_millis(500)).await;
-            peak = peak.max(c.nodes[2].proc.as_ref().and_then(|p| p.rss_kib()).unwrap_or(0));
+            peak = peak.max(
+                c.nodes[2]
+                    .proc
+                    .as_ref()
+                    .and_then(|p| p.rss_kib())
+                    .unwrap_or(0),
+            );
         }
         drop(keep);
         Ok::<u64, String>(peak)
@@ -407,13 +489,19 @@ fn scenario_header_only_attack() -> Result<String, String> {
     nemesis::heal_network(&c)?;
     let last_heal = Instant::now();
     let h = clients.stop();
-    let mut v = history::check_workload(&c, &h, &[40, 150], last_heal, r.converge);
+    let mut v = history::check_workload(&c, &h, &[40, 150], 0, last_heal, r.converge);
     if peak > before + BOUND_KIB {
         v.failures.push(format!(
             "node 2's RSS grew from {before} KiB to {peak} KiB under the attack (bound +{BOUND_KIB} KiB)"
         ));
     }
-    finish(&r.name, r.seed, v, &c, &format!("rss_before_kib={before} rss_peak_kib={peak}"))
+    finish(
+        &r.name,
+        r.seed,
+        v,
+        &c,
+        &format!("rss_before_kib={before} rss_peak_kib={peak}"),
+    )
 }
 
 /// A node killed and its store truncated to half refuses to start (exit 2, naming the
@@ -430,16 +518,27 @@ fn scenario_truncated_store() -> Result<String, String> {
     let h = clients.stop();
     // Everything acknowledged reaches every node before the store is damaged, so the reset
     // loses nothing the cluster does not hold.
-    history::converge(&c, &history::workload_vars(&[40, 150, 100_000]), r.converge, |_| true)?;
+    history::converge(
+        &c,
+        &history::workload_vars(&[40, 150, 100_000]),
+        r.converge,
+        |_| true,
+    )?;
     c.kill(2);
     let store = c.nodes[2].dir.join("store.redb");
-    let len = std::fs::metadata(&store).map_err(|e| format!("{}: {e}", store.display()))?.len();
+    let len = std::fs::metadata(&store)
+        .map_err(|e| format!("{}: {e}", store.display()))?
+        .len();
     std::fs::OpenOptions::new()
         .write(true)
         .open(&store)
         .and_then(|f| f.set_len(len / 2))
         .map_err(|e| e.to_string())?;
-    println!("nemesis: kill -9 node 2, truncate {} from {len} to {} bytes", store.display(), len / 2);
+    println!(
+        "nemesis: kill -9 node 2, truncate {} from {len} to {} bytes",
+        store.display(),
+        len / 2
+    );
     let mut p = c.spawn(2, &[])?;
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
@@ -458,7 +557,11 @@ fn scenario_truncated_store() -> Result<String, String> {
             "a truncated store: expected exit code 2 and a message naming store.redb, got {status:?}:\n{log}"
         ));
     }
-    println!("bed {}: refused to start ({status}): {}", r.name, log.lines().last().unwrap_or(""));
+    println!(
+        "bed {}: refused to start ({status}): {}",
+        r.name,
+        log.lines().last().unwrap_or("")
+    );
     let mut p = c.spawn(2, &["--reset-store"])?;
     let addr = p
         .wait_line("listen=", Duration::from_secs(30))
@@ -466,7 +569,8 @@ fn scenario_truncated_store() -> Result<String, String> {
     c.nodes[2].addr = addr;
     c.nodes[2].proc = Some(p);
     let last_heal = Instant::now();
-    let v = history::check_workload(&c, &h, &[40, 150, 100_000], last_heal, r.converge);
+    // The store was reset after everything had converged: nothing can run twice.
+    let v = history::check_workload(&c, &h, &[40, 150, 100_000], 0, last_heal, r.converge);
     finish(&r.name, r.seed, v, &c, "")
 }
 
@@ -482,7 +586,15 @@ fn acked_update_survives_kill_9() -> Result<String, String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let start = || -> Result<(std::process::Child, String), String> {
         let mut child = Command::new(std::env::current_exe().map_err(|e| e.to_string())?)
-            .args(["node", "--index", "0", "--role", "client", "--membership", "full"])
+            .args([
+                "node",
+                "--index",
+                "0",
+                "--role",
+                "client",
+                "--membership",
+                "full",
+            ])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--http", "127.0.0.1:0"])
             .args(["--sync-interval-ms", "10000", "--data-dir"])
             .arg(&dir)
@@ -525,9 +637,14 @@ fn acked_update_survives_kill_9() -> Result<String, String> {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
-    let kept = v["value"].as_array().is_some_and(|a| a.iter().any(|x| x == "acked"));
+    let kept = v["value"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|x| x == "acked"));
     if kept {
-        Ok("bed acked_update_survives_kill_9: the acknowledged add is in the restarted node's set".into())
+        Ok(
+            "bed acked_update_survives_kill_9: the acknowledged add is in the restarted node's set"
+                .into(),
+        )
     } else {
         Err(format!(
             "an acknowledged update was lost by a kill -9 right after the answer: w/set = {}",
@@ -539,16 +656,32 @@ fn acked_update_survives_kill_9() -> Result<String, String> {
 type Case = (&'static str, bool, fn() -> Result<String, String>);
 
 const CASES: &[Case] = &[
-    ("acked_update_survives_kill_9", false, acked_update_survives_kill_9),
+    (
+        "acked_update_survives_kill_9",
+        false,
+        acked_update_survives_kill_9,
+    ),
     ("small_full", false, small_full),
     ("small_client_server", false, small_client_server),
     ("small_hyparview", false, small_hyparview),
     ("small_ad_counter", false, small_ad_counter),
     ("scenario_partition_heal", false, scenario_partition_heal),
-    ("scenario_pause_under_traffic", false, scenario_pause_under_traffic),
+    (
+        "scenario_pause_under_traffic",
+        false,
+        scenario_pause_under_traffic,
+    ),
     ("scenario_seed_restart", false, scenario_seed_restart),
-    ("scenario_trigger_owner_death", false, scenario_trigger_owner_death),
-    ("scenario_header_only_attack", false, scenario_header_only_attack),
+    (
+        "scenario_trigger_owner_death",
+        false,
+        scenario_trigger_owner_death,
+    ),
+    (
+        "scenario_header_only_attack",
+        false,
+        scenario_header_only_attack,
+    ),
     ("scenario_truncated_store", false, scenario_truncated_store),
     ("large", true, large),
 ];
@@ -567,9 +700,13 @@ fn main() -> ExitCode {
         .filter(|(_, heavy, _)| include || *heavy == ignored)
         .filter(|(name, _, _)| {
             filters.is_empty()
-                || filters
-                    .iter()
-                    .any(|f| if exact { name == f } else { name.contains(f.as_str()) })
+                || filters.iter().any(|f| {
+                    if exact {
+                        name == f
+                    } else {
+                        name.contains(f.as_str())
+                    }
+                })
         })
         .collect();
     if args.iter().any(|a| a == "--list") {
@@ -585,7 +722,10 @@ fn main() -> ExitCode {
         match f() {
             Ok(_) => println!("test {name} ... ok ({:.1} s)", s.elapsed().as_secs_f64()),
             Err(e) => {
-                println!("test {name} ... FAILED ({:.1} s)\n{e}", s.elapsed().as_secs_f64());
+                println!(
+                    "test {name} ... FAILED ({:.1} s)\n{e}",
+                    s.elapsed().as_secs_f64()
+                );
                 failed.push(*name);
             }
         }
@@ -595,7 +735,11 @@ fn main() -> ExitCode {
         chosen.len() - failed.len(),
         failed.len(),
         t.elapsed().as_secs_f64(),
-        if failed.is_empty() { String::new() } else { format!(": {failed:?}") }
+        if failed.is_empty() {
+            String::new()
+        } else {
+            format!(": {failed:?}")
+        }
     );
     if failed.is_empty() {
         ExitCode::SUCCESS

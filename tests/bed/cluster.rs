@@ -141,7 +141,10 @@ impl Cluster {
         let dir = std::env::temp_dir().join(format!("rasp-bed-{}-{name}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let token = format!("bed-{:x}", std::process::id() as u64 * 7919 + spec.nodes as u64);
+        let token = format!(
+            "bed-{:x}",
+            std::process::id() as u64 * 7919 + spec.nodes as u64
+        );
         std::fs::write(dir.join("token"), &token).map_err(|e| e.to_string())?;
         let mut c = Cluster {
             nodes: Vec::new(),
@@ -327,8 +330,9 @@ impl Cluster {
 
     /// The last lines of every node's log.
     pub fn logs(&self) -> String {
+        let lines = if self.nodes.len() > 8 { 3 } else { 8 };
         (0..self.nodes.len())
-            .map(|i| format!("--- node {i}\n{}", self.log_tail(i, 8)))
+            .map(|i| format!("--- node {i}\n{}", self.log_tail(i, lines)))
             .collect::<Vec<_>>()
             .join("\n")
     }

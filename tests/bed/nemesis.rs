@@ -170,7 +170,13 @@ pub struct Step {
 /// Draws the schedule: faults of `kinds` over `duration_s` seconds for `n` nodes, each
 /// lasting `fault_s.0..fault_s.1` seconds, with gaps of 1–3 s between them; the last heal
 /// is before `duration_s`.
-pub fn schedule(seed: u64, n: usize, kinds: &[Kind], duration_s: f64, fault_s: (f64, f64)) -> Vec<Step> {
+pub fn schedule(
+    seed: u64,
+    n: usize,
+    kinds: &[Kind],
+    duration_s: f64,
+    fault_s: (f64, f64),
+) -> Vec<Step> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut t = rng.random_range(1.0..3.0);
     let mut out = Vec::new();
@@ -191,7 +197,7 @@ pub fn schedule(seed: u64, n: usize, kinds: &[Kind], duration_s: f64, fault_s: (
     out
 }
 
-fn halves(rng: &mut ChaCha8Rng, nodes: &mut Vec<usize>) -> (Vec<usize>, Vec<usize>) {
+fn halves(rng: &mut ChaCha8Rng, nodes: &mut [usize]) -> (Vec<usize>, Vec<usize>) {
     nodes.shuffle(rng);
     let cut = rng.random_range(1..nodes.len());
     let mut a = nodes[..cut].to_vec();
@@ -253,8 +259,20 @@ pub fn prepare(c: &Cluster) -> Result<(), String> {
     for h in &c.hosts.hosts {
         let ns = h.ns.as_str();
         in_ns(ns, &["nft", "add", "table", "ip", "rbed"])?;
-        in_ns(ns, &["nft", "add chain ip rbed input { type filter hook input priority 0; policy accept; }"])?;
-        in_ns(ns, &["nft", "add chain ip rbed output { type filter hook output priority 0; policy accept; }"])?;
+        in_ns(
+            ns,
+            &[
+                "nft",
+                "add chain ip rbed input { type filter hook input priority 0; policy accept; }",
+            ],
+        )?;
+        in_ns(
+            ns,
+            &[
+                "nft",
+                "add chain ip rbed output { type filter hook output priority 0; policy accept; }",
+            ],
+        )?;
         in_ns(ns, &["nft", "add", "table", "netdev", "rbdup"])?;
         in_ns(ns, &["nft", "add chain netdev rbdup egress { type filter hook egress device \"eth0\" priority 0; policy accept; }"])?;
         let tc = |args: &str| {
@@ -293,7 +311,11 @@ pub fn apply(c: &mut Cluster, f: &Fault) -> Result<(), String> {
                 for (from, to) in [(a, b), (b, a)] {
                     let ip = node_ip(to);
                     nft(c, from, &format!("add rule ip rbed output ip daddr {ip} numgen random mod 1000 < {loss_pm} drop"))?;
-                    nft(c, from, &format!("add rule ip rbed output ip daddr {ip} meta priority set 1:2"))?;
+                    nft(
+                        c,
+                        from,
+                        &format!("add rule ip rbed output ip daddr {ip} meta priority set 1:2"),
+                    )?;
                     nft(c, from, &format!("add rule ip rbed output ip daddr {ip} numgen random mod 100 < {slower_pct} meta priority set 1:3"))?;
                     if *dup_pm > 0 {
                         nft(c, from, &format!("add rule netdev rbdup egress ip daddr {ip} numgen random mod 1000 < {dup_pm} dup to \"eth0\""))?;
@@ -307,11 +329,19 @@ pub fn apply(c: &mut Cluster, f: &Fault) -> Result<(), String> {
                 s.join(", ")
             };
             for &x in b {
-                nft(c, x, &format!("add rule ip rbed input ip saddr {{ {} }} drop", ips(a)))?;
+                nft(
+                    c,
+                    x,
+                    &format!("add rule ip rbed input ip saddr {{ {} }} drop", ips(a)),
+                )?;
             }
             if !one_way {
                 for &x in a {
-                    nft(c, x, &format!("add rule ip rbed input ip saddr {{ {} }} drop", ips(b)))?;
+                    nft(
+                        c,
+                        x,
+                        &format!("add rule ip rbed input ip saddr {{ {} }} drop", ips(b)),
+                    )?;
                 }
             }
         }
@@ -342,6 +372,19 @@ pub fn heal_network(c: &Cluster) -> Result<(), String> {
     Ok(())
 }
 
+/// How long the bed's nodes take to suspect a silent trigger owner: `suspect_after`, ten
+/// sync intervals of 200 ms (`rasp::app`'s replication defaults).
+pub const SUSPECT_AFTER_S: f64 = 2.0;
+
+/// How many of `steps` could each elect one more trigger owner: splits, kills and pauses
+/// that outlast [`SUSPECT_AFTER_S`] (see `history::check_workload`).
+pub fn sides(steps: &[Step]) -> usize {
+    steps
+        .iter()
+        .filter(|s| !matches!(s.fault, Fault::Link { .. }) && s.heal - s.at > SUSPECT_AFTER_S)
+        .count()
+}
+
 /// What the nemesis did: per kind, how many faults.
 #[derive(Clone, Debug, Default)]
 pub struct Record {
@@ -353,7 +396,12 @@ pub struct Record {
 
 /// Runs `steps` against the cluster from `t0`, printing each action, until done or `stop`
 /// returns true; heals whatever is active at the end.
-pub fn run(c: &mut Cluster, steps: &[Step], t0: Instant, mut tick: impl FnMut(&Cluster)) -> Result<Record, String> {
+pub fn run(
+    c: &mut Cluster,
+    steps: &[Step],
+    t0: Instant,
+    mut tick: impl FnMut(&Cluster),
+) -> Result<Record, String> {
     let mut rec = Record::default();
     for s in steps {
         wait_until(t0, s.at, c, &mut tick);
@@ -362,7 +410,11 @@ pub fn run(c: &mut Cluster, steps: &[Step], t0: Instant, mut tick: impl FnMut(&C
         *rec.applied.entry(s.fault.kind().name()).or_default() += 1;
         wait_until(t0, s.heal, c, &mut tick);
         heal(c, &s.fault)?;
-        println!("nemesis +{:.2}s: heal {}", t0.elapsed().as_secs_f64(), s.fault.kind().name());
+        println!(
+            "nemesis +{:.2}s: heal {}",
+            t0.elapsed().as_secs_f64(),
+            s.fault.kind().name()
+        );
         rec.last_heal = Some(Instant::now());
     }
     Ok(rec)

@@ -258,11 +258,16 @@ impl Hosts {
         }
         hosts.netem = in_ns(
             &hosts.hosts[0].ns,
-            &["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"],
+            &[
+                "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+            ],
         )
         .is_ok();
         if hosts.netem {
-            let _ = in_ns(&hosts.hosts[0].ns, &["tc", "qdisc", "del", "dev", "lo", "root"]);
+            let _ = in_ns(
+                &hosts.hosts[0].ns,
+                &["tc", "qdisc", "del", "dev", "lo", "root"],
+            );
         }
         Ok(hosts)
     }

@@ -78,7 +78,7 @@ impl App for Workload {
     type Args = WorkloadArgs;
 
     fn configure(&mut self, args: &WorkloadArgs) -> Result<(), String> {
-        if args.triggers.iter().any(|&t| t == 0) {
+        if args.triggers.contains(&0) {
             return Err("--triggers: every threshold must be at least 1".into());
         }
         self.triggers = args.triggers.clone();
@@ -107,15 +107,10 @@ impl App for Workload {
         for &t in &self.triggers {
             let name = trigger_name(t);
             let runs = Var::<GCounter>::named(&runs_id(&name));
-            let armed = node.trigger(
-                &name,
-                &hits,
-                Threshold::Value(t as i64),
-                move |p, _| {
-                    let actor = p.actor();
-                    let _ = p.update(&runs, inc(1), actor);
-                },
-            );
+            let armed = node.trigger(&name, &hits, Threshold::Value(t as i64), move |p, _| {
+                let actor = p.actor();
+                let _ = p.update(&runs, inc(1), actor);
+            });
             armed.expect("w/hits is held on every node");
         }
     }
