@@ -694,10 +694,24 @@ fn main() -> ExitCode {
     let ignored = args.iter().any(|a| a == "--ignored");
     let include = args.iter().any(|a| a == "--include-ignored");
     let exact = args.iter().any(|a| a == "--exact");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    // libtest's flags that take a value: their value is not a filter.
+    let mut filters: Vec<&String> = Vec::new();
+    let mut skips: Vec<&String> = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--skip" => skips.extend(it.next()),
+            "--test-threads" | "--format" | "--color" | "--logfile" | "-Z" => {
+                it.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a),
+        }
+    }
     let chosen: Vec<&Case> = CASES
         .iter()
         .filter(|(_, heavy, _)| include || *heavy == ignored)
+        .filter(|(name, _, _)| !skips.iter().any(|k| name.contains(k.as_str())))
         .filter(|(name, _, _)| {
             filters.is_empty()
                 || filters.iter().any(|f| {
