@@ -733,7 +733,16 @@ fn main() -> ExitCode {
     let mut failed = Vec::new();
     for (name, _, f) in &chosen {
         let s = Instant::now();
-        match f() {
+        // A panicking run fails alone (its bed is torn down as the panic unwinds).
+        let result = std::panic::catch_unwind(f).unwrap_or_else(|p| {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(format!("panicked: {msg}"))
+        });
+        match result {
             Ok(_) => println!("test {name} ... ok ({:.1} s)", s.elapsed().as_secs_f64()),
             Err(e) => {
                 println!(
