@@ -394,8 +394,9 @@ pub struct Record {
     pub last_heal: Option<Instant>,
 }
 
-/// Runs `steps` against the cluster from `t0`, printing each action, until done or `stop`
-/// returns true; heals whatever is active at the end.
+/// Runs `steps` against the cluster from `t0`, printing each action and its heal; `tick`
+/// runs about every 100 ms while it waits. Each step is healed at its heal time, so
+/// nothing is active when it returns.
 pub fn run(
     c: &mut Cluster,
     steps: &[Step],
