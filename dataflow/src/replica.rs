@@ -174,7 +174,7 @@ use std::time::Duration;
 
 use rasp_lattice::{GCounter, GSet, Lattice, Threshold};
 use rasp_membership::atom::{Broadcast, PeerServiceEvent, Subscribe, SERVICE as MEMBERSHIP};
-use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin, Time};
+use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin, Platform, StoreError, Time};
 use serde::{Deserialize, Serialize};
 
 use crate::erased::{AnyLattice, TypeOps};
@@ -1152,6 +1152,38 @@ impl Replica {
             }
         }
         self.persist_dirty(ctx);
+    }
+
+    /// Writes every variable changed since the last write to the store now, instead of at
+    /// the next sync interval, and returns the first store error. Callers that acknowledge
+    /// an update to someone outside the node (the HTTP API's `POST /vars/{id}`) call it
+    /// before answering, so an acknowledged update survives a crash of the node right after
+    /// the answer (kill -9, power loss: the store commits each write with an fsync). Does
+    /// nothing without [`ReplicaConfig::durable`].
+    pub fn persist_now(&mut self, platform: &mut dyn Platform) -> Result<(), StoreError> {
+        if !self.config.durable {
+            return Ok(());
+        }
+        self.absorb_changes(None);
+        let mut first = Ok(());
+        for id in std::mem::take(&mut self.dirty) {
+            if &*id == ALIVE_ID {
+                continue; // heartbeats are only news while they advance
+            }
+            let Ok(state) = self.program.state_dyn(&id) else {
+                continue;
+            };
+            let key = format!("{VAR_KEY}{id}");
+            if let Err(e) = platform.store_put(key.as_bytes(), &state.encode()) {
+                tracing::error!(var = %id, error = %e, "cannot persist variable");
+                // Still dirty: the next interval tries again.
+                self.dirty.insert(id);
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
     }
 
     fn persist_dirty<A: Atom>(&mut self, ctx: &mut Ctx<A>) {

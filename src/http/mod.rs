@@ -10,11 +10,24 @@
 //! | `GET /vars` | every variable of the program: id, type, size in bytes, whether held here and derived |
 //! | `GET /vars/{id}` | `{"id", "type", "rust_type", "bytes", "derived", "value"}`: the external value as JSON |
 //! | `PUT /vars/{id}` | declares it, body `{"type": "orset"}` (see [`rasp_dataflow::json::JsonTypes::standard`]); 201 if new, 200 if it existed with that type |
-//! | `POST /vars/{id}` | an update, e.g. `{"add": "milk"}`, `{"inc": 3}` (table in [`rasp_dataflow::json`]), made by this node's actor and replicated like any update |
+//! | `POST /vars/{id}` | an update, e.g. `{"add": "milk"}`, `{"inc": 3}` (table in [`rasp_dataflow::json`]), made by this node's actor and replicated like any update; a 200 is an acknowledgement (see below) |
 //! | `GET /vars/{id}/read?threshold=T&timeout_ms=MS` | long-poll until the threshold `T` holds (JSON, or a bare word taken as a JSON string; default `"not_bottom"`): at once if it holds, else as soon as the change that makes it hold is applied; 408 after the time-out (default 30 s, at most 300 s) |
 //! | `GET /vars/{id}/watch` | server-sent events: a `value` event with the variable now and at every change of its value, sent as the change is applied; a slow reader skips to the latest (see below); the stream ends after `timeout_ms` (default and most: one hour) |
 //! | `GET /overlay` | this node's membership view: mode, neighbours, passive view, replication neighbours |
 //! | `GET /metrics` | Prometheus text ([`metrics`]) |
+//!
+//! # What an acknowledged update means
+//!
+//! A `200` answer to `POST /vars/{id}` means the update is **applied on this node and
+//! durable**: before answering, the node writes every variable changed since its last write
+//! to its store ([`Replica::persist_now`]; each write is a committed redb transaction with an
+//! fsync), instead of waiting for the next sync interval. An acknowledged update therefore
+//! survives a kill -9 or a power loss of this node right after the answer, even if no peer
+//! heard of it yet: the restarted node loads it and ships it. If the store refuses the write,
+//! the answer is `503` (the update is applied in memory and the next interval retries the
+//! write, but nothing is promised). An update the node never answered (a time-out, a reset
+//! connection) may or may not have been applied. The test bed's checker (`tests/bed/`)
+//! checks exactly this promise: every acknowledged update is in every replica's final value.
 //!
 //! # Reads and watches are woken by changes
 //!
@@ -81,7 +94,7 @@ use rasp_dataflow::json::{JsonError, JsonTypes};
 use rasp_dataflow::replica::{HasReplica, Replica};
 use rasp_dataflow::Program;
 use rasp_runtime::net::NodeHandle;
-use rasp_runtime::{AtomId, Host};
+use rasp_runtime::{AtomId, Host, Platform};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::cell::Cell;
@@ -299,18 +312,27 @@ impl Api {
         &self,
         f: impl FnOnce(&mut Replica, &Arc<JsonTypes>) -> R + Send + 'static,
     ) -> ApiResult<R> {
+        self.with_replica_on(move |rep, types, _| f(rep, types))
+            .await
+    }
+
+    /// [`Api::with_replica`], with the node's platform (its durable store) at hand.
+    async fn with_replica_on<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Replica, &Arc<JsonTypes>, &mut dyn Platform) -> R + Send + 'static,
+    ) -> ApiResult<R> {
         let r = self.replica.clone().ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "this node runs no dataflow replica: no variables",
             )
         })?;
-        let call = self.node.call(move |h, _| {
+        let call = self.node.call(move |h, platform| {
             let mut f = Some(f);
             let mut out = None;
             (r.access)(h, r.id, &mut |rep| {
                 if let Some(f) = f.take() {
-                    out = Some(f(rep, &r.types));
+                    out = Some(f(rep, &r.types, &mut *platform));
                 }
             });
             out
@@ -603,12 +625,19 @@ async fn update_var(
 ) -> ApiResult<Json<Value>> {
     let op = body_json(body)?;
     let v = api
-        .with_replica(move |rep, types| {
+        .with_replica_on(move |rep, types, platform| {
             let changed = types.update(rep.program_mut(), &id, &op)?;
-            describe(rep.program(), types, &id).map(|mut v| {
-                v["changed"] = json!(changed);
-                v
-            })
+            // The answer acknowledges the update: applied here *and* durable, so it
+            // survives a crash of this node right after the answer (see the module docs).
+            rep.persist_now(platform).map_err(|e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("the update was applied here but could not be made durable: {e}"),
+                )
+            })?;
+            let mut v = describe(rep.program(), types, &id)?;
+            v["changed"] = json!(changed);
+            Ok::<_, ApiError>(v)
         })
         .await??;
     Ok(Json(v))
