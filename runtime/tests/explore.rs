@@ -148,14 +148,16 @@ fn cfg(depth: u32) -> ExploreConfig {
 }
 
 fn show(r: &ExploreReport) -> String {
-    format!(
+    let s = format!(
         "states {} transitions {} depth {} exhausted {} violation {:?}",
         r.states,
         r.transitions,
         r.depth_reached,
         r.exhausted,
         r.violation.as_ref().map(|v| &v.story)
-    )
+    );
+    eprintln!("{s}");
+    s
 }
 
 /// The hand-made minimal execution of the lost update: both reads are answered before
@@ -230,6 +232,8 @@ fn partial_order_reduction_keeps_every_state_with_fewer_transitions() {
             ..cfg(16)
         },
     );
+    show(&with);
+    show(&without);
     assert!(with.exhausted && without.exhausted);
     assert_eq!(with.states, without.states, "sleep sets visit every state");
     assert!(
@@ -267,6 +271,7 @@ fn a_crash_loses_a_volatile_counter_and_not_a_durable_one() {
     assert_eq!(v.steps.len(), 4, "{:#?}", v.story);
     assert!(matches!(v.steps[2], Step::Fault(_)) && matches!(v.steps[3], Step::Fault(_)));
     assert!(v.story[2].ends_with("n0 crashes") && v.story[3].ends_with("n0 restarts"));
+    show(&r);
     let durable = explore(&model(false, true), &faults);
     assert!(durable.violation.is_none(), "{}", show(&durable));
     assert!(durable.states > r.states);

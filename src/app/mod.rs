@@ -31,7 +31,8 @@
 //! ```
 //!
 //! The binary then has the subcommands `sim` (N nodes in the deterministic simulator: see
-//! [`sim`]) and `node` (one real process: see [`node`]); `--help` lists their flags, and the
+//! [`sim`]), `node` (one real process: see [`node`]) and `check` (bounded model checking:
+//! see [`check`]); `--help` lists their flags, and the
 //! app's own flags ([`App::Args`]) extend both.
 //!
 //! # The same wiring in both worlds
@@ -60,6 +61,7 @@
 //! `--check-every` events) and stops at the first violation with the seed and the command
 //! that reproduces it; later tools (fuzzer, model checker) evaluate the same values.
 
+pub mod check;
 pub mod node;
 pub mod sim;
 
@@ -589,6 +591,8 @@ pub enum AppCommand<U: Args> {
     Sim(sim::SimCmd<U>),
     /// Run one node of the app as a real process until SIGINT/SIGTERM.
     Node(node::NodeCmd<U>),
+    /// Explore every interleaving of a small cluster up to a depth (bounded model checking).
+    Check(check::CheckCmd<U>),
 }
 
 /// Called with every started real node (see [`Main::on_node_start`]).
@@ -642,6 +646,7 @@ impl<A: App> Main<A> {
         let user = match &command {
             AppCommand::Sim(c) => &c.user,
             AppCommand::Node(c) => &c.user,
+            AppCommand::Check(c) => &c.user,
         };
         if let Err(e) = self.app.configure(user) {
             return crate::cli::config_error(e);
@@ -649,11 +654,12 @@ impl<A: App> Main<A> {
         match command {
             AppCommand::Sim(c) => sim::run_cmd(self.app, &c.sim),
             AppCommand::Node(c) => node::run(self.app, c.node, self.hooks),
+            AppCommand::Check(c) => check::run_cmd(self.app, &c.check),
         }
     }
 }
 
-/// The `main` of an app's binary: subcommands `sim` and `node` (see the module docs).
+/// The `main` of an app's binary: subcommands `sim`, `node` and `check` (see the module docs).
 pub fn main<A: App>(app: A) -> ExitCode {
     Main::new(app).run()
 }

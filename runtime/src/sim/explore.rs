@@ -732,7 +732,24 @@ struct Choice {
     cost: Budget,
 }
 
-fn independent(x: &Choice, y: &Choice) -> bool {
+/// What a sleep set keeps of a choice: its id and dependency (small and `Copy`, so a large
+/// breadth-first frontier stays compact).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Asleep {
+    id: u64,
+    dep: Dep,
+}
+
+impl Choice {
+    fn asleep(&self) -> Asleep {
+        Asleep {
+            id: self.id,
+            dep: self.dep,
+        }
+    }
+}
+
+fn independent(x: &Asleep, y: &Asleep) -> bool {
     match (x.dep, y.dep) {
         (Dep::Global, _) | (_, Dep::Global) => false,
         (Dep::DropOf(a), Dep::DropOf(b)) => a != b,
@@ -844,7 +861,7 @@ fn add(a: Budget, b: Budget) -> Budget {
 #[derive(Clone)]
 struct Node {
     steps: Vec<Step>,
-    sleep: Vec<Choice>,
+    sleep: Vec<Asleep>,
     used: Budget,
 }
 
@@ -875,9 +892,9 @@ fn admit(
     visited: &mut Visited,
     key: u64,
     depth: u32,
-    mut sleep: Vec<Choice>,
-) -> Option<Vec<Choice>> {
-    let ids = |s: &[Choice]| {
+    mut sleep: Vec<Asleep>,
+) -> Option<Vec<Asleep>> {
+    let ids = |s: &[Asleep]| {
         let mut v: Vec<u64> = s.iter().map(|c| c.id).collect();
         v.sort_unstable();
         v.dedup();
@@ -914,24 +931,25 @@ fn key(sim: &Sim, used: Budget) -> u64 {
 }
 
 /// The children of a state: for each choice not asleep, the child's sleep set.
-fn expand(node: &Node, choices: Vec<Choice>, por: bool) -> Vec<(Choice, Vec<Choice>)> {
-    let mut done: Vec<Choice> = Vec::new();
+fn expand(node: &Node, choices: Vec<Choice>, por: bool) -> Vec<(Choice, Vec<Asleep>)> {
+    let mut done: Vec<Asleep> = Vec::new();
     let mut out = Vec::new();
     for c in choices {
         if por && node.sleep.iter().any(|z| z.id == c.id) {
             continue;
         }
+        let me = c.asleep();
         let sleep = if por {
             node.sleep
                 .iter()
                 .chain(&done)
-                .filter(|z| independent(z, &c))
-                .cloned()
+                .filter(|z| independent(z, &me))
+                .copied()
                 .collect()
         } else {
             Vec::new()
         };
-        done.push(c.clone());
+        done.push(me);
         out.push((c, sleep));
     }
     out
@@ -1220,12 +1238,10 @@ fn fault_words(f: &Fault) -> String {
 mod tests {
     use super::*;
 
-    fn local(nodes: [Option<u32>; 2], id: u64) -> Choice {
-        Choice {
-            step: Step::Pick(id),
+    fn local(nodes: [Option<u32>; 2], id: u64) -> Asleep {
+        Asleep {
             id,
             dep: Dep::Local { nodes, conn: false },
-            cost: Budget::default(),
         }
     }
 
@@ -1236,16 +1252,14 @@ mod tests {
         let c = local([Some(1), Some(0)], 3);
         assert!(independent(&a, &b));
         assert!(!independent(&a, &c) && !independent(&b, &c));
-        let d = Choice {
-            step: Step::Drop(9),
+        let d = Asleep {
             id: 99,
             dep: Dep::DropOf(2),
-            cost: Budget::default(),
         };
         assert!(!independent(&d, &b) && independent(&d, &a));
-        let g = Choice {
+        let g = Asleep {
             dep: Dep::Global,
-            ..a.clone()
+            ..a
         };
         assert!(!independent(&g, &b));
     }
