@@ -79,32 +79,46 @@ impl App for Tally {
         }
     }
     fn invariants(&self) -> Vec<Invariant> {
-        vec![Invariant::all("converged replicas count every increment", |nodes| {
-            let id = if nodes.first().and_then(|n| n.app::<Tally>()).is_some_and(|a| a.register) {
-                lww().id().to_string()
-            } else {
-                counter().id().to_string()
-            };
-            // Only once every replica holds the same state (lattice equality).
-            let states: Vec<_> = nodes.iter().filter_map(|n| n.program.state_dyn(&id).ok()).collect();
-            let equal = states.len() == nodes.len()
-                && states.windows(2).all(|w| w[0].leq_dyn(w[1]) && w[1].leq_dyn(w[0]));
-            if !equal {
-                return Ok(());
-            }
-            let made: u64 = nodes
-                .iter()
-                .filter_map(|n| n.app::<Tally>())
-                .map(|a| a.made.load(Ordering::Relaxed))
-                .sum();
-            let app = nodes[0].app::<Tally>().expect("a Tally");
-            let value = app.value(nodes[0].program);
-            if value == made {
-                Ok(())
-            } else {
-                Err(format!("every replica says {value}, {made} increments were made"))
-            }
-        })]
+        vec![Invariant::all(
+            "converged replicas count every increment",
+            |nodes| {
+                let id = if nodes
+                    .first()
+                    .and_then(|n| n.app::<Tally>())
+                    .is_some_and(|a| a.register)
+                {
+                    lww().id().to_string()
+                } else {
+                    counter().id().to_string()
+                };
+                // Only once every replica holds the same state (lattice equality).
+                let states: Vec<_> = nodes
+                    .iter()
+                    .filter_map(|n| n.program.state_dyn(&id).ok())
+                    .collect();
+                let equal = states.len() == nodes.len()
+                    && states
+                        .windows(2)
+                        .all(|w| w[0].leq_dyn(w[1]) && w[1].leq_dyn(w[0]));
+                if !equal {
+                    return Ok(());
+                }
+                let made: u64 = nodes
+                    .iter()
+                    .filter_map(|n| n.app::<Tally>())
+                    .map(|a| a.made.load(Ordering::Relaxed))
+                    .sum();
+                let app = nodes[0].app::<Tally>().expect("a Tally");
+                let value = app.value(nodes[0].program);
+                if value == made {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "every replica says {value}, {made} increments were made"
+                    ))
+                }
+            },
+        )]
     }
 }
 

@@ -174,7 +174,10 @@ const MINIMAL_LOST_UPDATE: [&str; 6] = [
 #[test]
 fn breadth_first_finds_the_lost_update_at_its_minimal_depth() {
     let r = explore(&model(true, false), &cfg(12));
-    let v = r.violation.as_ref().unwrap_or_else(|| panic!("{}", show(&r)));
+    let v = r
+        .violation
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", show(&r)));
     assert_eq!(v.invariant, "no increment lost");
     assert_eq!(v.message, "value 1 after 2 increments");
     assert_eq!(v.steps.len(), MINIMAL_LOST_UPDATE.len(), "{}", show(&r));
@@ -265,7 +268,10 @@ fn a_crash_loses_a_volatile_counter_and_not_a_durable_one() {
         ..cfg(8)
     };
     let r = explore(&model(false, false), &faults);
-    let v = r.violation.as_ref().unwrap_or_else(|| panic!("{}", show(&r)));
+    let v = r
+        .violation
+        .as_ref()
+        .unwrap_or_else(|| panic!("{}", show(&r)));
     assert_eq!(v.invariant, "no acknowledged increment lost");
     // Hand-made: n1's increment lands and is acknowledged, n0 crashes and restarts empty.
     assert_eq!(v.steps.len(), 4, "{:#?}", v.story);
@@ -292,7 +298,12 @@ fn losing_a_message_is_a_choice_within_the_budget() {
         },
     );
     assert!(lossy.violation.is_none(), "{}", show(&lossy));
-    assert!(lossy.states > clean.states, "{} / {}", show(&lossy), show(&clean));
+    assert!(
+        lossy.states > clean.states,
+        "{} / {}",
+        show(&lossy),
+        show(&clean)
+    );
 }
 
 #[test]

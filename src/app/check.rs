@@ -88,7 +88,11 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub replication: ReplicationArgs,
     /// Where to write the counterexample's trace
-    #[arg(long, value_name = "PATH", default_value = "check-counterexample.trace")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "check-counterexample.trace"
+    )]
     pub trace: PathBuf,
 }
 

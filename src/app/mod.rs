@@ -566,8 +566,14 @@ pub fn app_boot<A: App>(app: A, index: Option<u32>, config: ReplicaConfig) -> Ex
 /// default; ANSI colours only on a terminal. Called by [`main`]; call it yourself if you
 /// write your own `main`. A second call does nothing.
 pub fn init_tracing() {
+    init_tracing_at("info")
+}
+
+/// [`init_tracing`] with another level than `info` when `RUST_LOG` is unset (`check` uses
+/// `warn`: it boots the cluster again for every state it explores).
+pub fn init_tracing_at(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -636,7 +642,11 @@ impl<A: App> Main<A> {
             Ok(c) => c,
             Err(e) => e.exit(),
         };
-        init_tracing();
+        if matches!(cli.command, AppCommand::Check(_)) {
+            init_tracing_at("warn");
+        } else {
+            init_tracing();
+        }
         self.run_command(cli.command)
     }
 

@@ -168,7 +168,10 @@ fn what(kind: &EvKind) -> Event {
             reply: matches!(env.corr, Corr::Reply(_)),
         },
         EvKind::Alarm { node, .. } => Event::Timer { node: id(*node) },
-        EvKind::ConnOpen { a, b, .. } => Event::Connect { a: id(*a), b: id(*b) },
+        EvKind::ConnOpen { a, b, .. } => Event::Connect {
+            a: id(*a),
+            b: id(*b),
+        },
         EvKind::LinkCheck { node, peer, .. } => Event::LinkCheck {
             node: id(*node),
             peer: id(*peer),
@@ -187,10 +190,11 @@ fn content(at: u64, kind: &EvKind) -> u64 {
     match kind {
         // `kind_hash` reads wire bytes only; a typed payload is digested by its encoding.
         EvKind::Deliver {
-            env: super::Envelope {
-                payload: Payload::Local(m),
-                ..
-            },
+            env:
+                super::Envelope {
+                    payload: Payload::Local(m),
+                    ..
+                },
             ..
         } => m
             .encode()
@@ -353,10 +357,7 @@ impl Sim {
 
     fn global_clock(&self) -> Time {
         let c = self.core.control.as_ref().expect("rasp: controlled mode");
-        c.clocks
-            .iter()
-            .copied()
-            .fold(self.core.now, Time::max)
+        c.clocks.iter().copied().fold(self.core.now, Time::max)
     }
 
     /// The events that may happen next, in (time, sequence) order (controlled mode).
@@ -1189,7 +1190,12 @@ pub fn explore(model: &Model, cfg: &ExploreConfig) -> ExploreReport {
 }
 
 /// Replays a failing path with recording on: its trace and its story.
-fn counterexample(model: &Model, steps: Vec<Step>, invariant: String, message: String) -> Violation {
+fn counterexample(
+    model: &Model,
+    steps: Vec<Step>,
+    invariant: String,
+    message: String,
+) -> Violation {
     let mut sim = model.boot(true);
     let mut story = Vec::new();
     for s in &steps {
@@ -1267,11 +1273,21 @@ mod tests {
     #[test]
     fn a_revisit_with_a_smaller_sleep_set_is_explored_again() {
         let mut v = Visited::default();
-        let z = |ids: &[u64]| ids.iter().map(|&i| local([None, None], i)).collect::<Vec<_>>();
+        let z = |ids: &[u64]| {
+            ids.iter()
+                .map(|&i| local([None, None], i))
+                .collect::<Vec<_>>()
+        };
         assert!(admit(&mut v, 7, 3, z(&[1, 2])).is_some());
-        assert!(admit(&mut v, 7, 3, z(&[1, 2, 3])).is_none(), "superset: pruned");
+        assert!(
+            admit(&mut v, 7, 3, z(&[1, 2, 3])).is_none(),
+            "superset: pruned"
+        );
         let again = admit(&mut v, 7, 4, z(&[2])).expect("smaller sleep set");
         assert_eq!(again.iter().map(|c| c.id).collect::<Vec<_>>(), vec![2]);
-        assert!(admit(&mut v, 7, 2, z(&[2, 5])).is_some(), "shallower: again");
+        assert!(
+            admit(&mut v, 7, 2, z(&[2, 5])).is_some(),
+            "shallower: again"
+        );
     }
 }

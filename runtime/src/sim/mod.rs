@@ -54,8 +54,7 @@ mod seed;
 mod trace;
 
 pub use explore::{
-    explore, Budget, Event, ExploreConfig, ExploreReport, Model, Pending, Step, Strategy,
-    Violation,
+    explore, Budget, Event, ExploreConfig, ExploreReport, Model, Pending, Step, Strategy, Violation,
 };
 
 pub use net::{Latency, LinkConfig, LinkModel, LinkOverride, NetConfig, NetModel};
