@@ -757,7 +757,9 @@ fn independent(x: &Asleep, y: &Asleep) -> bool {
         (Dep::DropOf(m), Dep::Local { .. }) => m != y.id,
         (Dep::Local { .. }, Dep::DropOf(m)) => m != x.id,
         (Dep::Local { nodes: a, conn: ca }, Dep::Local { nodes: b, conn: cb }) => {
-            !(ca && cb) && !a.iter().flatten().any(|n| b.contains(&Some(*n)))
+            let shared = a.iter().flatten().any(|n| b.contains(&Some(*n)));
+            let both_connect = ca && cb;
+            !shared && !both_connect
         }
     }
 }
