@@ -5,7 +5,7 @@
 //! The nodes are booted exactly as by `sim` (the same [`crate::cli::node::node_boot`] and
 //! [`super::app_boot`]: node-info atom, membership atom, the app at [`super::APP_ATOM`]),
 //! then the simulator enters its controlled mode and the explorer
-//! ([`rasp_runtime::sim::explore`], whose module docs give the model, the state digest and
+//! ([`rasp_runtime::sim::explore`](mod@rasp_runtime::sim::explore), whose module docs give the model, the state digest and
 //! the partial-order reduction) picks every possible next event in turn. Flags: `--nodes`,
 //! `--depth`, `--crashes`, `--drops`, `--partitions` (how many of each fault a path may
 //! hold), `--dfs` (depth-first instead of breadth-first), `--threads`, `--max-states`,

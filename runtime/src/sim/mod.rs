@@ -47,8 +47,12 @@
 //!   notices, timers) is held, bounded, and runs at resume at once, its clock having jumped.
 //! - **External clients**: [`Sim::inject`] delivers a message from [`CLIENT`] (encoded, so
 //!   it can be recorded); whatever atoms send to `CLIENT` lands in [`Sim::take_outbox`].
+//! - **Controlled mode** ([`Sim::enter_control`]): nothing runs unless a driver picks it
+//!   ([`Sim::pending`], [`Sim::pick`], [`Sim::discard`]); the bounded model checker
+//!   ([`explore()`]) enumerates those choices; its model (per-node clocks, zero latency, what a
+//!   step is) is in the [`explore`](mod@explore) module's docs.
 
-mod explore;
+pub mod explore;
 mod net;
 mod seed;
 mod trace;
