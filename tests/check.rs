@@ -190,14 +190,14 @@ fn check_proves_the_counter_clean_past_the_bugs_depth() {
 /// test run.
 const CLEAN_DEPTH: u32 = 6;
 
-/// Heavy: `RASP_CHECK_DEPTH=10 cargo test --release --test check deeper -- --ignored
-/// --nocapture` (depth 10 by default).
+/// Heavy: `cargo test --release --test check deeper -- --ignored --nocapture` (depth 8 by
+/// default, `RASP_CHECK_DEPTH` to change it; 174,918 states, about 26 s on the shared machine).
 #[test]
 #[ignore]
 fn check_proves_the_counter_clean_deeper() {
     let depth = std::env::var("RASP_CHECK_DEPTH")
         .ok()
         .and_then(|d| d.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(8);
     clean_up_to(depth);
 }
