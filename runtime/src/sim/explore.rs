@@ -638,7 +638,7 @@ impl Default for ExploreConfig {
             faults: Budget::default(),
             por: true,
             hashing: true,
-            max_states: 2_000_000,
+            max_states: 500_000,
             threads: 1,
         }
     }
