@@ -441,6 +441,47 @@ impl Host {
             .collect()
     }
 
+    /// Whether `alarm` will do something when it fires: a pending timer's or an unanswered
+    /// request's (the model checker skips the others).
+    pub fn alarm_live(&self, alarm: AlarmId) -> bool {
+        self.timers.contains_key(&alarm.0) || self.requests.contains_key(&alarm.0)
+    }
+
+    /// What `alarm` is, in words: the type of the atom whose timer or request timeout it is.
+    pub fn alarm_owner(&self, alarm: AlarmId) -> Option<String> {
+        let name = |a: AtomId| {
+            self.atoms
+                .get(a.0 as usize)
+                .and_then(|s| s.atom.as_ref())
+                .map_or("a stopped atom", |x| x.type_name())
+        };
+        if let Some(t) = self.timers.get(&alarm.0) {
+            return Some(format!("timer of {}", short_type(name(t.atom))));
+        }
+        let r = self.requests.get(&alarm.0)?;
+        Some(format!(
+            "request timeout of {} (awaiting {})",
+            short_type(name(r.atom)),
+            r.resp_kind.1
+        ))
+    }
+
+    /// The name of a message kind some atom of this node handles, or a reply to one of its
+    /// requests awaits.
+    pub fn kind_name(&self, kind: KindId) -> Option<&'static str> {
+        self.atoms
+            .iter()
+            .flat_map(|s| s.handlers.iter())
+            .find(|(k, _, _)| *k == kind)
+            .map(|(_, n, _)| *n)
+            .or_else(|| {
+                self.requests
+                    .values()
+                    .find(|r| r.resp_kind.0 == kind)
+                    .map(|r| r.resp_kind.1)
+            })
+    }
+
     /// Pending timers and requests (alarms that will do something).
     pub fn pending_alarms(&self) -> usize {
         self.timers.len() + self.requests.len()
@@ -465,6 +506,23 @@ impl Host {
         self.next_id = self.next_id.wrapping_add(1);
         self.next_id
     }
+}
+
+/// `a::b::C<d::E>` as `C<E>`.
+fn short_type(t: &str) -> String {
+    let mut out = String::new();
+    let mut word = String::new();
+    for c in t.chars() {
+        if c.is_alphanumeric() || c == '_' || c == ':' {
+            word.push(c);
+        } else {
+            out.push_str(word.rsplit("::").next().unwrap_or(""));
+            word.clear();
+            out.push(c);
+        }
+    }
+    out.push_str(word.rsplit("::").next().unwrap_or(""));
+    out
 }
 
 /// The syscalls of one atom during one callback: the host plus the platform.

@@ -17,7 +17,8 @@
 //! - [`store`]: [`MemStore`], an in-memory ordered key-value store.
 //! - [`sim`]: the deterministic simulator (virtual clock, event queue, network model with
 //!   latency, loss, duplication, reordering, partitions, crashes/restarts, clock skew;
-//!   trace hash, recorded traces and replay, invariants, seeds from `RASP_SEED`).
+//!   trace hash, recorded traces and replay, invariants, seeds from `RASP_SEED`; a controlled
+//!   mode and a bounded model checker over it, [`sim::explore`](mod@sim::explore)).
 //! - [`demo`]: the demo protocol (ping-pong + gossiped grow-only counter) as an atom, run
 //!   by the simulator tests (the network runtime can run the same atom in real processes).
 //! - [`error`]: [`Error`], [`StoreError`], [`RequestError`].

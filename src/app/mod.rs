@@ -31,7 +31,8 @@
 //! ```
 //!
 //! The binary then has the subcommands `sim` (N nodes in the deterministic simulator: see
-//! [`sim`]) and `node` (one real process: see [`node`]); `--help` lists their flags, and the
+//! [`sim`]), `node` (one real process: see [`node`]) and `check` (bounded model checking:
+//! see [`check`]); `--help` lists their flags, and the
 //! app's own flags ([`App::Args`]) extend both.
 //!
 //! # The same wiring in both worlds
@@ -60,6 +61,7 @@
 //! `--check-every` events) and stops at the first violation with the seed and the command
 //! that reproduces it; later tools (fuzzer, model checker) evaluate the same values.
 
+pub mod check;
 pub mod node;
 pub mod sim;
 
@@ -564,8 +566,14 @@ pub fn app_boot<A: App>(app: A, index: Option<u32>, config: ReplicaConfig) -> Ex
 /// default; ANSI colours only on a terminal. Called by [`main`]; call it yourself if you
 /// write your own `main`. A second call does nothing.
 pub fn init_tracing() {
+    init_tracing_at("info")
+}
+
+/// [`init_tracing`] with another level than `info` when `RUST_LOG` is unset (`check` uses
+/// `warn`: it boots the cluster again for every state it explores).
+pub fn init_tracing_at(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -589,6 +597,8 @@ pub enum AppCommand<U: Args> {
     Sim(sim::SimCmd<U>),
     /// Run one node of the app as a real process until SIGINT/SIGTERM.
     Node(node::NodeCmd<U>),
+    /// Explore every interleaving of a small cluster up to a depth (bounded model checking).
+    Check(check::CheckCmd<U>),
 }
 
 /// Called with every started real node (see [`Main::on_node_start`]).
@@ -632,7 +642,11 @@ impl<A: App> Main<A> {
             Ok(c) => c,
             Err(e) => e.exit(),
         };
-        init_tracing();
+        if matches!(cli.command, AppCommand::Check(_)) {
+            init_tracing_at("warn");
+        } else {
+            init_tracing();
+        }
         self.run_command(cli.command)
     }
 
@@ -642,6 +656,7 @@ impl<A: App> Main<A> {
         let user = match &command {
             AppCommand::Sim(c) => &c.user,
             AppCommand::Node(c) => &c.user,
+            AppCommand::Check(c) => &c.user,
         };
         if let Err(e) = self.app.configure(user) {
             return crate::cli::config_error(e);
@@ -649,11 +664,12 @@ impl<A: App> Main<A> {
         match command {
             AppCommand::Sim(c) => sim::run_cmd(self.app, &c.sim),
             AppCommand::Node(c) => node::run(self.app, c.node, self.hooks),
+            AppCommand::Check(c) => check::run_cmd(self.app, &c.check),
         }
     }
 }
 
-/// The `main` of an app's binary: subcommands `sim` and `node` (see the module docs).
+/// The `main` of an app's binary: subcommands `sim`, `node` and `check` (see the module docs).
 pub fn main<A: App>(app: A) -> ExitCode {
     Main::new(app).run()
 }

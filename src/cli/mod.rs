@@ -50,7 +50,12 @@ pub const EXIT_CONFIG: u8 = 2;
 /// Parses the command line and runs the subcommand.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::init_tracing();
+    match &cli.command {
+        Command::AdCounter(c) if matches!(c.app, Some(crate::app::AppCommand::Check(_))) => {
+            crate::app::init_tracing_at("warn")
+        }
+        _ => crate::init_tracing(),
+    }
     match cli.command {
         Command::Node(args) => crate::app::node::run(crate::app::NoProgram, args, Vec::new()),
         Command::GenPsk => {

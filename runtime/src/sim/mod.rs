@@ -47,10 +47,19 @@
 //!   notices, timers) is held, bounded, and runs at resume at once, its clock having jumped.
 //! - **External clients**: [`Sim::inject`] delivers a message from [`CLIENT`] (encoded, so
 //!   it can be recorded); whatever atoms send to `CLIENT` lands in [`Sim::take_outbox`].
+//! - **Controlled mode** ([`Sim::enter_control`]): nothing runs unless a driver picks it
+//!   ([`Sim::pending`], [`Sim::pick`], [`Sim::discard`]); the bounded model checker
+//!   ([`explore()`]) enumerates those choices; its model (per-node clocks, zero latency, what a
+//!   step is) is in the [`explore`](mod@explore) module's docs.
 
+pub mod explore;
 mod net;
 mod seed;
 mod trace;
+
+pub use explore::{
+    explore, Budget, Event, ExploreConfig, ExploreReport, Model, Pending, Step, Strategy, Violation,
+};
 
 pub use net::{Latency, LinkConfig, LinkModel, LinkOverride, NetConfig, NetModel};
 pub use seed::{parse_seed, repro_command, seed_from_env, SeedGuard};
@@ -356,8 +365,12 @@ fn mix(h: u64, x: u64) -> u64 {
 }
 
 fn ev_hash(ev: &Ev) -> u64 {
-    let mut h = mix(ev.at, ev.seq);
-    match &ev.kind {
+    kind_hash(mix(ev.at, ev.seq), &ev.kind)
+}
+
+/// Folds an event's content (everything but its time and sequence number) into `h`.
+fn kind_hash(mut h: u64, kind: &EvKind) -> u64 {
+    match kind {
         EvKind::Deliver { node, inc, env, .. } => {
             h = mix(mix(mix(h, 1), *node as u64), *inc as u64);
             h = mix(mix(h, env.from.node.0), env.from.atom.0 as u64);
@@ -425,6 +438,8 @@ struct Core {
     outbox: Vec<Envelope>,
     scratch: Vec<Duration>,
     next_conn: u64,
+    /// Set in the explorer's controlled mode ([`Sim::enter_control`]).
+    control: Option<explore::Control>,
 }
 
 impl Core {
@@ -448,6 +463,9 @@ impl Core {
     }
 
     fn local_now(&self, node: u32) -> Time {
+        if let Some(c) = &self.control {
+            return c.clocks[node as usize];
+        }
         let s = self.meta[node as usize].skew;
         if s == Skew::default() {
             return self.now;
@@ -497,7 +515,11 @@ impl Core {
         }
         self.meta[a as usize].connecting.push(bid);
         let (na, nb) = (NodeId(a as u64), bid);
-        let rtt = self.net.latency(na, nb, &mut self.rng) + self.net.latency(nb, na, &mut self.rng);
+        let rtt = if self.control.is_some() {
+            Duration::ZERO // the explorer orders the connection itself
+        } else {
+            self.net.latency(na, nb, &mut self.rng) + self.net.latency(nb, na, &mut self.rng)
+        };
         let a_inc = self.meta[a as usize].inc;
         self.push(self.now + rtt, EvKind::ConnOpen { a, b, a_inc });
     }
@@ -535,7 +557,10 @@ impl Platform for SimPlatform<'_> {
         self.core.local_now(self.node)
     }
     fn rng(&mut self) -> &mut dyn RngCore {
-        &mut self.core.rng
+        match &mut self.core.control {
+            Some(c) => &mut c.rngs[self.node as usize],
+            None => &mut self.core.rng,
+        }
     }
     fn send_local(&mut self, env: Envelope) {
         let inc = self.core.meta[self.node as usize].inc;
@@ -585,7 +610,11 @@ impl Platform for SimPlatform<'_> {
             return bytes;
         }
         let mut out = std::mem::take(&mut core.scratch);
-        core.net.transmit(from, to, &mut core.rng, &mut out);
+        if core.control.is_some() {
+            out.push(Duration::ZERO); // the explorer chooses order and loss itself
+        } else {
+            core.net.transmit(from, to, &mut core.rng, &mut out);
+        }
         match out.len() {
             0 => core.count("sim.lost"),
             1 => {}
@@ -663,7 +692,11 @@ impl Platform for SimPlatform<'_> {
                 ev: PeerEvent::Down(node),
             },
         );
-        let d = self.core.net.latency(me, node, &mut self.core.rng);
+        let d = if self.core.control.is_some() {
+            Duration::ZERO
+        } else {
+            self.core.net.latency(me, node, &mut self.core.rng)
+        };
         self.core.push(
             now + d,
             EvKind::CloseNote {
@@ -739,6 +772,7 @@ impl Sim {
                 outbox: Vec::new(),
                 scratch: Vec::new(),
                 next_conn: 0,
+                control: None,
                 cfg,
             },
             nodes: Vec::new(),

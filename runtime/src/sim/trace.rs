@@ -51,6 +51,12 @@ pub enum Input {
     RunUntilIdle(Time),
     /// `step`.
     Step,
+    /// [`Sim::enter_control`]: the explorer's controlled mode starts.
+    Control,
+    /// [`Sim::pick`]: the pending event with this sequence number runs.
+    Pick(u64),
+    /// [`Sim::discard`]: the in-flight message with this sequence number is lost.
+    Discard(u64),
 }
 
 /// A recorded run.
@@ -195,6 +201,13 @@ pub fn replay_with_model(
             }
             Input::Step => {
                 sim.step();
+            }
+            Input::Control => sim.enter_control(),
+            Input::Pick(seq) => {
+                sim.pick(seq);
+            }
+            Input::Discard(seq) => {
+                sim.discard(seq);
             }
         }
     }
