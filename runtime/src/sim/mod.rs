@@ -49,10 +49,12 @@
 //!   it can be recorded); whatever atoms send to `CLIENT` lands in [`Sim::take_outbox`].
 
 mod net;
+mod schedule;
 mod seed;
 mod trace;
 
 pub use net::{Latency, LinkConfig, LinkModel, LinkOverride, NetConfig, NetModel};
+pub use schedule::{EventClass, MsgId, Observed, Schedule, Violation};
 pub use seed::{parse_seed, repro_command, seed_from_env, SeedGuard};
 pub use trace::{replay, replay_with_model, Input, ReplayReport, Trace};
 
@@ -187,6 +189,10 @@ pub enum Fault {
     Pause(NodeId),
     /// A paused node continues (SIGCONT): what was held runs now.
     Resume(NodeId),
+    /// The node's durable store is erased (a lost disk). Meant for a crashed node: at its
+    /// [`Fault::Restart`] it boots with an empty store, as a node whose data directory was
+    /// wiped. A live node keeps running on its volatile state.
+    WipeStore(NodeId),
 }
 
 /// How many messages a paused node holds ([`Fault::Pause`]) before dropping more: the bound on
@@ -232,6 +238,9 @@ enum EvKind {
         inc: u32,
         bytes: u32,
         env: Envelope,
+        /// [`MsgId::seq`] of a remote message while a schedule hook is installed, else
+        /// `u64::MAX` (not hashed: the hook changes nothing else).
+        link_seq: u64,
     },
     Alarm {
         node: u32,
@@ -425,6 +434,7 @@ struct Core {
     outbox: Vec<Envelope>,
     scratch: Vec<Duration>,
     next_conn: u64,
+    hook: Option<schedule::Hook>,
 }
 
 impl Core {
@@ -436,6 +446,34 @@ impl Core {
 
     fn count(&mut self, name: &'static str) {
         *self.counters.entry(name).or_insert(0) += 1;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observe_send(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        kind: KindId,
+        seq: u64,
+        name: Option<&'static str>,
+        kept: bool,
+        copies: usize,
+    ) {
+        if let Some(h) = &mut self.hook {
+            let id = MsgId {
+                from,
+                to,
+                kind,
+                seq,
+            };
+            h.schedule.observe(&Observed::Send {
+                id,
+                kind: name,
+                at: self.now,
+                kept,
+                copies,
+            });
+        }
     }
 
     fn index(&self, node: NodeId) -> Option<u32> {
@@ -547,12 +585,17 @@ impl Platform for SimPlatform<'_> {
                 inc,
                 bytes: 0,
                 env,
+                link_seq: u64::MAX,
             },
         );
     }
     fn send_remote(&mut self, mut env: Envelope) -> usize {
         let core = &mut *self.core;
         let to = env.to.node();
+        let kind_name = match (&core.hook, &env.payload) {
+            (Some(_), Payload::Local(m)) => Some(m.kind_name()),
+            _ => None,
+        };
         let bytes = match core.cfg.wire {
             WireMode::Encode => {
                 match std::mem::replace(&mut env.payload, Payload::Wire(Vec::new())).into_wire() {
@@ -580,12 +623,33 @@ impl Platform for SimPlatform<'_> {
         };
         let from = NodeId(self.node as u64);
         core.ensure_connection(self.node, ti);
+        let (mut link_seq, mut kept) = (u64::MAX, true);
+        if let Some(h) = &mut core.hook {
+            let n = h.seqs.entry((self.node, ti, env.kind.0)).or_insert(0);
+            link_seq = *n;
+            *n += 1;
+            let id = MsgId {
+                from,
+                to,
+                kind: env.kind,
+                seq: link_seq,
+            };
+            kept = h.schedule.keep(&id, core.now);
+        }
         if core.blocked(from, to) {
             core.count("sim.dropped_partitioned");
+            core.observe_send(from, to, env.kind, link_seq, kind_name, kept, 0);
             return bytes;
         }
         let mut out = std::mem::take(&mut core.scratch);
+        // Drawn even for a message the schedule drops, so the random choices after it are
+        // the same as in the run that kept it.
         core.net.transmit(from, to, &mut core.rng, &mut out);
+        if !kept {
+            out.clear();
+            core.count("sim.dropped_by_schedule");
+        }
+        core.observe_send(from, to, env.kind, link_seq, kind_name, kept, out.len());
         match out.len() {
             0 => core.count("sim.lost"),
             1 => {}
@@ -608,6 +672,7 @@ impl Platform for SimPlatform<'_> {
                     inc,
                     bytes: bytes as u32,
                     env: e,
+                    link_seq,
                 },
             );
         }
@@ -704,6 +769,8 @@ pub struct Sim {
     recorder: Option<Recorder>,
     verifier: Option<Verifier>,
     next_client_req: u64,
+    halt_on_violation: bool,
+    violation: Option<Violation>,
     _guard: SeedGuard,
 }
 
@@ -739,6 +806,7 @@ impl Sim {
                 outbox: Vec::new(),
                 scratch: Vec::new(),
                 next_conn: 0,
+                hook: None,
                 cfg,
             },
             nodes: Vec::new(),
@@ -746,6 +814,8 @@ impl Sim {
             recorder: None,
             verifier: None,
             next_client_req: 0,
+            halt_on_violation: false,
+            violation: None,
             _guard: SeedGuard::new(seed),
         })
     }
@@ -959,6 +1029,7 @@ impl Sim {
                 inc,
                 bytes: len,
                 env,
+                link_seq: u64::MAX,
             },
         );
     }
@@ -1022,6 +1093,12 @@ impl Sim {
 
     fn apply_fault(&mut self, fault: Fault) {
         tracing::debug!(time = ?self.core.now, ?fault, "fault");
+        if let Some(h) = &mut self.core.hook {
+            h.schedule.observe(&Observed::Fault {
+                fault: &fault,
+                at: self.core.now,
+            });
+        }
         let fd = self.core.cfg.failure_detection;
         match fault {
             Fault::Crash(node) => {
@@ -1121,6 +1198,12 @@ impl Sim {
                     }
                 }
             }
+            Fault::WipeStore(node) => {
+                if let Some(i) = self.core.index(node) {
+                    self.nodes[i as usize].store = MemStore::new();
+                    self.core.count("sim.store_wipes");
+                }
+            }
             Fault::Resume(node) => {
                 if let Some(i) = self.core.index(node) {
                     let m = &mut self.core.meta[i as usize];
@@ -1172,9 +1255,11 @@ impl Sim {
     }
 
     fn halted(&self) -> bool {
-        self.verifier
-            .as_ref()
-            .is_some_and(|v| v.divergence.is_some())
+        self.violation.is_some()
+            || self
+                .verifier
+                .as_ref()
+                .is_some_and(|v| v.divergence.is_some())
     }
 
     fn step_inner(&mut self) -> bool {
@@ -1190,6 +1275,17 @@ impl Sim {
         }
         if let Some(v) = &mut self.verifier {
             v.check(self.core.events, self.core.now, h);
+        }
+        if self.core.hook.is_some() {
+            let (class, node) = schedule::class_of(&ev.kind);
+            let faulty = self.faulty();
+            if let Some(h) = &mut self.core.hook {
+                h.schedule.observe(&Observed::Event {
+                    class,
+                    node,
+                    faulty,
+                });
+            }
         }
         self.process(ev.kind);
         if !self.invariants.is_empty() {
@@ -1208,8 +1304,27 @@ impl Sim {
                 inc,
                 bytes,
                 env,
+                link_seq,
             } => {
                 if self.core.alive(node, inc) {
+                    if let Some(h) = &mut self.core.hook {
+                        let at = self.core.now;
+                        if env.from.node == CLIENT {
+                            h.schedule.observe(&Observed::Inject {
+                                node: NodeId(node as u64),
+                                kind: env.kind,
+                                at,
+                            });
+                        } else if link_seq != u64::MAX {
+                            let id = MsgId {
+                                from: env.from.node,
+                                to: NodeId(node as u64),
+                                kind: env.kind,
+                                seq: link_seq,
+                            };
+                            h.schedule.observe(&Observed::Deliver { id, at });
+                        }
+                    }
                     self.dispatch(node, |h, p| h.deliver(p, env, bytes as usize));
                 } else {
                     self.core.count("sim.dropped_node_down");
@@ -1400,8 +1515,15 @@ impl Sim {
     fn check_invariants(&mut self) {
         let invs = std::mem::take(&mut self.invariants);
         for inv in &invs {
+            if self.violation.is_some() {
+                break;
+            }
             if self.core.events.is_multiple_of(inv.every) {
                 if let Err(msg) = (inv.check)(self) {
+                    if self.halt_on_violation {
+                        self.record_violation(inv.name, msg);
+                        break;
+                    }
                     panic!(
                         "invariant `{}` violated at event {} (time {:?}, seed {}): {msg}\nreproduce: {}",
                         inv.name,
