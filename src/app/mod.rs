@@ -247,8 +247,8 @@ type Check = Arc<dyn Fn(&[NodeView<'_>]) -> Result<(), String> + Send + Sync>;
 /// A named property of the running cluster: a closure over the live nodes.
 ///
 /// Two kinds: **safety** ([`Invariant::each`], [`Invariant::all`]), checked after every
-/// simulator event; **bounded liveness** ([`Invariant::eventually`]), which must hold at some
-/// moment within a bound after the run goes quiet (the last fault healed, every crashed node
+/// simulator event; **bounded liveness** ([`Invariant::eventually`]), which must come to
+/// hold, and stay, within a bound after the run goes quiet (the last fault healed, every crashed node
 /// back, the workload done). [`builtin`] has the properties every app gets.
 #[derive(Clone)]
 pub struct Invariant {
@@ -296,8 +296,10 @@ impl Invariant {
     }
 
     /// A bounded eventual property of the live nodes together: once the run is quiet (see
-    /// the type's docs), it must hold at some check within `within` (the tools check every
-    /// 100 ms of virtual time); if it never does, the run fails with its last message.
+    /// the type's docs), it must come to hold within `within` and keep holding (the tools
+    /// check every 100 ms of virtual time, and call it settled after it held without
+    /// interruption for a few seconds, see [`plan::STABLE`]); if it does not hold at the
+    /// bound, the run fails with its last message.
     pub fn eventually(
         name: &'static str,
         within: Duration,
