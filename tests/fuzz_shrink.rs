@@ -318,3 +318,75 @@ fn the_builtins_hold_on_the_todo_example_without_faults() {
     assert!(r.failure.is_none(), "{:?}", r.failure);
     assert_eq!(r.runs, 8);
 }
+
+/// Fuzzes an app for `runs` runs; if a run fails, shrinks it and checks that the shrunk
+/// trace replays to the same violation. Prints the figures (runs/s, time to find, reduction).
+fn measure<A: App>(name: &str, app: &A, a: &FuzzArgs) {
+    let r = fuzz(app, a).unwrap();
+    let secs = r.wall.as_secs_f64().max(1e-9);
+    eprintln!(
+        "{name}: {} runs in {:.2} s ({:.1} runs/s, {:.0} events/s, coverage {})",
+        r.runs,
+        secs,
+        r.runs as f64 / secs,
+        r.events as f64 / secs,
+        r.coverage
+    );
+    let Some((run, plan, v)) = r.failure else {
+        assert_eq!(r.runs, a.runs);
+        eprintln!("{name}: no violation");
+        return;
+    };
+    eprintln!("{name}: run {run} fails: {v}");
+    let path = tmp(&format!("{name}.trace"));
+    let file = write_failure(app, Vec::new(), Some(run), &plan, &path).unwrap();
+    let out = tmp(&format!("{name}.min.trace"));
+    let (s, min) = shrink_to_file(app, &file, Duration::from_secs(60), &out).unwrap();
+    for l in s.story.iter().filter(|l| !l.contains("membership/wire")) {
+        eprintln!("  {l}");
+    }
+    eprintln!(
+        "{name}: events {} → {} ({:.1}% fewer), inputs {} → {}, delivered {} → {}, {} runs, {:.2} s",
+        s.events.0,
+        s.events.1,
+        100.0 * (1.0 - s.events.1 as f64 / s.events.0.max(1) as f64),
+        s.inputs.0,
+        s.inputs.1,
+        s.delivered.0,
+        s.delivered.1,
+        s.runs,
+        s.wall.as_secs_f64()
+    );
+    let back = replay(app, &min).unwrap();
+    assert!(back.exact && back.same_violation, "{back:?}");
+}
+
+/// The figures of the README's "Finding bugs" section:
+/// `cargo test --release --test fuzz_shrink figures -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn figures() {
+    let a = FuzzArgs {
+        runs: 1000,
+        threads: Some(2),
+        nodes: 4,
+        servers: Some(1),
+        membership: Mode::Full,
+        ..FuzzArgs::default()
+    };
+    measure(
+        "ad-counter",
+        &rasp::ad_counter::app::AdCounter::new(2, 20, Duration::from_millis(100)),
+        &a,
+    );
+    measure(
+        "todo",
+        &todo::Todo::default(),
+        &FuzzArgs {
+            nodes: 3,
+            servers: None,
+            ..a.clone()
+        },
+    );
+    measure("lww-counter", &LwwCounter, &args(1000, 2));
+}

@@ -45,8 +45,14 @@
 //! - **Pause** ([`Fault::Pause`], [`Fault::Resume`]): SIGSTOP and SIGCONT. A paused node keeps
 //!   its state and connections but runs nothing; what falls due for it (messages, connection
 //!   notices, timers) is held, bounded, and runs at resume at once, its clock having jumped.
+//! - **Lost disk** ([`Fault::WipeStore`]): a crashed node's store is erased, so it restarts
+//!   as a node whose data directory was wiped.
 //! - **External clients**: [`Sim::inject`] delivers a message from [`CLIENT`] (encoded, so
 //!   it can be recorded); whatever atoms send to `CLIENT` lands in [`Sim::take_outbox`].
+//! - **Tools** (the `schedule` module's items, re-exported here): a [`Schedule`] hook decides per remote message
+//!   ([`MsgId`]) whether it leaves and observes every event; [`Sim::halt_on_violation`]
+//!   stops a run at a failed invariant instead of panicking ([`Violation`]); and
+//!   [`Sim::verify_against`] checks a re-executed run against a recorded [`Trace`].
 
 mod net;
 mod schedule;
