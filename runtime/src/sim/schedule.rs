@@ -214,3 +214,147 @@ impl Sim {
         !self.core.partitions.is_empty() || self.core.meta.iter().any(|m| !m.up || m.paused)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::SimConfig;
+    use crate::{boot, Atom, AtomAddr, AtomId, Ctx, Message};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    #[derive(Clone, Debug, Serialize, Deserialize)]
+    struct Note(u32);
+    impl Message for Note {
+        const KIND: &'static str = "test/schedule-note";
+    }
+
+    /// Node 0 sends five notes to node 1; node 1 keeps what it got.
+    struct Peer {
+        got: Vec<u32>,
+    }
+    impl Atom for Peer {
+        fn init(&mut self, ctx: &mut Ctx<Self>) {
+            ctx.on::<Note>(|me, _, _, n| me.got.push(n.0));
+            if ctx.node() == NodeId(0) {
+                ctx.store_put(b"k", b"v").unwrap();
+                for i in 0..5 {
+                    ctx.send(AtomAddr::new(NodeId(1), AtomId(0)), Note(i));
+                }
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Log {
+        drop: Option<u64>,
+        sends: Vec<(u64, bool)>,
+        delivered: Vec<u64>,
+    }
+    struct Rec(Rc<RefCell<Log>>);
+    impl Schedule for Rec {
+        fn keep(&mut self, id: &MsgId, _at: Time) -> bool {
+            self.0.borrow().drop != Some(id.seq) || id.kind != Note::KIND_ID
+        }
+        fn observe(&mut self, ev: &Observed<'_>) {
+            let mut l = self.0.borrow_mut();
+            match ev {
+                Observed::Send { id, kept, .. } if id.kind == Note::KIND_ID => {
+                    l.sends.push((id.seq, *kept))
+                }
+                Observed::Deliver { id, .. } if id.kind == Note::KIND_ID => {
+                    l.delivered.push(id.seq)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn run(hook: Option<Rc<RefCell<Log>>>) -> (Sim, Vec<u32>) {
+        let mut sim = Sim::new(SimConfig::seeded(7)).unwrap();
+        if let Some(l) = hook {
+            sim.set_schedule(Box::new(Rec(l)));
+        }
+        for _ in 0..2 {
+            sim.add_node(boot(|b| {
+                b.spawn(Peer { got: Vec::new() });
+            }));
+        }
+        sim.run_for(Duration::from_secs(1));
+        let got = sim
+            .with_atom::<Peer, _>(AtomAddr::new(NodeId(1), AtomId(0)), |p| p.got.clone())
+            .unwrap();
+        (sim, got)
+    }
+
+    #[test]
+    fn the_hook_drops_one_message_by_identity_and_changes_nothing_else() {
+        let (plain, got) = run(None);
+        assert_eq!(got.len(), 5);
+        // Keeping everything: the same run, hash for hash.
+        let log = Rc::new(RefCell::new(Log::default()));
+        let (kept, got_kept) = run(Some(log.clone()));
+        assert_eq!(kept.trace_hash(), plain.trace_hash());
+        assert_eq!(got_kept, got);
+        let l = log.borrow();
+        assert_eq!(l.sends, (0..5).map(|s| (s, true)).collect::<Vec<_>>());
+        assert_eq!(l.delivered.len(), 5);
+        drop(l);
+        // Dropping note #2 (per-link sequence 2): it never arrives, the others do.
+        let log = Rc::new(RefCell::new(Log {
+            drop: Some(2),
+            ..Log::default()
+        }));
+        let (sim, got) = run(Some(log.clone()));
+        let mut got = got;
+        got.sort();
+        assert_eq!(got, vec![0, 1, 3, 4]);
+        assert_eq!(sim.sim_counter("sim.dropped_by_schedule"), 1);
+        let l = log.borrow();
+        assert!(l.sends.contains(&(2, false)) && !l.delivered.contains(&2));
+    }
+
+    #[test]
+    fn a_violation_halts_the_run_instead_of_panicking_and_a_wiped_store_is_empty() {
+        let mut sim = Sim::new(SimConfig::seeded(3)).unwrap();
+        sim.halt_on_violation(true);
+        for _ in 0..2 {
+            sim.add_node(boot(|b| {
+                b.spawn(Peer { got: Vec::new() });
+            }));
+        }
+        sim.add_invariant("at most two notes", 1, |s| {
+            let n = s
+                .with_atom::<Peer, _>(AtomAddr::new(NodeId(1), AtomId(0)), |p| p.got.len())
+                .unwrap_or(0);
+            if n <= 2 {
+                Ok(())
+            } else {
+                Err(format!("{n} notes"))
+            }
+        });
+        sim.run_for(Duration::from_secs(1));
+        let v = sim
+            .violation()
+            .cloned()
+            .expect("the third note violates it");
+        assert_eq!(
+            (v.invariant.as_str(), v.message.as_str()),
+            ("at most two notes", "3 notes")
+        );
+        assert_eq!(v.event, sim.events(), "nothing ran after the failing event");
+        sim.run_for(Duration::from_secs(1));
+        assert_eq!(v.event, sim.events(), "a halted run stays halted");
+
+        let mut sim = Sim::new(SimConfig::seeded(3)).unwrap();
+        sim.add_node(boot(|b| {
+            b.spawn(Peer { got: Vec::new() });
+        }));
+        sim.run_for(Duration::from_millis(10));
+        assert!(!sim.store(NodeId(0)).is_empty());
+        sim.crash(NodeId(0));
+        sim.apply(Fault::WipeStore(NodeId(0)));
+        assert!(sim.store(NodeId(0)).is_empty());
+    }
+}
