@@ -390,3 +390,22 @@ fn figures() {
     );
     measure("lww-counter", &LwwCounter, &args(1000, 2));
 }
+
+#[test]
+fn the_builtins_and_its_invariants_hold_on_the_ad_counter_under_faults() {
+    // 16 runs with every fault kind (crashes with wiped stores too); the ignored `figures`
+    // test runs 1,000.
+    let a = FuzzArgs {
+        runs: 16,
+        threads: Some(2),
+        nodes: 4,
+        servers: Some(1),
+        membership: Mode::Full,
+        ..FuzzArgs::default()
+    };
+    let app = rasp::ad_counter::app::AdCounter::new(2, 20, Duration::from_millis(100));
+    let r = fuzz(&app, &a).unwrap();
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    assert_eq!(r.runs, 16);
+    assert!(r.coverage > 20, "coverage {}", r.coverage);
+}
