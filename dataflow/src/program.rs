@@ -289,6 +289,8 @@ pub struct Program {
     catalog: BTreeMap<String, Ctor>,
     types: BTreeMap<String, TypeOps>,
     fired: BTreeSet<String>,
+    /// Triggers whose action ran on this program (not those learnt fired), in order.
+    firings: Vec<String>,
     ready: Vec<Ready>,
     changes: Vec<(usize, Box<dyn AnyLattice>)>,
     record_changes: bool,
@@ -392,6 +394,7 @@ impl Program {
             catalog: BTreeMap::new(),
             types: BTreeMap::new(),
             fired: BTreeSet::new(),
+            firings: Vec::new(),
             ready: Vec::new(),
             changes: Vec::new(),
             record_changes: false,
@@ -1272,6 +1275,14 @@ impl Program {
         &self.fired
     }
 
+    /// The triggers whose action ran on this program (since it was built: a restarted
+    /// replica starts a new list), in firing order; unlike [`Program::fired_triggers`], not
+    /// those learnt fired from other replicas. The tools check "a trigger fires at most once
+    /// per node" on it.
+    pub fn trigger_firings(&self) -> &[String] {
+        &self.firings
+    }
+
     /// Records `name` as fired (a trigger of that name will not be armed).
     pub fn mark_fired(&mut self, name: &str) {
         self.fired.insert(name.to_string());
@@ -1423,6 +1434,7 @@ impl Program {
                 match self.vars[v].watches.remove(i) {
                     Watch::Read { f, .. } => self.ready.push(Ready::Once(f, v)),
                     Watch::Trigger { name, f, .. } => {
+                        self.firings.push(name.clone());
                         self.fired.insert(name);
                         self.ready.push(Ready::Once(f, v));
                     }

@@ -700,6 +700,8 @@ mod tests {
                 role: Role::Client,
                 program: &p,
                 app: a,
+                boot: 1,
+                started: rasp_runtime::Time::ZERO,
             }];
             app.invariants()
                 .iter()

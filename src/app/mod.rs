@@ -31,9 +31,13 @@
 //! ```
 //!
 //! The binary then has the subcommands `sim` (N nodes in the deterministic simulator: see
-//! [`sim`]), `node` (one real process: see [`node`]) and `check` (bounded model checking:
-//! see [`check`]); `--help` lists their flags, and the
-//! app's own flags ([`App::Args`]) extend both.
+//! [`sim`]), `node` (one real process: see [`node`]), and the tools that find bugs: `fuzz`
+//! (random schedules and faults until an invariant fails, written as a trace file: see
+//! [`fuzz`]), `replay TRACE` (the same execution again, checked event by event), `shrink
+//! TRACE` (the failing execution cut down to what matters, with its story: see [`shrink`])
+//! and `check` (bounded model checking of a small cluster: see [`check`]); `--help` lists
+//! their flags, and the app's own flags ([`App::Args`]) extend `sim`, `node`, `fuzz` and
+//! `check` (a trace file stores them for `replay` and `shrink`).
 //!
 //! # The same wiring in both worlds
 //!
@@ -59,10 +63,24 @@
 //! [`App::invariants`] returns [`Invariant`]s: a name and a closure over the live nodes'
 //! [`NodeView`]s (index, role, program). `sim` checks each after every event (or every
 //! `--check-every` events) and stops at the first violation with the seed and the command
-//! that reproduces it; later tools (fuzzer, model checker) evaluate the same values.
+//! that reproduces it; the fuzzer and the minimiser evaluate the same values. Besides the
+//! safety properties ([`Invariant::each`], [`Invariant::all`]) an app may state bounded
+//! liveness ([`Invariant::eventually`]), and every app gets the built-ins of [`builtin`]
+//! (convergence and the operator property after quiescence, triggers firing once).
+//!
+//! # Workload
+//!
+//! What nodes do on their own (timers, subscriptions) runs under every tool. Client
+//! operations the minimiser should be able to remove one by one are the app's workload
+//! ([`App::workload`], [`App::on_work`]): the fuzzer draws them per run and injects each
+//! into the node's app atom at its time ([`plan`]).
 
+pub mod builtin;
 pub mod check;
+pub mod fuzz;
 pub mod node;
+pub mod plan;
+pub mod shrink;
 pub mod sim;
 
 use crate::cli::node::{ExtraBoot, NodeEnv, StartedNode};
@@ -126,6 +144,46 @@ pub trait App: Clone + Send + Sync + 'static {
     fn invariants(&self) -> Vec<Invariant> {
         Vec::new()
     }
+
+    /// The app's own workload for one fuzzed run: client operations as external inputs
+    /// (`node` performs `op` at `at`), drawn from `rng` (seeded by the run's seed) for a
+    /// cluster of `nodes` nodes whose activity lasts about `horizon`. The fuzzer injects each
+    /// into the node's app atom, where [`App::on_work`] performs it; the minimiser removes the
+    /// ones a failure does not need. None by default (an app whose nodes act on their own
+    /// timers needs none).
+    fn workload(
+        &self,
+        _nodes: &[NodeMeta],
+        _horizon: Duration,
+        _rng: &mut dyn rand::RngCore,
+    ) -> Vec<WorkItem> {
+        Vec::new()
+    }
+
+    /// Performs one workload operation ([`App::workload`]) on `node`.
+    fn on_work(&mut self, _node: &mut NodeCtx<'_, Self>, _op: &str) {}
+}
+
+/// One client operation of an app's workload ([`App::workload`]).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkItem {
+    /// When (virtual time from the start of the run).
+    pub at: Duration,
+    /// The node's index.
+    pub node: u32,
+    /// The operation, in the app's own words (shown as is in a failure's story).
+    pub op: String,
+}
+
+/// The message that carries a [`WorkItem`]'s operation to a node's app atom.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WorkMsg {
+    /// The operation.
+    pub op: String,
+}
+
+impl Message for WorkMsg {
+    const KIND: &'static str = "rasp/app-work";
 }
 
 /// The app with no program of its own: `rasp node` runs it, so a plain node has the same
@@ -161,6 +219,10 @@ pub struct NodeView<'a> {
     pub program: &'a Program,
     /// The node's copy of the app (read it with [`NodeView::app`]).
     pub app: &'a dyn Any,
+    /// Which start of the node this is ([`NodeCtx::boot`]).
+    pub boot: u64,
+    /// Virtual time at which this incarnation started.
+    pub started: Time,
 }
 
 impl NodeView<'_> {
@@ -185,10 +247,16 @@ impl Debug for NodeView<'_> {
 type Check = Arc<dyn Fn(&[NodeView<'_>]) -> Result<(), String> + Send + Sync>;
 
 /// A named property of the running cluster: a closure over the live nodes.
+///
+/// Two kinds: **safety** ([`Invariant::each`], [`Invariant::all`]), checked after every
+/// simulator event; **bounded liveness** ([`Invariant::eventually`]), which must come to
+/// hold, and stay, within a bound after the run goes quiet (the last fault healed, every crashed node
+/// back, the workload done). [`builtin`] has the properties every app gets.
 #[derive(Clone)]
 pub struct Invariant {
     name: &'static str,
     check: Check,
+    within: Option<Duration>,
 }
 
 impl Debug for Invariant {
@@ -213,6 +281,7 @@ impl Invariant {
                 }
                 Ok(())
             }),
+            within: None,
         }
     }
 
@@ -224,7 +293,31 @@ impl Invariant {
         Invariant {
             name,
             check: Arc::new(check),
+            within: None,
         }
+    }
+
+    /// A bounded eventual property of the live nodes together: once the run is quiet (see
+    /// the type's docs), it must come to hold within `within` and keep holding (the tools
+    /// check every 100 ms of virtual time, and call it settled after it held without
+    /// interruption for a few seconds, see [`plan::STABLE`]); if it does not hold at the
+    /// bound, the run fails with its last message.
+    pub fn eventually(
+        name: &'static str,
+        within: Duration,
+        check: impl Fn(&[NodeView<'_>]) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        Invariant {
+            name,
+            check: Arc::new(check),
+            within: Some(within),
+        }
+    }
+
+    /// The bound of an eventual property ([`Invariant::eventually`]); `None` for a safety
+    /// property, checked after every event.
+    pub fn within(&self) -> Option<Duration> {
+        self.within
     }
 
     /// Its name.
@@ -291,6 +384,7 @@ pub struct AppAtom<A: App> {
     config: ReplicaConfig,
     replica: Option<Replica>,
     boot: u64,
+    started: Time,
 }
 
 impl<A: App> AppAtom<A> {
@@ -302,7 +396,18 @@ impl<A: App> AppAtom<A> {
             config,
             replica: None,
             boot: 0,
+            started: Time::ZERO,
         }
+    }
+
+    /// Which start of the node this is ([`NodeCtx::boot`]).
+    pub fn boot(&self) -> u64 {
+        self.boot
+    }
+
+    /// When this incarnation started (the node's clock).
+    pub fn started(&self) -> Time {
+        self.started
     }
 
     /// The node's copy of the app.
@@ -383,6 +488,7 @@ impl<A: App> Atom for AppAtom<A> {
                 0
             }
         };
+        self.started = ctx.now();
         let node = ctx.node();
         let interest = self.app.interest(&self.meta);
         let mut p = Program::with_interest(node.0, interest.clone());
@@ -397,6 +503,12 @@ impl<A: App> Atom for AppAtom<A> {
         };
         self.replica = Some(Replica::new(node, config, p));
         Replica::install(self, ctx);
+        // Workload operations come from the simulator's driver only, never from a peer.
+        ctx.on::<WorkMsg>(|atom: &mut Self, ctx, from, m| {
+            if from.from.node == rasp_runtime::sim::CLIENT {
+                atom.with_node(ctx, |app, n| app.on_work(n, &m.op))
+            }
+        });
         ctx.on_peer(|_, ctx, ev| match ev {
             PeerEvent::Up(peer) => tracing::info!(node = ctx.node().0, peer = peer.0, "peer up"),
             PeerEvent::Down(peer) => {
@@ -569,8 +681,8 @@ pub fn init_tracing() {
     init_tracing_at("info")
 }
 
-/// [`init_tracing`] with another level than `info` when `RUST_LOG` is unset (`check` uses
-/// `warn`: it boots the cluster again for every state it explores).
+/// [`init_tracing`] with another level than `info` when `RUST_LOG` is unset (`check`, `fuzz`
+/// and `shrink` use `warn`: they boot clusters again and again).
 pub fn init_tracing_at(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
@@ -599,6 +711,27 @@ pub enum AppCommand<U: Args> {
     Node(node::NodeCmd<U>),
     /// Explore every interleaving of a small cluster up to a depth (bounded model checking).
     Check(check::CheckCmd<U>),
+    /// Fuzz the app in the simulator: random schedules and faults from seeds, in parallel,
+    /// until an invariant fails; write the failing execution as a trace file.
+    Fuzz(fuzz::FuzzCmd<U>),
+    /// Re-run a trace file's execution bit for bit and print its violation again.
+    Replay(shrink::ReplayArgs),
+    /// Shrink a trace file's failing execution to the events that matter; print its story.
+    Shrink(shrink::ShrinkArgs),
+}
+
+/// The flags stored in a trace file, parsed as `fuzz` parses them.
+#[derive(Debug, Parser)]
+struct FuzzWords<U: Args> {
+    #[command(flatten)]
+    cmd: fuzz::FuzzCmd<U>,
+}
+
+/// The app's flags from the words a trace file stores ([`fuzz::TraceFile::args`]).
+pub fn user_args_from_words<U: Args>(words: &[String]) -> Result<U, String> {
+    FuzzWords::<U>::try_parse_from(std::iter::once("fuzz".to_string()).chain(words.iter().cloned()))
+        .map(|w| w.cmd.user)
+        .map_err(|e| format!("the trace file's flags: {e}"))
 }
 
 /// Called with every started real node (see [`Main::on_node_start`]).
@@ -642,7 +775,10 @@ impl<A: App> Main<A> {
             Ok(c) => c,
             Err(e) => e.exit(),
         };
-        if matches!(cli.command, AppCommand::Check(_)) {
+        if matches!(
+            cli.command,
+            AppCommand::Check(_) | AppCommand::Fuzz(_) | AppCommand::Shrink(_)
+        ) {
             init_tracing_at("warn");
         } else {
             init_tracing();
@@ -653,10 +789,30 @@ impl<A: App> Main<A> {
     /// Runs a parsed subcommand (for a binary that nests the app's subcommands under its
     /// own, as `rasp ad-counter sim|node` does). Tracing must be initialised by the caller.
     pub fn run_command(mut self, command: AppCommand<A::Args>) -> ExitCode {
-        let user = match &command {
-            AppCommand::Sim(c) => &c.user,
-            AppCommand::Node(c) => &c.user,
-            AppCommand::Check(c) => &c.user,
+        let file = match &command {
+            AppCommand::Replay(shrink::ReplayArgs { trace })
+            | AppCommand::Shrink(shrink::ShrinkArgs { trace, .. }) => {
+                match fuzz::TraceFile::load(trace) {
+                    Ok(f) => Some(f),
+                    Err(e) => return crate::cli::config_error(e),
+                }
+            }
+            _ => None,
+        };
+        let from_file;
+        let user = match (&command, &file) {
+            (AppCommand::Sim(c), _) => &c.user,
+            (AppCommand::Node(c), _) => &c.user,
+            (AppCommand::Fuzz(c), _) => &c.user,
+            (AppCommand::Check(c), _) => &c.user,
+            (_, Some(f)) => match user_args_from_words::<A::Args>(&f.args) {
+                Ok(u) => {
+                    from_file = u;
+                    &from_file
+                }
+                Err(e) => return crate::cli::config_error(e),
+            },
+            (_, None) => unreachable!("replay and shrink load their file above"),
         };
         if let Err(e) = self.app.configure(user) {
             return crate::cli::config_error(e);
@@ -665,11 +821,15 @@ impl<A: App> Main<A> {
             AppCommand::Sim(c) => sim::run_cmd(self.app, &c.sim),
             AppCommand::Node(c) => node::run(self.app, c.node, self.hooks),
             AppCommand::Check(c) => check::run_cmd(self.app, &c.check),
+            AppCommand::Fuzz(c) => fuzz::run_cmd(self.app, &c.fuzz),
+            AppCommand::Replay(_) => fuzz::replay_cmd(self.app, &file.expect("loaded")),
+            AppCommand::Shrink(a) => shrink::run_cmd(self.app, &file.expect("loaded"), &a),
         }
     }
 }
 
-/// The `main` of an app's binary: subcommands `sim`, `node` and `check` (see the module docs).
+/// The `main` of an app's binary: subcommands `sim`, `node`, `fuzz`, `replay`, `shrink` and
+/// `check` (see the module docs).
 pub fn main<A: App>(app: A) -> ExitCode {
     Main::new(app).run()
 }

@@ -328,6 +328,8 @@ pub fn views<A: App>(sim: &Sim) -> Vec<NodeView<'_>> {
                 role: atom.meta().role,
                 program: atom.program()?,
                 app: atom.app(),
+                boot: atom.boot(),
+                started: atom.started(),
             })
         })
         .collect()
@@ -447,7 +449,12 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
         let id = sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
         debug_assert_eq!(id, NodeId(i as u64));
     }
-    let invariants = app.invariants();
+    let invariants: Vec<_> = app
+        .invariants()
+        .into_iter()
+        .chain(super::builtin::safety::<A>())
+        .filter(|i| i.within().is_none())
+        .collect();
     for inv in invariants.clone() {
         sim.add_invariant(inv.name(), args.check_every, move |s| {
             inv.check(&views::<A>(s))

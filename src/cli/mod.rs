@@ -51,7 +51,16 @@ pub const EXIT_CONFIG: u8 = 2;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
-        Command::AdCounter(c) if matches!(c.app, Some(crate::app::AppCommand::Check(_))) => {
+        Command::AdCounter(c)
+            if matches!(
+                c.app,
+                Some(
+                    crate::app::AppCommand::Check(_)
+                        | crate::app::AppCommand::Fuzz(_)
+                        | crate::app::AppCommand::Shrink(_)
+                )
+            ) =>
+        {
             crate::app::init_tracing_at("warn")
         }
         _ => crate::init_tracing(),

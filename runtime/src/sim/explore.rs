@@ -671,7 +671,7 @@ impl Step {
 
 /// A counterexample.
 #[derive(Clone, Debug)]
-pub struct Violation {
+pub struct Counterexample {
     /// The invariant that failed.
     pub invariant: String,
     /// Its message.
@@ -703,7 +703,7 @@ pub struct ExploreReport {
     /// Whether the search stopped at [`ExploreConfig::max_states`].
     pub truncated: bool,
     /// The first violation found (breadth-first: a shortest one).
-    pub violation: Option<Violation>,
+    pub violation: Option<Counterexample>,
 }
 
 impl ExploreReport {
@@ -1197,7 +1197,7 @@ fn counterexample(
     steps: Vec<Step>,
     invariant: String,
     message: String,
-) -> Violation {
+) -> Counterexample {
     let mut sim = model.boot(true);
     let mut story = Vec::new();
     for s in &steps {
@@ -1217,7 +1217,7 @@ fn counterexample(
     }
     story.push(format!("invariant `{invariant}` fails: {message}"));
     let trace = sim.trace().expect("recording");
-    Violation {
+    Counterexample {
         invariant,
         message,
         steps,

@@ -45,23 +45,32 @@
 //! - **Pause** ([`Fault::Pause`], [`Fault::Resume`]): SIGSTOP and SIGCONT. A paused node keeps
 //!   its state and connections but runs nothing; what falls due for it (messages, connection
 //!   notices, timers) is held, bounded, and runs at resume at once, its clock having jumped.
+//! - **Lost disk** ([`Fault::WipeStore`]): a crashed node's store is erased, so it restarts
+//!   as a node whose data directory was wiped.
 //! - **External clients**: [`Sim::inject`] delivers a message from [`CLIENT`] (encoded, so
 //!   it can be recorded); whatever atoms send to `CLIENT` lands in [`Sim::take_outbox`].
 //! - **Controlled mode** ([`Sim::enter_control`]): nothing runs unless a driver picks it
 //!   ([`Sim::pending`], [`Sim::pick`], [`Sim::discard`]); the bounded model checker
 //!   ([`explore()`]) enumerates those choices; its model (per-node clocks, zero latency, what a
 //!   step is) is in the [`explore`](mod@explore) module's docs.
+//! - **Tools** (the `schedule` module's items, re-exported here): a [`Schedule`] hook decides per remote message
+//!   ([`MsgId`]) whether it leaves and observes every event; [`Sim::halt_on_violation`]
+//!   stops a run at a failed invariant instead of panicking ([`Violation`]); and
+//!   [`Sim::verify_against`] checks a re-executed run against a recorded [`Trace`].
 
 pub mod explore;
 mod net;
+mod schedule;
 mod seed;
 mod trace;
 
 pub use explore::{
-    explore, Budget, Event, ExploreConfig, ExploreReport, Model, Pending, Step, Strategy, Violation,
+    explore, Budget, Counterexample, Event, ExploreConfig, ExploreReport, Model, Pending, Step,
+    Strategy,
 };
 
 pub use net::{Latency, LinkConfig, LinkModel, LinkOverride, NetConfig, NetModel};
+pub use schedule::{EventClass, MsgId, Observed, Schedule, Violation};
 pub use seed::{parse_seed, repro_command, seed_from_env, SeedGuard};
 pub use trace::{replay, replay_with_model, Input, ReplayReport, Trace};
 
@@ -196,6 +205,10 @@ pub enum Fault {
     Pause(NodeId),
     /// A paused node continues (SIGCONT): what was held runs now.
     Resume(NodeId),
+    /// The node's durable store is erased (a lost disk). Meant for a crashed node: at its
+    /// [`Fault::Restart`] it boots with an empty store, as a node whose data directory was
+    /// wiped. A live node keeps running on its volatile state.
+    WipeStore(NodeId),
 }
 
 /// How many messages a paused node holds ([`Fault::Pause`]) before dropping more: the bound on
@@ -241,6 +254,9 @@ enum EvKind {
         inc: u32,
         bytes: u32,
         env: Envelope,
+        /// [`MsgId::seq`] of a remote message while a schedule hook is installed, else
+        /// `u64::MAX` (not hashed: the hook changes nothing else).
+        link_seq: u64,
     },
     Alarm {
         node: u32,
@@ -440,6 +456,7 @@ struct Core {
     next_conn: u64,
     /// Set in the explorer's controlled mode ([`Sim::enter_control`]).
     control: Option<explore::Control>,
+    hook: Option<schedule::Hook>,
 }
 
 impl Core {
@@ -451,6 +468,34 @@ impl Core {
 
     fn count(&mut self, name: &'static str) {
         *self.counters.entry(name).or_insert(0) += 1;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn observe_send(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        kind: KindId,
+        seq: u64,
+        name: Option<&'static str>,
+        kept: bool,
+        copies: usize,
+    ) {
+        if let Some(h) = &mut self.hook {
+            let id = MsgId {
+                from,
+                to,
+                kind,
+                seq,
+            };
+            h.schedule.observe(&Observed::Send {
+                id,
+                kind: name,
+                at: self.now,
+                kept,
+                copies,
+            });
+        }
     }
 
     fn index(&self, node: NodeId) -> Option<u32> {
@@ -572,12 +617,17 @@ impl Platform for SimPlatform<'_> {
                 inc,
                 bytes: 0,
                 env,
+                link_seq: u64::MAX,
             },
         );
     }
     fn send_remote(&mut self, mut env: Envelope) -> usize {
         let core = &mut *self.core;
         let to = env.to.node();
+        let kind_name = match (&core.hook, &env.payload) {
+            (Some(_), Payload::Local(m)) => Some(m.kind_name()),
+            _ => None,
+        };
         let bytes = match core.cfg.wire {
             WireMode::Encode => {
                 match std::mem::replace(&mut env.payload, Payload::Wire(Vec::new())).into_wire() {
@@ -605,16 +655,37 @@ impl Platform for SimPlatform<'_> {
         };
         let from = NodeId(self.node as u64);
         core.ensure_connection(self.node, ti);
+        let (mut link_seq, mut kept) = (u64::MAX, true);
+        if let Some(h) = &mut core.hook {
+            let n = h.seqs.entry((self.node, ti, env.kind.0)).or_insert(0);
+            link_seq = *n;
+            *n += 1;
+            let id = MsgId {
+                from,
+                to,
+                kind: env.kind,
+                seq: link_seq,
+            };
+            kept = h.schedule.keep(&id, core.now);
+        }
         if core.blocked(from, to) {
             core.count("sim.dropped_partitioned");
+            core.observe_send(from, to, env.kind, link_seq, kind_name, kept, 0);
             return bytes;
         }
         let mut out = std::mem::take(&mut core.scratch);
         if core.control.is_some() {
             out.push(Duration::ZERO); // the explorer chooses order and loss itself
         } else {
+            // Drawn even for a message the schedule drops, so the random choices after it
+            // are the same as in the run that kept it.
             core.net.transmit(from, to, &mut core.rng, &mut out);
         }
+        if !kept {
+            out.clear();
+            core.count("sim.dropped_by_schedule");
+        }
+        core.observe_send(from, to, env.kind, link_seq, kind_name, kept, out.len());
         match out.len() {
             0 => core.count("sim.lost"),
             1 => {}
@@ -637,6 +708,7 @@ impl Platform for SimPlatform<'_> {
                     inc,
                     bytes: bytes as u32,
                     env: e,
+                    link_seq,
                 },
             );
         }
@@ -737,6 +809,8 @@ pub struct Sim {
     recorder: Option<Recorder>,
     verifier: Option<Verifier>,
     next_client_req: u64,
+    halt_on_violation: bool,
+    violation: Option<Violation>,
     _guard: SeedGuard,
 }
 
@@ -773,6 +847,7 @@ impl Sim {
                 scratch: Vec::new(),
                 next_conn: 0,
                 control: None,
+                hook: None,
                 cfg,
             },
             nodes: Vec::new(),
@@ -780,6 +855,8 @@ impl Sim {
             recorder: None,
             verifier: None,
             next_client_req: 0,
+            halt_on_violation: false,
+            violation: None,
             _guard: SeedGuard::new(seed),
         })
     }
@@ -993,6 +1070,7 @@ impl Sim {
                 inc,
                 bytes: len,
                 env,
+                link_seq: u64::MAX,
             },
         );
     }
@@ -1056,6 +1134,12 @@ impl Sim {
 
     fn apply_fault(&mut self, fault: Fault) {
         tracing::debug!(time = ?self.core.now, ?fault, "fault");
+        if let Some(h) = &mut self.core.hook {
+            h.schedule.observe(&Observed::Fault {
+                fault: &fault,
+                at: self.core.now,
+            });
+        }
         let fd = self.core.cfg.failure_detection;
         match fault {
             Fault::Crash(node) => {
@@ -1155,6 +1239,12 @@ impl Sim {
                     }
                 }
             }
+            Fault::WipeStore(node) => {
+                if let Some(i) = self.core.index(node) {
+                    self.nodes[i as usize].store = MemStore::new();
+                    self.core.count("sim.store_wipes");
+                }
+            }
             Fault::Resume(node) => {
                 if let Some(i) = self.core.index(node) {
                     let m = &mut self.core.meta[i as usize];
@@ -1206,9 +1296,11 @@ impl Sim {
     }
 
     fn halted(&self) -> bool {
-        self.verifier
-            .as_ref()
-            .is_some_and(|v| v.divergence.is_some())
+        self.violation.is_some()
+            || self
+                .verifier
+                .as_ref()
+                .is_some_and(|v| v.divergence.is_some())
     }
 
     fn step_inner(&mut self) -> bool {
@@ -1224,6 +1316,17 @@ impl Sim {
         }
         if let Some(v) = &mut self.verifier {
             v.check(self.core.events, self.core.now, h);
+        }
+        if self.core.hook.is_some() {
+            let (class, node) = schedule::class_of(&ev.kind);
+            let faulty = self.faulty();
+            if let Some(h) = &mut self.core.hook {
+                h.schedule.observe(&Observed::Event {
+                    class,
+                    node,
+                    faulty,
+                });
+            }
         }
         self.process(ev.kind);
         if !self.invariants.is_empty() {
@@ -1242,8 +1345,27 @@ impl Sim {
                 inc,
                 bytes,
                 env,
+                link_seq,
             } => {
                 if self.core.alive(node, inc) {
+                    if let Some(h) = &mut self.core.hook {
+                        let at = self.core.now;
+                        if env.from.node == CLIENT {
+                            h.schedule.observe(&Observed::Inject {
+                                node: NodeId(node as u64),
+                                kind: env.kind,
+                                at,
+                            });
+                        } else if link_seq != u64::MAX {
+                            let id = MsgId {
+                                from: env.from.node,
+                                to: NodeId(node as u64),
+                                kind: env.kind,
+                                seq: link_seq,
+                            };
+                            h.schedule.observe(&Observed::Deliver { id, at });
+                        }
+                    }
                     self.dispatch(node, |h, p| h.deliver(p, env, bytes as usize));
                 } else {
                     self.core.count("sim.dropped_node_down");
@@ -1434,8 +1556,15 @@ impl Sim {
     fn check_invariants(&mut self) {
         let invs = std::mem::take(&mut self.invariants);
         for inv in &invs {
+            if self.violation.is_some() {
+                break;
+            }
             if self.core.events.is_multiple_of(inv.every) {
                 if let Err(msg) = (inv.check)(self) {
+                    if self.halt_on_violation {
+                        self.record_violation(inv.name, msg);
+                        break;
+                    }
                     panic!(
                         "invariant `{}` violated at event {} (time {:?}, seed {}): {msg}\nreproduce: {}",
                         inv.name,

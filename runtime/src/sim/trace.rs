@@ -231,3 +231,43 @@ pub fn replay_with_model(
     };
     Ok((sim, report))
 }
+
+impl Sim {
+    /// Checks the run event by event against `trace`'s recorded hashes from now on (call
+    /// before any input): a driver that re-executes the recorded run by its own means (as the
+    /// fuzzer's replay rebuilds it from its plan) gets the same per-event check as
+    /// [`replay`]. The run halts at the first divergent event; [`Sim::replay_divergence`]
+    /// names it.
+    pub fn verify_against(&mut self, trace: &Trace) {
+        self.verifier = Some(Verifier {
+            expected: trace.hashes.clone(),
+            divergence: None,
+        });
+    }
+
+    /// The first event that differed from the trace given to [`Sim::verify_against`], as
+    /// [`Error::ReplayDiverged`]; also an error if the run has fewer events than recorded.
+    /// `Ok` with the number of events matched otherwise.
+    pub fn replay_divergence(&self) -> Result<u64, Error> {
+        let Some(v) = &self.verifier else {
+            return Err(Error::Config("verify_against was not called".into()));
+        };
+        if let Some((event, detail)) = &v.divergence {
+            return Err(Error::ReplayDiverged {
+                event: *event,
+                detail: detail.clone(),
+            });
+        }
+        let events = self.events();
+        if events != v.expected.len() as u64 {
+            return Err(Error::ReplayDiverged {
+                event: events + 1,
+                detail: format!(
+                    "the replay stopped after {events} events, {} recorded",
+                    v.expected.len()
+                ),
+            });
+        }
+        Ok(events)
+    }
+}

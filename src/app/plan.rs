@@ -1,0 +1,787 @@
+//! A run's inputs as data ([`Plan`]), drawn from a run seed ([`Plan::generate`]), and the one
+//! function that executes a plan on an [`App`] in the simulator ([`execute`]): the fuzzer,
+//! `replay` and the minimiser all run it, so a plan rebuilt from a trace file reruns the
+//! same execution, event for event.
+//!
+//! **What a plan holds.** The cluster (nodes, servers, membership, sync), the network
+//! (latency range, loss, duplication), the simulator's seed (every choice the network model and
+//! the nodes' random numbers make), the external events ([`External`]: partitions, symmetric
+//! or one-way, each with its heal; crashes, each with its restart, keeping the durable store
+//! or wiping it; pauses with their resume; clock skews; the app's workload operations), and
+//! the messages the minimiser decided to drop ([`Plan::drops`], by [`MsgId`]).
+//!
+//! **How it runs.** Nodes are booted as `sim` boots them (the same wiring as a real node).
+//! Safety invariants (the app's and [`super::builtin`]'s) are checked after every event; the
+//! first failure halts the run. The run is *quiet* once every external event is over (the
+//! last heal, restart, resume and workload operation); from then on the eventual invariants
+//! are checked every 100 ms of virtual time ([`SAMPLE`]). The run passes once all of them
+//! have held without interruption for [`STABLE`] (or three sync intervals), or if they all
+//! hold at the bound [`Plan::settle`] after quiescence; otherwise it fails at the bound with
+//! the last message of one that does not hold.
+
+use super::{app_boot, builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
+use crate::cli::node::{node_boot, NodeEnv};
+use rand::{Rng, RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rasp_membership::{Config as MConfig, Mode, Role};
+use rasp_runtime::sim::{
+    EventClass, Fault, Latency, LinkConfig, MsgId, NetConfig, Observed, Schedule, Sim, SimConfig,
+    Skew, Trace, Violation,
+};
+use rasp_runtime::{AtomAddr, Contact, Dest, Message, NodeId, Time};
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+use std::time::Duration;
+
+/// What the generator may draw ([`Plan::generate`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Space {
+    /// Nodes.
+    pub nodes: u32,
+    /// Servers (the first ones).
+    pub servers: u32,
+    /// Membership protocol.
+    pub membership: Mode,
+    /// The replication flags' sync mode (`None`: the default).
+    pub sync: Option<rasp_dataflow::replica::SyncMode>,
+    /// Sync interval.
+    pub sync_interval: Duration,
+    /// Faults happen (start) within this time from the start, and workload too.
+    pub horizon: Duration,
+    /// At most this many faults per run.
+    pub max_faults: u32,
+    /// Whether a crash may wipe the node's store.
+    pub wipe: bool,
+    /// Largest loss probability.
+    pub max_loss: f64,
+    /// Largest duplication probability.
+    pub max_duplicate: f64,
+    /// The bound of the eventual properties after quiescence.
+    pub settle: Duration,
+}
+
+/// One external event of a plan (paired with its end: a partition with its heal, a crash
+/// with its restart, a pause with its resume), at `at` from the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct External {
+    /// When it starts.
+    pub at: Duration,
+    /// What.
+    pub what: Ext,
+}
+
+/// The kinds of [`External`] events.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Ext {
+    /// Nodes `a` are cut from nodes `b` (only `a → b` if `one_way`) for `lasts`.
+    Partition {
+        /// One side.
+        a: Vec<u32>,
+        /// The other side.
+        b: Vec<u32>,
+        /// Only `a → b` is blocked.
+        one_way: bool,
+        /// How long.
+        lasts: Duration,
+    },
+    /// `node` crashes and restarts after `down` (with an empty store if `wipe`).
+    Crash {
+        /// The node.
+        node: u32,
+        /// How long it stays down.
+        down: Duration,
+        /// Whether its durable store is lost.
+        wipe: bool,
+    },
+    /// `node` is paused (SIGSTOP) for `lasts`.
+    Pause {
+        /// The node.
+        node: u32,
+        /// How long.
+        lasts: Duration,
+    },
+    /// `node`'s clock is skewed from then on.
+    Skew {
+        /// The node.
+        node: u32,
+        /// Offset in milliseconds.
+        offset_ms: i64,
+        /// Drift in parts per million.
+        drift_ppm: i32,
+    },
+    /// A workload operation of the app ([`App::workload`]).
+    Work {
+        /// The node.
+        node: u32,
+        /// The operation.
+        op: String,
+    },
+}
+
+impl External {
+    /// When it is over (the heal, the restart, the resume; the start for the others).
+    pub fn end(&self) -> Duration {
+        match &self.what {
+            Ext::Partition { lasts, .. } | Ext::Pause { lasts, .. } => self.at + *lasts,
+            Ext::Crash { down, .. } => self.at + *down,
+            Ext::Skew { .. } | Ext::Work { .. } => self.at,
+        }
+    }
+
+    /// The nodes it names.
+    pub fn nodes(&self) -> Vec<u32> {
+        match &self.what {
+            Ext::Partition { a, b, .. } => a.iter().chain(b).copied().collect(),
+            Ext::Crash { node, .. }
+            | Ext::Pause { node, .. }
+            | Ext::Skew { node, .. }
+            | Ext::Work { node, .. } => vec![*node],
+        }
+    }
+
+    /// Whether it is a fault (not a workload operation).
+    pub fn is_fault(&self) -> bool {
+        !matches!(self.what, Ext::Work { .. })
+    }
+
+    /// One plain line.
+    pub fn describe(&self) -> String {
+        let t = secs(self.at);
+        let ns = |v: &[u32]| {
+            v.iter()
+                .map(|n| format!("n{n}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        match &self.what {
+            Ext::Partition {
+                a,
+                b,
+                one_way,
+                lasts,
+            } => format!(
+                "t={t} {} {} {} cut for {} s (heals at t={})",
+                ns(a),
+                if *one_way { "→" } else { "↔" },
+                ns(b),
+                secs(*lasts),
+                secs(self.end())
+            ),
+            Ext::Crash { node, down, wipe } => format!(
+                "t={t} n{node} crashes{}; restarts at t={}",
+                if *wipe { ", its store wiped" } else { "" },
+                secs(self.at + *down)
+            ),
+            Ext::Pause { node, lasts } => format!(
+                "t={t} n{node} paused (SIGSTOP) until t={}",
+                secs(self.at + *lasts)
+            ),
+            Ext::Skew {
+                node,
+                offset_ms,
+                drift_ppm,
+            } => format!("t={t} n{node} clock skewed by {offset_ms} ms, drift {drift_ppm} ppm"),
+            Ext::Work { node, op } => format!("t={t} n{node} {op}"),
+        }
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+        .trim_end_matches(" s")
+        .to_string()
+}
+
+/// A run's inputs (see the module docs).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The simulator's seed.
+    pub seed: u64,
+    /// Nodes.
+    pub nodes: u32,
+    /// The first this many nodes are servers.
+    pub servers: u32,
+    /// Membership protocol (its name).
+    pub membership: String,
+    /// Sync mode (its name; `None`: the default).
+    pub sync: Option<String>,
+    /// Sync interval.
+    pub sync_interval: Duration,
+    /// Smallest one-way latency.
+    pub min_latency: Duration,
+    /// Largest one-way latency.
+    pub max_latency: Duration,
+    /// Loss probability.
+    pub loss: f64,
+    /// Duplication probability.
+    pub duplicate: f64,
+    /// External events, by start time.
+    pub events: Vec<External>,
+    /// Remote messages dropped at their sender (the minimiser's decisions): losses, so
+    /// like every fault they act only before the run goes quiet ([`Plan::quiet`]); a
+    /// listed message sent later is delivered.
+    pub drops: Vec<MsgId>,
+    /// Bound of the eventual properties after quiescence.
+    pub settle: Duration,
+}
+
+impl Plan {
+    /// The plan of run seed `seed` in `space`, with the app's workload.
+    pub fn generate<A: App>(app: &A, space: &Space, seed: u64) -> Plan {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let n = space.nodes;
+        let ms = |lo: u64, hi: u64, rng: &mut ChaCha8Rng| {
+            Duration::from_millis(rng.random_range(lo..=hi.max(lo)))
+        };
+        let min_latency = ms(0, 5, &mut rng);
+        let max_latency = min_latency + ms(1, 100, &mut rng);
+        let loss = if rng.random_bool(0.5) {
+            rng.random::<f64>() * space.max_loss
+        } else {
+            0.0
+        };
+        let duplicate = if rng.random_bool(0.3) {
+            rng.random::<f64>() * space.max_duplicate
+        } else {
+            0.0
+        };
+        let horizon_ms = space.horizon.as_millis().max(1) as u64;
+        let mut events = Vec::new();
+        let faults = if n > 1 {
+            rng.random_range(0..=space.max_faults)
+        } else {
+            0
+        };
+        for _ in 0..faults {
+            let at = ms(0, horizon_ms, &mut rng);
+            let lasts = ms(100, 5_000, &mut rng);
+            let node = rng.random_range(0..n);
+            let what = match rng.random_range(0..5u32) {
+                0 | 1 => {
+                    // A random split: each node on side a or b, both non-empty.
+                    let mut a = Vec::new();
+                    let mut b = Vec::new();
+                    for i in 0..n {
+                        if rng.random_bool(0.5) {
+                            a.push(i)
+                        } else {
+                            b.push(i)
+                        }
+                    }
+                    if a.is_empty() {
+                        a.push(b.remove(0));
+                    } else if b.is_empty() {
+                        b.push(a.remove(0));
+                    }
+                    Ext::Partition {
+                        a,
+                        b,
+                        one_way: rng.random_bool(0.3),
+                        lasts,
+                    }
+                }
+                2 => Ext::Crash {
+                    node,
+                    down: lasts,
+                    wipe: space.wipe && rng.random_bool(0.3),
+                },
+                3 => Ext::Pause { node, lasts },
+                _ => Ext::Skew {
+                    node,
+                    offset_ms: rng.random_range(-2_000..=2_000),
+                    drift_ppm: rng.random_range(-500..=500),
+                },
+            };
+            events.push(External { at, what });
+        }
+        let metas: Vec<NodeMeta> = (0..n)
+            .map(|i| NodeMeta {
+                index: Some(i),
+                role: role(i, space.servers),
+                membership: space.membership,
+            })
+            .collect();
+        for w in app.workload(&metas, space.horizon, &mut rng) {
+            if w.node < n {
+                events.push(External {
+                    at: w.at,
+                    what: Ext::Work {
+                        node: w.node,
+                        op: w.op,
+                    },
+                });
+            }
+        }
+        events.sort_by_key(|e| e.at);
+        Plan {
+            seed: rng.next_u64(),
+            nodes: n,
+            servers: space.servers,
+            membership: space.membership.to_string(),
+            sync: space.sync.map(|s| s.to_string()),
+            sync_interval: space.sync_interval,
+            min_latency,
+            max_latency,
+            loss,
+            duplicate,
+            events,
+            drops: Vec::new(),
+            settle: space.settle,
+        }
+    }
+
+    /// When every external event is over.
+    pub fn quiet(&self) -> Duration {
+        self.events
+            .iter()
+            .map(External::end)
+            .max()
+            .unwrap_or(Duration::ZERO)
+    }
+
+    /// Whether the run stays inside the triggers' "connected cluster" contract: no crash,
+    /// partition or pause (see [`super::builtin`]).
+    pub fn connected(&self) -> bool {
+        self.events
+            .iter()
+            .all(|e| matches!(e.what, Ext::Skew { .. } | Ext::Work { .. }))
+    }
+
+    /// How many external inputs it has (events, and the nodes' starts).
+    pub fn external_inputs(&self) -> usize {
+        self.events.len() + self.nodes as usize
+    }
+
+    /// The membership mode.
+    pub fn mode(&self) -> Result<Mode, String> {
+        self.membership.parse().map_err(|e| format!("{e}"))
+    }
+}
+
+/// The role of node `i` when the first `servers` are servers.
+pub fn role(i: u32, servers: u32) -> Role {
+    if i < servers {
+        Role::Server
+    } else {
+        Role::Client
+    }
+}
+
+/// What [`execute`] should collect.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Collect {
+    /// Record the simulator trace.
+    pub trace: bool,
+    /// Coverage: the distinct (event class, node role, fault state) tuples.
+    pub coverage: bool,
+    /// The story (one line per meaningful event) and the delivered messages.
+    pub story: bool,
+}
+
+/// One line of a run's story.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoryLine {
+    /// Global time.
+    pub at: Time,
+    /// The line.
+    pub text: String,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The invariant that failed, if one did.
+    pub violation: Option<Violation>,
+    /// Events processed.
+    pub events: u64,
+    /// The final trace hash.
+    pub hash: u64,
+    /// The recorded trace ([`Collect::trace`]).
+    pub trace: Option<Trace>,
+    /// Coverage keys ([`Collect::coverage`]).
+    pub coverage: BTreeSet<u64>,
+    /// The remote messages delivered, in delivery order, each once, with the time of their
+    /// first delivery ([`Collect::story`]).
+    pub delivered: Vec<(MsgId, Time)>,
+    /// The story ([`Collect::story`]).
+    pub story: Vec<StoryLine>,
+    /// Events that are not in the story (timers, connection notices, local messages).
+    pub unstoried: u64,
+    /// With a trace to verify against: the result of the per-event hash check.
+    pub verified: Option<Result<u64, String>>,
+}
+
+#[derive(Default)]
+struct Watch {
+    drops: BTreeSet<MsgId>,
+    /// Drops act only before this time (the run's quiet time).
+    quiet: Time,
+    roles: Vec<Role>,
+    collect: Collect,
+    coverage: BTreeSet<u64>,
+    delivered: Vec<(MsgId, Time)>,
+    seen: BTreeSet<MsgId>,
+    names: BTreeMap<u64, &'static str>,
+    story: Vec<StoryLine>,
+    storied: u64,
+}
+
+struct Hook(Rc<RefCell<Watch>>);
+
+impl Schedule for Hook {
+    fn keep(&mut self, id: &MsgId, at: Time) -> bool {
+        let w = self.0.borrow();
+        at >= w.quiet || !w.drops.contains(id)
+    }
+    fn observe(&mut self, ev: &Observed<'_>) {
+        let mut w = self.0.borrow_mut();
+        match ev {
+            Observed::Event {
+                class,
+                node,
+                faulty,
+            } => {
+                if w.collect.coverage {
+                    let role = node
+                        .and_then(|n| w.roles.get(n.0 as usize).copied())
+                        .map_or(0u64, |r| 1 + u64::from(r == Role::Server));
+                    let c = match class {
+                        EventClass::Deliver(k) => k.0,
+                        EventClass::Alarm => 1,
+                        EventClass::ConnOpen => 2,
+                        EventClass::Link => 3,
+                        EventClass::PeerUp => 4,
+                        EventClass::PeerDown => 5,
+                        EventClass::Fault => 6,
+                        EventClass::Boot => 7,
+                    };
+                    let key = c.rotate_left(7) ^ (role << 1) ^ u64::from(*faulty);
+                    w.coverage.insert(key);
+                }
+            }
+            Observed::Send {
+                id, kind, at, kept, ..
+            } => {
+                if let Some(k) = kind {
+                    w.names.insert(id.kind.0, k);
+                }
+                if w.collect.story && !kept {
+                    let kind = w.names.get(&id.kind.0).copied().unwrap_or("message");
+                    let text = format!(
+                        "t={} n{} → n{} {kind} #{} dropped (lost by the schedule)",
+                        secs(Duration::from_nanos(at.0)),
+                        id.from.0,
+                        id.to.0,
+                        id.seq
+                    );
+                    w.story.push(StoryLine { at: *at, text });
+                }
+            }
+            Observed::Deliver { id, at } => {
+                if w.collect.story {
+                    if w.seen.insert(*id) {
+                        w.delivered.push((*id, *at));
+                    }
+                    let kind = w.names.get(&id.kind.0).copied().unwrap_or("message");
+                    let text = format!(
+                        "t={} n{} → n{} {kind} #{} delivered",
+                        secs(Duration::from_nanos(at.0)),
+                        id.from.0,
+                        id.to.0,
+                        id.seq
+                    );
+                    w.story.push(StoryLine { at: *at, text });
+                    w.storied += 1;
+                }
+            }
+            Observed::Inject { .. } => {
+                w.storied += 1;
+            }
+            Observed::Fault { .. } => {
+                w.storied += 1;
+            }
+        }
+    }
+}
+
+/// How often the eventual properties are checked once the run is quiet.
+pub const SAMPLE: Duration = Duration::from_millis(100);
+
+/// How long the eventual properties must hold without interruption (at least; three sync
+/// intervals if that is longer) before a quiet run passes early: a property that holds
+/// only until the next synchronisation spreads a lost update has not settled.
+pub const STABLE: Duration = Duration::from_secs(3);
+
+fn at(d: Duration) -> Time {
+    Time(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Executes `plan` on `app` (see the module docs). With `verify`, every event's hash is
+/// checked against that trace ([`Outcome::verified`]).
+pub fn execute<A: App>(
+    app: &A,
+    plan: &Plan,
+    collect: Collect,
+    verify: Option<&Trace>,
+) -> Result<Outcome, String> {
+    let mode = plan.mode()?;
+    let replication = super::ReplicationArgs {
+        sync: plan.sync.as_deref().map(str::parse).transpose()?,
+        sync_interval_ms: Some(plan.sync_interval.as_millis().max(1) as u64),
+    };
+    let config = replication.config()?;
+    if plan.min_latency > plan.max_latency {
+        return Err("the plan's min latency is above its max".into());
+    }
+    let cfg = SimConfig {
+        seed: plan.seed,
+        seed_from_env: false,
+        net: NetConfig {
+            default: LinkConfig {
+                latency: Latency::Uniform {
+                    min: plan.min_latency,
+                    max: plan.max_latency,
+                },
+                loss: plan.loss,
+                duplicate: plan.duplicate,
+                ..LinkConfig::default()
+            },
+            links: Vec::new(),
+        },
+        ..SimConfig::default()
+    };
+    let mut sim = Sim::new(cfg).map_err(|e| e.to_string())?;
+    sim.halt_on_violation(true);
+    let roles: Vec<Role> = (0..plan.nodes).map(|i| role(i, plan.servers)).collect();
+    let watch = Rc::new(RefCell::new(Watch {
+        drops: plan.drops.iter().copied().collect(),
+        quiet: at(plan.quiet()),
+        roles: roles.clone(),
+        collect,
+        ..Watch::default()
+    }));
+    sim.set_schedule(Box::new(Hook(watch.clone())));
+    if collect.trace {
+        sim.start_recording();
+    }
+    if let Some(t) = verify {
+        sim.verify_against(t);
+    }
+    for (i, &role) in roles.iter().enumerate() {
+        let membership = MConfig {
+            mode,
+            role,
+            ..MConfig::default()
+        };
+        membership.validate().map_err(|e| e.to_string())?;
+        let seeds = if i == 0 {
+            Vec::new()
+        } else {
+            vec![Contact::bare(NodeId(0))]
+        };
+        let extra = app_boot(app.clone(), Some(i as u32), config.clone());
+        sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
+    }
+    let mut eventual = Vec::new();
+    let invariants =
+        app.invariants()
+            .into_iter()
+            .chain(builtin::all(app, plan.settle, plan.connected()));
+    for inv in invariants {
+        if inv.within().is_some() {
+            eventual.push(inv);
+        } else {
+            sim.add_invariant(inv.name(), 1, move |s| inv.check(&views::<A>(s)));
+        }
+    }
+    let node = |n: u32| NodeId(n as u64);
+    for (k, e) in plan.events.iter().enumerate() {
+        if e.nodes().iter().any(|&n| n >= plan.nodes) {
+            return Err(format!(
+                "event {k} names a node beyond the plan's {}",
+                plan.nodes
+            ));
+        }
+        let start = at(e.at);
+        let end = at(e.end());
+        match &e.what {
+            Ext::Partition { a, b, one_way, .. } => {
+                let id = 4_000_000 + k as u32;
+                sim.schedule(
+                    start,
+                    Fault::Partition {
+                        id,
+                        a: a.iter().map(|&n| node(n)).collect(),
+                        b: b.iter().map(|&n| node(n)).collect(),
+                        one_way: *one_way,
+                    },
+                );
+                sim.schedule(end, Fault::Heal(id));
+            }
+            Ext::Crash { node: n, wipe, .. } => {
+                sim.schedule(start, Fault::Crash(node(*n)));
+                if *wipe {
+                    sim.schedule(start, Fault::WipeStore(node(*n)));
+                }
+                sim.schedule(end, Fault::Restart(node(*n)));
+            }
+            Ext::Pause { node: n, .. } => {
+                sim.schedule(start, Fault::Pause(node(*n)));
+                sim.schedule(end, Fault::Resume(node(*n)));
+            }
+            Ext::Skew {
+                node: n,
+                offset_ms,
+                drift_ppm,
+            } => sim.schedule(
+                start,
+                Fault::Skew(
+                    node(*n),
+                    Skew {
+                        offset_ns: offset_ms * 1_000_000,
+                        drift_ppm: *drift_ppm,
+                    },
+                ),
+            ),
+            Ext::Work { node: n, op } => {
+                let bytes =
+                    rmp_serde::to_vec(&WorkMsg { op: op.clone() }).map_err(|e| e.to_string())?;
+                sim.inject_raw(
+                    start,
+                    Dest::Atom(AtomAddr::new(node(*n), APP_ATOM)),
+                    WorkMsg::KIND_ID,
+                    rasp_runtime::message::Corr::None,
+                    bytes,
+                );
+            }
+        }
+    }
+
+    // Run to quiescence in steps, then check the eventual properties every SAMPLE.
+    let quiet = at(plan.quiet());
+    let bound = |inv: &super::Invariant| at(plan.quiet() + inv.within().unwrap_or(plan.settle));
+    // Since when each eventual property holds without interruption.
+    let mut since: Vec<Option<Time>> = vec![None; eventual.len()];
+    let mut last: Vec<String> = vec![String::new(); eventual.len()];
+    let stable = at(STABLE.max(plan.sync_interval * 3));
+    loop {
+        let next = Time(sim.now().0 + at(SAMPLE).0);
+        sim.run_until(next);
+        if sim.violation().is_some() || verify_diverged(&sim, verify) {
+            break;
+        }
+        if sim.now() < quiet {
+            continue;
+        }
+        let all_up = (0..plan.nodes).all(|i| sim.is_up(node(i)));
+        let v = views::<A>(&sim);
+        let now = sim.now();
+        for (k, inv) in eventual.iter().enumerate() {
+            let r = if all_up {
+                inv.check(&v)
+            } else {
+                Err("a node is down".into())
+            };
+            match r {
+                Ok(()) => {
+                    since[k].get_or_insert(now);
+                }
+                Err(m) => {
+                    since[k] = None;
+                    last[k] = m;
+                }
+            }
+        }
+        drop(v);
+        let settled = since
+            .iter()
+            .all(|s| s.is_some_and(|t| now.0 - t.0 >= stable.0));
+        if settled {
+            break;
+        }
+        let late = (0..eventual.len()).find(|&k| since[k].is_none() && now >= bound(&eventual[k]));
+        if let Some(k) = late {
+            let msg = format!(
+                "did not hold within {} s after the run went quiet at t={} s: {}",
+                secs(eventual[k].within().unwrap_or(plan.settle)),
+                secs(plan.quiet()),
+                last[k]
+            );
+            sim.record_violation(eventual[k].name(), msg);
+            break;
+        }
+        if eventual.iter().all(|inv| now >= bound(inv)) {
+            break; // every property holds at its bound
+        }
+    }
+
+    let verified = verify.map(|_| sim.replay_divergence().map_err(|e| e.to_string()));
+    let trace = if collect.trace { sim.trace() } else { None };
+    let _ = sim.take_schedule();
+    let w = std::mem::take(&mut *watch.borrow_mut());
+    let mut story = Vec::new();
+    if collect.story {
+        for e in &plan.events {
+            story.push(StoryLine {
+                at: at(e.at),
+                text: e.describe(),
+            });
+        }
+        story.extend(w.story);
+        if let Some(v) = sim.violation() {
+            story.push(StoryLine {
+                at: v.time,
+                text: format!(
+                    "t={} invariant `{}` fails: {}",
+                    secs(Duration::from_nanos(v.time.0)),
+                    v.invariant,
+                    v.message
+                ),
+            });
+        }
+        story.sort_by_key(|l| l.at);
+    }
+    Ok(Outcome {
+        violation: sim.violation().cloned(),
+        events: sim.events(),
+        hash: sim.trace_hash(),
+        trace,
+        coverage: w.coverage,
+        delivered: w.delivered,
+        story,
+        unstoried: sim.events().saturating_sub(w.storied),
+        verified,
+    })
+}
+
+fn verify_diverged(sim: &Sim, verify: Option<&Trace>) -> bool {
+    verify.is_some()
+        && matches!(sim.replay_divergence(), Err(rasp_runtime::Error::ReplayDiverged { event, .. }) if event <= sim.events())
+}
+
+/// The workload helper most apps want: `per_node` operations on each of `nodes`, at uniform
+/// random times within `horizon`, named by `op(node, k)`.
+pub fn spread_workload(
+    nodes: &[NodeMeta],
+    horizon: Duration,
+    per_node: u32,
+    rng: &mut dyn RngCore,
+    op: impl Fn(u32, u32) -> String,
+) -> Vec<WorkItem> {
+    let mut out = Vec::new();
+    let h = horizon.as_millis().max(1) as u64;
+    for n in nodes {
+        let Some(i) = n.index else { continue };
+        for k in 0..per_node {
+            out.push(WorkItem {
+                at: Duration::from_millis(rng.next_u64() % h),
+                node: i,
+                op: op(i, k),
+            });
+        }
+    }
+    out.sort_by_key(|w| w.at);
+    out
+}
