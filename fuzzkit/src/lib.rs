@@ -41,8 +41,9 @@
 //! in the default test run). The documented long run sets `RASP_FUZZ_CASES=1000000`; see the
 //! README's "Bad input" section for the command and the counts measured.
 //!
-//! A failure prints the target, the case, the strategy, the input (hex) and the command that
-//! replays the run.
+//! A failure prints the target, the case, the strategy, the input (hex, cut at 4 KiB) and
+//! the command that replays the run; `RASP_FUZZ_SAVE=<dir>` also writes the whole input to
+//! `<dir>/<target>-case<n>.bin`.
 
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -234,6 +235,18 @@ impl<'a> Target<'a> {
     }
 
     fn fail(&self, seed: u64, case: u64, strategy: &str, input: &[u8], what: &str) -> ! {
+        // RASP_FUZZ_SAVE=<dir> keeps the whole input (for inputs too long to print).
+        if let Ok(dir) = std::env::var("RASP_FUZZ_SAVE") {
+            let path = std::path::Path::new(&dir).join(format!("{}-case{case}.bin", self.name));
+            match std::fs::write(&path, input) {
+                Ok(()) => eprintln!(
+                    "fuzz target `{}`: input saved to {}",
+                    self.name,
+                    path.display()
+                ),
+                Err(e) => eprintln!("fuzz target `{}`: cannot save the input: {e}", self.name),
+            }
+        }
         let shown = if input.len() <= 4096 {
             hex(input)
         } else {
