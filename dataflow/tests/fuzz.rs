@@ -18,9 +18,8 @@ use rasp_runtime::{Message, Payload};
 use serde_json::{json, Value};
 use std::cell::RefCell;
 
-/// A program with one variable of every JSON type (`v/<name>`) and derived variables of
-/// every operator kind over string sets.
-fn program(types: &JsonTypes) -> Program {
+/// A program with one variable of every JSON type (`v/<name>`).
+fn plain_program(types: &JsonTypes) -> Program {
     let mut p = Program::new(1);
     types.teach(&mut p);
     for name in types.names() {
@@ -30,6 +29,12 @@ fn program(types: &JsonTypes) -> Program {
                 .expect("declares");
         }
     }
+    p
+}
+
+/// [`plain_program`] with derived variables of every operator kind over string sets.
+fn program(types: &JsonTypes) -> Program {
+    let mut p = plain_program(types);
     let a = p.declare::<ORSet<String>>("s/a").expect("declares");
     let b = p.declare::<ORSet<String>>("s/b").expect("declares");
     let u = p.union("s/union", &a, &b).expect("union");
@@ -275,7 +280,9 @@ fn variable_states() {
 #[test]
 fn http_json_bodies() {
     let types = JsonTypes::standard();
-    let state = RefCell::new((program(&types), 0u32));
+    // Without derived variables: a product's delta grows with its other input (an update's
+    // cost there is the operator's, not the body's), and state here accumulates over cases.
+    let state = RefCell::new((plain_program(&types), 0u32));
     let ids = updatable(&state.borrow().0);
     let dictionary = [
         "{",
@@ -323,7 +330,7 @@ fn http_json_bodies() {
             // A fresh program now and then, so its state stays small.
             s.1 += 1;
             if s.1 % 500 == 0 {
-                s.0 = program(&types);
+                s.0 = plain_program(&types);
             }
             let p = &mut s.0;
             if let Some(name) = v.get("type").and_then(Value::as_str) {

@@ -442,24 +442,20 @@ impl<'a> Target<'a> {
     fn mutate_one(&self, s: usize, mut v: Vec<u8>, rng: &mut FuzzRng) -> Vec<u8> {
         let pos = |rng: &mut FuzzRng, v: &Vec<u8>| rng.random_range(0..=v.len());
         match STRATEGIES[s] {
-            "flip" => {
-                if !v.is_empty() {
-                    for _ in 0..rng.random_range(1..=8) {
-                        let i = rng.random_range(0..v.len());
-                        v[i] ^= 1 << rng.random_range(0..8);
-                    }
+            "flip" if !v.is_empty() => {
+                for _ in 0..rng.random_range(1..=8) {
+                    let i = rng.random_range(0..v.len());
+                    v[i] ^= 1 << rng.random_range(0..8);
                 }
             }
             "truncate" => {
                 let n = rng.random_range(0..=v.len());
                 v.truncate(n);
             }
-            "overwrite" => {
-                if !v.is_empty() {
-                    for _ in 0..rng.random_range(1..=4) {
-                        let i = rng.random_range(0..v.len());
-                        v[i] = EDGE_BYTES[rng.random_range(0..EDGE_BYTES.len())];
-                    }
+            "overwrite" if !v.is_empty() => {
+                for _ in 0..rng.random_range(1..=4) {
+                    let i = rng.random_range(0..v.len());
+                    v[i] = EDGE_BYTES[rng.random_range(0..EDGE_BYTES.len())];
                 }
             }
             "length" => self.claim_length(&mut v, rng),
@@ -490,12 +486,10 @@ impl<'a> Target<'a> {
                 rng.fill_bytes(&mut add);
                 v.splice(at..at, add);
             }
-            "delete" => {
-                if !v.is_empty() {
-                    let a = rng.random_range(0..v.len());
-                    let b = rng.random_range(a..=v.len().min(a + 32));
-                    v.drain(a..b);
-                }
+            "delete" if !v.is_empty() => {
+                let a = rng.random_range(0..v.len());
+                let b = rng.random_range(a..=v.len().min(a + 32));
+                v.drain(a..b);
             }
             "token" => {
                 let at = pos(rng, &v);
@@ -592,7 +586,7 @@ pub fn hex(bytes: &[u8]) -> String {
 /// If `s` is not an even number of hex digits.
 pub fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(s.len() % 2 == 0, "odd number of hex digits");
+    assert!(s.len().is_multiple_of(2), "odd number of hex digits");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex digits"))
