@@ -57,7 +57,7 @@ fn cluster_messages(rng: &mut FuzzRng) -> Vec<Msg> {
     let mut queue: VecDeque<(u64, u64, Msg)> = VecDeque::new();
     let mut timers = Vec::new();
     let mut sent = Vec::new();
-    let mut route = |from: u64, out: Vec<_>, queue: &mut VecDeque<_>, timers: &mut Vec<_>| {
+    let route = |from: u64, out: Vec<_>, queue: &mut VecDeque<_>, timers: &mut Vec<_>| {
         for o in out {
             match o {
                 Out::Send { to, msg } => {
