@@ -89,6 +89,9 @@ fn noise(len: usize, mut x: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A way to damage a store file.
+type Damage = Box<dyn Fn(&Path)>;
+
 #[test]
 fn a_damaged_store_file_stops_the_node_until_reset() {
     let base = tempdir("store-damage");
@@ -101,7 +104,7 @@ fn a_damaged_store_file_stops_the_node_until_reset() {
         .step_by(page)
         .find(|&i| original[i..i + page].iter().any(|&b| b != 0))
         .expect("a data page");
-    let damages: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let damages: Vec<(&str, Damage)> = vec![
         (
             "truncated",
             Box::new(move |p: &Path| {

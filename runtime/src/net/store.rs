@@ -160,7 +160,20 @@ pub fn move_aside(dir: &Path) -> std::io::Result<PathBuf> {
 
 /// A durable, ordered byte-string key-value store backed by redb.
 pub struct RedbStore {
-    db: Database,
+    /// `None` only while dropping.
+    db: Option<Database>,
+}
+
+impl Drop for RedbStore {
+    /// Closes the file with a redb panic turned into a log line: closing a damaged file
+    /// can trip an assertion in redb (the decoder fuzzing found one, module docs).
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            if let Err(panic) = catch_quietly(move || drop(db)) {
+                tracing::error!("closing the store: redb panicked ({panic}); the file is damaged");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -229,7 +242,7 @@ impl RedbStore {
             let txn = db.begin_write().map_err(|e| fail(&e))?;
             txn.open_table(TABLE).map_err(|e| fail(&e))?;
             txn.commit().map_err(|e| fail(&e))?;
-            let store = Self { db };
+            let store = Self { db: Some(db) };
             // Read every record once: a file redb opens may still make it panic, or fail, on
             // a damaged page (module docs), and the node reads its records at start anyway.
             store.scan_all().map_err(|e| fail(&e))?;
@@ -244,9 +257,15 @@ impl RedbStore {
         }
     }
 
+    fn db(&self) -> &Database {
+        self.db
+            .as_ref()
+            .expect("the database is open until the store is dropped")
+    }
+
     /// Reads every record (their bytes are dropped), failing on the first that cannot be read.
     fn scan_all(&self) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
+        let txn = self.db().begin_read().map_err(err)?;
         let table = txn.open_table(TABLE).map_err(err)?;
         for entry in table.range::<&[u8]>(..).map_err(err)? {
             let (k, v) = entry.map_err(err)?;
@@ -268,7 +287,7 @@ impl RedbStore {
     /// The value under `key`, if any.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         self.guarded(|| {
-            let txn = self.db.begin_read().map_err(err)?;
+            let txn = self.db().begin_read().map_err(err)?;
             let table = txn.open_table(TABLE).map_err(err)?;
             Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
         })
@@ -277,7 +296,7 @@ impl RedbStore {
     /// Sets `key` to `value` in one committed, durable transaction.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
         self.guarded(|| {
-            let txn = self.db.begin_write().map_err(err)?;
+            let txn = self.db().begin_write().map_err(err)?;
             {
                 let mut table = txn.open_table(TABLE).map_err(err)?;
                 table.insert(key, value).map_err(err)?;
@@ -290,7 +309,7 @@ impl RedbStore {
     /// Removes `key` in one committed, durable transaction; returns whether it was there.
     pub fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
         self.guarded(|| {
-            let txn = self.db.begin_write().map_err(err)?;
+            let txn = self.db().begin_write().map_err(err)?;
             let existed = {
                 let mut table = txn.open_table(TABLE).map_err(err)?;
                 let old = table.remove(key).map_err(err)?;
@@ -304,7 +323,7 @@ impl RedbStore {
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs, StoreError> {
         self.guarded(|| {
-            let txn = self.db.begin_read().map_err(err)?;
+            let txn = self.db().begin_read().map_err(err)?;
             let table = txn.open_table(TABLE).map_err(err)?;
             let mut out = Vec::new();
             for entry in table.range(prefix..).map_err(err)? {
