@@ -121,14 +121,17 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error>
 mod tests {
     use super::*;
 
+    /// A value with every kind of MessagePack field.
+    type Sample = (
+        Vec<u32>,
+        String,
+        Vec<u8>,
+        std::collections::BTreeMap<u8, (i64, f64)>,
+    );
+
     #[test]
     fn well_formed_values_pass() {
-        let v: (
-            Vec<u32>,
-            String,
-            Vec<u8>,
-            std::collections::BTreeMap<u8, (i64, f64)>,
-        ) = (
+        let v: Sample = (
             vec![1, 70_000, u32::MAX],
             "hé".repeat(100),
             vec![7; 300],
@@ -138,12 +141,7 @@ mod tests {
         );
         let bytes = rmp_serde::to_vec(&v).unwrap();
         check(&bytes).unwrap();
-        let back: (
-            Vec<u32>,
-            String,
-            Vec<u8>,
-            std::collections::BTreeMap<u8, (i64, f64)>,
-        ) = decode(&bytes, "test").unwrap();
+        let back: Sample = decode(&bytes, "test").unwrap();
         assert_eq!(back, v);
         check(&[0x90]).unwrap();
         check(&[0x80]).unwrap();
