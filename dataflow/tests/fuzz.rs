@@ -329,7 +329,7 @@ fn http_json_bodies() {
             let mut s = state.borrow_mut();
             // A fresh program now and then, so its state stays small.
             s.1 += 1;
-            if s.1 % 500 == 0 {
+            if s.1.is_multiple_of(500) {
                 s.0 = plain_program(&types);
             }
             let p = &mut s.0;
