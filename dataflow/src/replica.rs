@@ -275,6 +275,12 @@ pub struct ReplicaConfig {
     pub interest: Interest,
     /// Persist held variables and fired triggers in the node's store.
     pub durable: bool,
+    /// What to do with a stored variable record that does not decode at start (see
+    /// [`Replica::unreadable`]): `false` (the default) keeps it untouched and halts the
+    /// replica's writes to the store, so the node can refuse to start; `true` (a node's
+    /// `--reset-store`) moves it aside to `df/lost/<id>` in the store, counts it
+    /// (`dataflow.unreadable_records`) and starts without it.
+    pub set_aside_unreadable: bool,
     /// Bound of the delta buffer, in entries; when full the oldest entries are dropped and a
     /// neighbour that had not acknowledged them gets full states instead (no data is lost).
     pub buffer_limit: usize,
@@ -307,6 +313,7 @@ impl Default for ReplicaConfig {
             carrier: Carrier::Direct,
             interest: Interest::All,
             durable: false,
+            set_aside_unreadable: false,
             buffer_limit: 65_536,
             bp_heard: true,
             suspect_after: Duration::from_secs(10),
@@ -459,6 +466,26 @@ pub struct Replica {
     departed: BTreeMap<NodeId, Departed>,
     /// Links resumed without a full-state catch-up.
     resumed: u64,
+    /// Stored records that did not decode at start (at most [`MAX_UNREADABLE_KEPT`]).
+    unreadable: Vec<UnreadableRecord>,
+    /// Whether the replica writes nothing to the store (an unreadable record was kept).
+    halted: bool,
+}
+
+/// Most unreadable records a replica lists (each is logged; all are counted).
+pub const MAX_UNREADABLE_KEPT: usize = 64;
+
+/// A stored variable record that did not decode when the replica restored its durable state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnreadableRecord {
+    /// The store key (`df/var/<id>`).
+    pub key: String,
+    /// The variable.
+    pub var: String,
+    /// Why it did not decode.
+    pub error: String,
+    /// Where it was moved with [`ReplicaConfig::set_aside_unreadable`]; `None`: left in place.
+    pub moved_to: Option<String>,
 }
 
 /// What the ownership guard of the triggers reads from the replica.
@@ -478,6 +505,7 @@ pub trait HasReplica: Atom {
 }
 
 const VAR_KEY: &str = "df/var/";
+const LOST_KEY: &str = "df/lost/";
 const FIRED_KEY: &str = "df/fired/";
 
 /// The replicated grow-only set of the names of fired triggers (see the module docs).
@@ -523,6 +551,8 @@ impl Replica {
             epoch: 0,
             departed: BTreeMap::new(),
             resumed: 0,
+            unreadable: Vec::new(),
+            halted: false,
         }
     }
 
@@ -534,6 +564,19 @@ impl Replica {
     /// The program, to update variables (changes are shipped at the next sync).
     pub fn program_mut(&mut self) -> &mut Program {
         &mut self.program
+    }
+
+    /// Stored variable records that did not decode when this replica restored its durable
+    /// state, with what was done about them ([`ReplicaConfig::set_aside_unreadable`]).
+    pub fn unreadable(&self) -> &[UnreadableRecord] {
+        &self.unreadable
+    }
+
+    /// Whether the replica stopped writing to the store because a record it could not read
+    /// was kept in place: the node should not run on (a real node exits; see the README's
+    /// "Bad input").
+    pub fn is_halted(&self) -> bool {
+        self.halted
     }
 
     /// The configuration.
@@ -619,7 +662,7 @@ impl Replica {
             match ctx.store_get(key.as_bytes()) {
                 Ok(Some(bytes)) => {
                     if let Err(e) = self.program.apply_encoded(&id, &bytes) {
-                        tracing::warn!(var = %id, error = %e, "stored state does not decode");
+                        self.on_unreadable(ctx, &id, key, &bytes, e.to_string());
                     }
                 }
                 Ok(None) => {}
@@ -630,6 +673,62 @@ impl Replica {
         // like any change (neighbours that have it drop it as redundant).
         self.absorb_changes(None);
         self.dirty.clear();
+    }
+
+    /// A stored record of `var` that does not decode: never silently replaced. Either kept
+    /// in place with the replica's store writes halted, or moved aside to `df/lost/<var>`
+    /// (the first free `df/lost/<var>.<n>` if that exists), per the configuration.
+    fn on_unreadable<A: Atom>(
+        &mut self,
+        ctx: &mut Ctx<A>,
+        var: &str,
+        key: String,
+        bytes: &[u8],
+        error: String,
+    ) {
+        ctx.count("dataflow.unreadable_records", 1);
+        let moved_to = if self.config.set_aside_unreadable {
+            let mut to = format!("{LOST_KEY}{var}");
+            let mut n = 1;
+            while matches!(ctx.store_get(to.as_bytes()), Ok(Some(_))) && n < 10_000 {
+                n += 1;
+                to = format!("{LOST_KEY}{var}.{n}");
+            }
+            let moved = ctx
+                .store_put(to.as_bytes(), bytes)
+                .and_then(|()| ctx.store_delete(key.as_bytes()));
+            match moved {
+                Ok(()) => {
+                    tracing::error!(
+                        record = %key, var, error = %error, moved_to = %to,
+                        "stored variable record does not decode: moved it aside and starting \
+                         without it (reset_store)"
+                    );
+                    Some(to)
+                }
+                Err(e) => {
+                    tracing::error!(record = %key, error = %e, "cannot move the unreadable record aside");
+                    self.halted = true;
+                    None
+                }
+            }
+        } else {
+            tracing::error!(
+                record = %key, var, error = %error,
+                "stored variable record does not decode: keeping it and writing nothing to \
+                 the store"
+            );
+            self.halted = true;
+            None
+        };
+        if self.unreadable.len() < MAX_UNREADABLE_KEPT {
+            self.unreadable.push(UnreadableRecord {
+                key,
+                var: var.to_string(),
+                error,
+                moved_to,
+            });
+        }
     }
 
     /// Moves the program's recorded changes into the buffer; the first one is attributed to
@@ -1138,7 +1237,9 @@ impl Replica {
     /// Writes the names of newly fired triggers (and, since a trigger's action usually
     /// updates variables, every dirty variable) to the store.
     fn persist_fired<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
-        if !self.config.durable || self.program.fired_triggers().len() == self.persisted_fired.len()
+        if !self.config.durable
+            || self.halted
+            || self.program.fired_triggers().len() == self.persisted_fired.len()
         {
             return;
         }
@@ -1187,6 +1288,10 @@ impl Replica {
     }
 
     fn persist_dirty<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
+        if self.halted {
+            self.dirty.clear();
+            return;
+        }
         for id in std::mem::take(&mut self.dirty) {
             if &*id == ALIVE_ID {
                 continue; // heartbeats are only news while they advance

@@ -631,3 +631,90 @@ fn relinked_neighbour_resumes_without_full_states() {
         "the restarted node got full states"
     );
 }
+
+/// A damaged record: valid MessagePack that is not a `GCounter` (a string).
+const BAD_RECORD: &[u8] = &[0xa3, b'b', b'a', b'd'];
+
+/// Node 2 restarts with its `clicks` record damaged while it was down.
+fn restart_with_a_damaged_record(c: &mut Cluster) {
+    for k in 0..6u64 {
+        c.sim.inject(at(k % 3), Do::Click(1));
+    }
+    c.sim.run_for(Duration::from_secs(3));
+    assert_eq!(clicks(&c.sim, 2), 6);
+    c.sim.apply(Fault::Crash(NodeId(2)));
+    c.sim.store_mut(NodeId(2)).put(b"df/var/clicks", BAD_RECORD);
+    c.sim.apply(Fault::Restart(NodeId(2)));
+    // Its neighbours catch it up, and it counts on: both would persist `clicks`.
+    c.sim.run_for(Duration::from_secs(3));
+    c.sim.inject(at(2), Do::Click(1));
+    c.sim.run_for(Duration::from_secs(3));
+}
+
+fn unreadable(sim: &Sim, n: u64) -> Vec<rasp_dataflow::replica::UnreadableRecord> {
+    with_app(sim, n, |a| {
+        a.replica.as_ref().unwrap().unreadable().to_vec()
+    })
+}
+
+/// A variable record that does not decode at restart was logged, and the next write of the
+/// variable silently replaced it: the node started empty for it and lost what the record
+/// held. Now the replica keeps the record untouched, writes nothing to the store, and reports
+/// it (a real node then refuses to start: exit 2 naming the key, `tests/net_store.rs`).
+#[test]
+fn an_unreadable_variable_record_is_never_overwritten() {
+    let durable = ReplicaConfig {
+        durable: true,
+        ..ReplicaConfig::default()
+    };
+    let mut c = cluster(21, 3, Mode::Full, move |_| (durable.clone(), None, None));
+    restart_with_a_damaged_record(&mut c);
+    assert_eq!(
+        c.sim.store(NodeId(2)).get(b"df/var/clicks").as_deref(),
+        Some(BAD_RECORD),
+        "the damaged record was overwritten"
+    );
+    let bad = unreadable(&c.sim, 2);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].key, "df/var/clicks");
+    assert_eq!(bad[0].moved_to, None);
+    assert!(with_app(&c.sim, 2, |a| a
+        .replica
+        .as_ref()
+        .unwrap()
+        .is_halted()));
+}
+
+/// With `set_aside_unreadable` (a node's `--reset-store`) the record is moved to
+/// `df/lost/clicks`, counted, and the node starts without it and catches up.
+#[test]
+fn a_set_aside_unreadable_record_is_kept_under_lost_and_the_node_catches_up() {
+    let durable = ReplicaConfig {
+        durable: true,
+        set_aside_unreadable: true,
+        ..ReplicaConfig::default()
+    };
+    let mut c = cluster(22, 3, Mode::Full, move |_| (durable.clone(), None, None));
+    restart_with_a_damaged_record(&mut c);
+    let store = c.sim.store(NodeId(2));
+    assert_eq!(store.get(b"df/lost/clicks").as_deref(), Some(BAD_RECORD));
+    let bad = unreadable(&c.sim, 2);
+    assert_eq!(bad.len(), 1, "{bad:?}");
+    assert_eq!(bad[0].moved_to.as_deref(), Some("df/lost/clicks"));
+    assert!(!with_app(&c.sim, 2, |a| a
+        .replica
+        .as_ref()
+        .unwrap()
+        .is_halted()));
+    assert_eq!(clicks(&c.sim, 2), 7, "caught up from its neighbours");
+    assert_eq!(clicks(&c.sim, 0), 7);
+    let stored: GCounter =
+        rasp_lattice::encoding::decode(&store.get(b"df/var/clicks").expect("persisted")).unwrap();
+    assert_eq!(stored.query(), 7);
+    assert_eq!(
+        c.sim
+            .node_metrics(NodeId(2))
+            .counter("dataflow.unreadable_records", ""),
+        1
+    );
+}

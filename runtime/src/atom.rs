@@ -356,9 +356,11 @@ impl<'a, A: Atom> Ctx<'a, A> {
     ) -> Result<Option<T>, Error> {
         match self.sys.store_get(key)? {
             None => Ok(None),
-            Some(b) => rmp_serde::from_slice(&b)
-                .map(Some)
-                .map_err(|e| Error::Decode(e.to_string())),
+            Some(b) => crate::wire::decode(
+                &b,
+                &format!("stored value {}", String::from_utf8_lossy(key)),
+            )
+            .map(Some),
         }
     }
     /// MessagePack-encodes and writes a value.

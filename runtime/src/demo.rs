@@ -124,7 +124,7 @@ pub fn demo_boot(cfg: DemoConfig) -> Boot {
 
 /// Decodes the outcome stored under [`OUTCOME_KEY`].
 pub fn decode_outcome(bytes: &[u8]) -> Result<DemoOutcome, crate::Error> {
-    rmp_serde::from_slice(bytes).map_err(|e| crate::Error::Decode(format!("demo outcome: {e}")))
+    crate::wire::decode(bytes, "demo outcome")
 }
 
 impl Demo {

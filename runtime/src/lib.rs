@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod net;
 pub mod sim;
 pub mod store;
+pub mod wire;
 
 pub use atom::{Atom, Ctx, ErasedAtom, Origin, Syscalls, TimerFn};
 pub use error::{Error, RequestError, StoreError};

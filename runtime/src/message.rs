@@ -126,8 +126,7 @@ impl Payload {
                     Error::Decode(format!("{}: local payload of another type", M::KIND))
                 })
             }
-            Payload::Wire(bytes) => rmp_serde::from_slice(&bytes)
-                .map_err(|e| Error::Decode(format!("{}: {e}", M::KIND))),
+            Payload::Wire(bytes) => crate::wire::decode(&bytes, M::KIND),
         }
     }
 
@@ -277,10 +276,10 @@ impl Envelope {
     }
 
     /// Parses a wire frame. The payload stays as bytes, decoded later by the handler.
-    /// Malformed input is an error, never a panic.
+    /// Malformed input is an error, never a panic, and is refused before anything is
+    /// allocated for a length it claims ([`crate::wire`]).
     pub fn decode(frame: &[u8]) -> Result<Envelope, Error> {
-        let w: WireEnvelope =
-            rmp_serde::from_slice(frame).map_err(|e| Error::Decode(format!("envelope: {e}")))?;
+        let w: WireEnvelope = crate::wire::decode(frame, "envelope")?;
         Ok(Envelope {
             from: w.from,
             to: w.to,

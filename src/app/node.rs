@@ -72,7 +72,11 @@ fn resolve(
         sync,
         sync_interval_ms: args.replication.sync_interval_ms.or(file.sync_interval_ms),
     };
-    Ok((args.index.or(file.index), replication.config()?))
+    let mut config = replication.config()?;
+    // --reset-store also sets unreadable variable records aside instead of refusing to start
+    // (README, "Bad input").
+    config.set_aside_unreadable = args.node.net.reset_store || file.reset_store.unwrap_or(false);
+    Ok((args.index.or(file.index), config))
 }
 
 /// Runs one node of `app` (exit 2 on bad settings, 0 on SIGINT/SIGTERM).

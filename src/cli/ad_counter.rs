@@ -174,8 +174,7 @@ fn secs(name: &str, v: f64) -> Result<Duration, String> {
 pub fn resolve(args: &AdCounterArgs) -> Result<AdConfig, String> {
     let file = match &args.config {
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| format!("config file {}: {e}", p.display()))?;
+            let text = crate::cli::config::read_config_text(p)?;
             toml::from_str::<FileConfig>(&text)
                 .map_err(|e| format!("config file {}: {e}", p.display()))?
         }

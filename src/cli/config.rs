@@ -234,11 +234,36 @@ pub fn seed_contact(addr: &Multiaddr) -> Result<Contact, String> {
     })
 }
 
+/// The largest config file read (64 KiB; rasp's own are under 2 KiB). The TOML parser holds
+/// up to about 100 bytes per input byte on deeply nested input, so a larger file is refused
+/// before it is read whole or parsed (README, "Bad input").
+pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
+
+/// Reads a config file's text, refusing a file larger than [`MAX_CONFIG_BYTES`] (at most that
+/// many bytes plus one are read) or not UTF-8; errors name the file.
+pub fn read_config_text(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(format!(
+            "config file {} is larger than the limit of {} KiB; is it the right file?",
+            path.display(),
+            MAX_CONFIG_BYTES / 1024
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| format!("config file {} is not UTF-8 text: {e}", path.display()))
+}
+
 impl FileConfig {
-    /// Reads and parses a TOML file (unknown keys rejected).
+    /// Reads and parses a TOML file (unknown keys rejected; at most [`MAX_CONFIG_BYTES`]).
     pub fn load(path: &Path) -> Result<FileConfig, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        let text = read_config_text(path)?;
         toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
     }
 }

@@ -285,6 +285,7 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         None => None,
     };
     let env = NodeEnv { membership, seeds };
+    let store_file = cfg.data_dir.join(rasp_runtime::net::store::STORE_FILE);
     let boot = node_boot(env.clone(), opts.extra_boot.clone(), demo.clone());
     runtime().block_on(async move {
         let signals = ShutdownSignal::install();
@@ -296,6 +297,13 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(r) = &opts.replica {
+            if let Some(msg) = unreadable_refusal(r, &node.clone_handle(), &store_file).await {
+                node.shutdown().await;
+                eprintln!("rasp: cannot start node: {msg}");
+                return ExitCode::from(crate::cli::EXIT_CONFIG);
+            }
+        }
         let boots = node
             .call(|h, _| h.with_atom::<NodeInfo, _>(INFO_ATOM, |a| a.boots))
             .await
@@ -336,6 +344,38 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         node.shutdown().await;
         ExitCode::SUCCESS
     })
+}
+
+/// Why the node must not run on, if its replica kept a stored variable record it could not
+/// read (and so writes nothing to the store): the message names the file, the records and
+/// what to do. With `--reset-store` such records were moved aside instead
+/// ([`ReplicaConfig::set_aside_unreadable`](rasp_dataflow::replica::ReplicaConfig)), and the
+/// node runs on.
+async fn unreadable_refusal(
+    replica: &crate::http::ReplicaAtom,
+    node: &rasp_runtime::net::NodeHandle,
+    store_file: &std::path::Path,
+) -> Option<String> {
+    let (halted, bad) = replica
+        .with(node, |r| (r.is_halted(), r.unreadable().to_vec()))
+        .await?;
+    if !halted {
+        return None;
+    }
+    let records: Vec<String> = bad
+        .iter()
+        .map(|r| format!("{} (variable {}): {}", r.key, r.var, r.error))
+        .collect();
+    Some(format!(
+        "store file {}: {} record(s) do not decode: {}. This node's durable state of these \
+         variables is unreadable, so it stops rather than run without it. Restore the store \
+         from a backup, or start with --reset-store (RASP_RESET_STORE=1, reset_store = true) \
+         to move unreadable records aside (kept under df/lost/ in the store) and start \
+         without them; the node then catches up from its neighbours",
+        store_file.display(),
+        bad.len(),
+        records.join("; ")
+    ))
 }
 
 /// The node's boot closure: [`NodeInfo`], the [`MembershipAtom`], `extra`, the demo.

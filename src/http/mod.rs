@@ -248,6 +248,29 @@ impl ReplicaAtom {
     pub fn id(&self) -> AtomId {
         self.id
     }
+
+    /// Runs `f` on the replica, on the node's atoms' thread; `None` if the node stopped or
+    /// the atom is not running.
+    pub async fn with<R: Send + 'static>(
+        &self,
+        node: &NodeHandle,
+        f: impl FnOnce(&mut Replica) -> R + Send + 'static,
+    ) -> Option<R> {
+        let access = self.access;
+        let id = self.id;
+        node.call(move |h, _| {
+            let mut f = Some(f);
+            let mut out = None;
+            access(h, id, &mut |rep| {
+                if let Some(f) = f.take() {
+                    out = Some(f(rep));
+                }
+            });
+            out
+        })
+        .await
+        .flatten()
+    }
 }
 
 /// An API error: a status and a message, answered as `{"error", "status"}`.

@@ -109,6 +109,15 @@ pub fn load_psk(path: &Path) -> Result<PreSharedKey, NetError> {
             path.display()
         ))
     })?;
+    // libp2p's parser slices the text by bytes and panics inside a multi-byte character: the
+    // format is ASCII, so anything else is refused first.
+    if !text.is_ascii() {
+        return Err(NetError::Config(format!(
+            "cluster key file {} is not a /key/swarm/psk/1.0.0/ base16 key: it holds \
+             characters that are not ASCII",
+            path.display()
+        )));
+    }
     text.trim().parse::<PreSharedKey>().map_err(|e| {
         NetError::Config(format!(
             "cluster key file {} is not a /key/swarm/psk/1.0.0/ base16 key: {e}",
@@ -165,5 +174,21 @@ mod tests {
         std::fs::write(&path, "/key/swarm/psk/1.0.0/\n/base16/\nnothex\n").unwrap();
         assert!(load_psk(&path).is_err());
         std::fs::remove_file(&path).unwrap();
+    }
+
+    /// Found by the `cluster_key_file` fuzz target (case 36920): a key whose hex digits hold
+    /// a two-byte character (`c2 9f`) made libp2p's parser slice inside it and panic ("end
+    /// byte index 20 is not a char boundary"): `rasp node --psk-file` crashed.
+    #[test]
+    fn a_key_file_with_a_non_ascii_character_is_an_error_not_a_panic() {
+        let path = std::env::temp_dir().join(format!("rasp-psk-utf8-{}", std::process::id()));
+        let mut text = b"/key/swarm/psk/1.0.0/\n/base16/\n6d77e16be98f3278b53".to_vec();
+        text.extend([0xc2, 0x9f]);
+        text.extend(b"b339a7970d34c3c6f1cac19358265f4cf1cedce7f75\n");
+        std::fs::write(&path, &text).unwrap();
+        let r = std::panic::catch_unwind(|| load_psk(&path));
+        std::fs::remove_file(&path).ok();
+        let e = r.expect("no panic").unwrap_err().to_string();
+        assert!(e.contains("cluster key file") && e.contains("ASCII"), "{e}");
     }
 }

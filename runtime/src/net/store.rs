@@ -21,9 +21,12 @@
 //! its page manager, and redb offers no check that runs before `open` (its
 //! `check_integrity` needs an open database). Predicting the assertion means re-deriving
 //! redb's private region layout from its header, which would silently drift from the
-//! library. So opening runs inside [`std::panic::catch_unwind`], at this one boundary and for
-//! nothing else: a panic there becomes [`OpenError::Damaged`] with redb's message, and its
-//! default report on stderr is suppressed for that thread only. Nothing is shared with the
+//! library. So opening runs inside [`std::panic::catch_unwind`]: a panic there becomes
+//! [`OpenError::Damaged`] with redb's message, and its default report on stderr is suppressed
+//! for that thread only. A file redb opens can still make it panic on reading a damaged page
+//! (the decoder fuzzing found one: "range end index … out of range for slice of length 4096"
+//! in its b-tree code), so opening also reads every record once, and every later read and
+//! write runs the same way, a panic becoming a [`StoreError`]. Nothing is shared with the
 //! code that panicked: it owns only the path, and the half-opened database (and its file
 //! handle and lock) is dropped while unwinding, which is why `AssertUnwindSafe` is sound.
 
@@ -157,7 +160,20 @@ pub fn move_aside(dir: &Path) -> std::io::Result<PathBuf> {
 
 /// A durable, ordered byte-string key-value store backed by redb.
 pub struct RedbStore {
-    db: Database,
+    /// `None` only while dropping.
+    db: Option<Database>,
+}
+
+impl Drop for RedbStore {
+    /// Closes the file with a redb panic turned into a log line: closing a damaged file
+    /// can trip an assertion in redb (the decoder fuzzing found one, module docs).
+    fn drop(&mut self) {
+        if let Some(db) = self.db.take() {
+            if let Err(panic) = catch_quietly(move || drop(db)) {
+                tracing::error!("closing the store: redb panicked ({panic}); the file is damaged");
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for RedbStore {
@@ -226,7 +242,11 @@ impl RedbStore {
             let txn = db.begin_write().map_err(|e| fail(&e))?;
             txn.open_table(TABLE).map_err(|e| fail(&e))?;
             txn.commit().map_err(|e| fail(&e))?;
-            Ok(Self { db })
+            let store = Self { db: Some(db) };
+            // Read every record once: a file redb opens may still make it panic, or fail, on
+            // a damaged page (module docs), and the node reads its records at start anyway.
+            store.scan_all().map_err(|e| fail(&e))?;
+            Ok(store)
         });
         match opened {
             Ok(r) => r,
@@ -237,49 +257,84 @@ impl RedbStore {
         }
     }
 
+    fn db(&self) -> &Database {
+        self.db
+            .as_ref()
+            .expect("the database is open until the store is dropped")
+    }
+
+    /// Reads every record (their bytes are dropped), failing on the first that cannot be read.
+    fn scan_all(&self) -> Result<(), StoreError> {
+        let txn = self.db().begin_read().map_err(err)?;
+        let table = txn.open_table(TABLE).map_err(err)?;
+        for entry in table.range::<&[u8]>(..).map_err(err)? {
+            let (k, v) = entry.map_err(err)?;
+            std::hint::black_box((k.value().len(), v.value().len()));
+        }
+        Ok(())
+    }
+
+    /// Runs a read or write of the open file with redb's panics turned into errors (a page
+    /// damaged after the start: see the module docs).
+    fn guarded<R>(&self, f: impl FnOnce() -> Result<R, StoreError>) -> Result<R, StoreError> {
+        catch_quietly(f).unwrap_or_else(|panic| {
+            Err(StoreError(format!(
+                "the store file is damaged: redb cannot read it ({panic})"
+            )))
+        })
+    }
+
     /// The value under `key`, if any.
     pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(TABLE).map_err(err)?;
-        Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        self.guarded(|| {
+            let txn = self.db().begin_read().map_err(err)?;
+            let table = txn.open_table(TABLE).map_err(err)?;
+            Ok(table.get(key).map_err(err)?.map(|v| v.value().to_vec()))
+        })
     }
 
     /// Sets `key` to `value` in one committed, durable transaction.
     pub fn put(&self, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        {
-            let mut table = txn.open_table(TABLE).map_err(err)?;
-            table.insert(key, value).map_err(err)?;
-        }
-        txn.commit().map_err(err)?;
-        Ok(())
+        self.guarded(|| {
+            let txn = self.db().begin_write().map_err(err)?;
+            {
+                let mut table = txn.open_table(TABLE).map_err(err)?;
+                table.insert(key, value).map_err(err)?;
+            }
+            txn.commit().map_err(err)?;
+            Ok(())
+        })
     }
 
     /// Removes `key` in one committed, durable transaction; returns whether it was there.
     pub fn delete(&self, key: &[u8]) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(err)?;
-        let existed = {
-            let mut table = txn.open_table(TABLE).map_err(err)?;
-            let old = table.remove(key).map_err(err)?;
-            old.is_some()
-        };
-        txn.commit().map_err(err)?;
-        Ok(existed)
+        self.guarded(|| {
+            let txn = self.db().begin_write().map_err(err)?;
+            let existed = {
+                let mut table = txn.open_table(TABLE).map_err(err)?;
+                let old = table.remove(key).map_err(err)?;
+                old.is_some()
+            };
+            txn.commit().map_err(err)?;
+            Ok(existed)
+        })
     }
 
     /// Every `(key, value)` whose key starts with `prefix`, in key order.
     pub fn scan_prefix(&self, prefix: &[u8]) -> Result<KvPairs, StoreError> {
-        let txn = self.db.begin_read().map_err(err)?;
-        let table = txn.open_table(TABLE).map_err(err)?;
-        let mut out = Vec::new();
-        for entry in table.range(prefix..).map_err(err)? {
-            let (k, v) = entry.map_err(err)?;
-            if !k.value().starts_with(prefix) {
-                break;
+        self.guarded(|| {
+            let txn = self.db().begin_read().map_err(err)?;
+            let table = txn.open_table(TABLE).map_err(err)?;
+            let mut out = Vec::new();
+            for entry in table.range(prefix..).map_err(err)? {
+                let (k, v) = entry.map_err(err)?;
+                if !k.value().starts_with(prefix) {
+                    break;
+                }
+                out.push((k.value().to_vec(), v.value().to_vec()));
             }
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

@@ -1487,6 +1487,12 @@ impl Sim {
         &self.nodes[node.0 as usize].store
     }
 
+    /// The durable store of a node, to change it from outside, e.g. to damage a record of a
+    /// crashed node before it restarts (the tests of unreadable records do).
+    pub fn store_mut(&mut self, node: NodeId) -> &mut MemStore {
+        &mut self.nodes[node.0 as usize].store
+    }
+
     /// Whether a node is up.
     pub fn is_up(&self, node: NodeId) -> bool {
         self.core

@@ -79,22 +79,39 @@ pub struct Trace {
 impl Trace {
     /// Writes the trace as MessagePack.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), Error> {
-        let bytes = rmp_serde::to_vec(self).map_err(|e| Error::Encode(format!("trace: {e}")))?;
-        std::fs::write(path, bytes)?;
+        std::fs::write(path, self.to_bytes()?)?;
         Ok(())
     }
-    /// Reads a trace written by [`Trace::save`].
+    /// Reads a trace written by [`Trace::save`]; a file that is not one is an error naming
+    /// the file (see [`Trace::from_bytes`]).
     pub fn load(path: impl AsRef<Path>) -> Result<Trace, Error> {
-        let bytes = std::fs::read(path)?;
-        let t: Trace =
-            rmp_serde::from_slice(&bytes).map_err(|e| Error::Decode(format!("trace: {e}")))?;
+        let path = path.as_ref();
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Io(format!("trace file {}: {e}", path.display())))?;
+        Trace::from_bytes(&bytes)
+            .map_err(|e| Error::Decode(format!("trace file {}: {e}", path.display())))
+    }
+
+    /// Decodes the bytes of a trace file. Malformed bytes, another format version and a
+    /// configuration the simulator would refuse ([`SimConfig::validate`]) are errors, never a
+    /// panic (fuzzed: the README's "Bad input" section).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Trace, Error> {
+        let t: Trace = crate::wire::decode(bytes, "trace")?;
         if t.version != VERSION {
             return Err(Error::Decode(format!(
                 "trace version {} (expected {VERSION})",
                 t.version
             )));
         }
+        t.config
+            .validate()
+            .map_err(|e| Error::Decode(format!("trace: its configuration is invalid: {e}")))?;
         Ok(t)
+    }
+
+    /// The bytes [`Trace::save`] writes.
+    pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
+        rmp_serde::to_vec(self).map_err(|e| Error::Encode(format!("trace: {e}")))
     }
 }
 
