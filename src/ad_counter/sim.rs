@@ -22,15 +22,14 @@ use super::config::AdConfig;
 use super::summary::{
     peak_rss_kib, AdOutcome, Bytes, HostFigures, RunResult, Sample, Series, Summary,
 };
-use crate::app::{app_boot, AppAtom, ReplicationArgs, APP_ATOM};
-use crate::cli::node::{node_boot, NodeEnv};
+use crate::app::{AppAtom, ReplicationArgs, APP_ATOM};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rasp_dataflow::replica::ReplicaConfig;
-use rasp_membership::{Config as MConfig, Role};
+use rasp_membership::Role;
 use rasp_runtime::sim::{Fault, LinkConfig, NetConfig, Sim, SimConfig};
-use rasp_runtime::{AtomAddr, Contact, NodeId, Time};
+use rasp_runtime::{AtomAddr, NodeId, Time};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -224,18 +223,8 @@ fn cluster(cfg: &AdConfig) -> Result<Sim, String> {
         } else {
             Role::Client
         };
-        let membership = MConfig {
-            mode: cfg.membership,
-            role,
-            ..MConfig::default()
-        };
-        let seeds = if i == 0 {
-            Vec::new()
-        } else {
-            vec![Contact::bare(NodeId(0))]
-        };
-        let extra = app_boot(app.clone(), Some(i as u32), config.clone());
-        let id = sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
+        let boot = crate::app::sim::app_node_boot(&app, i as u32, cfg.membership, role, &config)?;
+        let id = sim.add_node(boot);
         debug_assert_eq!(id, NodeId(i as u64));
     }
     Ok(sim)

@@ -22,12 +22,11 @@
 //! ```
 
 use super::sim::views;
-use super::{app_boot, App, ReplicationArgs};
-use crate::cli::node::{node_boot, NodeEnv};
+use super::{App, ReplicationArgs};
 use clap::Args;
-use rasp_membership::{Config as MConfig, Mode, Role};
+use rasp_membership::{Mode, Role};
 use rasp_runtime::sim::{explore, Budget, ExploreConfig, ExploreReport, Model, Strategy};
-use rasp_runtime::{Boot, Contact, NodeId};
+use rasp_runtime::Boot;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -167,23 +166,12 @@ pub fn boots<A: App>(app: &A, args: &CheckArgs) -> Result<Vec<Boot>, String> {
     let config = args.replication.config()?;
     (0..args.nodes)
         .map(|i| {
-            let membership = MConfig {
-                mode: args.membership,
-                role: if i < servers {
-                    Role::Server
-                } else {
-                    Role::Client
-                },
-                ..MConfig::default()
-            };
-            membership.validate().map_err(|e| e.to_string())?;
-            let seeds = if i == 0 {
-                Vec::new()
+            let role = if i < servers {
+                Role::Server
             } else {
-                vec![Contact::bare(NodeId(0))]
+                Role::Client
             };
-            let extra = app_boot(app.clone(), Some(i), config.clone());
-            Ok(node_boot(NodeEnv { membership, seeds }, Some(extra), None))
+            super::sim::app_node_boot(app, i, args.membership, role, &config)
         })
         .collect()
 }

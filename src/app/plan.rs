@@ -19,16 +19,15 @@
 //! hold at the bound [`Plan::settle`] after quiescence; otherwise it fails at the bound with
 //! the last message of one that does not hold.
 
-use super::{app_boot, builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
-use crate::cli::node::{node_boot, NodeEnv};
+use super::{builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rasp_membership::{Config as MConfig, Mode, Role};
+use rasp_membership::{Mode, Role};
 use rasp_runtime::sim::{
     EventClass, Fault, Latency, LinkConfig, MsgId, NetConfig, Observed, Schedule, Sim, SimConfig,
     Skew, Trace, Violation,
 };
-use rasp_runtime::{AtomAddr, Contact, Dest, Message, NodeId, Time};
+use rasp_runtime::{AtomAddr, Dest, Message, NodeId, Time};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -570,19 +569,9 @@ pub fn execute<A: App>(
         sim.verify_against(t);
     }
     for (i, &role) in roles.iter().enumerate() {
-        let membership = MConfig {
-            mode,
-            role,
-            ..MConfig::default()
-        };
-        membership.validate().map_err(|e| e.to_string())?;
-        let seeds = if i == 0 {
-            Vec::new()
-        } else {
-            vec![Contact::bare(NodeId(0))]
-        };
-        let extra = app_boot(app.clone(), Some(i as u32), config.clone());
-        sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
+        sim.add_node(super::sim::app_node_boot(
+            app, i as u32, mode, role, &config,
+        )?);
     }
     let mut eventual = Vec::new();
     let invariants =

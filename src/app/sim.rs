@@ -27,9 +27,10 @@
 use super::{app_boot, App, AppAtom, NodeView, ReplicationArgs, APP_ATOM};
 use crate::cli::node::{node_boot, NodeEnv};
 use clap::Args;
+use rasp_dataflow::replica::ReplicaConfig;
 use rasp_membership::{Config as MConfig, Mode, Role};
 use rasp_runtime::sim::{Fault, Latency, LinkConfig, NetConfig, Sim, SimConfig};
-use rasp_runtime::{Contact, NodeId, Time};
+use rasp_runtime::{Boot, Contact, NodeId, Time};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -406,6 +407,31 @@ pub fn validate(args: &SimArgs) -> Result<(), String> {
 /// Partition ids of `--partition` (by position).
 const PARTITION_BASE: u32 = 3_000_000;
 
+/// The boot of simulated node `index` of `app`, the same for every tool that runs an app in
+/// the simulator (`sim`, `fuzz`, `check`, the ad counter's driver): node 0 is the seed every
+/// other node joins, and the wiring is the real node's ([`node_boot`] + [`app_boot`]).
+pub fn app_node_boot<A: App>(
+    app: &A,
+    index: u32,
+    mode: Mode,
+    role: Role,
+    config: &ReplicaConfig,
+) -> Result<Boot, String> {
+    let membership = MConfig {
+        mode,
+        role,
+        ..MConfig::default()
+    };
+    membership.validate().map_err(|e| e.to_string())?;
+    let seeds = if index == 0 {
+        Vec::new()
+    } else {
+        vec![Contact::bare(NodeId(0))]
+    };
+    let extra = app_boot(app.clone(), Some(index), config.clone());
+    Ok(node_boot(NodeEnv { membership, seeds }, Some(extra), None))
+}
+
 /// Runs `app` in the simulator. Panics (with the seed and the reproducing command) if an
 /// invariant is violated.
 pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
@@ -433,20 +459,8 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
         sim.set_repro(cmd.clone());
     }
     for i in 0..args.nodes {
-        let role = args.role(i);
-        let membership = MConfig {
-            mode: args.membership,
-            role,
-            ..MConfig::default()
-        };
-        membership.validate().map_err(|e| e.to_string())?;
-        let seeds = if i == 0 {
-            Vec::new()
-        } else {
-            vec![Contact::bare(NodeId(0))]
-        };
-        let extra = app_boot(app.clone(), Some(i), config.clone());
-        let id = sim.add_node(node_boot(NodeEnv { membership, seeds }, Some(extra), None));
+        let boot = app_node_boot(&app, i, args.membership, args.role(i), &config)?;
+        let id = sim.add_node(boot);
         debug_assert_eq!(id, NodeId(i as u64));
     }
     let invariants: Vec<_> = app
