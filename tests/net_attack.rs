@@ -10,9 +10,10 @@
 mod common;
 
 use common::{start_node, tempdir};
-use futures::AsyncWriteExt;
+use futures::{AsyncWriteExt, FutureExt};
 use rasp_runtime::net::frame::encode_frame;
 use rasp_runtime::net::raw::{RawEvent, RawPeer};
+use rasp_runtime::net::swarm::MAX_INBOUND_STREAMS_PER_PEER;
 use rasp_runtime::net::Multiaddr;
 use rasp_runtime::{AtomAddr, AtomId, Corr, Dest, Envelope, Message, NodeId, RequestId};
 use serde::{Deserialize, Serialize};
@@ -42,35 +43,107 @@ impl Message for Info {
 /// A fresh raw peer asks the node's `rasp/info` service and gets the answer within 5 s.
 async fn served(addr: &Multiaddr, node: NodeId) -> Duration {
     let t0 = Instant::now();
-    let t = Duration::from_secs(5);
     let mut raw = RawPeer::new(None).unwrap();
     let peer = raw
-        .connect(addr.clone(), t)
+        .connect(addr.clone(), Duration::from_secs(5))
         .await
         .expect("node accepts new connections");
-    let mut s = raw.open(peer).await.unwrap();
+    let s = raw.open(peer).await.unwrap();
+    ask(&mut raw, s, node).await;
+    t0.elapsed()
+}
+
+/// Writes a `rasp/info` request with id `id` on `s`.
+async fn request<S: futures::AsyncWrite + Unpin>(raw: &RawPeer, s: &mut S, node: NodeId, id: u64) {
     let mut env = Envelope::new(
         AtomAddr::new(raw.node_id(), AtomId(0)),
         Dest::service(node, "rasp/info"),
         InfoRequest,
     );
-    env.corr = Corr::Request(RequestId(7));
+    env.corr = Corr::Request(RequestId(id));
     let mut buf = Vec::new();
     encode_frame(&env.encode().unwrap(), &mut buf);
-    s.write_all(&buf).await.unwrap();
-    s.flush().await.unwrap();
+    s.write_all(&buf)
+        .await
+        .unwrap_or_else(|e| panic!("request {id}: {e}"));
+    s.flush()
+        .await
+        .unwrap_or_else(|e| panic!("request {id}: {e}"));
+}
+
+/// Sends a `rasp/info` request on `s` and waits up to 5 s for its answer (answers to other
+/// requests are skipped).
+async fn ask<S: futures::AsyncWrite + Unpin>(raw: &mut RawPeer, mut s: S, node: NodeId) {
+    let t = Duration::from_secs(5);
+    request(raw, &mut s, node, 7).await;
     loop {
         match raw.next_event(t).await {
             Some(RawEvent::Frame(_, f)) => {
                 let reply = Envelope::decode(&f).unwrap();
-                assert_eq!(reply.corr, Corr::Reply(RequestId(7)));
+                if reply.corr != Corr::Reply(RequestId(7)) {
+                    continue;
+                }
                 assert_eq!(reply.payload.decode::<Info>().unwrap(), Info { boots: 1 });
-                return t0.elapsed();
+                return;
             }
             Some(_) => {}
-            None => panic!("no reply from the node during the attack"),
+            None => panic!("no reply from the node"),
         }
     }
+}
+
+/// A peer's streams that went silent (a connection that died without a close, as after a
+/// partition) must not keep its newest stream out: the node drops the oldest stream at the
+/// per-peer bound instead of refusing the new one, so the peer is heard again at once.
+#[test]
+fn silent_old_streams_do_not_shut_out_a_peers_new_stream() {
+    let dir = tempdir("stale-streams");
+    let n = start_node(&dir, &[]);
+    let addr: Multiaddr = n.addr.parse().unwrap();
+    let node = NodeId(n.node_id);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut raw = RawPeer::new(None).unwrap();
+        let peer = raw
+            .connect(addr.clone(), Duration::from_secs(5))
+            .await
+            .expect("node accepts the connection");
+        // Streams that carry one request and then say nothing more, up to and past the
+        // node's bound.
+        let mut silent = Vec::new();
+        for i in 0..MAX_INBOUND_STREAMS_PER_PEER as u64 + 2 {
+            let mut s = raw.open(peer).await.expect("stream opens");
+            if std::panic::AssertUnwindSafe(request(&raw, &mut s, node, 100 + i))
+                .catch_unwind()
+                .await
+                .is_err()
+            {
+                panic!("{}", n.proc.stderr_text());
+            }
+            silent.push(s);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = raw.open(peer).await.expect("stream opens");
+        if std::panic::AssertUnwindSafe(ask(&mut raw, s, node))
+            .catch_unwind()
+            .await
+            .is_err()
+        {
+            panic!("{}", n.proc.stderr_text());
+        }
+        drop(silent);
+    });
+    assert!(
+        n.proc
+            .stderr_text()
+            .contains("inbound streams from one peer: dropping its oldest"),
+        "{}",
+        n.proc.stderr_text()
+    );
 }
 
 #[test]

@@ -199,16 +199,29 @@ pub fn resolve(args: &HttpArgs, file: &HttpFile) -> Result<Option<HttpConfig>, S
     Ok(Some(HttpConfig { addr, token }))
 }
 
-/// Reads a token file: its first line, trimmed; empty is an error.
+/// Reads a token file: its first line, trimmed; empty, unreadable, not UTF-8 or larger than
+/// [`MAX_TOKEN_FILE_BYTES`] is an error.
 pub fn read_token(p: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(p)
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(p)
+        .and_then(|f| f.take(MAX_TOKEN_FILE_BYTES + 1).read_to_string(&mut text))
         .map_err(|e| format!("cannot read token file {}: {e}", p.display()))?;
+    if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
+        return Err(format!(
+            "token file {} is larger than {MAX_TOKEN_FILE_BYTES} bytes: it should hold one line, the token",
+            p.display()
+        ));
+    }
     let t = text.lines().next().unwrap_or("").trim().to_string();
     if t.is_empty() {
         return Err(format!("token file {} is empty", p.display()));
     }
     Ok(t)
 }
+
+/// Largest token file read ([`read_token`]); a bigger file is refused, not read whole.
+pub const MAX_TOKEN_FILE_BYTES: u64 = 4096;
 
 type Access = fn(&mut Host, AtomId, &mut dyn FnMut(&mut Replica)) -> bool;
 
@@ -831,6 +844,23 @@ async fn watch_var(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_huge_token_file_is_refused_without_reading_it_whole() {
+        let dir = std::env::temp_dir().join(format!("rasp-token-size-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("token");
+        std::fs::write(&p, vec![b'a'; 8 << 20]).unwrap();
+        let e = read_token(&p).unwrap_err();
+        assert!(e.contains("larger than 4096 bytes"), "{e}");
+        std::fs::write(&p, "s3cret\nignored\n").unwrap();
+        assert_eq!(read_token(&p).unwrap(), "s3cret");
+        std::fs::write(&p, [0xff, 0xfe]).unwrap();
+        assert!(read_token(&p)
+            .unwrap_err()
+            .contains("cannot read token file"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn beyond_loopback_needs_a_token() {

@@ -41,7 +41,7 @@
 //! | inbound frame bytes, all peers (being read + waiting for the executor) | [`NetConfig::inbound_buffer_bytes`] | backpressure: the reader waits (yamux stops the sender) while the frame deadline runs |
 //! | time to read one frame after its first byte | [`NetConfig::frame_timeout`] | connection closed, counted in [`PeerStats::bad_frames`] |
 //! | time of one write (a batch, flushed) or one stream open | [`NetConfig::io_timeout`] | stream dropped, connection closed; the batch is retried once on a new stream, the peer redialled when there is something to send |
-//! | inbound streams per peer | [`swarm::MAX_INBOUND_STREAMS_PER_PEER`] | stream refused |
+//! | inbound streams per peer | [`swarm::MAX_INBOUND_STREAMS_PER_PEER`] | the peer's oldest stream is dropped |
 //! | connections | [`NetConfig::max_connections`] | connection closed |
 //! | address book | 4096 peers, 8 addresses each | new peer not recorded |
 //!

@@ -13,14 +13,15 @@ use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{identify, ping, Multiaddr, PeerId, Stream, Swarm};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
-/// Most inbound message streams read concurrently per peer; further streams are refused
-/// (dropped). With the frame limit this bounds the read buffers a peer can make us hold.
+/// Most inbound message streams read concurrently per peer; a further stream replaces the
+/// peer's oldest (whose reader is stopped). With the frame limit this bounds the read
+/// buffers a peer can make us hold.
 pub const MAX_INBOUND_STREAMS_PER_PEER: usize = 4;
 
 /// Frames written per write call (batched into one buffer, one flush).
@@ -186,7 +187,7 @@ impl NetTask {
             .accept(MSG_PROTOCOL)
             .expect("message protocol registered once");
         let mut writers: HashMap<NodeId, (JoinHandle<()>, Arc<Notify>)> = HashMap::new();
-        let readers: Arc<Mutex<HashMap<PeerId, usize>>> = Arc::default();
+        let readers: Readers = Arc::default();
         let budget = Budget::new(self.cfg.inbound_buffer_bytes);
         let mut up: HashSet<PeerId> = HashSet::new();
         let mut established: usize = 0;
@@ -437,22 +438,13 @@ impl NetTask {
         }
     }
 
-    fn spawn_reader(
-        &self,
-        peer: PeerId,
-        stream: Stream,
-        readers: &Arc<Mutex<HashMap<PeerId, usize>>>,
-        budget: &Budget,
-    ) {
-        {
-            let mut r = readers.lock().expect("readers lock");
-            let n = r.entry(peer).or_insert(0);
-            if *n >= MAX_INBOUND_STREAMS_PER_PEER {
-                tracing::warn!(%peer, "too many inbound streams: refusing one");
-                return;
-            }
-            *n += 1;
-        }
+    /// Starts a reader for `peer`'s new inbound stream. At [`MAX_INBOUND_STREAMS_PER_PEER`]
+    /// the peer's **oldest** reader is stopped rather than the new stream refused: a
+    /// connection that died without a close (a partition, a paused process) leaves readers
+    /// waiting on streams that will never speak again, and refusing the new stream would
+    /// shut out the live one until those time out. A peer's own writer uses one stream at a
+    /// time, so only stale streams (or a hostile peer, which gains nothing) are stopped.
+    fn spawn_reader(&self, peer: PeerId, stream: Stream, readers: &Readers, budget: &Budget) {
         let reader = Reader {
             peer,
             node: node_of(&peer),
@@ -463,19 +455,39 @@ impl NetTask {
             frame_timeout: self.cfg.frame_timeout,
             budget: budget.clone(),
         };
-        let readers = readers.clone();
-        tokio::spawn(async move {
+        let mut r = readers.lock().expect("readers lock");
+        let (next, table) = &mut *r;
+        let id = *next;
+        *next += 1;
+        let list = table.entry(peer).or_default();
+        while list.len() >= MAX_INBOUND_STREAMS_PER_PEER {
+            if let Some((_, oldest)) = list.pop_front() {
+                tracing::info!(%peer, "inbound streams from one peer: dropping its oldest");
+                oldest.abort();
+            }
+        }
+        let done = readers.clone();
+        let task = tokio::spawn(async move {
             reader.run(stream).await;
-            let mut r = readers.lock().expect("readers lock");
-            if let Some(n) = r.get_mut(&peer) {
-                *n -= 1;
-                if *n == 0 {
-                    r.remove(&peer);
+            let mut r = done.lock().expect("readers lock");
+            if let Some(list) = r.1.get_mut(&peer) {
+                list.retain(|(i, _)| *i != id);
+                if list.is_empty() {
+                    r.1.remove(&peer);
                 }
             }
         });
+        list.push_back((id, task.abort_handle()));
     }
 }
+
+/// Each peer's inbound stream readers, oldest first, by a running id (the first field).
+type Readers = Arc<
+    Mutex<(
+        u64,
+        HashMap<PeerId, VecDeque<(u64, tokio::task::AbortHandle)>>,
+    )>,
+>;
 
 /// Reads frames from one inbound stream and hands envelopes to the executor.
 /// Backpressure: `inbound.send().await` waits while the executor's queue is full, so we
