@@ -842,6 +842,17 @@ impl Replica {
             behind: true,
             ..Peer::default()
         });
+        if peer.epoch.is_some_and(|e| e != m.epoch) {
+            // A new incarnation on a link that never went down here (it restarted before
+            // the membership noticed): what it acknowledged, was caught up on and sent us
+            // belongs to the one before, which may have held more than this one does now.
+            // Start over as with a new neighbour: full states, acknowledgements from zero.
+            tracing::debug!(from = ?n, "neighbour restarted: a new incarnation, caught up again");
+            *peer = Peer {
+                behind: true,
+                ..Peer::default()
+            };
+        }
         peer.greeted = true;
         peer.held = m.held.into_iter().collect();
         peer.epoch = Some(m.epoch);
