@@ -745,14 +745,19 @@ impl rasp_runtime::sim::Schedule for DropNextSync {
 /// and node 1 stayed at 0 clicks for good (module docs of `replica`, "Catching up").
 #[test]
 fn a_lost_catch_up_is_sent_again_until_acknowledged() {
-    let mut c = cluster(16, 2, Mode::Full, |_| (ReplicaConfig::default(), None, None));
+    let mut c = cluster(16, 2, Mode::Full, |_| {
+        (ReplicaConfig::default(), None, None)
+    });
     for k in 0..8u64 {
         c.sim.inject(at(k % 2), Do::Click(1));
     }
     c.sim.run_for(Duration::from_secs(5));
     assert_eq!(clicks(&c.sim, 1), 8);
     let buffered = with_app(&c.sim, 0, |a| a.replica.as_ref().unwrap().buffer_len());
-    assert!(buffered < 8, "node 1 acknowledged the clicks: {buffered} buffered");
+    assert!(
+        buffered < 8,
+        "node 1 acknowledged the clicks: {buffered} buffered"
+    );
     let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     c.sim.set_schedule(Box::new(DropNextSync {
         from: NodeId(0),
