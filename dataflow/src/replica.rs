@@ -26,6 +26,12 @@
 //! neighbour that fell behind the buffer (its acknowledged sequence was garbage-collected, or
 //! the buffer overflowed its bound) gets full states too.
 //!
+//! A catch-up is acknowledged like a delta sync (it carries the buffer's sequence number),
+//! and until it is, the neighbour gets no deltas and the catch-up is sent again from the
+//! second sync interval on: the buffer no longer holds the entries the full states replace
+//! (garbage-collected once the neighbour's previous incarnation acknowledged them), so a
+//! lost catch-up would otherwise leave the neighbour without them for good.
+//!
 //! **Resuming a link** (no catch-up for a neighbour that was caught up recently). Overlay
 //! links come and go while both ends stay up (HyParView evicts and re-forms active links,
 //! Leitão, Pereira, Rodrigues, DSN 2007, §4), and a full-state catch-up for each re-formed
@@ -395,6 +401,10 @@ struct Peer {
     epoch: Option<u64>,
     /// The variables it was caught up on (their full states sent, or its link resumed).
     caught: BTreeSet<String>,
+    /// A full-state catch-up sent and not acknowledged yet: the sequence number it carried
+    /// (an acknowledgement at or above it means one arrived, since no delta is sent to the
+    /// neighbour meanwhile) and the sync intervals that ended since it was sent.
+    catching: Option<(u64, u32)>,
 }
 
 /// A neighbour that went away caught up, remembered to resume a re-formed link.
@@ -842,6 +852,17 @@ impl Replica {
             behind: true,
             ..Peer::default()
         });
+        if peer.epoch.is_some_and(|e| e != m.epoch) {
+            // A new incarnation on a link that never went down here (it restarted before
+            // the membership noticed): what it acknowledged, was caught up on and sent us
+            // belongs to the one before, which may have held more than this one does now.
+            // Start over as with a new neighbour: full states, acknowledgements from zero.
+            tracing::debug!(from = ?n, "neighbour restarted: a new incarnation, caught up again");
+            *peer = Peer {
+                behind: true,
+                ..Peer::default()
+            };
+        }
         peer.greeted = true;
         peer.held = m.held.into_iter().collect();
         peer.epoch = Some(m.epoch);
@@ -968,18 +989,28 @@ impl Replica {
             *self.stats.bytes_sent.entry(id.clone()).or_default() += bytes.len() as u64;
             vars.push((id, bytes));
         }
-        if let Some(p) = self.peers.get_mut(&n) {
-            p.behind = false;
-        }
-        if vars.is_empty() {
-            return;
-        }
-        self.stats.state_msgs += 1;
         let seq = if self.config.sync.is_delta() && !only_new {
             self.seq
         } else {
             0
         };
+        if let Some(p) = self.peers.get_mut(&n) {
+            p.behind = false;
+            if !only_new && self.config.carrier == Carrier::Direct {
+                // Kept until acknowledged (module docs, "Catch-up at once"); the first
+                // outstanding sequence number stays: any later resend acknowledges it too.
+                p.catching = match (seq, p.catching) {
+                    (0, _) => None,
+                    _ if vars.is_empty() => None,
+                    (_, Some((first, _))) => Some((first, 0)),
+                    (s, None) => Some((s, 0)),
+                };
+            }
+        }
+        if vars.is_empty() {
+            return;
+        }
+        self.stats.state_msgs += 1;
         ctx.send(
             Dest::service(n, SERVICE),
             Sync {
@@ -1082,6 +1113,9 @@ impl Replica {
     fn on_ack(&mut self, n: NodeId, seq: u64) {
         if let Some(p) = self.peers.get_mut(&n) {
             p.acked = p.acked.max(seq);
+            if p.catching.is_some_and(|(first, _)| p.acked >= first) {
+                p.catching = None;
+            }
         }
         self.collect_garbage();
     }
@@ -1167,7 +1201,19 @@ impl Replica {
                         self.send_states(ctx, n, false);
                         continue;
                     }
-                    self.send_deltas(ctx, n, mode.bp());
+                    // A catch-up not acknowledged: no deltas (they would acknowledge it
+                    // without it), and sent again once a whole interval passed without
+                    // its acknowledgement (lost on the way, or its neighbour restarted).
+                    let waited = self.peers.get_mut(&n).and_then(|p| {
+                        let (_, ticks) = p.catching.as_mut()?;
+                        *ticks += 1;
+                        Some(*ticks)
+                    });
+                    match waited {
+                        Some(ticks) if ticks >= 2 => self.send_states(ctx, n, false),
+                        Some(_) => {}
+                        None => self.send_deltas(ctx, n, mode.bp()),
+                    }
                 }
             }
         }
