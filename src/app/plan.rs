@@ -27,11 +27,11 @@ use super::{builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rasp_membership::{Mode, Role};
+use rasp_runtime::message::Payload;
 use rasp_runtime::sim::{
     Cause, EventClass, Fault, Latency, LinkConfig, MsgId, NetConfig, Observed, Schedule, Sim,
     SimConfig, Skew, TimerFiring, Trace, Violation,
 };
-use rasp_runtime::message::Payload;
 use rasp_runtime::{AtomAddr, AtomId, Dest, Message, NodeId, Time};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
@@ -236,6 +236,11 @@ pub struct Plan {
     /// before the run goes quiet; a suppressed periodic timer fires again a period later.
     #[serde(default)]
     pub skips: Vec<TimerFiring>,
+    /// Until when drops and suppressed firings act ([`Plan::window`]); `None`: until the run
+    /// goes quiet. The minimiser sets it to the failing event's time for a safety
+    /// violation: a finite run that ends at the failure may lose anything before it.
+    #[serde(default)]
+    pub schedule_until: Option<Duration>,
     /// Bound of the eventual properties after quiescence.
     pub settle: Duration,
 }
@@ -356,6 +361,7 @@ impl Plan {
             drops: Vec::new(),
             delays: Vec::new(),
             skips: Vec::new(),
+            schedule_until: None,
             settle: space.settle,
         }
     }
@@ -367,6 +373,13 @@ impl Plan {
             .map(External::end)
             .max()
             .unwrap_or(Duration::ZERO)
+    }
+
+    /// Until when the schedule decisions that remove something (drops, suppressed firings)
+    /// act: [`Plan::schedule_until`], or the quiet time, whichever is later.
+    pub fn window(&self) -> Duration {
+        self.schedule_until
+            .map_or(self.quiet(), |t| t.max(self.quiet()))
     }
 
     /// Whether the run stays inside the triggers' "connected cluster" contract: no crash,
@@ -454,7 +467,7 @@ struct Watch {
     decoder: Option<rasp_dataflow::Program>,
     sent: BTreeMap<MsgId, (Time, Cause)>,
     timers: Vec<(TimerFiring, Time)>,
-    /// Drops act only before this time (the run's quiet time).
+    /// Drops and suppressions act only before this time ([`Plan::window`]).
     quiet: Time,
     roles: Vec<Role>,
     collect: Collect,
@@ -610,7 +623,11 @@ fn short(s: &str) -> String {
 /// The contents of a dataflow message in a few words: a sync's variable ids with their
 /// delta (or state) rendered as the variable's query value, a hello's held variables, an
 /// ack's number. `None` for other kinds or an undecodable payload.
-fn contents(program: &rasp_dataflow::Program, kind: rasp_runtime::KindId, payload: &Payload) -> Option<String> {
+fn contents(
+    program: &rasp_dataflow::Program,
+    kind: rasp_runtime::KindId,
+    payload: &Payload,
+) -> Option<String> {
     use rasp_dataflow::replica::{Ack, Hello, Sync};
     let bytes = payload.to_bytes().ok()?;
     if kind == Sync::KIND_ID {
@@ -716,7 +733,7 @@ pub fn execute<A: App>(
         delays: plan.delays.iter().map(|d| (d.msg, d.by)).collect(),
         skips: plan.skips.iter().copied().collect(),
         decoder,
-        quiet: at(plan.quiet()),
+        quiet: at(plan.window()),
         roles: roles.clone(),
         collect,
         ..Watch::default()
@@ -1017,9 +1034,17 @@ mod tests {
     fn smaller_numbers_shrinks_standalone_numbers_only() {
         assert_eq!(
             smaller_numbers("adds 40 to x3"),
-            vec!["adds 0 to x3", "adds 1 to x3", "adds 20 to x3", "adds 39 to x3"]
+            vec![
+                "adds 0 to x3",
+                "adds 1 to x3",
+                "adds 20 to x3",
+                "adds 39 to x3"
+            ]
         );
-        assert_eq!(smaller_numbers("adds 1 of 2"), vec!["adds 0 of 2", "adds 1 of 0", "adds 1 of 1"]);
+        assert_eq!(
+            smaller_numbers("adds 1 of 2"),
+            vec!["adds 0 of 2", "adds 1 of 0", "adds 1 of 1"]
+        );
         assert!(smaller_numbers("adds 0 to rovio3").is_empty());
         assert!(smaller_numbers("adds 99999999999999999999999").is_empty());
     }

@@ -38,8 +38,10 @@
 //!      sender was running), and a candidate that keeps a step whose cause it removes is
 //!      closed first (that step will simply not exist: skipped, not forced); candidates
 //!      with the same closure run once. Drops and suppressions are faults like the others:
-//!      they act only before the run goes quiet ([`Plan::quiet`]); an adversary acting
-//!      after the last fault healed would be a fault that never heals.
+//!      for a bounded liveness failure they act only before the run goes quiet
+//!      ([`Plan::quiet`]; an adversary acting after the last fault healed would be a fault
+//!      that never heals); for a safety failure, until the failing event ([`Plan::window`]:
+//!      a finite run that ends at the failure may lose anything before it).
 //! 4. **Smaller contents, where the type allows.** A workload operation is the app's own
 //!    words, so only the app knows what a smaller one is: each operation is replaced by the
 //!    first variant of [`App::shrink_op`] that still fails (smaller values, fewer elements
@@ -318,6 +320,16 @@ pub fn shrink_with<A: App>(
         deadline: start + budget,
     };
     let mut plan = file.plan.clone();
+    let safety = app
+        .invariants()
+        .into_iter()
+        .chain(super::builtin::all(app, plan.settle, plan.connected()))
+        .find(|i| i.name() == original.invariant)
+        .is_some_and(|i| i.within().is_none());
+    if safety && plan.schedule_until.is_none() {
+        let failed = before.violation.as_ref().map_or(0, |v| v.time.0);
+        plan.schedule_until = Some(Duration::from_nanos(failed));
+    }
 
     // 1. External events.
     phase_external(&mut s, &mut plan);
@@ -490,7 +502,7 @@ fn phase_internal<A: App>(
         return Ok(());
     }
     let now = run_story(s.app, plan)?;
-    let quiet = plan.quiet();
+    let quiet = plan.window();
     let before_quiet = |t: rasp_runtime::Time| Duration::from_nanos(t.0) < quiet;
     let mut candidates: Vec<(rasp_runtime::Time, Step)> = now
         .delivered
@@ -571,7 +583,9 @@ fn phase_internal<A: App>(
             memo.insert(key, r);
             r
         };
-        ddmin(candidates.clone(), &mut test, &|| Instant::now() >= deadline)
+        ddmin(candidates.clone(), &mut test, &|| {
+            Instant::now() >= deadline
+        })
     };
     let p = with(&close(&keep));
     if p != *plan && s.fails(&p) {
