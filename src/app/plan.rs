@@ -584,10 +584,9 @@ impl Schedule for Hook {
                     w.timers.push((*id, *at));
                     if *at < w.quiet {
                         let text = format!(
-                            "t={} n{} app timer fires (alarm {}, firing {})",
+                            "t={} n{} app timer fires (its firing #{})",
                             secs(Duration::from_nanos(at.0)),
                             id.node.0,
-                            id.alarm,
                             id.nth
                         );
                         w.story.push(StoryLine { at: *at, text });

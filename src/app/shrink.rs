@@ -123,6 +123,10 @@ struct Shrinker<'a, A: App> {
     invariant: String,
     runs: u64,
     deadline: Instant,
+    /// A candidate with more events than the original run is refused: a shrunk execution is
+    /// never longer than the one it came from (a liveness failure's run always lasts to its
+    /// bound, and fewer messages before it can mean more repair traffic after).
+    limit: u64,
 }
 
 impl<A: App> Shrinker<'_, A> {
@@ -130,11 +134,13 @@ impl<A: App> Shrinker<'_, A> {
         Instant::now() >= self.deadline
     }
 
-    /// Whether `plan` still fails the same invariant.
+    /// Whether `plan` still fails the same invariant, in no more events than the original.
     fn fails(&mut self, plan: &Plan) -> bool {
         self.runs += 1;
         match execute(self.app, plan, Collect::default(), None) {
-            Ok(o) => o.violation.is_some_and(|v| v.invariant == self.invariant),
+            Ok(o) => {
+                o.events <= self.limit && o.violation.is_some_and(|v| v.invariant == self.invariant)
+            }
             Err(_) => false,
         }
     }
@@ -318,6 +324,7 @@ pub fn shrink_with<A: App>(
         invariant: original.invariant.clone(),
         runs: 1,
         deadline: start + budget,
+        limit: before.events,
     };
     let mut plan = file.plan.clone();
     let safety = app
