@@ -11,13 +11,15 @@
 
 use rasp::app::builtin::{self, CONVERGENCE, OPERATORS, TRIGGER_OVERALL};
 use rasp::app::fuzz::{fuzz, replay, write_failure, FuzzArgs, TraceFile};
-use rasp::app::plan::{spread_workload, Ext};
-use rasp::app::shrink::shrink_to_file;
+use rasp::app::plan::{smaller_numbers, spread_workload, Ext, External, Plan};
+use rasp::app::shrink::{shrink_to_file, shrink_with, Phases, ShrinkReport};
 use rasp::app::{App, Invariant, NoArgs, NodeCtx, NodeMeta, WorkItem};
 use rasp::dataflow::update::{add, inc, write};
 use rasp::dataflow::{Error, Func, Program, Var};
 use rasp::lattice::{GCounter, GSet, LWWRegister, ORSet, Threshold};
 use rasp::membership::Mode;
+use rasp::runtime::{Message, NodeId, TimerId};
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 #[path = "../examples/todo/app.rs"]
@@ -340,8 +342,14 @@ fn measure<A: App>(name: &str, app: &A, a: &FuzzArgs) {
     eprintln!("{name}: run {run} fails: {v}");
     let path = tmp(&format!("{name}.trace"));
     let file = write_failure(app, Vec::new(), Some(run), &plan, &path).unwrap();
+    let before = shrink_with(app, &file, Duration::from_secs(60), Phases::drops_only()).unwrap();
+    summary(
+        &format!("{name} (drops only, the phases before reordering)"),
+        &before,
+    );
     let out = tmp(&format!("{name}.min.trace"));
     let (s, min) = shrink_to_file(app, &file, Duration::from_secs(60), &out).unwrap();
+    summary(&format!("{name} (all phases)"), &s);
     for l in s.story.iter().filter(|l| !l.contains("membership/wire")) {
         eprintln!("  {l}");
     }
@@ -453,4 +461,247 @@ fn todo_converges(runs: u64) {
         r.failure.map(|(i, _, v)| (i, v))
     );
     assert_eq!(r.runs, runs);
+}
+
+/// A ping numbered by the firings of the sender's ping timer that ran.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Ping(u64);
+impl Message for Ping {
+    const KIND: &'static str = "test/ping";
+}
+
+/// An application bug: node 0 assumes the links are FIFO (pings from a node arrive in the
+/// order they were sent), which rasp's network, like any datagram network, does not
+/// promise. `starts pinging` makes a node ping node 0 every 20 ms until `stops pinging`.
+#[derive(Clone, Default)]
+struct Beacon {
+    sent: u64,
+    last: Option<u64>,
+    inversion: Option<(u64, u64)>,
+    timer: Option<TimerId>,
+}
+
+const FIFO: &str = "pings arrive in the order they were sent";
+
+impl App for Beacon {
+    type Args = NoArgs;
+    fn program(&self, _p: &mut Program) -> Result<(), Error> {
+        Ok(())
+    }
+    fn start(&mut self, node: &mut NodeCtx<'_, Self>) {
+        node.on::<Ping>(|app, _, _, Ping(k)| {
+            if let Some(l) = app.last {
+                if k < l && app.inversion.is_none() {
+                    app.inversion = Some((l, k));
+                }
+            }
+            app.last = Some(app.last.map_or(k, |l| l.max(k)));
+        });
+    }
+    fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, op: &str) {
+        match op {
+            "starts pinging" => {
+                let t = node.every(Duration::from_millis(20), |app, n| {
+                    n.send(NodeId(0), Ping(app.sent));
+                    app.sent += 1;
+                });
+                self.timer = Some(t);
+            }
+            "stops pinging" => {
+                if let Some(t) = self.timer.take() {
+                    node.cancel(t);
+                }
+            }
+            _ => {}
+        }
+    }
+    fn invariants(&self) -> Vec<Invariant> {
+        vec![Invariant::each(FIFO, |n| {
+            match n.app::<Beacon>().and_then(|b| b.inversion) {
+                Some((l, k)) => Err(format!("ping {k} arrived after ping {l}")),
+                None => Ok(()),
+            }
+        })]
+    }
+}
+
+/// A hand-written failing plan of `nodes` nodes: `work` (node, at in ms, op), latencies
+/// 1–`max_ms` ms; the first simulator seed from 1 whose run fails `invariant`.
+fn failing_plan<A: App>(
+    app: &A,
+    nodes: u32,
+    max_ms: u64,
+    work: &[(u32, u64, &str)],
+    invariant: &str,
+) -> Plan {
+    let mut plan = Plan {
+        seed: 0,
+        nodes,
+        servers: 0,
+        membership: "full".into(),
+        sync: None,
+        sync_interval: Duration::from_secs(1),
+        min_latency: Duration::from_millis(1),
+        max_latency: Duration::from_millis(max_ms),
+        loss: 0.0,
+        duplicate: 0.0,
+        events: work
+            .iter()
+            .map(|(n, ms, op)| External {
+                at: Duration::from_millis(*ms),
+                what: Ext::Work {
+                    node: *n,
+                    op: op.to_string(),
+                },
+            })
+            .collect(),
+        drops: Vec::new(),
+        delays: Vec::new(),
+        skips: Vec::new(),
+        schedule_until: None,
+        settle: Duration::from_secs(10),
+    };
+    for seed in 1..=50 {
+        plan.seed = seed;
+        let o = rasp::app::plan::execute(app, &plan, Default::default(), None).unwrap();
+        if o.violation.is_some_and(|v| v.invariant == invariant) {
+            return plan;
+        }
+    }
+    panic!("no seed in 1..=50 fails `{invariant}`: {plan:?}");
+}
+
+fn summary(name: &str, r: &ShrinkReport) {
+    eprintln!(
+        "{name}: events {} → {}, inputs {} → {}, delivered {} → {}, app timer firings {} → {}, decisions {}, {} runs, {:.2} s",
+        r.events.0,
+        r.events.1,
+        r.inputs.0,
+        r.inputs.1,
+        r.delivered.0,
+        r.delivered.1,
+        r.timers.0,
+        r.timers.1,
+        r.decisions,
+        r.runs,
+        r.wall.as_secs_f64()
+    );
+}
+
+#[test]
+fn reordering_and_timer_removal_shrink_a_fifo_assumption_further_than_drops_alone() {
+    let app = Beacon::default();
+    let plan = failing_plan(
+        &app,
+        3,
+        80,
+        &[
+            (1, 0, "starts pinging"),
+            (2, 0, "starts pinging"),
+            (1, 1_000, "stops pinging"),
+            (2, 1_000, "stops pinging"),
+        ],
+        FIFO,
+    );
+    let path = tmp("fifo.trace");
+    let file = write_failure(&app, Vec::new(), None, &plan, &path).unwrap();
+    let budget = Duration::from_secs(60);
+    let old = shrink_with(&app, &file, budget, Phases::drops_only()).unwrap();
+    let new = shrink_with(&app, &file, budget, Phases::default()).unwrap();
+    summary("drops only", &old);
+    summary("all phases", &new);
+    for l in &new.story {
+        eprintln!("  {l}");
+    }
+    assert_eq!(new.violation.invariant, FIFO);
+    // The hand-made minimum: 2 nodes, one `starts pinging` (3 external inputs with the node
+    // starts), 2 firings of the ping timer, 2 ping deliveries, the first delayed past the
+    // second (1 schedule decision).
+    let (hand_inputs, hand_firings) = (3, 2);
+    assert!(new.inputs.1 <= hand_inputs, "{:?}", new.plan);
+    assert!(
+        new.timers.1 * 2 <= hand_firings * 3,
+        "{} app timer firings left (hand-made minimum {hand_firings})",
+        new.timers.1
+    );
+    assert!(
+        new.timers.1 < old.timers.1 && new.events.1 < old.events.1,
+        "not smaller than drops alone: {:?} vs {:?}",
+        (new.timers, new.events),
+        (old.timers, old.events)
+    );
+    // The minimal trace replays to the same violation, bit for bit.
+    let out = tmp("fifo.min.trace");
+    let (_, min) = shrink_to_file(&app, &file, budget, &out).unwrap();
+    let r = replay(&app, &TraceFile::load(&out).unwrap()).unwrap();
+    assert!(r.exact && r.same_violation, "{r:?}");
+    assert_eq!(min.plan, new.plan);
+}
+
+/// The planted bug of [`LwwCounter`] with large arguments: `increments the counter by N`.
+#[derive(Clone, Default)]
+struct LwwBy;
+
+impl App for LwwBy {
+    type Args = NoArgs;
+    fn program(&self, p: &mut Program) -> Result<(), Error> {
+        LwwCounter.program(p)
+    }
+    fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, op: &str) {
+        let Some(n) = op
+            .strip_prefix("increments the counter by ")
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            return;
+        };
+        let now = node.query(&count()).expect("declared").unwrap_or(0);
+        node.update(&count(), write(now + n)).expect("declared");
+        node.update(&performed(), inc(n)).expect("declared");
+    }
+    fn shrink_op(&self, op: &str) -> Vec<String> {
+        smaller_numbers(op)
+    }
+    fn invariants(&self) -> Vec<Invariant> {
+        LwwCounter.invariants()
+    }
+}
+
+#[test]
+fn the_content_phase_shrinks_large_workload_arguments() {
+    let app = LwwBy;
+    let plan = failing_plan(
+        &app,
+        2,
+        20,
+        &[
+            (0, 10, "increments the counter by 9137"),
+            (1, 10, "increments the counter by 4242"),
+        ],
+        COUNTS,
+    );
+    let file = write_failure(&app, Vec::new(), None, &plan, &tmp("lww-by.trace")).unwrap();
+    let r = shrink_with(&app, &file, Duration::from_secs(60), Phases::default()).unwrap();
+    summary("lww-by", &r);
+    for l in &r.story {
+        eprintln!("  {l}");
+    }
+    assert_eq!(r.violation.invariant, COUNTS);
+    // The hand-made minimum: two increments by 1 (or one of them by 0: a write of the old
+    // value that wins still loses the other increment).
+    let amounts: Vec<u64> = r
+        .plan
+        .events
+        .iter()
+        .filter_map(|e| match &e.what {
+            Ext::Work { op, .. } => op.rsplit(' ').next().and_then(|n| n.parse().ok()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(amounts.len(), 2, "{:?}", r.plan.events);
+    assert!(amounts.iter().all(|&a| a <= 1), "{amounts:?}");
+    // Without the content phase the arguments stay as they were.
+    let old = shrink_with(&app, &file, Duration::from_secs(60), Phases::drops_only()).unwrap();
+    assert!(old.plan.events.iter().any(
+        |e| matches!(&e.what, Ext::Work { op, .. } if op.ends_with("9137") || op.ends_with("4242"))
+    ));
 }

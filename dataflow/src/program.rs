@@ -994,6 +994,20 @@ impl Program {
         Ok((self.vars[i].ty.show)(&*self.vars[i].state))
     }
 
+    /// `value` (a state or delta of `id`'s type, e.g. from [`Program::decode`]) rendered as
+    /// [`Program::show`] renders the variable: its query value, with `Debug`.
+    pub fn show_value(&self, id: &str, value: &dyn AnyLattice) -> Result<String, Error> {
+        let i = self.slot(id)?;
+        if value.type_name() != self.vars[i].ty.name {
+            return Err(Error::TypeMismatch {
+                id: id.to_string(),
+                declared: self.vars[i].ty.name.to_string(),
+                requested: value.type_name().to_string(),
+            });
+        }
+        Ok((self.vars[i].ty.show)(value))
+    }
+
     /// Runs `f` once, as soon as `threshold` holds on `var` (at once if it already does):
     /// Lasp's blocking `read`, as a continuation.
     pub fn read<L, F>(&mut self, var: &Var<L>, threshold: Threshold<L>, f: F) -> Result<(), Error>

@@ -371,6 +371,30 @@ impl Host {
         }
     }
 
+    /// The atom whose timer `alarm` is (`None` for a request timeout, a cancelled timer or
+    /// an unknown alarm): what a schedule hook that suppresses timer firings asks about.
+    pub fn timer_atom(&self, alarm: AlarmId) -> Option<AtomId> {
+        self.timers.get(&alarm.0).map(|t| t.atom)
+    }
+
+    /// Handles a due timer alarm *without* running its callback: a periodic timer is
+    /// re-armed for its next period, a one-shot timer is forgotten (the firing was
+    /// suppressed by the simulator's schedule hook). Anything else is left to
+    /// [`Host::fire_alarm`].
+    pub fn skip_alarm(&mut self, platform: &mut dyn Platform, alarm: AlarmId) {
+        let key = alarm.0;
+        match self.timers.get(&key).map(|t| &t.f) {
+            Some(TimerFn::Every(period, _)) => {
+                let period = *period;
+                platform.set_alarm(period, alarm);
+            }
+            Some(TimerFn::Once(_)) => {
+                self.timers.remove(&key);
+            }
+            None => {}
+        }
+    }
+
     /// Runs every atom's peer handlers (in atom id order) for a connection change.
     pub fn peer_event(&mut self, platform: &mut dyn Platform, ev: PeerEvent) {
         for i in 0..self.atoms.len() {

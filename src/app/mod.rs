@@ -162,6 +162,16 @@ pub trait App: Clone + Send + Sync + 'static {
 
     /// Performs one workload operation ([`App::workload`]) on `node`.
     fn on_work(&mut self, _node: &mut NodeCtx<'_, Self>, _op: &str) {}
+
+    /// Smaller variants of the workload operation `op`, most promising first, for the
+    /// minimiser's last phase (the `shrink` module docs): smaller values, fewer elements in a
+    /// batch. Only the app knows what its operations mean, so this is where "smaller
+    /// contents where the type allows" is decided; [`plan::smaller_numbers`] and
+    /// [`plan::fewer_items`] cover the usual shapes. Every variant must be an operation
+    /// [`App::on_work`] accepts. None by default: operations are kept as they are.
+    fn shrink_op(&self, _op: &str) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// One client operation of an app's workload ([`App::workload`]).

@@ -8,7 +8,11 @@
 //! the nodes' random numbers make), the external events ([`External`]: partitions, symmetric
 //! or one-way, each with its heal; crashes, each with its restart, keeping the durable store
 //! or wiping it; pauses with their resume; clock skews; the app's workload operations), and
-//! the messages the minimiser decided to drop ([`Plan::drops`], by [`MsgId`]).
+//! the minimiser's decisions about the internal schedule: the messages it dropped
+//! ([`Plan::drops`], by [`MsgId`]), the messages it delayed ([`Plan::delays`]: how it
+//! reorders deliveries) and the app timer firings it suppressed ([`Plan::skips`], by
+//! [`TimerFiring`]). A decision about a message or firing that does not exist in the run is
+//! never used (skipped, not forced).
 //!
 //! **How it runs.** Nodes are booted as `sim` boots them (the same wiring as a real node).
 //! Safety invariants (the app's and [`super::builtin`]'s) are checked after every event; the
@@ -23,11 +27,12 @@ use super::{builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rasp_membership::{Mode, Role};
+use rasp_runtime::message::Payload;
 use rasp_runtime::sim::{
-    EventClass, Fault, Latency, LinkConfig, MsgId, NetConfig, Observed, Schedule, Sim, SimConfig,
-    Skew, Trace, Violation,
+    Cause, EventClass, Fault, Latency, LinkConfig, MsgId, NetConfig, Observed, Schedule, Sim,
+    SimConfig, Skew, TimerFiring, Trace, Violation,
 };
-use rasp_runtime::{AtomAddr, Dest, Message, NodeId, Time};
+use rasp_runtime::{AtomAddr, AtomId, Dest, Message, NodeId, Time};
 use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -222,9 +227,36 @@ pub struct Plan {
     /// like every fault they act only before the run goes quiet ([`Plan::quiet`]); a
     /// listed message sent later is delivered.
     pub drops: Vec<MsgId>,
+    /// Remote messages delivered later than the network model would (the minimiser's
+    /// reorderings): each copy of `msg` arrives `by` later, at any time of the run; at most
+    /// [`MAX_DELAY`] each.
+    #[serde(default)]
+    pub delays: Vec<Delay>,
+    /// App timer firings suppressed (the minimiser's decisions): like drops, they act only
+    /// before the run goes quiet; a suppressed periodic timer fires again a period later.
+    #[serde(default)]
+    pub skips: Vec<TimerFiring>,
+    /// Until when drops and suppressed firings act ([`Plan::window`]); `None`: until the run
+    /// goes quiet. The minimiser sets it to the failing event's time for a safety
+    /// violation: a finite run that ends at the failure may lose anything before it.
+    #[serde(default)]
+    pub schedule_until: Option<Duration>,
     /// Bound of the eventual properties after quiescence.
     pub settle: Duration,
 }
+
+/// A message delivered `by` later than the network model would deliver it ([`Plan::delays`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Delay {
+    /// The message.
+    pub msg: MsgId,
+    /// How much later.
+    pub by: Duration,
+}
+
+/// The largest delay a plan may add to one message ([`Plan::delays`]): a bounded delay is
+/// an ordering, not a loss.
+pub const MAX_DELAY: Duration = Duration::from_secs(60);
 
 impl Plan {
     /// The plan of run seed `seed` in `space`, with the app's workload.
@@ -327,6 +359,9 @@ impl Plan {
             duplicate,
             events,
             drops: Vec::new(),
+            delays: Vec::new(),
+            skips: Vec::new(),
+            schedule_until: None,
             settle: space.settle,
         }
     }
@@ -338,6 +373,13 @@ impl Plan {
             .map(External::end)
             .max()
             .unwrap_or(Duration::ZERO)
+    }
+
+    /// Until when the schedule decisions that remove something (drops, suppressed firings)
+    /// act: [`Plan::schedule_until`], or the quiet time, whichever is later.
+    pub fn window(&self) -> Duration {
+        self.schedule_until
+            .map_or(self.quiet(), |t| t.max(self.quiet()))
     }
 
     /// Whether the run stays inside the triggers' "connected cluster" contract: no crash,
@@ -406,6 +448,10 @@ pub struct Outcome {
     pub delivered: Vec<(MsgId, Time)>,
     /// The story ([`Collect::story`]).
     pub story: Vec<StoryLine>,
+    /// Every remote message sent, with its send time and [`Cause`] ([`Collect::story`]).
+    pub sent: BTreeMap<MsgId, (Time, Cause)>,
+    /// The app atom's timer firings that ran, in order, with their time ([`Collect::story`]).
+    pub timers: Vec<(TimerFiring, Time)>,
     /// Events that are not in the story (timers, connection notices, local messages).
     pub unstoried: u64,
     /// With a trace to verify against: the result of the per-event hash check.
@@ -415,7 +461,13 @@ pub struct Outcome {
 #[derive(Default)]
 struct Watch {
     drops: BTreeSet<MsgId>,
-    /// Drops act only before this time (the run's quiet time).
+    delays: BTreeMap<MsgId, Duration>,
+    skips: BTreeSet<TimerFiring>,
+    /// The app's program, to render the contents of dataflow messages in the story.
+    decoder: Option<rasp_dataflow::Program>,
+    sent: BTreeMap<MsgId, (Time, Cause)>,
+    timers: Vec<(TimerFiring, Time)>,
+    /// Drops and suppressions act only before this time ([`Plan::window`]).
     quiet: Time,
     roles: Vec<Role>,
     collect: Collect,
@@ -433,6 +485,14 @@ impl Schedule for Hook {
     fn keep(&mut self, id: &MsgId, at: Time) -> bool {
         let w = self.0.borrow();
         at >= w.quiet || !w.drops.contains(id)
+    }
+    fn delay(&mut self, id: &MsgId, _at: Time) -> Duration {
+        let w = self.0.borrow();
+        w.delays.get(id).copied().unwrap_or_default()
+    }
+    fn fire(&mut self, id: &TimerFiring, _atom: AtomId, at: Time) -> bool {
+        let w = self.0.borrow();
+        at >= w.quiet || !w.skips.contains(id)
     }
     fn observe(&mut self, ev: &Observed<'_>) {
         let mut w = self.0.borrow_mut();
@@ -461,10 +521,18 @@ impl Schedule for Hook {
                 }
             }
             Observed::Send {
-                id, kind, at, kept, ..
+                id,
+                kind,
+                at,
+                kept,
+                cause,
+                ..
             } => {
                 if let Some(k) = kind {
                     w.names.insert(id.kind.0, k);
+                }
+                if w.collect.story {
+                    w.sent.insert(*id, (*at, *cause));
                 }
                 if w.collect.story && !kept {
                     let kind = w.names.get(&id.kind.0).copied().unwrap_or("message");
@@ -478,14 +546,25 @@ impl Schedule for Hook {
                     w.story.push(StoryLine { at: *at, text });
                 }
             }
-            Observed::Deliver { id, at } => {
+            Observed::Deliver { id, at, payload } => {
                 if w.collect.story {
                     if w.seen.insert(*id) {
                         w.delivered.push((*id, *at));
                     }
                     let kind = w.names.get(&id.kind.0).copied().unwrap_or("message");
+                    let what = w
+                        .decoder
+                        .as_ref()
+                        .and_then(|p| contents(p, id.kind, payload))
+                        .map(|c| format!(" {c}"))
+                        .unwrap_or_default();
+                    let late = w
+                        .delays
+                        .get(id)
+                        .map(|d| format!(" ({} s late: reordered by the schedule)", secs(*d)))
+                        .unwrap_or_default();
                     let text = format!(
-                        "t={} n{} → n{} {kind} #{} delivered",
+                        "t={} n{} → n{} {kind} #{}{what} delivered{late}",
                         secs(Duration::from_nanos(at.0)),
                         id.from.0,
                         id.to.0,
@@ -493,6 +572,26 @@ impl Schedule for Hook {
                     );
                     w.story.push(StoryLine { at: *at, text });
                     w.storied += 1;
+                }
+            }
+            Observed::Timer {
+                id,
+                atom,
+                at,
+                fired,
+            } => {
+                if w.collect.story && *atom == APP_ATOM && *fired {
+                    w.timers.push((*id, *at));
+                    if *at < w.quiet {
+                        let text = format!(
+                            "t={} n{} app timer fires (its firing #{})",
+                            secs(Duration::from_nanos(at.0)),
+                            id.node.0,
+                            id.nth
+                        );
+                        w.story.push(StoryLine { at: *at, text });
+                        w.storied += 1;
+                    }
                 }
             }
             Observed::Inject { .. } => {
@@ -503,6 +602,67 @@ impl Schedule for Hook {
             }
         }
     }
+}
+
+/// At most this many variables are shown per dataflow message in a story line.
+const SHOWN_VARS: usize = 4;
+/// At most this many characters of one variable's rendering are shown.
+const SHOWN_CHARS: usize = 48;
+
+fn short(s: &str) -> String {
+    if s.chars().count() <= SHOWN_CHARS {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(SHOWN_CHARS - 1).collect();
+        t.push('…');
+        t
+    }
+}
+
+/// The contents of a dataflow message in a few words: a sync's variable ids with their
+/// delta (or state) rendered as the variable's query value, a hello's held variables, an
+/// ack's number. `None` for other kinds or an undecodable payload.
+fn contents(
+    program: &rasp_dataflow::Program,
+    kind: rasp_runtime::KindId,
+    payload: &Payload,
+) -> Option<String> {
+    use rasp_dataflow::replica::{Ack, Hello, Sync};
+    let bytes = payload.to_bytes().ok()?;
+    if kind == Sync::KIND_ID {
+        let s: Sync = rasp_runtime::wire::decode(&bytes, "sync").ok()?;
+        let mut parts: Vec<String> = s
+            .vars
+            .iter()
+            .take(SHOWN_VARS)
+            .map(|(id, b)| {
+                let v = program
+                    .decode(id, b)
+                    .ok()
+                    .and_then(|d| program.show_value(id, &*d).ok())
+                    .unwrap_or_else(|| format!("{} bytes", b.len()));
+                format!("{id}: {}", short(&v))
+            })
+            .collect();
+        if s.vars.len() > SHOWN_VARS {
+            parts.push(format!("+{} more", s.vars.len() - SHOWN_VARS));
+        }
+        let what = if s.state { "states" } else { "deltas" };
+        return Some(format!("{what} {{{}}}", parts.join(", ")));
+    }
+    if kind == Hello::KIND_ID {
+        let h: Hello = rasp_runtime::wire::decode(&bytes, "hello").ok()?;
+        return Some(format!(
+            "({}holds {} variables)",
+            if h.reply { "reply; " } else { "" },
+            h.held.len()
+        ));
+    }
+    if kind == Ack::KIND_ID {
+        let a: Ack = rasp_runtime::wire::decode(&bytes, "ack").ok()?;
+        return Some(format!("(acknowledges #{})", a.seq));
+    }
+    None
 }
 
 /// How often the eventual properties are checked once the run is quiet.
@@ -534,6 +694,13 @@ pub fn execute<A: App>(
     if plan.min_latency > plan.max_latency {
         return Err("the plan's min latency is above its max".into());
     }
+    if let Some(d) = plan.delays.iter().find(|d| d.by > MAX_DELAY) {
+        return Err(format!(
+            "the plan delays a message by {} s, more than the {} s allowed",
+            secs(d.by),
+            secs(MAX_DELAY)
+        ));
+    }
     let cfg = SimConfig {
         seed: plan.seed,
         seed_from_env: false,
@@ -554,9 +721,18 @@ pub fn execute<A: App>(
     let mut sim = Sim::new(cfg).map_err(|e| e.to_string())?;
     sim.halt_on_violation(true);
     let roles: Vec<Role> = (0..plan.nodes).map(|i| role(i, plan.servers)).collect();
+    let decoder = if collect.story {
+        let mut p = rasp_dataflow::Program::new(0);
+        app.program(&mut p).ok().map(|_| p)
+    } else {
+        None
+    };
     let watch = Rc::new(RefCell::new(Watch {
         drops: plan.drops.iter().copied().collect(),
-        quiet: at(plan.quiet()),
+        delays: plan.delays.iter().map(|d| (d.msg, d.by)).collect(),
+        skips: plan.skips.iter().copied().collect(),
+        decoder,
+        quiet: at(plan.window()),
         roles: roles.clone(),
         collect,
         ..Watch::default()
@@ -740,6 +916,8 @@ pub fn execute<A: App>(
         coverage: w.coverage,
         delivered: w.delivered,
         story,
+        sent: w.sent,
+        timers: w.timers,
         unstoried: sim.events().saturating_sub(w.storied),
         verified,
     })
@@ -773,4 +951,123 @@ pub fn spread_workload(
     }
     out.sort_by_key(|w| w.at);
     out
+}
+
+/// Variants of `op` with one of its decimal numbers made smaller (0, 1, half, one less;
+/// each only if smaller), for [`App::shrink_op`]: e.g. `"adds 40 copies of 7"` gives
+/// `"adds 0 copies of 7"`, `"adds 1 copies of 7"`, `"adds 20 copies of 7"`, …, `"adds 40
+/// copies of 6"`. Numbers that are part of a word (`rovio3`, `x2y`) or too long for a `u64`
+/// are left alone.
+pub fn smaller_numbers(op: &str) -> Vec<String> {
+    let b = op.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        let word = |c: Option<&u8>| c.is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_');
+        if word(start.checked_sub(1).and_then(|k| b.get(k))) || word(b.get(i)) {
+            continue;
+        }
+        let Ok(n) = op[start..i].parse::<u64>() else {
+            continue;
+        };
+        let mut seen = BTreeSet::new();
+        for m in [0, 1, n / 2, n.saturating_sub(1)] {
+            if m < n && seen.insert(m) {
+                out.push(format!("{}{m}{}", &op[..start], &op[i..]));
+            }
+        }
+    }
+    out
+}
+
+/// Variants of `op` with fewer elements in its first bracketed, comma-separated list
+/// (`"adds [a, b, c, d]"`), for [`App::shrink_op`]: the first half, the second half, then
+/// (for lists of at most 16) each list with one element removed.
+pub fn fewer_items(op: &str) -> Vec<String> {
+    let (Some(open), Some(close)) = (op.find('['), op.find(']')) else {
+        return Vec::new();
+    };
+    if close < open {
+        return Vec::new();
+    }
+    let inner = &op[open + 1..close];
+    let items: Vec<&str> = inner
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect();
+    if items.len() < 2 {
+        return Vec::new();
+    }
+    let with = |xs: &[&str]| format!("{}[{}]{}", &op[..open], xs.join(", "), &op[close + 1..]);
+    let half = items.len() / 2;
+    let mut out = vec![with(&items[..half]), with(&items[half..])];
+    if items.len() <= 16 {
+        for k in 0..items.len() {
+            let rest: Vec<&str> = items
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != k)
+                .map(|(_, x)| *x)
+                .collect();
+            out.push(with(&rest));
+        }
+    }
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smaller_numbers_shrinks_standalone_numbers_only() {
+        assert_eq!(
+            smaller_numbers("adds 40 to x3"),
+            vec![
+                "adds 0 to x3",
+                "adds 1 to x3",
+                "adds 20 to x3",
+                "adds 39 to x3"
+            ]
+        );
+        assert_eq!(
+            smaller_numbers("adds 1 of 2"),
+            vec!["adds 0 of 2", "adds 1 of 0", "adds 1 of 1"]
+        );
+        assert!(smaller_numbers("adds 0 to rovio3").is_empty());
+        assert!(smaller_numbers("adds 99999999999999999999999").is_empty());
+    }
+
+    #[test]
+    fn fewer_items_halves_then_removes_one() {
+        assert_eq!(
+            fewer_items("adds [a, b, c] now"),
+            vec![
+                "adds [a] now",
+                "adds [b, c] now",
+                "adds [b, c] now",
+                "adds [a, c] now",
+                "adds [a, b] now"
+            ]
+            .into_iter()
+            .fold(Vec::<String>::new(), |mut v, x| {
+                if v.last().map(String::as_str) != Some(x) {
+                    v.push(x.to_string())
+                }
+                v
+            })
+        );
+        assert!(fewer_items("adds [a]").is_empty());
+        assert!(fewer_items("adds ] a [").is_empty());
+    }
 }

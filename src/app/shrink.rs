@@ -10,32 +10,65 @@
 //!    operations): delta debugging (Zeller, Hildebrandt, "Simplifying and Isolating
 //!    Failure-Inducing Input", TSE 2002, the `ddmin` algorithm) over the list, starting with
 //!    the empty list.
-//! 2. **Fewer nodes, shorter delays** (DEMi's last phase, done before the internal one so the
-//!    message identities it decides on belong to the final cluster): remove the last node
-//!    while that still fails (with the events that name it), then no loss, no duplication,
-//!    the latency range collapsed to its minimum, and every event's time and duration halved
-//!    while that still fails.
-//! 3. **The internal schedule**: ddmin over the remote messages the run delivered, a dropped
-//!    message being removed at its sender by the simulator's schedule hook
-//!    ([`rasp_runtime::sim::Schedule`], keyed by [`rasp_runtime::sim::MsgId`]); a message that
-//!    no longer exists in a candidate run is simply never sent (skipped, not forced). Drops
-//!    are losses, faults like the others: only messages sent before the run goes quiet are
-//!    candidates, and a plan's drops act only then ([`Plan::drops`]); an adversary dropping
-//!    messages after the last fault healed would be a fault that never heals.
-//! 4. Phase 1 once more (the dropped messages may have made more events unnecessary).
+//! 2. **Fewer nodes, shorter delays** (part of DEMi's last phase, done before the internal
+//!    one so the message identities it decides on belong to the final cluster): remove the
+//!    last node while that still fails (with the events that name it), then no loss, no
+//!    duplication, the latency range collapsed to its minimum, and every event's time and
+//!    duration halved while that still fails.
+//! 3. **The internal schedule** (DEMi §4.2–4.3), on the simulator's schedule hook
+//!    ([`rasp_runtime::sim::Schedule`]):
+//!    - *Reorder.* If the latency range could not be collapsed, the run's latencies are
+//!      pinned: every delivered message gets its delivery time as an explicit delay
+//!      ([`Plan::delays`]) on top of the smallest latency, and the range collapses to it.
+//!      The run is the same, but its order is now a list of named decisions, and ddmin
+//!      keeps only the delays the failure needs: what is left is the reordering ("this sync
+//!      arrives after that removal"), every other message taking the smallest latency.
+//!      This is what reordering buys a minimiser: messages and firings that were only there
+//!      to *delay* the failing interleaving (a sync that must be overtaken, periodic
+//!      firings whose only effect was to push a later send past an event) can go, because
+//!      the order they produced is kept by one delay. It also stops candidates from
+//!      shifting the other messages' latencies (the network model draws them from one
+//!      random stream). The delays are searched again after the next step.
+//!    - *Drop and suppress.* ddmin over the remote messages sent before the run goes quiet
+//!      (dropped at the sender, keyed by [`rasp_runtime::sim::MsgId`]: sender, receiver,
+//!      kind, per-link number) together with the app atom's timer firings before then
+//!      (suppressed, keyed by [`rasp_runtime::sim::TimerFiring`]: node, incarnation, alarm,
+//!      firing number; a suppressed periodic timer fires again a period later). Causal
+//!      prerequisites are kept: every send names its cause (the delivery or firing its
+//!      sender was running), and a candidate that keeps a step whose cause it removes is
+//!      closed first (that step will simply not exist: skipped, not forced); candidates
+//!      with the same closure run once. Drops and suppressions are faults like the others:
+//!      for a bounded liveness failure they act only before the run goes quiet
+//!      ([`Plan::quiet`]; an adversary acting after the last fault healed would be a fault
+//!      that never heals); for a safety failure, until the failing event ([`Plan::window`]:
+//!      a finite run that ends at the failure may lose anything before it).
+//! 4. **Smaller contents, where the type allows.** A workload operation is the app's own
+//!    words, so only the app knows what a smaller one is: each operation is replaced by the
+//!    first variant of [`App::shrink_op`] that still fails (smaller values, fewer elements
+//!    in a batch; [`super::plan::smaller_numbers`] and [`super::plan::fewer_items`] are the
+//!    usual shapes), again until none does; an app that offers none keeps its operations.
+//!    The messages the program sends (dataflow syncs, membership traffic) are not touched:
+//!    they are the real code's output, and changing them would not be an execution of it.
+//!    Each fault's duration and each remaining delay is halved while that still fails.
+//! 5. Phase 1 once more (the removed steps may have made more events unnecessary).
 //!
-//! The minimiser stops a phase when `--budget-s` of wall time is spent and keeps the best
+//! [`shrink_with`] runs a choice of these ([`Phases`]; [`Phases::drops_only`] is the
+//! minimiser without reordering, timers and contents, to measure what they add). The
+//! minimiser stops a phase when `--budget-s` of wall time is spent and keeps the best
 //! execution so far. Output: the minimal trace file (replayable with `replay`), the **story**
-//! (one line per remaining external event and message delivery, and the failure; timer
-//! firings, connection notices and local messages are counted, not listed) and the reduction:
-//! events, external inputs and delivered messages before → after, the runs and the wall time.
+//! (one line per remaining external event, message delivery, with the contents of dataflow
+//! messages: a sync's variable ids and each delta rendered as the variable's value, a
+//! hello's held variables, an ack's number; app timer firing before the run goes quiet; and
+//! the failure; other timers, connection notices and local messages are counted, not
+//! listed) and the reduction: events, external inputs, delivered messages and app timer
+//! firings before → after, the schedule decisions left, the runs and the wall time.
 
 use super::fuzz::{TraceFile, TRACE_VERSION};
-use super::plan::{execute, Collect, Ext, External, Outcome, Plan};
+use super::plan::{execute, Collect, Delay, Ext, External, Outcome, Plan, MAX_DELAY};
 use super::App;
 use clap::Args;
-use rasp_runtime::sim::{MsgId, Violation};
-use std::collections::BTreeSet;
+use rasp_runtime::sim::{Cause, MsgId, TimerFiring, Violation};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -73,6 +106,10 @@ pub struct ShrinkReport {
     pub inputs: (usize, usize),
     /// Remote messages delivered before → after.
     pub delivered: (usize, usize),
+    /// App timer firings that ran, before → after.
+    pub timers: (usize, usize),
+    /// The minimal plan's schedule decisions: drops, delays and suppressed firings.
+    pub decisions: usize,
     /// Candidate runs.
     pub runs: u64,
     /// Wall time.
@@ -86,6 +123,10 @@ struct Shrinker<'a, A: App> {
     invariant: String,
     runs: u64,
     deadline: Instant,
+    /// A candidate with more events than the original run is refused: a shrunk execution is
+    /// never longer than the one it came from (a liveness failure's run always lasts to its
+    /// bound, and fewer messages before it can mean more repair traffic after).
+    limit: u64,
 }
 
 impl<A: App> Shrinker<'_, A> {
@@ -93,11 +134,13 @@ impl<A: App> Shrinker<'_, A> {
         Instant::now() >= self.deadline
     }
 
-    /// Whether `plan` still fails the same invariant.
+    /// Whether `plan` still fails the same invariant, in no more events than the original.
     fn fails(&mut self, plan: &Plan) -> bool {
         self.runs += 1;
         match execute(self.app, plan, Collect::default(), None) {
-            Ok(o) => o.violation.is_some_and(|v| v.invariant == self.invariant),
+            Ok(o) => {
+                o.events <= self.limit && o.violation.is_some_and(|v| v.invariant == self.invariant)
+            }
             Err(_) => false,
         }
     }
@@ -179,6 +222,9 @@ fn without_last_node(plan: &Plan) -> Plan {
         })
         .collect();
     p.drops.retain(|d| d.from.0 < k as u64 && d.to.0 < k as u64);
+    p.delays
+        .retain(|d| d.msg.from.0 < k as u64 && d.msg.to.0 < k as u64);
+    p.skips.retain(|t| t.node.0 < k as u64);
     p
 }
 
@@ -209,8 +255,55 @@ fn run_story<A: App>(app: &A, plan: &Plan) -> Result<Outcome, String> {
     )
 }
 
+/// Which of the minimiser's steps run ([`shrink_with`]); all of them by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Phases {
+    /// Reorder deliveries: pin the run's latencies as explicit delays, then keep only the
+    /// delays the failure needs.
+    pub reorder: bool,
+    /// Suppress the app timer firings the failure does not need (with the drops, in one
+    /// causally closed ddmin).
+    pub timers: bool,
+    /// Smaller contents: the app's smaller workload operations ([`App::shrink_op`]), each
+    /// fault's duration and each delay halved.
+    pub contents: bool,
+}
+
+impl Default for Phases {
+    fn default() -> Self {
+        Phases {
+            reorder: true,
+            timers: true,
+            contents: true,
+        }
+    }
+}
+
+impl Phases {
+    /// External events, fewer nodes and shorter delays, message drops, external events
+    /// again: the minimiser without reordering, timer removal or content shrinking (to
+    /// measure what those add).
+    pub fn drops_only() -> Self {
+        Phases {
+            reorder: false,
+            timers: false,
+            contents: false,
+        }
+    }
+}
+
 /// Shrinks the execution of `file` on `app` within `budget` (see the module docs).
 pub fn shrink<A: App>(app: &A, file: &TraceFile, budget: Duration) -> Result<ShrinkReport, String> {
+    shrink_with(app, file, budget, Phases::default())
+}
+
+/// [`shrink`] with a choice of [`Phases`].
+pub fn shrink_with<A: App>(
+    app: &A,
+    file: &TraceFile,
+    budget: Duration,
+    phases: Phases,
+) -> Result<ShrinkReport, String> {
     let start = Instant::now();
     let original = file
         .violation
@@ -231,8 +324,19 @@ pub fn shrink<A: App>(app: &A, file: &TraceFile, budget: Duration) -> Result<Shr
         invariant: original.invariant.clone(),
         runs: 1,
         deadline: start + budget,
+        limit: before.events,
     };
     let mut plan = file.plan.clone();
+    let safety = app
+        .invariants()
+        .into_iter()
+        .chain(super::builtin::all(app, plan.settle, plan.connected()))
+        .find(|i| i.name() == original.invariant)
+        .is_some_and(|i| i.within().is_none());
+    if safety && plan.schedule_until.is_none() {
+        let failed = before.violation.as_ref().map_or(0, |v| v.time.0);
+        plan.schedule_until = Some(Duration::from_nanos(failed));
+    }
 
     // 1. External events.
     phase_external(&mut s, &mut plan);
@@ -272,46 +376,23 @@ pub fn shrink<A: App>(app: &A, file: &TraceFile, budget: Duration) -> Result<Shr
         }
     }
 
-    // 3. The internal schedule: drop delivered messages the failure does not need.
-    let now = run_story(app, &plan)?;
-    let quiet = plan.quiet();
-    let candidates: Vec<MsgId> = now
-        .delivered
-        .iter()
-        .filter(|(_, t)| Duration::from_nanos(t.0) < quiet)
-        .map(|(id, _)| *id)
-        .collect();
-    let base: BTreeSet<MsgId> = plan.drops.iter().copied().collect();
-    let keep = {
-        let deadline = s.deadline;
-        let plan_ref = &plan;
-        let cands = candidates.clone();
-        let mut test = |kept: &[MsgId]| {
-            let kept: BTreeSet<MsgId> = kept.iter().copied().collect();
-            let mut p = plan_ref.clone();
-            p.drops = base
-                .iter()
-                .copied()
-                .chain(cands.iter().copied().filter(|c| !kept.contains(c)))
-                .collect();
-            s.fails(&p)
-        };
-        ddmin(candidates.clone(), &mut test, &|| {
-            Instant::now() >= deadline
-        })
-    };
-    let kept: BTreeSet<MsgId> = keep.into_iter().collect();
-    let mut p = plan.clone();
-    p.drops = base
-        .iter()
-        .copied()
-        .chain(candidates.iter().copied().filter(|c| !kept.contains(c)))
-        .collect();
-    if p != plan && s.fails(&p) {
-        plan = p;
+    // 3. The internal schedule: reorder (pin the latencies, keep the delays that matter),
+    // then drop deliveries and suppress timer firings the failure does not need.
+    if phases.reorder {
+        pin_latencies(&mut s, &mut plan)?;
+        phase_delays(&mut s, &mut plan);
+    }
+    phase_internal(&mut s, &mut plan, phases.timers)?;
+    if phases.reorder {
+        phase_delays(&mut s, &mut plan);
     }
 
-    // 4. External events again.
+    // 4. Smaller contents.
+    if phases.contents {
+        phase_contents(&mut s, &mut plan);
+    }
+
+    // 5. External events again.
     phase_external(&mut s, &mut plan);
 
     let after = run_story(app, &plan)?;
@@ -322,19 +403,271 @@ pub fn shrink<A: App>(app: &A, file: &TraceFile, budget: Duration) -> Result<Shr
         .ok_or("internal: the shrunk plan no longer fails")?;
     let mut story: Vec<String> = after.story.iter().map(|l| l.text.clone()).collect();
     story.push(format!(
-        "({} more events not listed: timers, connection notices, local messages)",
+        "({} more events not listed: timers after the run went quiet and of other atoms, connection notices, local messages)",
         after.unstoried
     ));
     Ok(ShrinkReport {
         events: (before.events, after.events),
         inputs: (file.plan.external_inputs(), plan.external_inputs()),
         delivered: (before.delivered.len(), after.delivered.len()),
+        timers: (before.timers.len(), after.timers.len()),
+        decisions: plan.drops.len() + plan.delays.len() + plan.skips.len(),
         runs: s.runs + 2,
         wall: start.elapsed(),
         story,
         violation,
         plan,
     })
+}
+
+/// Reordering, step one: the run's latencies made explicit. Every delivered message keeps
+/// its delivery time as a [`Delay`] on top of the smallest latency, and the latency range
+/// collapses to that minimum: the same run, but with its order written down, so that later
+/// candidates (fewer firings, fewer messages) no longer shift the other messages' latencies
+/// (the network model draws them from one random stream) and each ordering the failure
+/// needs is one named decision. Accepted if it still fails.
+fn pin_latencies<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) -> Result<(), String> {
+    if s.out_of_time() || plan.max_latency == plan.min_latency {
+        return Ok(());
+    }
+    let now = run_story(s.app, plan)?;
+    let mut p = plan.clone();
+    p.max_latency = p.min_latency;
+    let mut seen = BTreeSet::new();
+    let mut delays: Vec<Delay> = p
+        .delays
+        .iter()
+        .copied()
+        .inspect(|d| {
+            seen.insert(d.msg);
+        })
+        .collect();
+    for (id, at) in &now.delivered {
+        let Some((sent, _)) = now.sent.get(id) else {
+            continue;
+        };
+        let took = Duration::from_nanos(at.0.saturating_sub(sent.0));
+        let by = took.saturating_sub(p.min_latency).min(MAX_DELAY);
+        if !by.is_zero() && seen.insert(*id) && delays.len() < MAX_PINNED {
+            delays.push(Delay { msg: *id, by });
+        }
+    }
+    delays.sort();
+    p.delays = delays;
+    if s.fails(&p) {
+        *plan = p;
+    }
+    Ok(())
+}
+
+/// At most this many latencies are pinned as delays ([`pin_latencies`]).
+const MAX_PINNED: usize = 20_000;
+
+/// Reordering, step two: ddmin over the plan's delays; what is left is the reordering the
+/// failure needs (every other message takes the smallest latency).
+fn phase_delays<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) {
+    if s.out_of_time() || plan.delays.is_empty() {
+        return;
+    }
+    let base = plan.clone();
+    let deadline = s.deadline;
+    let mut test = |kept: &[Delay]| {
+        let mut p = base.clone();
+        p.delays = kept.to_vec();
+        s.fails(&p)
+    };
+    let kept = ddmin(base.delays.clone(), &mut test, &|| {
+        Instant::now() >= deadline
+    });
+    let mut p = base.clone();
+    p.delays = kept;
+    if p.delays.len() < base.delays.len() && s.fails(&p) {
+        *plan = p;
+    }
+}
+
+/// One item of the internal schedule: a remote delivery or an app timer firing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Step {
+    Msg(MsgId),
+    Timer(TimerFiring),
+}
+
+/// The internal schedule: ddmin over the remote messages delivered before the run goes
+/// quiet and (with `timers`) the app timer firings before then, a removed message being
+/// dropped at its sender and a removed firing suppressed. Causal prerequisites (DEMi's
+/// partial-order-guided search, NSDI 2016 §4.2): a step whose cause (the delivery or firing
+/// its sender was running, [`rasp_runtime::sim::Cause`]) is removed cannot be kept, it will
+/// simply not exist; each candidate is therefore closed under causes before it runs, and
+/// candidates with the same closure run once.
+fn phase_internal<A: App>(
+    s: &mut Shrinker<'_, A>,
+    plan: &mut Plan,
+    timers: bool,
+) -> Result<(), String> {
+    if s.out_of_time() {
+        return Ok(());
+    }
+    let now = run_story(s.app, plan)?;
+    let quiet = plan.window();
+    let before_quiet = |t: rasp_runtime::Time| Duration::from_nanos(t.0) < quiet;
+    let mut candidates: Vec<(rasp_runtime::Time, Step)> = now
+        .delivered
+        .iter()
+        .filter(|(id, _)| now.sent.get(id).is_some_and(|(t, _)| before_quiet(*t)))
+        .map(|(id, t)| (*t, Step::Msg(*id)))
+        .collect();
+    if timers {
+        candidates.extend(
+            now.timers
+                .iter()
+                .filter(|(_, t)| before_quiet(*t))
+                .map(|(id, t)| (*t, Step::Timer(*id))),
+        );
+    }
+    candidates.sort();
+    let candidates: Vec<Step> = candidates.into_iter().map(|(_, c)| c).collect();
+    if candidates.is_empty() {
+        return Ok(());
+    }
+    let all: BTreeSet<Step> = candidates.iter().copied().collect();
+    let cause_of = |st: &Step| -> Option<Step> {
+        match st {
+            Step::Msg(id) => match now.sent.get(id).map(|(_, c)| *c) {
+                Some(Cause::Deliver(m)) => Some(Step::Msg(m)),
+                Some(Cause::Timer(t)) => Some(Step::Timer(t)),
+                _ => None,
+            },
+            Step::Timer(_) => None,
+        }
+    };
+    // Closed under causes: a kept step whose (candidate) cause is not kept goes too. The
+    // candidates are in time order, so causes come first.
+    let close = |kept: &[Step]| -> BTreeSet<Step> {
+        let want: BTreeSet<Step> = kept.iter().copied().collect();
+        let mut out = BTreeSet::new();
+        for c in &candidates {
+            if !want.contains(c) {
+                continue;
+            }
+            match cause_of(c) {
+                Some(p) if all.contains(&p) && !out.contains(&p) => {}
+                _ => {
+                    out.insert(*c);
+                }
+            }
+        }
+        out
+    };
+    let base = plan.clone();
+    let with = |kept: &BTreeSet<Step>| {
+        let mut p = base.clone();
+        for c in &candidates {
+            if kept.contains(c) {
+                continue;
+            }
+            match c {
+                Step::Msg(id) => p.drops.push(*id),
+                Step::Timer(t) => p.skips.push(*t),
+            }
+        }
+        p.drops.sort();
+        p.drops.dedup();
+        p.skips.sort();
+        p.skips.dedup();
+        p
+    };
+    let mut memo: BTreeMap<Vec<Step>, bool> = BTreeMap::new();
+    let deadline = s.deadline;
+    let keep = {
+        let mut test = |kept: &[Step]| {
+            let closed = close(kept);
+            let key: Vec<Step> = closed.iter().copied().collect();
+            if let Some(r) = memo.get(&key) {
+                return *r;
+            }
+            let r = s.fails(&with(&closed));
+            memo.insert(key, r);
+            r
+        };
+        ddmin(candidates.clone(), &mut test, &|| {
+            Instant::now() >= deadline
+        })
+    };
+    let p = with(&close(&keep));
+    if p != *plan && s.fails(&p) {
+        *plan = p;
+    }
+    Ok(())
+}
+
+/// Smaller contents where the type allows: each workload operation replaced by the first
+/// smaller variant the app offers ([`App::shrink_op`]) that still fails, until none does;
+/// each fault's duration and each delay halved while that still fails.
+fn phase_contents<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) {
+    for k in 0..plan.events.len() {
+        // Operations: at most this many accepted steps per event (each is smaller).
+        for _ in 0..64 {
+            if s.out_of_time() {
+                return;
+            }
+            let Ext::Work { op, .. } = &plan.events[k].what else {
+                break;
+            };
+            let mut accepted = false;
+            for smaller in s.app.shrink_op(op).into_iter().take(32) {
+                if s.out_of_time() {
+                    return;
+                }
+                let mut p = plan.clone();
+                if let Ext::Work { op, .. } = &mut p.events[k].what {
+                    if *op == smaller {
+                        continue;
+                    }
+                    *op = smaller;
+                }
+                if s.fails(&p) {
+                    *plan = p;
+                    accepted = true;
+                    break;
+                }
+            }
+            if !accepted {
+                break;
+            }
+        }
+        // Durations.
+        for _ in 0..8 {
+            if s.out_of_time() {
+                return;
+            }
+            let mut p = plan.clone();
+            match &mut p.events[k].what {
+                Ext::Partition { lasts, .. } | Ext::Pause { lasts, .. } => *lasts /= 2,
+                Ext::Crash { down, .. } => *down /= 2,
+                Ext::Skew { .. } | Ext::Work { .. } => break,
+            }
+            p.events.sort_by_key(|e| e.at);
+            if p != *plan && s.fails(&p) {
+                *plan = p;
+            } else {
+                break;
+            }
+        }
+    }
+    for k in 0..plan.delays.len() {
+        for _ in 0..8 {
+            if s.out_of_time() {
+                return;
+            }
+            let mut p = plan.clone();
+            p.delays[k].by /= 2;
+            if p.delays[k].by.is_zero() || !s.fails(&p) {
+                break;
+            }
+            *plan = p;
+        }
+    }
 }
 
 fn phase_external<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) {
@@ -425,7 +758,7 @@ pub fn run_cmd<A: App>(app: A, file: &TraceFile, args: &ShrinkArgs) -> ExitCode 
         println!("  {l}");
     }
     println!(
-        "events {} → {} ({:.1}% fewer), external inputs {} → {}, messages delivered {} → {}; {} runs in {:.2} s",
+        "events {} → {} ({:.1}% fewer), external inputs {} → {}, messages delivered {} → {}, app timer firings {} → {}, schedule decisions {}; {} runs in {:.2} s",
         r.events.0,
         r.events.1,
         pct(r.events.0 as f64, r.events.1 as f64),
@@ -433,6 +766,9 @@ pub fn run_cmd<A: App>(app: A, file: &TraceFile, args: &ShrinkArgs) -> ExitCode 
         r.inputs.1,
         r.delivered.0,
         r.delivered.1,
+        r.timers.0,
+        r.timers.1,
+        r.decisions,
         r.runs,
         r.wall.as_secs_f64()
     );

@@ -70,7 +70,7 @@ pub use explore::{
 };
 
 pub use net::{Latency, LinkConfig, LinkModel, LinkOverride, NetConfig, NetModel};
-pub use schedule::{EventClass, MsgId, Observed, Schedule, Violation};
+pub use schedule::{Cause, EventClass, MsgId, Observed, Schedule, TimerFiring, Violation};
 pub use seed::{parse_seed, repro_command, seed_from_env, SeedGuard};
 pub use trace::{replay, replay_with_model, Input, ReplayReport, Trace};
 
@@ -488,12 +488,14 @@ impl Core {
                 kind,
                 seq,
             };
+            let cause = h.current;
             h.schedule.observe(&Observed::Send {
                 id,
                 kind: name,
                 at: self.now,
                 kept,
                 copies,
+                cause,
             });
         }
     }
@@ -655,7 +657,7 @@ impl Platform for SimPlatform<'_> {
         };
         let from = NodeId(self.node as u64);
         core.ensure_connection(self.node, ti);
-        let (mut link_seq, mut kept) = (u64::MAX, true);
+        let (mut link_seq, mut kept, mut extra) = (u64::MAX, true, Duration::ZERO);
         if let Some(h) = &mut core.hook {
             let n = h.seqs.entry((self.node, ti, env.kind.0)).or_insert(0);
             link_seq = *n;
@@ -667,6 +669,9 @@ impl Platform for SimPlatform<'_> {
                 seq: link_seq,
             };
             kept = h.schedule.keep(&id, core.now);
+            if kept {
+                extra = h.schedule.delay(&id, core.now);
+            }
         }
         if core.blocked(from, to) {
             core.count("sim.dropped_partitioned");
@@ -700,7 +705,7 @@ impl Platform for SimPlatform<'_> {
             } else {
                 env.as_ref().expect("present").clone()
             };
-            let at = core.now + d;
+            let at = core.now + d + extra;
             core.push(
                 at,
                 EvKind::Deliver {
@@ -1307,6 +1312,12 @@ impl Sim {
         let Some(ev) = self.core.queue.pop() else {
             return false;
         };
+        if self.core.hook.is_some() && !self.timer_fires(&ev) {
+            // Suppressed by the schedule: not an event of the run (not counted, not
+            // hashed), but its time has come.
+            self.core.now = Time(ev.at);
+            return true;
+        }
         self.core.now = Time(ev.at);
         self.core.events += 1;
         let h = mix(self.core.hash, ev_hash(&ev));
@@ -1333,6 +1344,55 @@ impl Sim {
             self.check_invariants();
         }
         true
+    }
+
+    /// With a schedule hook: asks it whether a due timer of a live, running node fires
+    /// (see [`Schedule::fire`]); a suppressed one is re-armed or forgotten here. Everything
+    /// else fires.
+    fn timer_fires(&mut self, ev: &Ev) -> bool {
+        let EvKind::Alarm { node, inc, alarm } = ev.kind else {
+            return true;
+        };
+        let m = &self.core.meta[node as usize];
+        if !m.up || m.inc != inc || m.paused {
+            return true; // dropped, or held until the resume (decided then)
+        }
+        let Some(atom) = self.nodes[node as usize]
+            .host
+            .as_ref()
+            .and_then(|h| h.timer_atom(alarm))
+        else {
+            return true;
+        };
+        let at = Time(ev.at);
+        let Some(h) = &mut self.core.hook else {
+            return true;
+        };
+        let n = h.fires.entry((node, inc, alarm.0)).or_insert(0);
+        let id = schedule::TimerFiring {
+            node: NodeId(node as u64),
+            boot: inc,
+            alarm: alarm.0,
+            nth: *n,
+        };
+        *n += 1;
+        let fired = h.schedule.fire(&id, atom, at);
+        h.schedule.observe(&Observed::Timer {
+            id,
+            atom,
+            at,
+            fired,
+        });
+        if fired {
+            h.current = schedule::Cause::Timer(id);
+            return true;
+        }
+        self.core.count("sim.timers_suppressed");
+        let now = self.core.now;
+        self.core.now = at; // the re-armed period counts from the due time
+        self.dispatch(node, |h, p| h.skip_alarm(p, alarm));
+        self.core.now = now;
+        false
     }
 
     fn process(&mut self, kind: EvKind) {
@@ -1363,10 +1423,18 @@ impl Sim {
                                 kind: env.kind,
                                 seq: link_seq,
                             };
-                            h.schedule.observe(&Observed::Deliver { id, at });
+                            h.schedule.observe(&Observed::Deliver {
+                                id,
+                                at,
+                                payload: &env.payload,
+                            });
+                            h.current = schedule::Cause::Deliver(id);
                         }
                     }
                     self.dispatch(node, |h, p| h.deliver(p, env, bytes as usize));
+                    if let Some(h) = &mut self.core.hook {
+                        h.current = schedule::Cause::Other;
+                    }
                 } else {
                     self.core.count("sim.dropped_node_down");
                 }
@@ -1374,6 +1442,9 @@ impl Sim {
             EvKind::Alarm { node, inc, alarm } => {
                 if self.core.alive(node, inc) {
                     self.dispatch(node, |h, p| h.fire_alarm(p, alarm));
+                    if let Some(h) = &mut self.core.hook {
+                        h.current = schedule::Cause::Other;
+                    }
                 }
             }
             EvKind::ConnOpen { a, b, a_inc } => {

@@ -12,14 +12,26 @@
 //! simply never asked about), and sees each processed event ([`Observed`]), which the tools
 //! use for coverage and for the story of a run.
 //!
+//! Two more decisions make DEMi's reordering and timer removal possible on rasp's inputs
+//! (NSDI 2016 §4.2–4.3): [`Schedule::delay`] adds a chosen delay to a kept message (so it
+//! arrives after deliveries it used to precede), and [`Schedule::fire`] suppresses a timer
+//! firing, named by [`TimerFiring`] (node, incarnation, alarm, how many times that alarm fell
+//! due before). A suppressed firing is not an event of the run: it is neither counted nor
+//! hashed, its callback does not run, and a periodic timer is re-armed for its next period.
+//! Every [`Observed::Send`] names its [`Cause`], the delivery or timer firing the sender was
+//! running: the run's causal order, which lets a minimiser know that removing a delivery
+//! also removes what it caused (such a message then never exists, and is skipped).
+//!
 //! Without a schedule the simulator does none of this work; with one, the trace hash of a run
-//! whose schedule keeps every message is the same as without it.
+//! whose schedule keeps every message, adds no delay and fires every timer is the same as
+//! without it.
 
 use super::{EvKind, Fault, Sim};
-use crate::ids::{NodeId, PeerEvent, Time};
-use crate::message::KindId;
+use crate::ids::{AtomId, NodeId, PeerEvent, Time};
+use crate::message::{KindId, Payload};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// The identity of one remote message, stable across runs whose earlier behaviour is the
 /// same (see the module docs).
@@ -33,6 +45,34 @@ pub struct MsgId {
     pub kind: KindId,
     /// How many messages of this kind `from` sent `to` before this one (from 0).
     pub seq: u64,
+}
+
+/// The identity of one timer firing, stable across runs whose earlier behaviour on that
+/// node is the same: (node, incarnation, the host's alarm number, how many times this alarm
+/// fell due before). A suppressed firing still counts in `nth`, so suppressing one firing
+/// of a periodic timer leaves the names of its later firings unchanged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TimerFiring {
+    /// The node.
+    pub node: NodeId,
+    /// Its incarnation (0 for the first boot, one more at every restart).
+    pub boot: u32,
+    /// The alarm number the node's host gave the timer.
+    pub alarm: u64,
+    /// How many times this alarm fell due before (from 0).
+    pub nth: u64,
+}
+
+/// What a node was doing when it sent a message ([`Observed::Send`]): the message's causal
+/// parent in the run (Lamport's happened-before, restricted to the one event that ran).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Cause {
+    /// Handling the delivery of this remote message.
+    Deliver(MsgId),
+    /// Running this timer firing.
+    Timer(TimerFiring),
+    /// Anything else: a boot, an injected message, a local message, a connection notice.
+    Other,
 }
 
 /// What a [`Schedule`] sees.
@@ -51,6 +91,8 @@ pub enum Observed<'a> {
         kept: bool,
         /// Copies in flight.
         copies: usize,
+        /// The event the sender was running.
+        cause: Cause,
     },
     /// A remote message arrived at a live node and was handed to it.
     Deliver {
@@ -58,6 +100,19 @@ pub enum Observed<'a> {
         id: MsgId,
         /// Global time.
         at: Time,
+        /// Its content (MessagePack bytes, or the typed value in the typed wire mode).
+        payload: &'a Payload,
+    },
+    /// A timer fell due on a live node (`fired`: the schedule let its callback run).
+    Timer {
+        /// Its identity.
+        id: TimerFiring,
+        /// The atom whose timer it is.
+        atom: AtomId,
+        /// Global time.
+        at: Time,
+        /// Whether the callback ran.
+        fired: bool,
     },
     /// A message injected by the driver (from [`super::CLIENT`]) was handed to `node`.
     Inject {
@@ -115,6 +170,19 @@ pub trait Schedule {
     fn keep(&mut self, _id: &MsgId, _at: Time) -> bool {
         true
     }
+    /// Extra delay for the kept remote message `id`, on top of the latency the network
+    /// model draws (zero by default): how a minimiser reorders deliveries. Every copy of
+    /// the message is delayed by the same amount.
+    fn delay(&mut self, _id: &MsgId, _at: Time) -> Duration {
+        Duration::ZERO
+    }
+    /// Whether the timer firing `id` of `atom`, due at global time `at`, runs its callback
+    /// (`false`: suppressed; a periodic timer is re-armed for its next period, a one-shot
+    /// timer is gone, counted as `sim.timers_suppressed`). Request timeouts are not asked
+    /// about.
+    fn fire(&mut self, _id: &TimerFiring, _atom: AtomId, _at: Time) -> bool {
+        true
+    }
     /// Sees what happens (in event order).
     fn observe(&mut self, _ev: &Observed<'_>) {}
 }
@@ -124,6 +192,10 @@ pub(super) struct Hook {
     pub(super) schedule: Box<dyn Schedule>,
     /// Messages sent per (from, to, kind).
     pub(super) seqs: BTreeMap<(u32, u32, u64), u64>,
+    /// Firings per (node, incarnation, alarm).
+    pub(super) fires: BTreeMap<(u32, u32, u64), u64>,
+    /// The event being processed (the cause of what it sends).
+    pub(super) current: Cause,
 }
 
 /// An invariant that failed in a run with [`Sim::halt_on_violation`] set.
@@ -176,6 +248,8 @@ impl Sim {
         self.core.hook = Some(Hook {
             schedule,
             seqs: BTreeMap::new(),
+            fires: BTreeMap::new(),
+            current: Cause::Other,
         });
     }
 
@@ -313,6 +387,88 @@ mod tests {
         assert_eq!(sim.sim_counter("sim.dropped_by_schedule"), 1);
         let l = log.borrow();
         assert!(l.sends.contains(&(2, false)) && !l.delivered.contains(&2));
+    }
+
+    /// Node 0 sends a note to node 1 every 10 ms, numbered by the firings that ran.
+    struct Ticker {
+        sent: u32,
+        got: Vec<u32>,
+    }
+    impl Atom for Ticker {
+        fn init(&mut self, ctx: &mut Ctx<Self>) {
+            ctx.on::<Note>(|me, _, _, n| me.got.push(n.0));
+            if ctx.node() == NodeId(0) {
+                ctx.every(Duration::from_millis(10), |me: &mut Ticker, ctx| {
+                    ctx.send(AtomAddr::new(NodeId(1), AtomId(0)), Note(me.sent));
+                    me.sent += 1;
+                });
+            }
+        }
+    }
+
+    #[derive(Default)]
+    struct Bent {
+        causes: Vec<(u64, Cause)>,
+        timers: Vec<(u64, bool)>,
+    }
+    struct BentHook(Rc<RefCell<Bent>>);
+    impl Schedule for BentHook {
+        fn delay(&mut self, id: &MsgId, _at: Time) -> Duration {
+            if id.seq == 0 {
+                Duration::from_millis(25)
+            } else {
+                Duration::ZERO
+            }
+        }
+        fn fire(&mut self, id: &TimerFiring, _atom: AtomId, _at: Time) -> bool {
+            id.nth != 1
+        }
+        fn observe(&mut self, ev: &Observed<'_>) {
+            let mut b = self.0.borrow_mut();
+            match ev {
+                Observed::Send { id, cause, .. } if id.kind == Note::KIND_ID => {
+                    b.causes.push((id.seq, *cause))
+                }
+                Observed::Timer { id, fired, .. } => b.timers.push((id.nth, *fired)),
+                _ => {}
+            }
+        }
+    }
+
+    #[test]
+    fn the_hook_delays_a_message_suppresses_a_timer_firing_and_names_causes() {
+        let log = Rc::new(RefCell::new(Bent::default()));
+        let mut sim = Sim::new(SimConfig::seeded(5)).unwrap();
+        sim.set_schedule(Box::new(BentHook(log.clone())));
+        for _ in 0..2 {
+            sim.add_node(boot(|b| {
+                b.spawn(Ticker {
+                    sent: 0,
+                    got: Vec::new(),
+                });
+            }));
+        }
+        // Firings at 10, 20 (suppressed), 30, 40 ms; note 0 (sent at 10 ms) is delayed by
+        // 25 ms, so it arrives after note 1 (sent at 30 ms).
+        sim.run_until(Time(44_000_000));
+        let got = sim
+            .with_atom::<Ticker, _>(AtomAddr::new(NodeId(1), AtomId(0)), |t| t.got.clone())
+            .unwrap();
+        assert_eq!(
+            got,
+            vec![1, 0, 2],
+            "note 0 overtaken, firing 1 sent nothing"
+        );
+        assert_eq!(sim.sim_counter("sim.timers_suppressed"), 1);
+        let b = log.borrow();
+        assert_eq!(b.timers, vec![(0, true), (1, false), (2, true), (3, true)]);
+        assert_eq!(b.causes.len(), 3);
+        for (seq, cause) in &b.causes {
+            let Cause::Timer(t) = cause else {
+                panic!("note {seq} caused by {cause:?}")
+            };
+            assert_eq!(t.node, NodeId(0));
+        }
     }
 
     #[test]
