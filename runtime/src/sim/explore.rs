@@ -59,11 +59,26 @@
 //! # Replay rather than snapshots
 //!
 //! A state is rebuilt by booting the cluster afresh and replaying the path of choices
-//! (choices are named by sequence numbers, which a replay reproduces exactly). Depth-first
+//! (choices are named by sequence numbers, which a replay reproduces exactly). Atoms cannot
+//! be cloned (their handlers, timers and request continuations are closures, the dataflow
+//! program holds trigger actions and futures), so there is no snapshot to copy. Depth-first
 //! search reuses the live simulator for the first child of each state and rebuilds for the
-//! others; breadth-first rebuilds every child, and spreads the frontier over
-//! [`ExploreConfig::threads`] threads (the result does not depend on their number: children
-//! are merged in a fixed order). The README's "Model checking" section has the figures.
+//! others; breadth-first rebuilds every child. Both use [`ExploreConfig::threads`]:
+//!
+//! - breadth-first spreads each frontier over the threads (children are merged in a fixed
+//!   order);
+//! - depth-first keeps the search itself (order, sleep sets, visited set, counters) on the
+//!   calling thread and the simulators on worker threads, each simulator named by a handle
+//!   and staying on the worker that built it (a simulator holds `Rc`s and never moves). When
+//!   a state is expanded, the rebuilds of all its children but the first are queued at once,
+//!   and the workers run them while the search goes down the first child's subtree. Every
+//!   answer is a function of the path alone, so the search sees exactly what one thread
+//!   sees. Simulators alive at once: at most the children queued along the current path
+//!   (depth × branching).
+//!
+//! The result (states, transitions, replayed steps, counterexample) does not depend on the
+//! number of threads (`runtime/tests/explore.rs` checks it). The README's "Model checking"
+//! section has the figures.
 
 use super::{kind_hash, mix, Ev, EvKind, Fault, Input, Queue, Sim, SimConfig, Trace, WireMode};
 use crate::host::Boot;
