@@ -339,3 +339,55 @@ fn controlled_mode_runs_only_what_is_picked() {
     assert_ne!(sim.state_digest(), digest);
     assert!(!sim.pick(p[0].seq), "an event runs once");
 }
+
+#[test]
+fn depth_first_on_workers_gives_the_sequential_result() {
+    let dfs = |threads: usize, depth: u32, faults: Budget, hashing: bool| ExploreConfig {
+        strategy: Strategy::Dfs,
+        threads,
+        faults,
+        hashing,
+        ..cfg(depth)
+    };
+    let crash = Budget {
+        crashes: 1,
+        drops: 1,
+        ..Budget::default()
+    };
+    for (m, depth, faults, hashing) in [
+        (model(true, false), 8, Budget::default(), true),
+        (model(false, false), 8, Budget::default(), true),
+        (model(false, false), 6, crash, true),
+        (model(false, false), 5, Budget::default(), false),
+    ] {
+        let one = explore(&m, &dfs(1, depth, faults, hashing));
+        for threads in [2, 3] {
+            let many = explore(&m, &dfs(threads, depth, faults, hashing));
+            let figures = |r: &ExploreReport| {
+                (
+                    r.states,
+                    r.transitions,
+                    r.replayed_steps,
+                    r.depth_reached,
+                    r.exhausted,
+                    r.truncated,
+                )
+            };
+            assert_eq!(figures(&one), figures(&many), "{threads} threads");
+            assert_eq!(
+                one.violation.as_ref().map(|v| (&v.steps, &v.story)),
+                many.violation.as_ref().map(|v| (&v.steps, &v.story)),
+                "{threads} threads"
+            );
+        }
+    }
+    // A bound on states stops both at the same point.
+    let m = model(false, false);
+    let capped = |threads| ExploreConfig {
+        max_states: 40,
+        ..dfs(threads, 8, Budget::default(), true)
+    };
+    let (a, b) = (explore(&m, &capped(1)), explore(&m, &capped(2)));
+    assert!(a.truncated);
+    assert_eq!((a.states, a.transitions), (b.states, b.transitions));
+}

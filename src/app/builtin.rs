@@ -8,7 +8,9 @@
 //! | [`TRIGGER_OVERALL`] | safety | a trigger's action runs at most once in the whole cluster; only for runs inside the contract's "connected cluster" (no crash, no partition or pause as long as the failure detector's timeout; see `rasp_dataflow::replica`, "What once means") |
 //!
 //! Eventual properties are checked by the fuzzer and the minimiser once the run is quiet
-//! (see [`Invariant::eventually`]); safety properties after every event, by `sim` too. The
+//! (see [`Invariant::eventually`]); safety properties after every event, by `sim` too
+//! (`sim` checks the app's own eventual properties, not these built-in ones: its report says
+//! whether the run converged). The
 //! firings are read from [`rasp_dataflow::Program::trigger_firings`] (the actions that ran on
 //! that node's program); the checker keeps a ledger across incarnations, keyed by the node's
 //! boot counter ([`NodeView::boot`]).

@@ -62,7 +62,9 @@ pub struct CheckArgs {
     /// Depth-first search (less memory; the counterexample found may not be the shortest)
     #[arg(long)]
     pub dfs: bool,
-    /// Threads for breadth-first search (the result does not depend on it)
+    /// Threads: breadth-first spreads each frontier over them, depth-first keeps its
+    /// simulators on that many workers and rebuilds siblings ahead (the result does not
+    /// depend on it)
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
     /// Stop after this many distinct states (bounds memory: breadth-first keeps each frontier

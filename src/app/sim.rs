@@ -17,14 +17,21 @@
 //! (lattice equality). The run is *converged* if that holds at the end; `converged_at_s` is
 //! the first sample of the final stretch where it held. The run lasts `--duration-s`.
 //!
-//! **Invariants** ([`App::invariants`]) are checked after every `--check-every` events
-//! ([`rasp_runtime::sim::Sim::add_invariant`]); a violation stops the run with the seed and
-//! the command that reproduces it, and exit code 1.
+//! **Invariants** ([`App::invariants`]): the safety ones ([`Invariant::each`],
+//! [`Invariant::all`]) are checked after every `--check-every` events
+//! ([`rasp_runtime::sim::Sim::add_invariant`]). The eventual ones ([`Invariant::eventually`])
+//! are checked at every sample (`--sample-ms`) over the live nodes once the run is quiet,
+//! i.e. from its last scheduled fault (a partition's heal, a crash, a restart; time zero
+//! without faults): each may fail until its bound (the quiet time plus its `within`), and
+//! must hold at every sample from the bound to the end of the run. A property whose bound
+//! lies after the end of the run is reported as not due (`not_due`), not as held. Either kind
+//! of violation stops the run with the invariant, its message, the seed and the command that
+//! reproduces it, and exit code 1.
 //!
 //! Output: a summary (or one JSON object with `--json`, a [`SimReport`]) on stdout; exit 0
 //! if converged, 1 if not.
 
-use super::{app_boot, App, AppAtom, NodeView, ReplicationArgs, APP_ATOM};
+use super::{app_boot, App, AppAtom, Invariant, NodeView, ReplicationArgs, APP_ATOM};
 use crate::cli::node::{node_boot, NodeEnv};
 use clap::Args;
 use rasp_dataflow::replica::ReplicaConfig;
@@ -261,6 +268,9 @@ pub struct SimReport {
     pub down: Vec<u32>,
     /// The invariants checked.
     pub invariants: Vec<String>,
+    /// Eventual properties not checked: their bound (the last fault plus their `within`)
+    /// lies after the end of the run.
+    pub not_due: Vec<String>,
     /// Each live node's user variables at the end ([`AppAtom::values`]), by node index.
     pub values: BTreeMap<u32, BTreeMap<String, String>>,
 }
@@ -281,10 +291,19 @@ impl SimReport {
         if !self.down.is_empty() {
             out.push_str(&format!("down at the end: {:?}\n", self.down));
         }
-        if !self.invariants.is_empty() {
+        let held: Vec<&str> = self
+            .invariants
+            .iter()
+            .filter(|i| !self.not_due.contains(i))
+            .map(String::as_str)
+            .collect();
+        if !held.is_empty() {
+            out.push_str(&format!("invariants held: {}\n", held.join(", ")));
+        }
+        if !self.not_due.is_empty() {
             out.push_str(&format!(
-                "invariants held: {}\n",
-                self.invariants.join(", ")
+                "not due (the run ended before their bound, the last fault plus their `within`): {}\n",
+                self.not_due.join(", ")
             ));
         }
         out.push_str(&format!("trace_hash={:#018x}\n", self.trace_hash));
@@ -463,12 +482,11 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
         let id = sim.add_node(boot);
         debug_assert_eq!(id, NodeId(i as u64));
     }
-    let invariants: Vec<_> = app
+    let (invariants, eventual): (Vec<_>, Vec<_>) = app
         .invariants()
         .into_iter()
         .chain(super::builtin::safety::<A>())
-        .filter(|i| i.within().is_none())
-        .collect();
+        .partition(|i| i.within().is_none());
     for inv in invariants.clone() {
         sim.add_invariant(inv.name(), args.check_every, move |s| {
             inv.check(&views::<A>(s))
@@ -498,9 +516,19 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
     let end = at(Duration::from_secs_f64(args.duration_s));
     let step = Duration::from_millis(args.sample_ms);
     let mut stretch: Option<Time> = None;
+    let mut due = Eventual::new(eventual, quiet(args));
     while sim.now() < end {
         let next = Time((sim.now() + step).0.min(end.0));
         sim.run_until(next);
+        if let Err((name, msg)) = due.check::<A>(&sim) {
+            panic!(
+                "invariant `{name}` violated at event {} (time {:?}, seed {}): {msg}\nreproduce: {}",
+                sim.events(),
+                sim.now(),
+                args.seed,
+                sim.repro()
+            );
+        }
         if converged::<A>(&sim) {
             if stretch.is_none() {
                 tracing::info!(t_s = sim.now().0 as f64 / 1e9, "converged");
@@ -533,9 +561,102 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
         converged: stretch.is_some(),
         converged_at_s: stretch.map(|t| t.0 as f64 / 1e9),
         down,
-        invariants: invariants.iter().map(|i| i.name().to_string()).collect(),
+        invariants: invariants
+            .iter()
+            .chain(&due.props)
+            .map(|i| i.name().to_string())
+            .collect(),
+        not_due: due.not_due(sim.now()),
         values,
     })
+}
+
+/// When the run goes quiet: the time of its last scheduled fault (a partition's heal, a
+/// crash, a restart), zero without faults.
+fn quiet(args: &SimArgs) -> Time {
+    let last = args
+        .partition
+        .iter()
+        .map(|p| p.to)
+        .chain(args.crash.iter().map(|c| c.at))
+        .chain(args.restart.iter().map(|r| r.at))
+        .max()
+        .unwrap_or(Duration::ZERO);
+    at(last)
+}
+
+/// The eventual properties of a `sim` run (see the module docs): each must hold over the
+/// live nodes at every sample from its bound (the run's quiet time plus its `within`) to
+/// the end of the run.
+struct Eventual {
+    props: Vec<Invariant>,
+    quiet: Time,
+    /// Per property: whether it held at the last sample, and its last failure message.
+    held: Vec<(bool, String)>,
+}
+
+impl Eventual {
+    fn new(props: Vec<Invariant>, quiet: Time) -> Self {
+        let held = vec![(false, String::new()); props.len()];
+        Eventual { props, quiet, held }
+    }
+
+    fn bound(&self, k: usize) -> Time {
+        let within = self.props[k].within().unwrap_or(Duration::ZERO);
+        Time(self.quiet.0.saturating_add(at(within).0))
+    }
+
+    /// Checks the properties at one sample: `Err((name, message))` for the first one that
+    /// fails at or after its bound.
+    fn check<A: App>(&mut self, sim: &Sim) -> Result<(), (&'static str, String)> {
+        let now = sim.now();
+        if self.props.is_empty() || now < self.quiet {
+            return Ok(());
+        }
+        let views = views::<A>(sim);
+        for k in 0..self.props.len() {
+            let r = self.props[k].check(&views);
+            let was = self.held[k].0;
+            self.held[k] = match &r {
+                Ok(()) => (true, String::new()),
+                Err(m) => (false, m.clone()),
+            };
+            let Err(m) = r else { continue };
+            if now < self.bound(k) {
+                continue;
+            }
+            let within = secs(self.props[k].within().unwrap_or(Duration::ZERO));
+            let msg = if was {
+                format!(
+                    "held, then stopped holding {within} s or more after the last fault at t={} s: {m}",
+                    secs_t(self.quiet)
+                )
+            } else {
+                format!(
+                    "did not hold within {within} s after the last fault at t={} s: {m}",
+                    secs_t(self.quiet)
+                )
+            };
+            return Err((self.props[k].name(), msg));
+        }
+        Ok(())
+    }
+
+    /// The properties whose bound lies after `end`.
+    fn not_due(&self, end: Time) -> Vec<String> {
+        (0..self.props.len())
+            .filter(|&k| self.bound(k) > end)
+            .map(|k| self.props[k].name().to_string())
+            .collect()
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{}", d.as_secs_f64())
+}
+
+fn secs_t(t: Time) -> String {
+    format!("{}", t.0 as f64 / 1e9)
 }
 
 /// Runs the `sim` subcommand: prints the report; exit 0 if converged, 1 if not or if an
@@ -747,5 +868,80 @@ mod tests {
             msg.contains("small roll") && msg.contains("seed 42") && msg.contains("3 elements"),
             "{msg}"
         );
+    }
+
+    /// Every node adds its index to the roll; an eventual property wants `want` elements on
+    /// every node within `within`.
+    #[derive(Clone)]
+    struct Settles {
+        want: usize,
+        within: Duration,
+    }
+
+    impl App for Settles {
+        type Args = NoArgs;
+        fn program(&self, p: &mut Program) -> Result<(), Error> {
+            Roll { at_most: 0 }.program(p)
+        }
+        fn start(&mut self, node: &mut NodeCtx<'_, Self>) {
+            let i = node.index().expect("simulated nodes have an index");
+            node.update(&roll(), add(i)).expect("declared");
+        }
+        fn invariants(&self) -> Vec<Invariant> {
+            let want = self.want;
+            vec![Invariant::eventually(
+                "full roll",
+                self.within,
+                move |nodes| {
+                    for n in nodes {
+                        let len = n.program.query(&roll()).map_err(|e| e.to_string())?.len();
+                        if len != want {
+                            return Err(format!("node {} holds {len} elements", n.index));
+                        }
+                    }
+                    Ok(())
+                },
+            )]
+        }
+    }
+
+    #[test]
+    fn sim_checks_eventual_invariants_after_the_last_fault() {
+        // The partition heals at 2 s; the roll must then be full within 1 s, and it is.
+        let args = SimArgs {
+            nodes: 3,
+            duration_s: 6.0,
+            partition: vec!["0/1,2@0.5-2".parse().unwrap()],
+            ..SimArgs::default()
+        };
+        let ok = Settles {
+            want: 3,
+            within: Duration::from_secs(1),
+        };
+        let r = run(ok, &args).unwrap();
+        assert!(r.invariants.contains(&"full roll".to_string()), "{r:?}");
+        assert!(r.not_due.is_empty(), "{r:?}");
+        // A property that never holds: the run stops at its bound, with the seed.
+        let never = Settles {
+            want: 4,
+            within: Duration::from_secs(1),
+        };
+        let err = std::panic::catch_unwind(|| run(never.clone(), &args)).unwrap_err();
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            msg.contains("full roll")
+                && msg.contains("seed 42")
+                && msg.contains("did not hold within 1 s after the last fault at t=2 s")
+                && msg.contains("holds 3 elements"),
+            "{msg}"
+        );
+        // Its bound after the end of the run: not due, said so, not a violation.
+        let late = Settles {
+            want: 4,
+            within: Duration::from_secs(10),
+        };
+        let r = run(late, &args).unwrap();
+        assert_eq!(r.not_due, vec!["full roll".to_string()]);
+        assert!(r.text().contains("not due"), "{}", r.text());
     }
 }

@@ -59,11 +59,26 @@
 //! # Replay rather than snapshots
 //!
 //! A state is rebuilt by booting the cluster afresh and replaying the path of choices
-//! (choices are named by sequence numbers, which a replay reproduces exactly). Depth-first
+//! (choices are named by sequence numbers, which a replay reproduces exactly). Atoms cannot
+//! be cloned (their handlers, timers and request continuations are closures, the dataflow
+//! program holds trigger actions and futures), so there is no snapshot to copy. Depth-first
 //! search reuses the live simulator for the first child of each state and rebuilds for the
-//! others; breadth-first rebuilds every child, and spreads the frontier over
-//! [`ExploreConfig::threads`] threads (the result does not depend on their number: children
-//! are merged in a fixed order). The README's "Model checking" section has the figures.
+//! others; breadth-first rebuilds every child. Both use [`ExploreConfig::threads`]:
+//!
+//! - breadth-first spreads each frontier over the threads (children are merged in a fixed
+//!   order);
+//! - depth-first keeps the search itself (order, sleep sets, visited set, counters) on the
+//!   calling thread and the simulators on worker threads, each simulator named by a handle
+//!   and staying on the worker that built it (a simulator holds `Rc`s and never moves). When
+//!   a state is expanded, the rebuilds of all its children but the first are queued at once,
+//!   and the workers run them while the search goes down the first child's subtree. Every
+//!   answer is a function of the path alone, so the search sees exactly what one thread
+//!   sees. Simulators alive at once: at most the children queued along the current path
+//!   (depth × branching).
+//!
+//! The result (states, transitions, replayed steps, counterexample) does not depend on the
+//! number of threads (`runtime/tests/explore.rs` checks it). The README's "Model checking"
+//! section has the figures.
 
 use super::{kind_hash, mix, Ev, EvKind, Fault, Input, Queue, Sim, SimConfig, Trace, WireMode};
 use crate::host::Boot;
@@ -626,7 +641,9 @@ pub struct ExploreConfig {
     pub hashing: bool,
     /// Stop after this many distinct states (bounds the visited set and the frontier).
     pub max_states: u64,
-    /// Threads for breadth-first search (1: none).
+    /// Threads (1: none). Breadth-first search spreads each frontier over them;
+    /// depth-first search keeps its simulators on that many workers and rebuilds siblings
+    /// ahead of need. The result does not depend on it.
     pub threads: usize,
 }
 
@@ -924,11 +941,13 @@ fn admit(
 }
 
 fn key(sim: &Sim, used: Budget) -> u64 {
+    key_of(sim.state_digest(), used)
+}
+
+/// The visited set's key: the state digest and the fault budget spent.
+fn key_of(digest: u64, used: Budget) -> u64 {
     mix(
-        mix(
-            mix(sim.state_digest(), used.crashes as u64),
-            used.drops as u64,
-        ),
+        mix(mix(digest, used.crashes as u64), used.drops as u64),
         used.partitions as u64,
     )
 }
@@ -1098,6 +1117,273 @@ impl Search<'_> {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Depth-first search on several threads.
+//
+// The search itself (order, sleep sets, visited set, counters) runs on the calling thread
+// exactly as `Search::dfs` does; only the simulators live on worker threads (a simulator
+// holds `Rc`s and never moves). The search names each simulator by a handle and sends the
+// worker that owns it commands; every answer is a pure function of the path, so the result
+// does not depend on the number of threads nor on which worker ran what. Siblings are
+// rebuilt ahead of need: when a state is expanded, the rebuilds of all its children but the
+// first (which takes the parent's simulator, as in `Search::dfs`) are queued at once, and the
+// workers run them while the search goes down the first child's subtree.
+
+/// What the search needs of a simulator's state.
+struct Info {
+    digest: u64,
+    violation: Option<(String, String)>,
+    choices: Vec<Choice>,
+}
+
+enum Cmd {
+    /// Boot, replay `path`, apply `step` (if any); keep the simulator as `h`.
+    Build {
+        h: u64,
+        path: Arc<Vec<Step>>,
+        step: Option<Step>,
+        used: Budget,
+    },
+    /// Apply `step` to simulator `from`, which becomes `h`.
+    Extend {
+        from: u64,
+        h: u64,
+        step: Step,
+        used: Budget,
+    },
+    /// Drop simulator `h`.
+    Free(u64),
+}
+
+fn info(model: &Model, sim: &Sim, used: Budget, faults: Budget) -> Info {
+    Info {
+        digest: sim.state_digest(),
+        violation: model.violated(sim),
+        choices: choices(sim, used, faults),
+    }
+}
+
+fn worker(
+    model: &Model,
+    faults: Budget,
+    rx: std::sync::mpsc::Receiver<Cmd>,
+    tx: std::sync::mpsc::Sender<(u64, Info)>,
+) {
+    let mut live: HashMap<u64, Sim, BuildHasherDefault<IdHasher>> = HashMap::default();
+    for cmd in rx {
+        let (h, sim, used) = match cmd {
+            Cmd::Free(h) => {
+                live.remove(&h);
+                continue;
+            }
+            Cmd::Build {
+                h,
+                path,
+                step,
+                used,
+            } => {
+                let mut sim = model.boot(false);
+                for s in path.iter().chain(&step) {
+                    s.apply(&mut sim);
+                }
+                (h, sim, used)
+            }
+            Cmd::Extend {
+                from,
+                h,
+                step,
+                used,
+            } => {
+                let mut sim = live.remove(&from).expect("rasp: explorer handle is live");
+                step.apply(&mut sim);
+                (h, sim, used)
+            }
+        };
+        let i = info(model, &sim, used, faults);
+        live.insert(h, sim);
+        if tx.send((h, i)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The calling thread's side of the workers.
+struct Pool {
+    to: Vec<std::sync::mpsc::Sender<Cmd>>,
+    from: std::sync::mpsc::Receiver<(u64, Info)>,
+    /// Which worker owns each live handle, and its answer once received.
+    owner: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
+    ready: HashMap<u64, Info, BuildHasherDefault<IdHasher>>,
+    /// Commands queued per worker and not yet answered (for balancing).
+    queued: Vec<usize>,
+    next: u64,
+}
+
+impl Pool {
+    fn send(&mut self, w: usize, cmd: Cmd) {
+        self.to[w].send(cmd).expect("rasp: explorer worker stopped");
+    }
+
+    fn build(&mut self, path: Arc<Vec<Step>>, step: Option<Step>, used: Budget) -> u64 {
+        let h = self.next;
+        self.next += 1;
+        let w = (0..self.to.len())
+            .min_by_key(|&w| self.queued[w])
+            .expect("at least one worker");
+        self.queued[w] += 1;
+        self.owner.insert(h, w);
+        self.send(
+            w,
+            Cmd::Build {
+                h,
+                path,
+                step,
+                used,
+            },
+        );
+        h
+    }
+
+    fn extend(&mut self, from: u64, step: Step, used: Budget) -> u64 {
+        let h = self.next;
+        self.next += 1;
+        let w = self
+            .owner
+            .remove(&from)
+            .expect("rasp: explorer handle is live");
+        self.queued[w] += 1;
+        self.owner.insert(h, w);
+        self.send(
+            w,
+            Cmd::Extend {
+                from,
+                h,
+                step,
+                used,
+            },
+        );
+        h
+    }
+
+    fn free(&mut self, h: u64) {
+        self.ready.remove(&h);
+        if let Some(w) = self.owner.remove(&h) {
+            self.send(w, Cmd::Free(h));
+        }
+    }
+
+    /// The answer for `h` (waits for it).
+    fn wait(&mut self, h: u64) -> Info {
+        loop {
+            if let Some(i) = self.ready.remove(&h) {
+                return i;
+            }
+            let (g, i) = self.from.recv().expect("rasp: explorer worker stopped");
+            if let Some(&w) = self.owner.get(&g) {
+                self.queued[w] -= 1;
+            }
+            self.ready.insert(g, i);
+        }
+    }
+}
+
+impl Search<'_> {
+    /// Depth-first search with [`ExploreConfig::threads`] workers holding the simulators
+    /// (see the comment above [`Info`]): the same states, transitions, replayed steps and
+    /// counterexample as [`Search::dfs`].
+    fn dfs_parallel(&mut self, root: Node) {
+        let threads = self.cfg.threads.max(1);
+        let model = self.model;
+        let faults = self.cfg.faults;
+        std::thread::scope(|sc| {
+            let (tx, from) = std::sync::mpsc::channel();
+            let mut to = Vec::new();
+            for _ in 0..threads {
+                let (t, rx) = std::sync::mpsc::channel();
+                let tx = tx.clone();
+                sc.spawn(move || worker(model, faults, rx, tx));
+                to.push(t);
+            }
+            drop(tx);
+            let mut pool = Pool {
+                to,
+                from,
+                owner: HashMap::default(),
+                ready: HashMap::default(),
+                queued: vec![0; threads],
+                next: 0,
+            };
+            let h = pool.build(Arc::new(Vec::new()), None, Budget::default());
+            let i = pool.wait(h);
+            self.dfs_in(&mut pool, h, i.choices, root);
+            // Dropping the senders stops the workers (and drops their simulators).
+            drop(pool);
+        });
+    }
+
+    fn dfs_in(&mut self, pool: &mut Pool, h: u64, cs: Vec<Choice>, node: Node) {
+        let depth = node.steps.len() as u32;
+        self.depth_reached = self.depth_reached.max(depth);
+        if depth >= self.cfg.depth {
+            self.cut_by_depth |= !cs.is_empty();
+            pool.free(h);
+            return;
+        }
+        let kids = expand(&node, cs, self.cfg.por);
+        if kids.is_empty() {
+            pool.free(h);
+            return;
+        }
+        let path = Arc::new(node.steps.clone());
+        // The first child takes this simulator; the others are rebuilt ahead of need.
+        let mut handles: Vec<u64> = Vec::with_capacity(kids.len());
+        for (k, (c, _)) in kids.iter().enumerate() {
+            let used = add(node.used, c.cost);
+            handles.push(if k == 0 {
+                pool.extend(h, c.step.clone(), used)
+            } else {
+                pool.build(path.clone(), Some(c.step.clone()), used)
+            });
+        }
+        let mut kids = kids.into_iter().zip(handles).enumerate();
+        while let Some((k, ((c, sleep), hk))) = kids.next() {
+            if self.found.is_some() || self.full() {
+                pool.free(hk);
+                kids.for_each(|(_, (_, h))| pool.free(h));
+                return;
+            }
+            let i = pool.wait(hk);
+            if k > 0 {
+                self.replayed += node.steps.len() as u64;
+            }
+            self.transitions += 1;
+            let mut steps = node.steps.clone();
+            steps.push(c.step.clone());
+            if let Some((name, msg)) = i.violation {
+                self.found = Some((steps, name, msg));
+                pool.free(hk);
+                kids.for_each(|(_, (_, h))| pool.free(h));
+                return;
+            }
+            let used = add(node.used, c.cost);
+            let key = key_of(i.digest, used);
+            let sleep = if self.cfg.hashing {
+                match admit(&mut self.visited, key, depth + 1, sleep) {
+                    Some(z) => z,
+                    None => {
+                        pool.free(hk);
+                        continue;
+                    }
+                }
+            } else {
+                sleep
+            };
+            self.states += 1;
+            self.dfs_in(pool, hk, i.choices, Node { steps, sleep, used });
+        }
+    }
+}
+
 /// A child computed by a breadth-first worker.
 struct Kid {
     node: Node,
@@ -1168,6 +1454,10 @@ pub fn explore(model: &Model, cfg: &ExploreConfig) -> ExploreReport {
             .visited
             .insert(key(&root_sim, Budget::default()), (0, Vec::new()));
         match cfg.strategy {
+            Strategy::Dfs if cfg.threads > 1 => {
+                drop(root_sim);
+                search.dfs_parallel(root)
+            }
             Strategy::Dfs => search.dfs(root_sim, root),
             Strategy::Bfs => {
                 drop(root_sim);
