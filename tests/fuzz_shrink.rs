@@ -11,12 +11,12 @@
 
 use rasp::app::builtin::{self, CONVERGENCE, OPERATORS, TRIGGER_OVERALL};
 use rasp::app::fuzz::{fuzz, replay, write_failure, FuzzArgs, TraceFile};
-use rasp::app::plan::{spread_workload, Ext};
+use rasp::app::plan::Ext;
 use rasp::app::shrink::shrink_to_file;
-use rasp::app::{App, Invariant, NoArgs, NodeCtx, NodeMeta, WorkItem};
-use rasp::dataflow::update::{add, inc, write};
+use rasp::app::{App, NoArgs, NodeCtx};
+use rasp::dataflow::update::{add, write};
 use rasp::dataflow::{Error, Func, Program, Var};
-use rasp::lattice::{GCounter, GSet, LWWRegister, ORSet, Threshold};
+use rasp::lattice::{GSet, LWWRegister, ORSet, Threshold};
 use rasp::membership::Mode;
 use std::time::Duration;
 
@@ -24,62 +24,9 @@ use std::time::Duration;
 #[allow(dead_code)]
 mod todo;
 
-fn count() -> Var<LWWRegister<u64>> {
-    Var::named("count")
-}
-fn performed() -> Var<GCounter> {
-    Var::named("performed")
-}
-
-/// The planted bug: read-modify-write on a last-writer-wins register.
-#[derive(Clone, Default)]
-struct LwwCounter;
-
-const COUNTS: &str = "the counter counts every increment";
-
-impl App for LwwCounter {
-    type Args = NoArgs;
-    fn program(&self, p: &mut Program) -> Result<(), Error> {
-        p.declare::<LWWRegister<u64>>(count().id())?;
-        p.declare::<GCounter>(performed().id())?;
-        Ok(())
-    }
-    fn workload(
-        &self,
-        nodes: &[NodeMeta],
-        horizon: Duration,
-        rng: &mut dyn rand::RngCore,
-    ) -> Vec<WorkItem> {
-        spread_workload(nodes, horizon, 2, rng, |_, _| {
-            "increments the counter".into()
-        })
-    }
-    fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, _op: &str) {
-        let now = node.query(&count()).expect("declared").unwrap_or(0);
-        node.update(&count(), write(now + 1)).expect("declared");
-        node.update(&performed(), inc(1)).expect("declared");
-    }
-    fn invariants(&self) -> Vec<Invariant> {
-        vec![Invariant::eventually(
-            COUNTS,
-            Duration::from_secs(10),
-            |nodes| {
-                for n in nodes {
-                    let c = n.program.query(&count()).map_err(|e| e.to_string())?;
-                    let p = n.program.query(&performed()).map_err(|e| e.to_string())?;
-                    if c.unwrap_or(0) != p {
-                        return Err(format!(
-                            "node {}: the counter says {} after {p} increments",
-                            n.index,
-                            c.unwrap_or(0)
-                        ));
-                    }
-                }
-                Ok(())
-            },
-        )]
-    }
-}
+#[path = "zoo/lww.rs"]
+mod lww;
+use lww::{count, LwwCounter, COUNTS};
 
 fn args(runs: u64, threads: usize) -> FuzzArgs {
     FuzzArgs {
