@@ -49,7 +49,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn fuzz_finds_the_lost_update_shrink_reduces_it_and_both_traces_replay() {
-    let app = LwwCounter;
+    let app = LwwCounter::default();
     let report = fuzz(&app, &args(40, 2)).unwrap();
     let (run, plan, v) = report
         .failure
@@ -110,7 +110,7 @@ fn fuzz_finds_the_lost_update_shrink_reduces_it_and_both_traces_replay() {
 
 #[test]
 fn the_reported_failure_does_not_depend_on_the_thread_count() {
-    let app = LwwCounter;
+    let app = LwwCounter::default();
     let one = fuzz(&app, &args(40, 1)).unwrap();
     let two = fuzz(&app, &args(40, 2)).unwrap();
     let (i1, p1, v1) = one.failure.expect("found with one thread");
@@ -335,7 +335,7 @@ fn figures() {
             ..a.clone()
         },
     );
-    measure("lww-counter", &LwwCounter, &args(1000, 2));
+    measure("lww-counter", &LwwCounter::default(), &args(1000, 2));
 }
 
 #[test]

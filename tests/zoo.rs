@@ -83,5 +83,92 @@ const BUDGET: Duration = Duration::from_secs(60);
 
 #[test]
 fn map_non_injective() {
-    case::run(&map::case(20), BUDGET);
+    case::run(&map::case(200), BUDGET);
+}
+
+/// The application bug, reused from `tests/fuzz_shrink.rs` (the fixed program keeps the
+/// count in a grow-only counter; `check` finds it in `tests/check.rs`, at depth 4).
+fn lww_case(runs: u64) -> case::Case<lww::LwwCounter> {
+    case::Case {
+        name: "LWW read-modify-write",
+        buggy: lww::LwwCounter::default(),
+        fixed: lww::LwwCounter { counter: true },
+        invariant: lww::COUNTS,
+        fuzz: rasp::app::fuzz::FuzzArgs {
+            horizon_s: 5.0,
+            ..fuzz_args(runs, 3, 2)
+        },
+        hand_made: &[
+            "n0 starts",
+            "n1 starts",
+            "n0 increments (reads 0, writes 1)",
+            "n1 increments (reads 0, writes 1)",
+            "n1 → n0 membership/wire delivered (n1 joins)",
+            "n0 → n1 dataflow/hello delivered",
+            "n1 → n0 dataflow/hello delivered",
+            "n0 → n1 dataflow/sync delivered",
+            "n1 → n0 dataflow/sync delivered (both hold 1 after 2 increments)",
+        ],
+        check: None,
+        expect_clean: true,
+    }
+}
+
+#[test]
+fn intersection_concatenated_tokens() {
+    case::run(&intersection::case(200), BUDGET);
+}
+
+#[test]
+fn enforce_once_fires_again() {
+    case::run(&trigger::case(50), BUDGET);
+}
+
+#[test]
+fn restart_catch_up_skipped() {
+    case::run(&restart::case(200), BUDGET);
+}
+
+#[test]
+fn lww_read_modify_write() {
+    case::run(&lww_case(200), BUDGET);
+}
+
+#[test]
+fn non_commutative_join() {
+    case::run(&lattice::case(200), BUDGET);
+}
+
+#[test]
+fn ad_counter_client_counts_removed_ads() {
+    case::run(&ad::case(100), BUDGET);
+}
+
+/// The README's "Bug zoo" table, with larger budgets:
+/// `cargo test --release --test zoo table -- --ignored --nocapture --test-threads 1`.
+#[test]
+#[ignore]
+fn table() {
+    let budget = Duration::from_secs(60);
+    let rows = vec![
+        case::run(&map::case(1000), budget),
+        case::run(&intersection::case(1000), budget),
+        case::run(&trigger::case(1000), budget),
+        case::run(&restart::case(1000), budget),
+        case::run(&lww_case(1000), budget),
+        case::run(&lattice::case(1000), budget),
+        case::run(&ad::case(1000), budget),
+    ];
+    let mut ratios: Vec<f64> = rows.iter().map(case::Row::reduction).collect();
+    ratios.sort_by(f64::total_cmp);
+    println!("{}", case::HEADER);
+    for r in &rows {
+        println!("{}", r.markdown());
+    }
+    println!(
+        "median reduction {:.1} %; within 1.5× of the hand-made minimum: {} of {}",
+        ratios[ratios.len() / 2],
+        rows.iter().filter(|r| r.ratio() <= 1.5).count(),
+        rows.len()
+    );
 }

@@ -21,7 +21,14 @@ pub fn performed() -> Var<GCounter> {
 
 /// The planted bug: read-modify-write on a last-writer-wins register.
 #[derive(Clone, Default)]
-pub struct LwwCounter;
+pub struct LwwCounter {
+    /// The correct program instead: the count in a grow-only counter.
+    pub counter: bool,
+}
+
+fn tally() -> Var<GCounter> {
+    Var::named("tally")
+}
 
 /// The invariant that catches the lost update.
 pub const COUNTS: &str = "the counter counts every increment";
@@ -31,6 +38,7 @@ impl App for LwwCounter {
     fn program(&self, p: &mut Program) -> Result<(), Error> {
         p.declare::<LWWRegister<u64>>(count().id())?;
         p.declare::<GCounter>(performed().id())?;
+        p.declare::<GCounter>(tally().id())?;
         Ok(())
     }
     fn workload(
@@ -44,8 +52,12 @@ impl App for LwwCounter {
         })
     }
     fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, _op: &str) {
-        let now = node.query(&count()).expect("declared").unwrap_or(0);
-        node.update(&count(), write(now + 1)).expect("declared");
+        if self.counter {
+            node.update(&tally(), inc(1)).expect("declared");
+        } else {
+            let now = node.query(&count()).expect("declared").unwrap_or(0);
+            node.update(&count(), write(now + 1)).expect("declared");
+        }
         node.update(&performed(), inc(1)).expect("declared");
     }
     fn invariants(&self) -> Vec<Invariant> {
@@ -54,7 +66,11 @@ impl App for LwwCounter {
             Duration::from_secs(10),
             |nodes| {
                 for n in nodes {
-                    let c = n.program.query(&count()).map_err(|e| e.to_string())?;
+                    let c = if n.app::<LwwCounter>().is_some_and(|a| a.counter) {
+                        Some(n.program.query(&tally()).map_err(|e| e.to_string())?)
+                    } else {
+                        n.program.query(&count()).map_err(|e| e.to_string())?
+                    };
                     let p = n.program.query(&performed()).map_err(|e| e.to_string())?;
                     if c.unwrap_or(0) != p {
                         return Err(format!(
@@ -69,4 +85,3 @@ impl App for LwwCounter {
         )]
     }
 }
-

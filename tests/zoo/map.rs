@@ -4,7 +4,7 @@
 //! dots of only one source of a delta holding both (a sync from another node): removing that
 //! source removes the image although the other source is still there.
 
-use super::case::{CheckCase, Case};
+use super::case::{Case, CheckCase};
 use rasp::app::check::CheckArgs;
 use rasp::app::{App, Invariant, NoArgs, NodeCtx, NodeMeta, WorkItem};
 use rasp::dataflow::program::Defects;
@@ -129,6 +129,6 @@ pub fn case(runs: u64) -> Case<Halves> {
                 ..CheckArgs::default()
             },
         }),
+        expect_clean: true,
     }
 }
-
