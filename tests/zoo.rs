@@ -83,7 +83,7 @@ const BUDGET: Duration = Duration::from_secs(60);
 
 #[test]
 fn map_non_injective() {
-    case::run(&map::case(200), BUDGET);
+    case::run(&map::case(200), BUDGET, true);
 }
 
 /// The application bug, reused from `tests/fuzz_shrink.rs` (the fixed program keeps the
@@ -116,32 +116,32 @@ fn lww_case(runs: u64) -> case::Case<lww::LwwCounter> {
 
 #[test]
 fn intersection_concatenated_tokens() {
-    case::run(&intersection::case(200), BUDGET);
+    case::run(&intersection::case(200), BUDGET, true);
 }
 
 #[test]
 fn enforce_once_fires_again() {
-    case::run(&trigger::case(50), BUDGET);
+    case::run(&trigger::case(50), BUDGET, true);
 }
 
 #[test]
 fn restart_catch_up_skipped() {
-    case::run(&restart::case(200), BUDGET);
+    case::run(&restart::case(200), BUDGET, true);
 }
 
 #[test]
 fn lww_read_modify_write() {
-    case::run(&lww_case(200), BUDGET);
+    case::run(&lww_case(200), BUDGET, true);
 }
 
 #[test]
 fn non_commutative_join() {
-    case::run(&lattice::case(200), BUDGET);
+    case::run(&lattice::case(200), BUDGET, true);
 }
 
 #[test]
 fn ad_counter_client_counts_removed_ads() {
-    case::run(&ad::case(100), BUDGET);
+    case::run(&ad::case(100), BUDGET, true);
 }
 
 /// The README's "Bug zoo" table, with larger budgets:
@@ -151,13 +151,13 @@ fn ad_counter_client_counts_removed_ads() {
 fn table() {
     let budget = Duration::from_secs(60);
     let rows = vec![
-        case::run(&map::case(1000), budget),
-        case::run(&intersection::case(1000), budget),
-        case::run(&trigger::case(1000), budget),
-        case::run(&restart::case(1000), budget),
-        case::run(&lww_case(1000), budget),
-        case::run(&lattice::case(1000), budget),
-        case::run(&ad::case(1000), budget),
+        case::run(&map::case(1000), budget, false),
+        case::run(&intersection::case(1000), budget, false),
+        case::run(&trigger::case(1000), budget, false),
+        case::run(&restart::case(1000), budget, false),
+        case::run(&lww_case(1000), budget, false),
+        case::run(&lattice::case(1000), budget, false),
+        case::run(&ad::case(1000), budget, false),
     ];
     let mut ratios: Vec<f64> = rows.iter().map(case::Row::reduction).collect();
     ratios.sort_by(f64::total_cmp);

@@ -80,7 +80,25 @@ impl App for Common {
         }
     }
     fn invariants(&self) -> Vec<Invariant> {
-        vec![Invariant::each(INVARIANT, |n| {
+        // Eventual, not checked after every event: derived variables are replicated, and a
+        // neighbour's output state may arrive before the removal that retires one of its
+        // pairs has reached the neighbour (seen by the zoo: run 7 of seed 1 with the fixed
+        // operator, transient until the retirement comes back). The bug's state is permanent.
+        vec![Invariant::eventually(
+            INVARIANT,
+            Duration::from_secs(10),
+            |nodes| {
+                nodes
+                    .iter()
+                    .try_for_each(|n| common(n).map_err(|e| format!("node {}: {e}", n.index)))
+            },
+        )]
+    }
+}
+
+fn common(n: &rasp::app::NodeView<'_>) -> Result<(), String> {
+    {
+        {
             let a = n.program.query(&side("a")).map_err(|e| e.to_string())?;
             let b = n.program.query(&side("b")).map_err(|e| e.to_string())?;
             let both = n
@@ -93,7 +111,7 @@ impl App for Common {
             } else {
                 Err(format!("a = {a:?}, b = {b:?}, both = {both:?}"))
             }
-        })]
+        }
     }
 }
 

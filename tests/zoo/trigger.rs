@@ -78,7 +78,7 @@ impl App for Award {
         horizon: Duration,
         rng: &mut dyn rand::RngCore,
     ) -> Vec<WorkItem> {
-        super::ops(nodes, horizon, 2, rng, |_| "hit".into())
+        super::ops(nodes, horizon, 3, rng, |_| "hit".into())
     }
     fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, _op: &str) {
         node.update(&hits(), inc(1)).expect("declared");
