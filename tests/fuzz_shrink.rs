@@ -230,6 +230,7 @@ fn builtin_operator_property_catches_a_function_that_differs_between_nodes() {
             app: &app,
             boot: 1,
             started: rasp::runtime::Time::ZERO,
+            membership: None,
         };
         builtin::operators(app.clone(), Duration::from_secs(1))
             .check(&[view])
@@ -252,6 +253,7 @@ fn builtin_operator_property_catches_a_function_that_differs_between_nodes() {
         app: &app,
         boot: 1,
         started: rasp::runtime::Time::ZERO,
+        membership: None,
     };
     assert!(builtin::operators(app.clone(), Duration::from_secs(1))
         .check(&[view])

@@ -13,6 +13,8 @@ mod ad;
 mod case;
 #[path = "zoo/intersection.rs"]
 mod intersection;
+#[path = "zoo/island.rs"]
+mod island;
 #[path = "zoo/lattice.rs"]
 mod lattice;
 #[path = "zoo/lww.rs"]
@@ -130,6 +132,11 @@ fn restart_catch_up_skipped() {
 }
 
 #[test]
+fn hyparview_island_without_isolation_repair() {
+    case::run(&island::case(100), BUDGET, true);
+}
+
+#[test]
 fn lww_read_modify_write() {
     case::run(&lww_case(200), BUDGET, true);
 }
@@ -158,6 +165,7 @@ fn table() {
         case::run(&lww_case(1000), budget, false),
         case::run(&lattice::case(1000), budget, false),
         case::run(&ad::case(1000), budget, false),
+        case::run(&island::case(1000), budget, false),
     ];
     let mut ratios: Vec<f64> = rows.iter().map(case::Row::reduction).collect();
     ratios.sort_by(f64::total_cmp);

@@ -718,6 +718,7 @@ mod tests {
                 app: a,
                 boot: 1,
                 started: rasp_runtime::Time::ZERO,
+                membership: None,
             }];
             app.invariants()
                 .iter()
