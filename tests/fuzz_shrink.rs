@@ -11,12 +11,12 @@
 
 use rasp::app::builtin::{self, CONVERGENCE, OPERATORS, TRIGGER_OVERALL};
 use rasp::app::fuzz::{fuzz, replay, write_failure, FuzzArgs, TraceFile};
-use rasp::app::plan::{smaller_numbers, spread_workload, Ext, External, Plan};
+use rasp::app::plan::{smaller_numbers, Ext, External, Plan};
 use rasp::app::shrink::{shrink_to_file, shrink_with, Phases, ShrinkReport};
-use rasp::app::{App, Invariant, NoArgs, NodeCtx, NodeMeta, WorkItem};
+use rasp::app::{App, Invariant, NoArgs, NodeCtx};
 use rasp::dataflow::update::{add, inc, write};
 use rasp::dataflow::{Error, Func, Program, Var};
-use rasp::lattice::{GCounter, GSet, LWWRegister, ORSet, Threshold};
+use rasp::lattice::{GSet, LWWRegister, ORSet, Threshold};
 use rasp::membership::Mode;
 use rasp::runtime::{Message, NodeId, TimerId};
 use serde::{Deserialize, Serialize};
@@ -26,62 +26,9 @@ use std::time::Duration;
 #[allow(dead_code)]
 mod todo;
 
-fn count() -> Var<LWWRegister<u64>> {
-    Var::named("count")
-}
-fn performed() -> Var<GCounter> {
-    Var::named("performed")
-}
-
-/// The planted bug: read-modify-write on a last-writer-wins register.
-#[derive(Clone, Default)]
-struct LwwCounter;
-
-const COUNTS: &str = "the counter counts every increment";
-
-impl App for LwwCounter {
-    type Args = NoArgs;
-    fn program(&self, p: &mut Program) -> Result<(), Error> {
-        p.declare::<LWWRegister<u64>>(count().id())?;
-        p.declare::<GCounter>(performed().id())?;
-        Ok(())
-    }
-    fn workload(
-        &self,
-        nodes: &[NodeMeta],
-        horizon: Duration,
-        rng: &mut dyn rand::RngCore,
-    ) -> Vec<WorkItem> {
-        spread_workload(nodes, horizon, 2, rng, |_, _| {
-            "increments the counter".into()
-        })
-    }
-    fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, _op: &str) {
-        let now = node.query(&count()).expect("declared").unwrap_or(0);
-        node.update(&count(), write(now + 1)).expect("declared");
-        node.update(&performed(), inc(1)).expect("declared");
-    }
-    fn invariants(&self) -> Vec<Invariant> {
-        vec![Invariant::eventually(
-            COUNTS,
-            Duration::from_secs(10),
-            |nodes| {
-                for n in nodes {
-                    let c = n.program.query(&count()).map_err(|e| e.to_string())?;
-                    let p = n.program.query(&performed()).map_err(|e| e.to_string())?;
-                    if c.unwrap_or(0) != p {
-                        return Err(format!(
-                            "node {}: the counter says {} after {p} increments",
-                            n.index,
-                            c.unwrap_or(0)
-                        ));
-                    }
-                }
-                Ok(())
-            },
-        )]
-    }
-}
+#[path = "zoo/lww.rs"]
+mod lww;
+use lww::{count, performed, LwwCounter, COUNTS};
 
 fn args(runs: u64, threads: usize) -> FuzzArgs {
     FuzzArgs {
@@ -104,7 +51,7 @@ fn tmp(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn fuzz_finds_the_lost_update_shrink_reduces_it_and_both_traces_replay() {
-    let app = LwwCounter;
+    let app = LwwCounter::default();
     let report = fuzz(&app, &args(40, 2)).unwrap();
     let (run, plan, v) = report
         .failure
@@ -165,7 +112,7 @@ fn fuzz_finds_the_lost_update_shrink_reduces_it_and_both_traces_replay() {
 
 #[test]
 fn the_reported_failure_does_not_depend_on_the_thread_count() {
-    let app = LwwCounter;
+    let app = LwwCounter::default();
     let one = fuzz(&app, &args(40, 1)).unwrap();
     let two = fuzz(&app, &args(40, 2)).unwrap();
     let (i1, p1, v1) = one.failure.expect("found with one thread");
@@ -285,6 +232,7 @@ fn builtin_operator_property_catches_a_function_that_differs_between_nodes() {
             app: &app,
             boot: 1,
             started: rasp::runtime::Time::ZERO,
+            membership: None,
         };
         builtin::operators(app.clone(), Duration::from_secs(1))
             .check(&[view])
@@ -307,6 +255,7 @@ fn builtin_operator_property_catches_a_function_that_differs_between_nodes() {
         app: &app,
         boot: 1,
         started: rasp::runtime::Time::ZERO,
+        membership: None,
     };
     assert!(builtin::operators(app.clone(), Duration::from_secs(1))
         .check(&[view])
@@ -396,7 +345,7 @@ fn figures() {
             ..a.clone()
         },
     );
-    measure("lww-counter", &LwwCounter, &args(1000, 2));
+    measure("lww-counter", &LwwCounter::default(), &args(1000, 2));
 }
 
 #[test]
@@ -645,7 +594,7 @@ struct LwwBy;
 impl App for LwwBy {
     type Args = NoArgs;
     fn program(&self, p: &mut Program) -> Result<(), Error> {
-        LwwCounter.program(p)
+        LwwCounter::default().program(p)
     }
     fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, op: &str) {
         let Some(n) = op
@@ -662,7 +611,7 @@ impl App for LwwBy {
         smaller_numbers(op)
     }
     fn invariants(&self) -> Vec<Invariant> {
-        LwwCounter.invariants()
+        LwwCounter::default().invariants()
     }
 }
 

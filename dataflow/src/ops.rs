@@ -47,6 +47,21 @@ pub fn map_delta<T: Element, U: Element>(delta: &DSet<T>, f: impl Fn(&T) -> U) -
     build(store, delta.context().clone())
 }
 
+/// The bug zoo's broken `map` ([`crate::program::Defects::map_keeps_last_source`]): an
+/// image keeps the dots of the last of its sources in the delta only, the others' dots
+/// reading as removed (Lasp's non-injective `map` before it unioned metadata).
+#[doc(hidden)]
+pub fn map_delta_last_source<T: Element, U: Element>(
+    delta: &DSet<T>,
+    f: impl Fn(&T) -> U,
+) -> DSet<U> {
+    let mut store: BTreeMap<U, BTreeSet<DDot>> = BTreeMap::new();
+    for (x, ds) in delta.iter() {
+        store.insert(f(x), ds.clone());
+    }
+    build(store, delta.context().clone())
+}
+
 /// filter: the output delta of `delta` under predicate `p`.
 pub fn filter_delta<T: Element>(delta: &DSet<T>, p: impl Fn(&T) -> bool) -> DSet<T> {
     let store = delta
@@ -156,6 +171,30 @@ pub fn intersection_left_delta<T: Element>(
         if let Some(ys) = x.and_then(|x| right.0.lifted_dots(right.1, x)) {
             for b in ys {
                 ctx.insert(DDot::pair(a.clone(), b.clone()));
+            }
+        }
+    }
+    build(store, ctx)
+}
+
+/// The bug zoo's broken `intersection`
+/// ([`crate::program::Defects::intersection_concatenates`]): an element of `delta` present on
+/// the `other` side gets both sides' own dots, concatenated, instead of their pairs; removing
+/// it on one side retires only that side's dots.
+#[doc(hidden)]
+pub fn intersection_concat_delta<T: Element>(
+    delta: &DSet<T>,
+    other: (&impl CausalSet<T>, VarTag),
+) -> DSet<T> {
+    let mut store: BTreeMap<T, BTreeSet<DDot>> = BTreeMap::new();
+    let mut ctx = delta.context().clone();
+    for (x, xs) in delta.iter() {
+        if let Some(ys) = other.0.lifted_dots(other.1, x) {
+            let dots = store.entry(x.clone()).or_default();
+            dots.extend(xs.iter().cloned());
+            for y in ys {
+                ctx.insert(y.clone());
+                dots.insert(y);
             }
         }
     }

@@ -276,8 +276,33 @@ enum Ready {
     Every(u64, usize),
 }
 
+/// Historical bugs of Lasp's operators and replication, put back on request: **for the bug
+/// zoo only** (`tests/zoo/`, README "Bug zoo"), where the tools must find, shrink and explain
+/// them. Every switch is off by default, and off is the code as it is; a program opts in with
+/// [`Program::reintroduce`] before it declares its graph. Runtime switches, never Cargo
+/// features: feature unification would build the bugs into every binary.
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// `map` keeps the metadata of only the last element of a delta with a given image,
+    /// instead of the union of every source's dots (Lasp's non-injective `map` before it
+    /// unioned the metadata of elements with one image, Meiklejohn, Van Roy, PPDP 2015, §3:
+    /// "the output element carries the union of the metadata").
+    pub map_keeps_last_source: bool,
+    /// `intersection` gives an element both sides' own tokens, concatenated, instead of
+    /// their pairs, so the removal on one side leaves the other side's tokens alive (the
+    /// token concatenation of Lasp's early `intersection`; PPDP 2015 §3 pairs them).
+    pub intersection_concatenates: bool,
+    /// A replica greeted by a neighbour takes it as caught up without sending it its states:
+    /// a node restarted under delta sync gets nothing until the object changes again (Lasp
+    /// issue 290 on GitHub, lasp-lang/lasp; the catch-up of [`crate::replica`]'s `on_hello`).
+    pub hello_skips_catch_up: bool,
+}
+
 /// The dataflow engine of one replica. See the [module docs](self).
 pub struct Program {
+    /// Historical bugs put back (the bug zoo only, see [`Defects`]).
+    defects: Defects,
     actor: Actor,
     interest: Interest,
     vars: Vec<VarSlot>,
@@ -384,6 +409,7 @@ impl Program {
     /// An empty program for the replica acting as `actor`, holding every variable.
     pub fn new(actor: Actor) -> Self {
         Program {
+            defects: Defects::default(),
             actor,
             interest: Interest::All,
             vars: Vec::new(),
@@ -403,6 +429,19 @@ impl Program {
             tasks: BTreeMap::new(),
             next_task: 0,
         }
+    }
+
+    /// Puts historical bugs back (the bug zoo only, see [`Defects`]): call before declaring
+    /// the graph; operators read it when they are declared.
+    #[doc(hidden)]
+    pub fn reintroduce(&mut self, defects: Defects) {
+        self.defects = defects;
+    }
+
+    /// The historical bugs put back ([`Program::reintroduce`]); none by default.
+    #[doc(hidden)]
+    pub fn defects(&self) -> Defects {
+        self.defects
     }
 
     /// An empty program holding only the variables `interest` names.
@@ -652,12 +691,19 @@ impl Program {
     {
         let name = f.name.clone();
         let f = Arc::new(f.f);
+        let last_only = self.defects.map_keeps_last_source;
         let ctor: Ctor = Arc::new(move |tags| {
             let f = f.clone();
             let tag = tags[0];
             let op = Unary::<T, U, In, _> {
                 tag,
-                f: move |d: &DSet<T>| ops::map_delta(d, |x| f(x)),
+                f: move |d: &DSet<T>| {
+                    if last_only {
+                        ops::map_delta_last_source(d, |x| f(x))
+                    } else {
+                        ops::map_delta(d, |x| f(x))
+                    }
+                },
                 _t: PhantomData,
             };
             (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<U>>())
@@ -794,9 +840,14 @@ impl Program {
         A: CausalSet<T>,
         B: CausalSet<T>,
     {
-        let ctor = binary::<DSet<T>, _>(|tags| IntersectionOp::<T, A, B> {
-            tags,
-            _t: PhantomData,
+        let concat = self.defects.intersection_concatenates;
+        let ctor: Ctor = Arc::new(move |tags| {
+            let op = IntersectionOp::<T, A, B> {
+                tags: [tags[0], tags[1]],
+                concat,
+                _t: PhantomData,
+            };
+            (Box::new(op) as Box<dyn Operator>, TypeOps::of::<DSet<T>>())
         });
         self.derive(id, OpKind::Intersection, &[a.id(), b.id()], None, ctor)
     }
@@ -1682,6 +1733,8 @@ impl<T: Element, U: Element, A: CausalSet<T>, B: CausalSet<U>> Operator for Prod
 
 struct IntersectionOp<T, A, B> {
     tags: [VarTag; 2],
+    /// [`Defects::intersection_concatenates`].
+    concat: bool,
     _t: PhantomData<fn(T, A, B)>,
 }
 
@@ -1696,6 +1749,15 @@ impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for IntersectionOp<T
         inputs: &[&dyn AnyLattice],
     ) -> Box<dyn AnyLattice> {
         let (a, b) = (input::<A>(inputs[0]), input::<B>(inputs[1]));
+        if self.concat {
+            return Box::new(if pos == 0 {
+                let d = input::<A>(delta).lift(self.tags[0]);
+                ops::intersection_concat_delta(&d, (b, self.tags[1]))
+            } else {
+                let d = input::<B>(delta).lift(self.tags[1]);
+                ops::intersection_concat_delta(&d, (a, self.tags[0]))
+            });
+        }
         if pos == 0 {
             let d = input::<A>(delta).lift(self.tags[0]);
             Box::new(ops::intersection_left_delta(

@@ -869,6 +869,16 @@ impl Replica {
         if !m.reply {
             self.greet(ctx, n, true);
         }
+        if self.program.defects().hello_skips_catch_up {
+            // The bug zoo only (`Defects::hello_skips_catch_up`): Lasp issue 290, the
+            // neighbour taken as caught up, so it gets only the deltas made from now on.
+            let seq = self.seq;
+            if let Some(p) = self.peers.get_mut(&n) {
+                p.behind = false;
+                p.acked = seq;
+            }
+            return;
+        }
         if self.resume(n, m.epoch) {
             return; // it gets the deltas it missed at the next sync
         }

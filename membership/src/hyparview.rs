@@ -133,6 +133,13 @@ pub struct Config {
     /// bridge per node is enough to join two sides, and shuffles across it meanwhile bring
     /// the evidence that drops the suspects on the side just joined (see the module docs).
     pub probe_holdoff: Duration,
+    /// The bug zoo only (`tests/zoo/`, README "Bug zoo"): the paper's HyParView without
+    /// Partisan's isolation repair (Meiklejohn et al., "Partisan", USENIX ATC 2019, its
+    /// HyParView manager): no periodic promotion or rejoin, no reconnect probes, no retry of
+    /// a refused or timed-out NEIGHBOR request, so a node or island cut off under churn stays
+    /// cut off. Off by default, and off is the protocol as it is.
+    #[doc(hidden)]
+    pub without_isolation_repair: bool,
 }
 
 impl Default for Config {
@@ -177,6 +184,7 @@ impl Default for Config {
             // Our choice: three shuffle intervals, so a suspect on the side just bridged to is
             // likely heard of (as a SHUFFLE origin) before this node would probe it.
             probe_holdoff: Duration::from_secs(30),
+            without_isolation_repair: false,
         }
     }
 }
@@ -659,7 +667,7 @@ impl<P: Peer> HyParView<P> {
                     after: self.config.promotion_interval,
                     timer: Timer::Promote,
                 });
-                if !self.left {
+                if !self.left && !self.config.without_isolation_repair {
                     self.promote(now, rng, out);
                     self.probe_suspect(now, rng, out);
                 }
@@ -1027,7 +1035,7 @@ impl<P: Peer> HyParView<P> {
 
     /// A NEIGHBOR request was refused or timed out: retry at once while under the minimum.
     fn request_failed<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut HvOutbox<P>) {
-        if self.active.len() < self.config.min_active {
+        if self.active.len() < self.config.min_active && !self.config.without_isolation_repair {
             self.refill(now, rng, out);
         }
     }

@@ -122,6 +122,13 @@ pub struct AdCounter {
     pub impression_interval: Duration,
     /// Exact mode: bounded-counter rights instead of grow-only counters (module docs).
     pub exact: bool,
+    /// The bug zoo only (`tests/zoo/`): the client keeps showing and counting ads from the
+    /// list it had, removed ones included, instead of refusing an ad whose removal it saw:
+    /// the client bug the ad counter's invariant exists for (Meiklejohn, Van Roy, "Lasp",
+    /// PPDP 2015, §6: a client must stop displaying an ad once it learns of its removal).
+    /// Off by default, and off is the client as it is.
+    #[doc(hidden)]
+    pub keeps_counting_removed: bool,
     /// This node's record; replaced by a fresh one at every start, so nodes never share it.
     /// Behind a mutex because the subscription that fills it lives in the program.
     node: Arc<Mutex<NodeRecord>>,
@@ -182,6 +189,7 @@ impl AdCounter {
             threshold,
             impression_interval,
             exact: false,
+            keeps_counting_removed: false,
             node: Arc::default(),
         }
     }
@@ -439,16 +447,24 @@ impl AdCounter {
         let offline = node.neighbours().is_empty();
         let ad = {
             let mut r = self.record();
-            let len = r.log.visible.len();
+            // The bug zoo's client shows the ads it ever had, removed ones included.
+            let shown: Vec<&String> = if self.keeps_counting_removed {
+                r.log.visible.union(&r.log.removed_seen).collect()
+            } else {
+                r.log.visible.iter().collect()
+            };
+            let len = shown.len();
             if len == 0 {
                 return;
             }
             let k = (node.random_u64() % len as u64) as usize;
-            let ad = r.log.visible.iter().nth(k).expect("k < len").clone();
+            let ad = shown[k].clone();
             if r.log.removed_seen.contains(&ad) {
                 r.log.violations += 1;
                 node.count("ad_counter.violations", 1);
-                return;
+                if !self.keeps_counting_removed {
+                    return;
+                }
             }
             ad
         };
@@ -702,6 +718,7 @@ mod tests {
                 app: a,
                 boot: 1,
                 started: rasp_runtime::Time::ZERO,
+                membership: None,
             }];
             app.invariants()
                 .iter()

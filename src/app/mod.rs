@@ -172,6 +172,10 @@ pub trait App: Clone + Send + Sync + 'static {
     fn shrink_op(&self, _op: &str) -> Vec<String> {
         Vec::new()
     }
+    /// Adjusts the membership configuration every simulated node of the app boots with
+    /// (`sim`, `fuzz`, `shrink`, `check`): a protocol's parameters, such as HyParView's view
+    /// sizes. rasp's defaults are kept by default.
+    fn membership_config(&self, _config: &mut rasp_membership::Config) {}
 }
 
 /// One client operation of an app's workload ([`App::workload`]).
@@ -233,6 +237,9 @@ pub struct NodeView<'a> {
     pub boot: u64,
     /// Virtual time at which this incarnation started.
     pub started: Time,
+    /// The node's membership atom, for invariants over the overlay (its neighbours:
+    /// [`rasp_membership::MembershipAtom::neighbours`]); `None` where there is none.
+    pub membership: Option<&'a rasp_membership::MembershipAtom>,
 }
 
 impl NodeView<'_> {

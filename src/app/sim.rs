@@ -350,6 +350,9 @@ pub fn views<A: App>(sim: &Sim) -> Vec<NodeView<'_>> {
                 app: atom.app(),
                 boot: atom.boot(),
                 started: atom.started(),
+                membership: sim
+                    .host(id)?
+                    .atom::<rasp_membership::MembershipAtom>(rasp_runtime::AtomId(1)),
             })
         })
         .collect()
@@ -436,11 +439,12 @@ pub fn app_node_boot<A: App>(
     role: Role,
     config: &ReplicaConfig,
 ) -> Result<Boot, String> {
-    let membership = MConfig {
+    let mut membership = MConfig {
         mode,
         role,
         ..MConfig::default()
     };
+    app.membership_config(&mut membership);
     membership.validate().map_err(|e| e.to_string())?;
     let seeds = if index == 0 {
         Vec::new()

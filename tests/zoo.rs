@@ -1,0 +1,183 @@
+//! The bug zoo: known distributed bugs, each a small app or a runtime switch that puts a
+//! historical bug back into library code ([`rasp::dataflow::program::Defects`], the ad
+//! counter's `keeps_counting_removed`), found by `fuzz`, cut down by `shrink`, replayed bit
+//! for bit, and (where the configuration is small) found by `check`. Every case also runs the
+//! fixed code over the same fuzz runs, which must stay clean. See README "Bug zoo".
+//!
+//! The default run uses small budgets with fixed seeds known to find each bug. The full
+//! table: `cargo test --release --test zoo table -- --ignored --nocapture`.
+
+#[path = "zoo/ad.rs"]
+mod ad;
+#[path = "zoo/case.rs"]
+mod case;
+#[path = "zoo/intersection.rs"]
+mod intersection;
+#[path = "zoo/island.rs"]
+mod island;
+#[path = "zoo/lattice.rs"]
+mod lattice;
+#[path = "zoo/lww.rs"]
+mod lww;
+#[path = "zoo/map.rs"]
+mod map;
+#[path = "zoo/restart.rs"]
+mod restart;
+#[path = "zoo/trigger.rs"]
+mod trigger;
+
+use rasp::app::fuzz::FuzzArgs;
+use rasp::app::NodeMeta;
+use rasp::app::WorkItem;
+use rasp::membership::Mode;
+use std::time::Duration;
+
+/// The fuzzer's settings the cases share: `nodes` nodes under full membership, 2 s of
+/// activity, at most `faults` faults, 10 s for eventual properties, 2 threads.
+fn fuzz_args(runs: u64, nodes: u32, faults: u32) -> FuzzArgs {
+    FuzzArgs {
+        runs,
+        seed: 1,
+        threads: Some(2),
+        nodes,
+        membership: Mode::Full,
+        horizon_s: 2.0,
+        settle_s: 10.0,
+        max_faults: faults,
+        ..FuzzArgs::default()
+    }
+}
+
+/// `per_node` operations on each node at uniform random times within `horizon`, each named
+/// by `op` from a random number.
+fn ops(
+    nodes: &[NodeMeta],
+    horizon: Duration,
+    per_node: u32,
+    rng: &mut dyn rand::RngCore,
+    op: impl Fn(u64) -> String,
+) -> Vec<WorkItem> {
+    let mut out = Vec::new();
+    let h = horizon.as_millis().max(1) as u64;
+    for n in nodes {
+        let Some(i) = n.index else { continue };
+        for _ in 0..per_node {
+            let at = Duration::from_millis(rng.next_u64() % h);
+            out.push(WorkItem {
+                at,
+                node: i,
+                op: op(rng.next_u64()),
+            });
+        }
+    }
+    out.sort_by_key(|w| w.at);
+    out
+}
+
+/// `"verb n"` → `(verb, n)` (0 if the number is missing).
+fn parse(op: &str) -> (&str, u64) {
+    let (verb, n) = op.rsplit_once(' ').unwrap_or((op, "0"));
+    (verb, n.parse().unwrap_or(0))
+}
+
+/// Shrinking's budget per case in the default run.
+const BUDGET: Duration = Duration::from_secs(60);
+
+#[test]
+fn map_non_injective() {
+    case::run(&map::case(200), BUDGET, true);
+}
+
+/// The application bug, reused from `tests/fuzz_shrink.rs` (the fixed program keeps the
+/// count in a grow-only counter; `check` finds it in `tests/check.rs`, at depth 4).
+fn lww_case(runs: u64) -> case::Case<lww::LwwCounter> {
+    case::Case {
+        name: "LWW read-modify-write",
+        buggy: lww::LwwCounter::default(),
+        fixed: lww::LwwCounter { counter: true },
+        invariant: lww::COUNTS,
+        fuzz: rasp::app::fuzz::FuzzArgs {
+            horizon_s: 5.0,
+            ..fuzz_args(runs, 3, 2)
+        },
+        hand_made: &[
+            "n0 starts",
+            "n1 starts",
+            "n0 increments (reads 0, writes 1)",
+            "n1 increments (reads 0, writes 1)",
+            "n1 → n0 membership/wire delivered (n1 joins)",
+            "n0 → n1 dataflow/hello delivered",
+            "n1 → n0 dataflow/hello delivered",
+            "n0 → n1 dataflow/sync delivered",
+            "n1 → n0 dataflow/sync delivered (both hold 1 after 2 increments)",
+        ],
+        check: None,
+        expect_clean: true,
+    }
+}
+
+#[test]
+fn intersection_concatenated_tokens() {
+    case::run(&intersection::case(200), BUDGET, true);
+}
+
+#[test]
+fn enforce_once_fires_again() {
+    case::run(&trigger::case(50), BUDGET, true);
+}
+
+#[test]
+fn restart_catch_up_skipped() {
+    case::run(&restart::case(200), BUDGET, true);
+}
+
+#[test]
+fn hyparview_island_without_isolation_repair() {
+    case::run(&island::case(100), BUDGET, true);
+}
+
+#[test]
+fn lww_read_modify_write() {
+    case::run(&lww_case(200), BUDGET, true);
+}
+
+#[test]
+fn non_commutative_join() {
+    case::run(&lattice::case(200), BUDGET, true);
+}
+
+#[test]
+fn ad_counter_client_counts_removed_ads() {
+    case::run(&ad::case(100), BUDGET, true);
+}
+
+/// The README's "Bug zoo" table, with larger budgets:
+/// `cargo test --release --test zoo table -- --ignored --nocapture --test-threads 1`.
+#[test]
+#[ignore]
+fn table() {
+    let budget = Duration::from_secs(60);
+    let rows = vec![
+        case::run(&map::case(1000), budget, false),
+        case::run(&intersection::case(1000), budget, false),
+        case::run(&trigger::case(1000), budget, false),
+        case::run(&restart::case(1000), budget, false),
+        case::run(&lww_case(1000), budget, false),
+        case::run(&lattice::case(1000), budget, false),
+        case::run(&ad::case(1000), budget, false),
+        case::run(&island::case(1000), budget, false),
+    ];
+    let mut ratios: Vec<f64> = rows.iter().map(case::Row::reduction).collect();
+    // The median of the reductions (the mean of the two middle ones for an even count).
+    ratios.sort_by(f64::total_cmp);
+    println!("{}", case::HEADER);
+    for r in &rows {
+        println!("{}", r.markdown());
+    }
+    println!(
+        "median reduction {:.1} %; within 1.5× of the hand-made minimum: {} of {}",
+        (ratios[(ratios.len() - 1) / 2] + ratios[ratios.len() / 2]) / 2.0,
+        rows.iter().filter(|r| r.ratio() <= 1.5).count(),
+        rows.len()
+    );
+}
