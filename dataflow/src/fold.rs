@@ -7,7 +7,7 @@
 //! join (O(delta)). Its [`Query`] is the folded value, which always equals the plain fold of
 //! the set's elements, whatever order the deltas arrived in.
 //!
-//! Hand-written: Lasp's fold targets an old set layout and is untested (lasp issue #292).
+//! Hand-written: Lasp's fold targets an old set layout and is untested.
 
 use std::fmt;
 use std::marker::PhantomData;

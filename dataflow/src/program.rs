@@ -294,8 +294,8 @@ pub struct Defects {
     /// token concatenation of Lasp's early `intersection`; PPDP 2015 §3 pairs them).
     pub intersection_concatenates: bool,
     /// A replica greeted by a neighbour takes it as caught up without sending it its states:
-    /// a node restarted under delta sync gets nothing until the object changes again (Lasp
-    /// issue 290 on GitHub, lasp-lang/lasp; the catch-up of [`crate::replica`]'s `on_hello`).
+    /// a node restarted under delta sync gets nothing until the object changes again (a bug
+    /// Lasp had; the fix is the catch-up of the `replica` module docs, "Catch-up at once").
     pub hello_skips_catch_up: bool,
 }
 

@@ -20,7 +20,7 @@
 //! **State-based sync** ships every held variable's whole state to every neighbour each
 //! interval (the baseline the ICDE paper measures against).
 //!
-//! **Catch-up at once** (Lasp issue #290): when a neighbour appears, both sides exchange a
+//! **Catch-up at once** (a bug Lasp had: a node restarted under delta sync got nothing until the object changed again): when a neighbour appears, both sides exchange a
 //! [`Hello`] (the variables they hold and the graph's declarations) and then each sends the
 //! other the full state of the variables they share, without waiting for a new update. A
 //! neighbour that fell behind the buffer (its acknowledged sequence was garbage-collected, or
@@ -870,7 +870,7 @@ impl Replica {
             self.greet(ctx, n, true);
         }
         if self.program.defects().hello_skips_catch_up {
-            // The bug zoo only (`Defects::hello_skips_catch_up`): Lasp issue 290, the
+            // The bug zoo only (`Defects::hello_skips_catch_up`): Lasp's restart bug, the
             // neighbour taken as caught up, so it gets only the deltas made from now on.
             let seq = self.seq;
             if let Some(p) = self.peers.get_mut(&n) {
@@ -882,7 +882,7 @@ impl Replica {
         if self.resume(n, m.epoch) {
             return; // it gets the deltas it missed at the next sync
         }
-        // Catch the neighbour up at once (Lasp #290); on a later greeting (both sides greet
+        // Catch the neighbour up at once (module docs, "Catch-up at once"); on a later greeting (both sides greet
         // a new link, and greet again when they hold a new variable) only with what it was
         // not caught up on.
         let only_new = self.peers.get(&n).is_some_and(|p| !p.behind);

@@ -1,5 +1,5 @@
 //! Replication in the simulator: threshold reads across replicas, catch-up after a restart
-//! (Lasp issue #290) with durable variables, triggers that fire on exactly one node and never
+//! (`replica` module docs, "Catch-up at once") with durable variables, triggers that fire on exactly one node and never
 //! twice, the Plumtree carrier, and Selective Hearing (clients hold only what they read).
 //!
 //! A failing run prints its seed and the command to reproduce it.
@@ -257,7 +257,7 @@ fn threshold_read_unblocks_exactly_when_it_holds_across_replicas() {
 }
 
 /// Durable variables survive a crash; the restarted node has them at once and catches up
-/// with what it missed without waiting for a new update (Lasp #290).
+/// with what it missed without waiting for a new update (`replica` module docs, "Catch-up at once").
 #[test]
 fn restarted_node_recovers_and_catches_up_at_once() {
     let durable = ReplicaConfig {

@@ -11,7 +11,7 @@
 //! SHUFFLE and SHUFFLE_REPLY.
 //!
 //! What this implementation adds to the paper, and why:
-//! - **Partisan's isolation repair** (Partisan issue #75: islands appeared under churn): a node
+//! - **Partisan's isolation repair** (islands appeared under churn in Partisan): a node
 //!   whose active view empties promotes a passive peer at once with a high-priority request;
 //!   every [`Config::promotion_interval`] a node under [`Config::active_size`] promotes one more
 //!   passive peer; a node under [`Config::min_active`] with nothing left to promote (an isolated

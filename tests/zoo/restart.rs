@@ -1,4 +1,4 @@
-//! Lasp issue 290 (lasp-lang/lasp on GitHub): a node restarted under delta sync gets
+//! Lasp's restart bug (README "Bug zoo"): a node restarted under delta sync gets
 //! nothing until the object changes again. The replica catches a greeting neighbour up with
 //! its states at once (`on_hello` in [`rasp::dataflow::replica`]); with
 //! [`Defects::hello_skips_catch_up`](rasp::dataflow::program::Defects) it takes the
