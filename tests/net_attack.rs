@@ -92,6 +92,16 @@ async fn ask<S: futures::AsyncWrite + Unpin>(raw: &mut RawPeer, mut s: S, node: 
     }
 }
 
+/// The started node's address and id, and a runtime for the raw peers.
+fn attach(n: &common::NodeProc) -> (Multiaddr, NodeId, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    (n.addr.parse().unwrap(), NodeId(n.node_id), rt)
+}
+
 /// A peer's streams that went silent (a connection that died without a close, as after a
 /// partition) must not keep its newest stream out: the node drops the oldest stream at the
 /// per-peer bound instead of refusing the new one, so the peer is heard again at once.
@@ -107,13 +117,7 @@ async fn ask<S: futures::AsyncWrite + Unpin>(raw: &mut RawPeer, mut s: S, node: 
 fn silent_old_streams_do_not_shut_out_a_peers_new_stream() {
     let dir = tempdir("stale-streams");
     let n = start_node(&dir, &[]);
-    let addr: Multiaddr = n.addr.parse().unwrap();
-    let node = NodeId(n.node_id);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (addr, node, rt) = attach(&n);
     rt.block_on(async {
         let mut raw = RawPeer::new(None).unwrap();
         let peer = raw
@@ -158,13 +162,7 @@ fn silent_old_streams_do_not_shut_out_a_peers_new_stream() {
 fn frame_headers_alone_pin_no_memory() {
     let dir = tempdir("hdr-attack");
     let n = start_node(&dir, &[]);
-    let addr: Multiaddr = n.addr.parse().unwrap();
-    let node = NodeId(n.node_id);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let (addr, node, rt) = attach(&n);
     rt.block_on(async {
         served(&addr, node).await;
         let before = n.proc.rss_kib().expect("VmRSS");
