@@ -509,6 +509,7 @@ fn failing_plan<A: App>(
         skips: Vec::new(),
         schedule_until: None,
         settle: Duration::from_secs(10),
+        loss_heals: true,
     };
     for seed in 1..=50 {
         plan.seed = seed;

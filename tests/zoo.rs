@@ -123,7 +123,7 @@ fn intersection_concatenated_tokens() {
 
 #[test]
 fn enforce_once_fires_again() {
-    case::run(&trigger::case(50), BUDGET, true);
+    case::run(&trigger::case(1000), BUDGET, true);
 }
 
 #[test]
@@ -180,4 +180,33 @@ fn table() {
         rows.iter().filter(|r| r.ratio() <= 1.5).count(),
         rows.len()
     );
+}
+
+/// The fixed trigger's run 740 (seed 1) lost a fifth of all messages for the whole run: its
+/// neighbour's catch-up, resent every two sync intervals until acknowledged, was lost four
+/// times in a row, so `__fired` was still on one replica 10 s after the run went quiet (it
+/// converges within 60 s). That is the network never healing, not a replication defect: the
+/// eventual properties are "after the last fault heals", so a plan's loss now ends at
+/// quiescence ([`rasp::app::plan::Plan::loss_heals`]).
+#[test]
+fn loss_ends_when_the_run_goes_quiet() {
+    use rasp::app::fuzz::run_seed;
+    use rasp::app::plan::{execute, Collect, Plan};
+    let case = trigger::case(1000);
+    let space = case.fuzz.space().unwrap();
+    let mut plan = Plan::generate(&case.fixed, &space, run_seed(case.fuzz.seed, 740));
+    assert!(plan.loss_heals && plan.loss > 0.15, "{plan:?}");
+    let run = |plan: &Plan| {
+        execute(&case.fixed, plan, Collect::default(), None)
+            .unwrap()
+            .violation
+            .map(|v| v.message)
+    };
+    assert_eq!(run(&plan), None);
+    // As recorded before (loss for the whole run): the 10 s bound is missed, 60 s is not.
+    plan.loss_heals = false;
+    let missed = run(&plan).expect("the run of the old semantics fails");
+    assert!(missed.contains("__fired differs"), "{missed}");
+    plan.settle = Duration::from_secs(60);
+    assert_eq!(run(&plan), None);
 }

@@ -85,7 +85,8 @@ pub struct FuzzArgs {
     /// Crashed nodes always keep their durable store
     #[arg(long)]
     pub no_wipe: bool,
-    /// Largest message loss probability a run may draw (half the runs draw none)
+    /// Largest message loss probability a run may draw (half the runs draw none); the loss
+    /// ends when the run goes quiet, like every other fault
     #[arg(long, value_name = "P", default_value_t = 0.2)]
     pub max_loss: f64,
     /// Largest duplication probability a run may draw (most runs draw none)

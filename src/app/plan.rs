@@ -4,7 +4,7 @@
 //! same execution, event for event.
 //!
 //! **What a plan holds.** The cluster (nodes, servers, membership, sync), the network
-//! (latency range, loss, duplication), the simulator's seed (every choice the network model and
+//! (latency range, loss until the run goes quiet, duplication), the simulator's seed (every choice the network model and
 //! the nodes' random numbers make), the external events ([`External`]: partitions, symmetric
 //! or one-way, each with its heal; crashes, each with its restart, keeping the durable store
 //! or wiping it; pauses with their resume; clock skews; the app's workload operations), and
@@ -29,12 +29,12 @@ use rand_chacha::ChaCha8Rng;
 use rasp_membership::{Mode, Role};
 use rasp_runtime::message::Payload;
 use rasp_runtime::sim::{
-    Cause, EventClass, Fault, Latency, LinkConfig, MsgId, NetConfig, Observed, Schedule, Sim,
-    SimConfig, Skew, TimerFiring, Trace, Violation,
+    Cause, EventClass, Fault, Latency, LinkConfig, LinkModel, MsgId, NetConfig, NetModel, Observed,
+    Schedule, Sim, SimConfig, Skew, TimerFiring, Trace, Violation,
 };
 use rasp_runtime::{AtomAddr, AtomId, Dest, Message, NodeId, Time};
 use serde::{Deserialize, Serialize};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::time::Duration;
@@ -243,6 +243,12 @@ pub struct Plan {
     pub schedule_until: Option<Duration>,
     /// Bound of the eventual properties after quiescence.
     pub settle: Duration,
+    /// Whether the loss ends when the run goes quiet, like every other fault (the eventual
+    /// properties are "after the last fault heals"; a network that keeps losing a fifth of
+    /// all messages never heals). Every generated plan sets it; trace files written before
+    /// it existed read `false` and replay as they were recorded (loss for the whole run).
+    #[serde(default)]
+    pub loss_heals: bool,
 }
 
 /// A message delivered `by` later than the network model would deliver it ([`Plan::delays`]).
@@ -363,6 +369,7 @@ impl Plan {
             skips: Vec::new(),
             schedule_until: None,
             settle: space.settle,
+            loss_heals: true,
         }
     }
 
@@ -665,6 +672,35 @@ fn contents(
     None
 }
 
+/// The plan's links, losing messages until the run goes quiet and none after
+/// ([`Plan::loss_heals`]). Both halves draw from the simulator's generator, so the run stays a
+/// function of the plan.
+struct HealingLoss {
+    lossy: LinkModel,
+    clean: LinkModel,
+    healed: Rc<Cell<bool>>,
+}
+
+impl NetModel for HealingLoss {
+    fn transmit(
+        &mut self,
+        from: NodeId,
+        to: NodeId,
+        rng: &mut dyn RngCore,
+        out: &mut Vec<Duration>,
+    ) {
+        if self.healed.get() {
+            self.clean.transmit(from, to, rng, out)
+        } else {
+            self.lossy.transmit(from, to, rng, out)
+        }
+    }
+
+    fn latency(&mut self, from: NodeId, to: NodeId, rng: &mut dyn RngCore) -> Duration {
+        self.lossy.latency(from, to, rng)
+    }
+}
+
 /// How often the eventual properties are checked once the run is quiet.
 pub const SAMPLE: Duration = Duration::from_millis(100);
 
@@ -718,7 +754,24 @@ pub fn execute<A: App>(
         },
         ..SimConfig::default()
     };
-    let mut sim = Sim::new(cfg).map_err(|e| e.to_string())?;
+    // Loss that ends at quiescence (`Plan::loss_heals`): the network model switches to the
+    // same links without loss when the driver reaches the quiet time.
+    let healed = (plan.loss_heals && plan.loss > 0.0).then(|| Rc::new(Cell::new(false)));
+    let mut sim = match &healed {
+        Some(flag) => {
+            cfg.validate().map_err(|e| e.to_string())?;
+            let mut clean = cfg.net.clone();
+            clean.default.loss = 0.0;
+            let model = HealingLoss {
+                lossy: LinkModel::new(&cfg.net),
+                clean: LinkModel::new(&clean),
+                healed: flag.clone(),
+            };
+            Sim::with_model(cfg, Box::new(model))
+        }
+        None => Sim::new(cfg),
+    }
+    .map_err(|e| e.to_string())?;
     sim.halt_on_violation(true);
     let roles: Vec<Role> = (0..plan.nodes).map(|i| role(i, plan.servers)).collect();
     let decoder = if collect.story {
@@ -832,8 +885,15 @@ pub fn execute<A: App>(
     let mut last: Vec<String> = vec![String::new(); eventual.len()];
     let stable = at(STABLE.max(plan.sync_interval * 3));
     loop {
-        let next = Time(sim.now().0 + at(SAMPLE).0);
+        let mut next = Time(sim.now().0 + at(SAMPLE).0);
+        let healing = healed.as_ref().filter(|h| !h.get());
+        if healing.is_some() {
+            next = next.min(quiet);
+        }
         sim.run_until(next);
+        if let Some(h) = healing.filter(|_| sim.now() >= quiet) {
+            h.set(true);
+        }
         if sim.violation().is_some() || verify_diverged(&sim, verify) {
             break;
         }
