@@ -32,6 +32,13 @@
 //! (garbage-collected once the neighbour's previous incarnation acknowledged them), so a
 //! lost catch-up would otherwise leave the neighbour without them for good.
 //!
+//! The same holds for a variable that becomes shared later (declared at run time, or newly
+//! held on either side, so the neighbours greet again): its full state goes to the neighbour
+//! at once, with nothing to acknowledge (the other variables' deltas are still owed), and
+//! then rides along, whole, with every delta sync until one of those is acknowledged. Its
+//! delta may have been buffered while the neighbour did not hold it, and acknowledged away
+//! with the rest, so that state is the only copy on its way.
+//!
 //! **Resuming a link** (no catch-up for a neighbour that was caught up recently). Overlay
 //! links come and go while both ends stay up (HyParView evicts and re-forms active links,
 //! Leitão, Pereira, Rodrigues, DSN 2007, §4), and a full-state catch-up for each re-formed
@@ -405,6 +412,14 @@ struct Peer {
     /// (an acknowledgement at or above it means one arrived, since no delta is sent to the
     /// neighbour meanwhile) and the sync intervals that ended since it was sent.
     catching: Option<(u64, u32)>,
+    /// Variables whose full states went to it unacknowledged after a later greeting (sent
+    /// with nothing to acknowledge, since the deltas of the others are still owed): they
+    /// ride along, whole, with every delta sync until one carrying `owed_from` or more is
+    /// acknowledged (module docs, "Catch-up at once").
+    owed: BTreeSet<String>,
+    /// The sequence number the syncs carrying `owed` start at (one that no earlier sync
+    /// carried).
+    owed_from: u64,
 }
 
 /// A neighbour that went away caught up, remembered to resume a re-formed link.
@@ -1004,7 +1019,19 @@ impl Replica {
         } else {
             0
         };
+        let acked_later =
+            only_new && self.config.sync.is_delta() && self.config.carrier == Carrier::Direct;
+        if acked_later && !vars.is_empty() {
+            // Skip a sequence number, so that only a sync sent from now on (carrying these
+            // states) can acknowledge them.
+            self.seq += 1;
+        }
+        let next = self.seq;
         if let Some(p) = self.peers.get_mut(&n) {
+            if acked_later && !vars.is_empty() {
+                p.owed.extend(vars.iter().map(|(id, _)| id.clone()));
+                p.owed_from = next;
+            }
             p.behind = false;
             if !only_new && self.config.carrier == Carrier::Direct {
                 // Kept until acknowledged (module docs, "Catch-up at once"); the first
@@ -1126,6 +1153,9 @@ impl Replica {
             if p.catching.is_some_and(|(first, _)| p.acked >= first) {
                 p.catching = None;
             }
+            if p.acked >= p.owed_from {
+                p.owed.clear();
+            }
         }
         self.collect_garbage();
     }
@@ -1241,7 +1271,25 @@ impl Replica {
             .filter(|e| !(bp && e.origin == Some(n)))
             .filter(|e| p.held.contains(&*e.var));
         let known = (bp && self.config.bp_heard).then_some(&p.heard);
-        let vars = join_and_encode(entries, known, &mut self.stats);
+        let mut vars = join_and_encode(entries, known, &mut self.stats);
+        // States owed since a later greeting, whole (they contain any delta of theirs).
+        let owed: Vec<String> = p
+            .owed
+            .iter()
+            .filter(|id| p.held.contains(*id))
+            .cloned()
+            .collect();
+        for id in owed {
+            let Ok(state) = self.program.state_dyn(&id) else {
+                continue;
+            };
+            let bytes = state.encode();
+            *self.stats.bytes_sent.entry(id.clone()).or_default() += bytes.len() as u64;
+            match vars.iter_mut().find(|(v, _)| *v == id) {
+                Some(slot) => slot.1 = bytes,
+                None => vars.push((id, bytes)),
+            }
+        }
         if let Some(p) = self.peers.get_mut(&n) {
             p.heard.clear();
         }
