@@ -12,6 +12,11 @@
 //! `--no-por`, `--no-hashing`, membership and replication as in `sim` (full membership by
 //! default: the smallest protocol).
 //!
+//! Safety invariants (`Invariant::each` / `all`) are checked in every state reached; the
+//! eventual ones (`Invariant::eventually`) in every state at the depth bound, after running it
+//! on with no fault for their bound (`--settle-s` to choose it, 0 to skip them; see
+//! [`rasp_runtime::sim::explore`](mod@rasp_runtime::sim::explore), "Eventual properties").
+//!
 //! Output: states explored, states per second, depth reached, then either "no violation up
 //! to depth D" (exit 0) or the shortest counterexample (breadth-first), one line per event in
 //! plain words, written as a trace file (`--trace`, [`rasp_runtime::sim::Trace`]) that
@@ -29,6 +34,7 @@ use rasp_runtime::sim::{explore, Budget, ExploreConfig, ExploreReport, Model, St
 use rasp_runtime::Boot;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// `check` with the app's own flags.
 #[derive(Clone, Debug, Args)]
@@ -77,6 +83,11 @@ pub struct CheckArgs {
     /// Turn state hashing (the visited set) off
     #[arg(long)]
     pub no_hashing: bool,
+    /// Seconds of fault-free running after which the app's eventual properties
+    /// (`Invariant::eventually`) are checked, from every state at the depth bound
+    /// [default: the longest of their own bounds; 0: not checked]
+    #[arg(long, value_name = "S")]
+    pub settle_s: Option<f64>,
     /// Seed of what the nodes draw at boot and of their generators
     #[arg(long, value_name = "SEED", default_value_t = 42)]
     pub seed: u64,
@@ -111,6 +122,7 @@ impl Default for CheckArgs {
             max_states: 500_000,
             no_por: false,
             no_hashing: false,
+            settle_s: None,
             seed: 42,
             membership: Mode::Full,
             servers: None,
@@ -181,9 +193,27 @@ pub fn boots<A: App>(app: &A, args: &CheckArgs) -> Result<Vec<Boot>, String> {
 /// The model of `app` under `args`: its boots and its invariants over the live nodes'
 /// [`super::NodeView`]s.
 pub fn model<A: App>(app: &A, args: &CheckArgs) -> Result<Model, String> {
+    let settle = match args.settle_s {
+        Some(s) if !(s.is_finite() && (0.0..=3600.0).contains(&s)) => {
+            return Err(format!(
+                "--settle-s must be between 0 and 3600 seconds, got {s}"
+            ))
+        }
+        Some(s) => Some(Duration::from_secs_f64(s)),
+        None => None,
+    };
     let mut model = Model::new(args.seed, boots(app, args)?);
     for inv in app.invariants() {
-        model = model.invariant(inv.name(), move |sim| inv.check(&views::<A>(sim)));
+        model = match inv.within() {
+            None => model.invariant(inv.name(), move |sim| inv.check(&views::<A>(sim))),
+            Some(_) if settle.is_some_and(|d| d.is_zero()) => model,
+            Some(within) => {
+                let name = inv.name().to_string();
+                model.eventually(name, settle.unwrap_or(within), move |sim| {
+                    inv.check(&views::<A>(sim))
+                })
+            }
+        };
     }
     Ok(model)
 }
@@ -218,6 +248,14 @@ pub fn text(args: &CheckArgs, r: &ExploreReport) -> String {
         r.states_per_sec(),
         r.depth_reached,
     ));
+    if r.settled > 0 {
+        out.push_str(&format!(
+            "eventual properties checked in {} states at the depth bound, each run on with no fault first\n",
+            r.settled
+        ));
+    } else if args.settle_s == Some(0.0) {
+        out.push_str("eventual properties not checked (--settle-s 0)\n");
+    }
     match &r.violation {
         None => {
             out.push_str(&format!("no violation up to depth {}", args.depth));
@@ -233,15 +271,20 @@ pub fn text(args: &CheckArgs, r: &ExploreReport) -> String {
             out.push('\n');
         }
         Some(v) => {
-            let which = if args.dfs {
+            let which = if v.settle_from.is_some() {
+                "settled from a state at the depth bound: a shorter path may fail too"
+            } else if args.dfs {
                 "a counterexample"
             } else {
                 "a shortest counterexample"
             };
+            let (depth, settled) = match v.settle_from {
+                Some(k) => (k, ", then settled"),
+                None => (v.steps.len(), ""),
+            };
             out.push_str(&format!(
-                "VIOLATION of `{}` at depth {} ({which}):\n",
+                "VIOLATION of `{}` at depth {depth}{settled} ({which}):\n",
                 v.invariant,
-                v.steps.len()
             ));
             for line in &v.story {
                 out.push_str(&format!("  {line}\n"));

@@ -184,7 +184,7 @@ pub fn run<A: App>(case: &Case<A>, shrink_budget: Duration, strict: bool) -> Row
         for l in &cx.story {
             eprintln!("  {name} (check): {l}");
         }
-        let depth = cx.steps.len();
+        let depth = cx.settle_from.unwrap_or(cx.steps.len());
         let args = CheckArgs {
             depth: depth as u32,
             ..c.args.clone()

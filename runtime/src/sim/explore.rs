@@ -45,6 +45,21 @@
 //! two updates whose joins commute on one node): those are explored twice (under-pruning,
 //! never over-pruning).
 //!
+//! # Eventual properties
+//!
+//! A bounded eventual property ("once faults stop, within T every replica holds the same
+//! value") fails in most states of a path (a message is still in flight), so it is not
+//! checked in every state. [`Model::eventually`] adds one, checked in every state at the
+//! depth bound after a **settle**: partitions healed, crashed nodes restarted, then every
+//! pending event picked in the order of its own time (send or due time; nothing lost, no
+//! choice) until nothing more is due within [`Model::settle`] of the state's time. The safety
+//! invariants are checked after every settle step too. The settle is one fair continuation of
+//! the state, not all of them: the property is checked as "after this prefix, a fault-free
+//! network brings it about within T", which is how `fuzz` checks it after the last fault
+//! heals. A counterexample is the path plus its settle ([`Counterexample::settle_from`]);
+//! breadth-first search reports the first one at the depth bound, so a shorter prefix may
+//! fail as well.
+//!
 //! # Partial-order reduction
 //!
 //! Sleep sets (Godefroid, *Partial-Order Methods for the Verification of Concurrent Systems*,
@@ -557,6 +572,12 @@ pub struct Model {
     pub boots: Vec<Boot>,
     /// Checked in every state reached.
     pub invariants: Vec<(String, Check)>,
+    /// Bounded eventual properties: checked in every state at the depth bound after
+    /// [`Model::settle`] of fault-free running (see the module docs, "Eventual properties").
+    pub eventual: Vec<(String, Check)>,
+    /// How long a state at the depth bound runs, faults healed, before the eventual
+    /// properties are checked (zero: they are not checked).
+    pub settle: Duration,
 }
 
 impl Model {
@@ -566,7 +587,73 @@ impl Model {
             config: SimConfig::seeded(seed),
             boots,
             invariants: Vec::new(),
+            eventual: Vec::new(),
+            settle: Duration::ZERO,
         }
+    }
+
+    /// Adds a bounded eventual property, checked after `settle` of fault-free running from
+    /// every state at the depth bound (the longest `settle` given is used).
+    pub fn eventually(
+        mut self,
+        name: impl Into<String>,
+        settle: Duration,
+        check: impl Fn(&Sim) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.eventual.push((name.into(), Arc::new(check)));
+        self.settle = self.settle.max(settle);
+        self
+    }
+
+    /// Whether states at the depth bound are settled and their eventual properties checked.
+    fn settles(&self) -> bool {
+        !self.eventual.is_empty() && !self.settle.is_zero()
+    }
+
+    /// From `sim`'s state (at the depth bound): partitions healed and crashed nodes
+    /// restarted, then every pending event in the order of its own time (no loss, no
+    /// reordering beyond what the path left in flight) until nothing is due within
+    /// [`Model::settle`] of the state's time; the safety invariants are checked after every
+    /// step and the eventual ones at the end. Returns the steps taken and the failure.
+    fn settle_check(&self, sim: &mut Sim) -> Option<Failure> {
+        let mut steps = Vec::new();
+        if !sim.core.partitions.is_empty() {
+            steps.push(Step::Fault(Fault::HealAll));
+        }
+        for i in 0..sim.node_count() {
+            let n = NodeId(i as u64);
+            if !sim.is_up(n) {
+                steps.push(Step::Fault(Fault::Restart(n)));
+            }
+        }
+        for s in &steps {
+            s.apply(sim);
+        }
+        let end = Time(sim.now().0.saturating_add(self.settle.as_nanos() as u64));
+        for _ in 0..MAX_SETTLE_STEPS {
+            let Some(next) = sim
+                .pending()
+                .into_iter()
+                .filter(|p| p.at <= end)
+                .min_by_key(|p| (p.at, p.seq))
+            else {
+                break;
+            };
+            let step = Step::Pick(next.seq);
+            step.apply(sim);
+            steps.push(step);
+            if let Some((name, msg)) = self.violated(sim) {
+                return Some((steps, name, msg));
+            }
+        }
+        let secs = self.settle.as_secs_f64();
+        self.eventual.iter().find_map(|(name, check)| {
+            check(sim).err().map(|m| {
+                let m =
+                    format!("{m} (after {secs} s with no fault from a state at the depth bound)");
+                (steps.clone(), name.clone(), m)
+            })
+        })
     }
 
     /// Adds an invariant.
@@ -604,6 +691,13 @@ impl Model {
             .find_map(|(name, check)| check(sim).err().map(|m| (name.clone(), m)))
     }
 }
+
+/// A failing path: its steps, the invariant's name and its message.
+type Failure = (Vec<Step>, String, String);
+
+/// The most events one settle runs ([`Model::settle`]): a bound on zero-latency message
+/// storms, far above what a few nodes do in the bound.
+const MAX_SETTLE_STEPS: usize = 100_000;
 
 /// How many faults a path may contain.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -699,6 +793,9 @@ pub struct Counterexample {
     pub trace: Trace,
     /// One line per step in plain words, then the failing invariant.
     pub story: Vec<String>,
+    /// For an eventual property: where the settle starts in `steps` (the path before it is
+    /// the explored part, the rest the fault-free running of [`Model::settle`]).
+    pub settle_from: Option<usize>,
 }
 
 /// What [`explore`] found.
@@ -721,6 +818,8 @@ pub struct ExploreReport {
     pub truncated: bool,
     /// The first violation found (breadth-first: a shortest one).
     pub violation: Option<Counterexample>,
+    /// States at the depth bound settled to check the eventual properties.
+    pub settled: u64,
 }
 
 impl ExploreReport {
@@ -987,10 +1086,25 @@ struct Search<'a> {
     depth_reached: u32,
     cut_by_depth: bool,
     truncated: bool,
-    found: Option<(Vec<Step>, String, String)>,
+    found: Option<Failure>,
+    /// Where the settle of a liveness counterexample starts in `found`'s steps.
+    settled_at: Option<usize>,
+    /// States settled.
+    settled: u64,
 }
 
 impl Search<'_> {
+    /// Settles a state at the depth bound reached by `path` (see [`Model::settle_check`]).
+    fn settle_leaf(&mut self, mut sim: Sim, path: &[Step]) {
+        self.settled += 1;
+        if let Some((more, name, msg)) = self.model.settle_check(&mut sim) {
+            let mut steps = path.to_vec();
+            self.settled_at = Some(steps.len());
+            steps.extend(more);
+            self.found = Some((steps, name, msg));
+        }
+    }
+
     fn rebuild(&mut self, steps: &[Step]) -> Sim {
         let mut sim = self.model.boot(false);
         for s in steps {
@@ -1014,6 +1128,9 @@ impl Search<'_> {
         let cs = choices(&sim, node.used, self.cfg.faults);
         if depth >= self.cfg.depth {
             self.cut_by_depth |= !cs.is_empty();
+            if self.model.settles() {
+                self.settle_leaf(sim, &node.steps);
+            }
             return;
         }
         // The first child takes this simulator; the others rebuild it.
@@ -1058,6 +1175,9 @@ impl Search<'_> {
             if depth >= self.cfg.depth {
                 // States are left at the bound (their successors, if any, unexplored).
                 self.cut_by_depth = true;
+                if self.model.settles() {
+                    self.settle_frontier(&frontier);
+                }
                 return;
             }
             let next_i = AtomicUsize::new(0);
@@ -1113,6 +1233,51 @@ impl Search<'_> {
                 }
             }
             frontier = next;
+        }
+    }
+}
+
+impl Search<'_> {
+    /// Settles every state of the last breadth-first level, on the configured threads; the
+    /// failure reported is the first in frontier order, whatever the thread count.
+    fn settle_frontier(&mut self, frontier: &[Node]) {
+        let next_i = AtomicUsize::new(0);
+        let model = self.model;
+        let work = || {
+            let mut mine = Vec::new();
+            loop {
+                let i = next_i.fetch_add(1, Ordering::Relaxed);
+                if i >= frontier.len() {
+                    break mine;
+                }
+                let mut sim = model.boot(false);
+                for s in &frontier[i].steps {
+                    s.apply(&mut sim);
+                }
+                if let Some(f) = model.settle_check(&mut sim) {
+                    mine.push((i, f));
+                }
+            }
+        };
+        let threads = self.cfg.threads.max(1);
+        let mut found: Vec<(usize, Failure)> = if threads == 1 {
+            work()
+        } else {
+            std::thread::scope(|sc| {
+                let hs: Vec<_> = (0..threads).map(|_| sc.spawn(work)).collect();
+                hs.into_iter()
+                    .flat_map(|h| h.join().expect("rasp: explorer thread panicked"))
+                    .collect()
+            })
+        };
+        self.replayed += frontier.iter().map(|n| n.steps.len() as u64).sum::<u64>();
+        self.settled += frontier.len() as u64;
+        found.sort_by_key(|(i, _)| *i);
+        if let Some((i, (more, name, msg))) = found.into_iter().next() {
+            let mut steps = frontier[i].steps.clone();
+            self.settled_at = Some(steps.len());
+            steps.extend(more);
+            self.found = Some((steps, name, msg));
         }
     }
 }
@@ -1327,6 +1492,11 @@ impl Search<'_> {
         if depth >= self.cfg.depth {
             self.cut_by_depth |= !cs.is_empty();
             pool.free(h);
+            if self.model.settles() {
+                // Rebuilt here: the worker's simulator stays where it was built.
+                let sim = self.rebuild(&node.steps);
+                self.settle_leaf(sim, &node.steps);
+            }
             return;
         }
         let kids = expand(&node, cs, self.cfg.por);
@@ -1440,6 +1610,8 @@ pub fn explore(model: &Model, cfg: &ExploreConfig) -> ExploreReport {
         cut_by_depth: false,
         truncated: false,
         found: None,
+        settled_at: None,
+        settled: 0,
     };
     let root_sim = model.boot(false);
     let root = Node {
@@ -1465,10 +1637,9 @@ pub fn explore(model: &Model, cfg: &ExploreConfig) -> ExploreReport {
             }
         }
     }
-    let violation = search
-        .found
-        .take()
-        .map(|(steps, invariant, message)| counterexample(model, steps, invariant, message));
+    let violation = search.found.take().map(|(steps, invariant, message)| {
+        counterexample(model, steps, search.settled_at, invariant, message)
+    });
     ExploreReport {
         states: search.states,
         transitions: search.transitions,
@@ -1478,6 +1649,7 @@ pub fn explore(model: &Model, cfg: &ExploreConfig) -> ExploreReport {
         exhausted: !search.cut_by_depth && !search.truncated && violation.is_none(),
         truncated: search.truncated,
         violation,
+        settled: search.settled,
     }
 }
 
@@ -1485,12 +1657,26 @@ pub fn explore(model: &Model, cfg: &ExploreConfig) -> ExploreReport {
 fn counterexample(
     model: &Model,
     steps: Vec<Step>,
+    settled_at: Option<usize>,
     invariant: String,
     message: String,
 ) -> Counterexample {
     let mut sim = model.boot(true);
     let mut story = Vec::new();
-    for s in &steps {
+    for (k, s) in steps.iter().enumerate() {
+        if let Some(from) = settled_at.filter(|&from| k >= from) {
+            // The settle in one line: its steps are the model's fair schedule, not choices.
+            s.apply(&mut sim);
+            if k + 1 == steps.len() {
+                story.push(format!(
+                    "t={:.3} s then {} events with no fault, each in the order of its own time ({} s of settling)",
+                    sim.now().0 as f64 / 1e9,
+                    steps.len() - from,
+                    model.settle.as_secs_f64()
+                ));
+            }
+            continue;
+        }
         let line = match s {
             Step::Pick(seq) | Step::Drop(seq) => {
                 let p = sim.pending().into_iter().find(|p| p.seq == *seq);
@@ -1513,6 +1699,7 @@ fn counterexample(
         steps,
         trace,
         story,
+        settle_from: settled_at,
     }
 }
 
