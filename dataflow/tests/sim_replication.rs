@@ -721,19 +721,30 @@ fn a_set_aside_unreadable_record_is_kept_under_lost_and_the_node_catches_up() {
 
 /// Drops the next `dataflow/sync` message from one node to another once armed (a lost
 /// catch-up: the network may lose any single message).
-struct DropNextSync {
+/// While `armed`, skips `nth` syncs (state or delta) from `from` to `to`, drops the next one
+/// and disarms.
+struct DropSync {
     from: NodeId,
     to: NodeId,
+    nth: u32,
     armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl rasp_runtime::sim::Schedule for DropNextSync {
+impl rasp_runtime::sim::Schedule for DropSync {
     fn keep(&mut self, id: &rasp_runtime::sim::MsgId, _at: rasp_runtime::Time) -> bool {
         use std::sync::atomic::Ordering;
         let hit = id.from == self.from
             && id.to == self.to
             && id.kind == rasp_runtime::KindId::of(rasp_dataflow::replica::Sync::KIND);
-        !(hit && self.armed.swap(false, Ordering::SeqCst))
+        if !hit || !self.armed.load(Ordering::SeqCst) {
+            return true;
+        }
+        if self.nth > 0 {
+            self.nth -= 1;
+            return true;
+        }
+        self.armed.store(false, Ordering::SeqCst);
+        false
     }
 }
 
@@ -759,9 +770,10 @@ fn a_lost_catch_up_is_sent_again_until_acknowledged() {
         "node 1 acknowledged the clicks: {buffered} buffered"
     );
     let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    c.sim.set_schedule(Box::new(DropNextSync {
+    c.sim.set_schedule(Box::new(DropSync {
         from: NodeId(0),
         to: NodeId(1),
+        nth: 0,
         armed: armed.clone(),
     }));
     c.sim.apply(Fault::Crash(NodeId(1)));
@@ -778,35 +790,6 @@ fn a_lost_catch_up_is_sent_again_until_acknowledged() {
     assert_eq!(clicks(&c.sim, 1), 8, "the restarted node caught up");
 }
 
-/// Drops the `nth` (from 0) state-or-delta sync from `from` to `to` sent after it is set.
-struct DropNthSync {
-    from: NodeId,
-    to: NodeId,
-    nth: u32,
-    dropped: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl rasp_runtime::sim::Schedule for DropNthSync {
-    fn keep(&mut self, id: &rasp_runtime::sim::MsgId, _at: rasp_runtime::Time) -> bool {
-        let hit = id.from == self.from
-            && id.to == self.to
-            && id.kind == rasp_runtime::KindId::of(rasp_dataflow::replica::Sync::KIND);
-        if !hit {
-            return true;
-        }
-        if self.nth == 0 {
-            self.nth = u32::MAX;
-            self.dropped
-                .store(true, std::sync::atomic::Ordering::SeqCst);
-            return false;
-        }
-        if self.nth != u32::MAX {
-            self.nth -= 1;
-        }
-        true
-    }
-}
-
 /// The full states a node sends a neighbour for a variable newly shared between them (here
 /// declared at run time on node 0, after the two greeted each other) are lost on the way:
 /// they must come again until the neighbour acknowledges them. Node 0's delta of `x` is
@@ -820,21 +803,21 @@ fn lost_states_of_a_newly_shared_variable_are_sent_again() {
         (ReplicaConfig::default(), None, None)
     });
     c.sim.run_for(Duration::from_secs(3));
-    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let armed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     // The first sync is the tick's delta (the click, without `x`: node 1 does not hold
     // `late` yet); the second, the states of `late` once node 1 says it holds it.
-    c.sim.set_schedule(Box::new(DropNthSync {
+    c.sim.set_schedule(Box::new(DropSync {
         from: NodeId(0),
         to: NodeId(1),
         nth: 1,
-        dropped: dropped.clone(),
+        armed: armed.clone(),
     }));
     c.sim.inject(at(0), Do::Declare("late".into()));
     c.sim.inject(at(0), Do::AddTo("late".into(), "x".into()));
     c.sim.inject(at(0), Do::Click(1));
     c.sim.run_for(Duration::from_secs(10));
     assert!(
-        dropped.load(std::sync::atomic::Ordering::SeqCst),
+        !armed.load(std::sync::atomic::Ordering::SeqCst),
         "no sync was dropped: the test did not test anything"
     );
     assert_eq!(clicks(&c.sim, 1), 1);

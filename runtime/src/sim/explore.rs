@@ -1180,34 +1180,12 @@ impl Search<'_> {
                 }
                 return;
             }
-            let next_i = AtomicUsize::new(0);
-            let results: Vec<Vec<Kid>> = {
-                let frontier = &frontier;
-                let model = self.model;
-                let cfg = self.cfg;
-                let work = || {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next_i.fetch_add(1, Ordering::Relaxed);
-                        if i >= frontier.len() {
-                            break mine;
-                        }
-                        mine.push((i, children(model, cfg, &frontier[i])));
-                    }
-                };
-                let mut all: Vec<(usize, Vec<Kid>)> = if threads == 1 {
-                    work()
-                } else {
-                    std::thread::scope(|sc| {
-                        let hs: Vec<_> = (0..threads).map(|_| sc.spawn(work)).collect();
-                        hs.into_iter()
-                            .flat_map(|h| h.join().expect("rasp: explorer thread panicked"))
-                            .collect()
-                    })
-                };
-                all.sort_by_key(|(i, _)| *i);
-                all.into_iter().map(|(_, k)| k).collect()
-            };
+            let (model, cfg) = (self.model, self.cfg);
+            let results: Vec<Vec<Kid>> =
+                over_frontier(&frontier, threads, |node| Some(children(model, cfg, node)))
+                    .into_iter()
+                    .map(|(_, k)| k)
+                    .collect();
             let mut next = Vec::new();
             for kids in results {
                 for k in kids {
@@ -1237,42 +1215,54 @@ impl Search<'_> {
     }
 }
 
+/// `f` over every node of `frontier` on `threads` threads (each takes the next index), the
+/// results that are `Some` in frontier order whatever the thread count.
+fn over_frontier<T: Send>(
+    frontier: &[Node],
+    threads: usize,
+    f: impl Fn(&Node) -> Option<T> + Sync,
+) -> Vec<(usize, T)> {
+    let next_i = AtomicUsize::new(0);
+    let work = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next_i.fetch_add(1, Ordering::Relaxed);
+            if i >= frontier.len() {
+                break mine;
+            }
+            if let Some(t) = f(&frontier[i]) {
+                mine.push((i, t));
+            }
+        }
+    };
+    let mut all: Vec<(usize, T)> = if threads <= 1 {
+        work()
+    } else {
+        std::thread::scope(|sc| {
+            let hs: Vec<_> = (0..threads).map(|_| sc.spawn(&work)).collect();
+            hs.into_iter()
+                .flat_map(|h| h.join().expect("rasp: explorer thread panicked"))
+                .collect()
+        })
+    };
+    all.sort_by_key(|(i, _)| *i);
+    all
+}
+
 impl Search<'_> {
     /// Settles every state of the last breadth-first level, on the configured threads; the
     /// failure reported is the first in frontier order, whatever the thread count.
     fn settle_frontier(&mut self, frontier: &[Node]) {
-        let next_i = AtomicUsize::new(0);
         let model = self.model;
-        let work = || {
-            let mut mine = Vec::new();
-            loop {
-                let i = next_i.fetch_add(1, Ordering::Relaxed);
-                if i >= frontier.len() {
-                    break mine;
-                }
-                let mut sim = model.boot(false);
-                for s in &frontier[i].steps {
-                    s.apply(&mut sim);
-                }
-                if let Some(f) = model.settle_check(&mut sim) {
-                    mine.push((i, f));
-                }
+        let found = over_frontier(frontier, self.cfg.threads.max(1), |node| {
+            let mut sim = model.boot(false);
+            for s in &node.steps {
+                s.apply(&mut sim);
             }
-        };
-        let threads = self.cfg.threads.max(1);
-        let mut found: Vec<(usize, Failure)> = if threads == 1 {
-            work()
-        } else {
-            std::thread::scope(|sc| {
-                let hs: Vec<_> = (0..threads).map(|_| sc.spawn(work)).collect();
-                hs.into_iter()
-                    .flat_map(|h| h.join().expect("rasp: explorer thread panicked"))
-                    .collect()
-            })
-        };
+            model.settle_check(&mut sim)
+        });
         self.replayed += frontier.iter().map(|n| n.steps.len() as u64).sum::<u64>();
         self.settled += frontier.len() as u64;
-        found.sort_by_key(|(i, _)| *i);
         if let Some((i, (more, name, msg))) = found.into_iter().next() {
             let mut steps = frontier[i].steps.clone();
             self.settled_at = Some(steps.len());
