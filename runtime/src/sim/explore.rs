@@ -1239,7 +1239,7 @@ fn over_frontier<T: Send>(
         work()
     } else {
         std::thread::scope(|sc| {
-            let hs: Vec<_> = (0..threads).map(|_| sc.spawn(&work)).collect();
+            let hs: Vec<_> = (0..threads).map(|_| sc.spawn(work)).collect();
             hs.into_iter()
                 .flat_map(|h| h.join().expect("rasp: explorer thread panicked"))
                 .collect()
