@@ -12,7 +12,10 @@
 //!    the empty list.
 //! 2. **Fewer nodes, shorter delays** (part of DEMi's last phase, done before the internal
 //!    one so the message identities it decides on belong to the final cluster): remove the
-//!    last node while that still fails (with the events that name it), then no loss, no
+//!    last node while that still fails, with the events that name it or else with its
+//!    workload operations moved to node 0 (ddmin's first pass keeps a 1-minimal set, which
+//!    can need an operation on the last node because it removed its twin on node 0; the
+//!    external events then get another ddmin pass), then no loss, no
 //!    duplication, the latency range collapsed to its minimum, and every event's time and
 //!    duration halved while that still fails.
 //! 3. **The internal schedule** (DEMi §4.2–4.3), on the simulator's schedule hook
@@ -228,6 +231,23 @@ fn without_last_node(plan: &Plan) -> Plan {
     p
 }
 
+/// The plan with the last node's workload operations on node 0 instead (`None` if it has
+/// none).
+fn work_moved_to_node_0(plan: &Plan) -> Option<Plan> {
+    let k = plan.nodes.checked_sub(1)?;
+    let mut p = plan.clone();
+    let mut moved = false;
+    for e in &mut p.events {
+        if let Ext::Work { node, .. } = &mut e.what {
+            if *node == k {
+                *node = 0;
+                moved = true;
+            }
+        }
+    }
+    moved.then_some(p)
+}
+
 /// Every time and duration of the plan's events halved.
 fn halved(plan: &Plan) -> Plan {
     let mut p = plan.clone();
@@ -341,14 +361,23 @@ pub fn shrink_with<A: App>(
     // 1. External events.
     phase_external(&mut s, &mut plan);
 
-    // 2. Fewer nodes, shorter delays.
+    // 2. Fewer nodes, shorter delays. A node goes with its workload, or else hands its
+    // workload to node 0 (ddmin's first pass may have kept an operation on the last node
+    // whose twin on node 0 it removed: the same failure on fewer nodes).
     while plan.nodes > 1 && !s.out_of_time() {
         let p = without_last_node(&plan);
         if s.fails(&p) {
             plan = p;
-        } else {
-            break;
+            continue;
         }
+        match work_moved_to_node_0(&plan).map(|p| without_last_node(&p)) {
+            Some(p) if s.fails(&p) => plan = p,
+            _ => break,
+        }
+    }
+    if plan.nodes < file.plan.nodes {
+        // Moved operations may now be more than the failure needs.
+        phase_external(&mut s, &mut plan);
     }
     for change in [
         |p: &mut Plan| p.loss = 0.0,
