@@ -1273,12 +1273,15 @@ impl Replica {
         let known = (bp && self.config.bp_heard).then_some(&p.heard);
         let mut vars = join_and_encode(entries, known, &mut self.stats);
         // States owed since a later greeting, whole (they contain any delta of theirs).
-        let owed: Vec<String> = p
-            .owed
-            .iter()
-            .filter(|id| p.held.contains(*id))
-            .cloned()
-            .collect();
+        let owed: Vec<String> = if p.owed.is_empty() {
+            Vec::new()
+        } else {
+            p.owed
+                .iter()
+                .filter(|id| p.held.contains(*id))
+                .cloned()
+                .collect()
+        };
         for id in owed {
             let Ok(state) = self.program.state_dyn(&id) else {
                 continue;

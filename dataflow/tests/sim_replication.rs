@@ -208,6 +208,18 @@ fn with_app<R>(sim: &Sim, node: u64, f: impl FnOnce(&App) -> R) -> R {
         .expect("app atom")
 }
 
+/// The run-time declared set `late` on `node`, if it holds it.
+fn late(sim: &Sim, node: u64) -> Option<std::collections::BTreeSet<String>> {
+    with_app(sim, node, |a| {
+        a.replica
+            .as_ref()
+            .unwrap()
+            .program()
+            .query(&Var::<ORSet<String>>::named("late"))
+            .ok()
+    })
+}
+
 fn clicks(sim: &Sim, node: u64) -> u64 {
     with_app(sim, node, |a| {
         a.replica
@@ -555,14 +567,7 @@ fn a_variable_declared_at_run_time_replicates() {
         c.sim.inject(at(3), Do::AddTo("late".into(), "y".into()));
         c.sim.run_for(Duration::from_secs(4));
         for n in 0..4 {
-            let got = with_app(&c.sim, n, |a| {
-                a.replica
-                    .as_ref()
-                    .unwrap()
-                    .program()
-                    .query(&Var::<ORSet<String>>::named("late"))
-                    .ok()
-            });
+            let got = late(&c.sim, n);
             let want: std::collections::BTreeSet<String> =
                 ["x", "y"].into_iter().map(String::from).collect();
             assert_eq!(got, Some(want), "{mode:?}: node {n}");
@@ -821,14 +826,7 @@ fn lost_states_of_a_newly_shared_variable_are_sent_again() {
         "no sync was dropped: the test did not test anything"
     );
     assert_eq!(clicks(&c.sim, 1), 1);
-    let got = with_app(&c.sim, 1, |a| {
-        a.replica
-            .as_ref()
-            .unwrap()
-            .program()
-            .query(&Var::<ORSet<String>>::named("late"))
-            .ok()
-    });
+    let got = late(&c.sim, 1);
     let want: std::collections::BTreeSet<String> = ["x".to_string()].into();
     assert_eq!(got, Some(want), "node 1 got the newly shared variable");
 }
