@@ -451,7 +451,8 @@ impl Program {
         p
     }
 
-    /// The replica's actor id (the default actor of [`Program::update`]).
+    /// The actor id this program was built with, the replica's own identity: pass it to
+    /// [`Program::update`] for updates this replica makes (`update` takes its actor explicitly).
     pub fn actor(&self) -> Actor {
         self.actor
     }

@@ -42,12 +42,16 @@ impl Dot {
     }
 }
 
+/// With the `crdts` feature: a `crdts` dot as ours.
+#[cfg(feature = "crdts")]
 impl From<crdts::Dot<Actor>> for Dot {
     fn from(d: crdts::Dot<Actor>) -> Self {
         Dot::new(d.actor, d.counter)
     }
 }
 
+/// With the `crdts` feature: our dot as a `crdts` one.
+#[cfg(feature = "crdts")]
 impl From<Dot> for crdts::Dot<Actor> {
     fn from(d: Dot) -> Self {
         crdts::Dot::new(d.actor, d.counter)

@@ -6,6 +6,9 @@
 //! remove-redundant (RR) optimisation of delta synchronisation (Enes et al., ICDE 2019).
 //! Mutators return the delta they applied (`old ⊔ delta == new`), so a replica can ship deltas.
 //!
+//! Cargo feature `crdts` (off by default): `From` conversions between [`Dot`] and the `crdts`
+//! crate's `Dot`, for programs that also use that crate.
+//!
 //! ## Crate map
 //!
 //! | module | holds |
