@@ -26,9 +26,11 @@
 pub mod ad_counter;
 pub mod app;
 pub mod cli;
+pub mod error;
 pub mod http;
 
 pub use app::{init_tracing, main, App, Invariant, Main, NoArgs, NodeCtx};
+pub use error::{Error, Result};
 
 pub use rasp_dataflow as dataflow;
 pub use rasp_lattice as lattice;

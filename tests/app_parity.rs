@@ -117,7 +117,7 @@ fn sim_args(mode: Mode) -> SimArgs {
 }
 
 fn in_simulator(mode: Mode) -> Result<SimReport, String> {
-    let r = sim::run(todo::Todo::default(), &sim_args(mode))?;
+    let r = sim::run(todo::Todo::default(), &sim_args(mode)).map_err(|e| e.to_string())?;
     if !r.converged {
         return Err(format!(
             "{mode}: the simulator did not converge: {}",
@@ -129,7 +129,7 @@ fn in_simulator(mode: Mode) -> Result<SimReport, String> {
     if items != r#"{"!call mum", "!pay rent", "!plan the party", "tea"}"# {
         return Err(format!("{mode}: unexpected final items {items}"));
     }
-    let again = sim::run(todo::Todo::default(), &sim_args(mode))?;
+    let again = sim::run(todo::Todo::default(), &sim_args(mode)).map_err(|e| e.to_string())?;
     if again.trace_hash != r.trace_hash {
         return Err(format!(
             "{mode}: the same seed gave two trace hashes ({:#x}, {:#x})",

@@ -152,9 +152,9 @@ fn node_config_file() {
             config: Some(path.clone()),
             ..NetArgs::default()
         };
-        resolve(&args)?;
-        resolve_membership(&MembershipArgs::default(), Some(&path))?;
-        resolve_http(&HttpArgs::default(), Some(&path))?;
+        resolve(&args).map_err(|e| e.to_string())?;
+        resolve_membership(&MembershipArgs::default(), Some(&path)).map_err(|e| e.to_string())?;
+        resolve_http(&HttpArgs::default(), Some(&path)).map_err(|e| e.to_string())?;
         Ok(b.to_vec())
     })
     .text(&TOML_TOKENS)
@@ -235,7 +235,7 @@ fn ad_counter_config_file() {
             config: Some(path.clone()),
             ..AdCounterArgs::default()
         };
-        rasp::cli::ad_counter::resolve(&args)?;
+        rasp::cli::ad_counter::resolve(&args).map_err(|e| e.to_string())?;
         Ok(b.to_vec())
     })
     .text(&TOML_TOKENS)
@@ -361,7 +361,7 @@ fn a_huge_nested_ad_counter_config_is_refused_before_parsing() {
         ..AdCounterArgs::default()
     };
     let (r, peak) = rasp_fuzzkit::peak_alloc(|| rasp::cli::ad_counter::resolve(&args));
-    let e = r.expect_err("refused");
+    let e = r.expect_err("refused").to_string();
     assert!(peak < 1 << 20, "held {peak} bytes at peak");
     assert!(
         e.contains(&path.display().to_string()) && e.contains("64 KiB"),
@@ -386,7 +386,7 @@ fn a_huge_nested_node_config_is_refused_before_parsing() {
         ..NetArgs::default()
     };
     let (r, peak) = rasp_fuzzkit::peak_alloc(|| resolve(&args));
-    let e = r.expect_err("refused");
+    let e = r.expect_err("refused").to_string();
     assert!(peak < 1 << 20, "held {peak} bytes at peak");
     assert!(
         e.contains(&path.display().to_string()) && e.contains("64 KiB"),

@@ -27,12 +27,14 @@ pub struct Written {
 }
 
 /// Writes `samples.csv`, `overcount.csv`, `summary.json` and the plots into `dir`.
-pub fn write_all(result: &RunResult, dir: &Path) -> Result<Written, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+pub fn write_all(result: &RunResult, dir: &Path) -> crate::Result<Written> {
+    std::fs::create_dir_all(dir)
+        .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
     let mut w = Written::default();
-    let put = |name: &str, text: String, w: &mut Written| -> Result<(), String> {
+    let put = |name: &str, text: String, w: &mut Written| -> crate::Result<()> {
         let p = dir.join(name);
-        std::fs::write(&p, text).map_err(|e| format!("writing {}: {e}", p.display()))?;
+        std::fs::write(&p, text)
+            .map_err(|e| crate::Error::io(format!("writing {}", p.display()), e))?;
         w.data.push(p);
         Ok(())
     };

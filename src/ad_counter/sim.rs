@@ -20,7 +20,7 @@
 use super::app::{self, AdCounter};
 use super::config::AdConfig;
 use super::summary::{
-    peak_rss_kib, AdOutcome, Bytes, HostFigures, RunResult, Sample, Series, Summary,
+    outcomes, peak_rss_kib, ByteTally, HostFigures, RunResult, Sample, Series, Summary,
 };
 use crate::app::{AppAtom, ReplicationArgs, APP_ATOM};
 use rand::seq::SliceRandom;
@@ -64,16 +64,17 @@ pub fn app(cfg: &AdConfig) -> AdCounter {
 
 /// The replication settings of a run of `cfg`: the same rule as every app's nodes
 /// ([`ReplicationArgs::config`]: durable, a trigger owner suspected after ten sync intervals).
-pub fn replica_config(cfg: &AdConfig) -> Result<ReplicaConfig, String> {
+pub fn replica_config(cfg: &AdConfig) -> crate::Result<ReplicaConfig> {
     ReplicationArgs {
         sync: Some(cfg.sync),
         sync_interval_ms: Some(u64::try_from(cfg.sync_interval.as_millis()).unwrap_or(u64::MAX)),
     }
     .config()
+    .map_err(Into::into)
 }
 
 /// Runs the advertisement counter in the simulator; `progress` is called after every sample.
-pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunResult, String> {
+pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> crate::Result<RunResult> {
     cfg.validate()?;
     let started = Instant::now();
     let servers = cfg.servers as usize;
@@ -195,7 +196,7 @@ pub fn run(cfg: &AdConfig, progress: &mut dyn FnMut(&Progress)) -> Result<RunRes
 
 /// The simulator with the run's nodes of `cfg` added (servers first, every node joining
 /// through node 0), not yet run.
-fn cluster(cfg: &AdConfig) -> Result<Sim, String> {
+fn cluster(cfg: &AdConfig) -> crate::Result<Sim> {
     let servers = cfg.servers as usize;
     let n = servers + cfg.clients as usize;
     let sim_cfg = SimConfig {
@@ -335,30 +336,10 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
         })
         .collect();
     let final_counts = reports[0].0.counters.clone();
-    let mut bytes: BTreeMap<String, BTreeMap<String, Bytes>> = BTreeMap::new();
-    let mut sync_sent_clients = 0u64;
-    let mut sent_clients = 0u64;
-    let mut total_sent = 0u64;
+    let mut tally = ByteTally::default();
     for i in 0..n {
         let role = if i < servers { "server" } else { "client" };
-        let m = sim.node_metrics(NodeId(i as u64));
-        for (kind, st) in &m.kinds {
-            let b = bytes
-                .entry(role.to_string())
-                .or_default()
-                .entry(kind.clone())
-                .or_default();
-            b.sent += st.bytes_sent;
-            b.recv += st.bytes_recv;
-            b.msgs += st.msgs_sent;
-            total_sent += st.bytes_sent;
-            if i >= servers {
-                sent_clients += st.bytes_sent;
-                if kind == <rasp_dataflow::replica::Sync as rasp_runtime::Message>::KIND {
-                    sync_sent_clients += st.bytes_sent;
-                }
-            }
-        }
+        tally.add(role, &sim.node_metrics(NodeId(i as u64)).kinds);
     }
     let payload: u64 = (0..n)
         .map(|i| {
@@ -370,20 +351,8 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
         })
         .sum();
     let run_s = secs(sim.now()).max(1e-9);
-    let per_ad: Vec<AdOutcome> = ads
-        .iter()
-        .map(|ad| {
-            let c = final_counts.get(ad).copied().unwrap_or(0);
-            AdOutcome {
-                ad: ad.clone(),
-                impressions: c,
-                over: c.saturating_sub(cfg.threshold),
-            }
-        })
-        .collect();
-    let pct = |o: &AdOutcome| o.over as f64 * 100.0 / cfg.threshold as f64;
-    let overcount_mean_pct = per_ad.iter().map(pct).sum::<f64>() / per_ad.len().max(1) as f64;
-    let overcount_max_pct = per_ad.iter().map(pct).fold(0.0, f64::max);
+    let (per_ad, overcount_mean_pct, overcount_max_pct) =
+        outcomes(ads.iter().cloned(), &final_counts, cfg.threshold);
     let all_removed = reports
         .iter()
         .all(|(r, _)| r.visible.is_empty() && r.vendor_ads.as_ref().is_none_or(|v| v.is_empty()));
@@ -415,11 +384,11 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
         overcount_mean_pct,
         overcount_max_pct,
         per_ad,
-        bytes,
+        bytes: tally.bytes,
         payload_bytes: payload,
-        protocol_bytes: total_sent.saturating_sub(payload),
-        state_per_client_per_90s: sync_sent_clients as f64 / clients * 90.0 / run_s,
-        bytes_per_client: sent_clients as f64 / clients,
+        protocol_bytes: tally.sent.saturating_sub(payload),
+        state_per_client_per_90s: tally.client_sync as f64 / clients * 90.0 / run_s,
+        bytes_per_client: tally.client_sent as f64 / clients,
         run_s,
         events: 0,
         trace_hash: 0,

@@ -28,6 +28,69 @@ pub struct AdOutcome {
     pub over: u64,
 }
 
+/// Every ad's outcome from the final counters, with the mean and the largest overcount in
+/// percent of the threshold: `(per_ad, mean_pct, max_pct)`.
+pub fn outcomes(
+    ads: impl IntoIterator<Item = String>,
+    counters: &BTreeMap<String, u64>,
+    threshold: u64,
+) -> (Vec<AdOutcome>, f64, f64) {
+    let per_ad: Vec<AdOutcome> = ads
+        .into_iter()
+        .map(|ad| {
+            let c = counters.get(&ad).copied().unwrap_or(0);
+            AdOutcome {
+                ad,
+                impressions: c,
+                over: c.saturating_sub(threshold),
+            }
+        })
+        .collect();
+    let pct = |o: &AdOutcome| o.over as f64 * 100.0 / threshold as f64;
+    let mean = per_ad.iter().map(pct).sum::<f64>() / per_ad.len().max(1) as f64;
+    let max = per_ad.iter().map(pct).fold(0.0, f64::max);
+    (per_ad, mean, max)
+}
+
+/// Bytes sent and received per role and message kind, summed over nodes, with the totals a
+/// [`Summary`] reports; the simulator and the process runs fill it the same way.
+#[derive(Clone, Debug, Default)]
+pub struct ByteTally {
+    /// Per role (`server`, `client`), per message kind.
+    pub bytes: BTreeMap<String, BTreeMap<String, Bytes>>,
+    /// Bytes sent by every node.
+    pub sent: u64,
+    /// Bytes sent by clients.
+    pub client_sent: u64,
+    /// Bytes of dataflow sync messages sent by clients.
+    pub client_sync: u64,
+}
+
+impl ByteTally {
+    /// Adds one node's per-kind metrics; `role` is `server` or `client`.
+    pub fn add(&mut self, role: &str, kinds: &BTreeMap<String, rasp_runtime::KindStats>) {
+        let sync = <rasp_dataflow::replica::Sync as rasp_runtime::Message>::KIND;
+        for (kind, st) in kinds {
+            let b = self
+                .bytes
+                .entry(role.to_string())
+                .or_default()
+                .entry(kind.clone())
+                .or_default();
+            b.sent += st.bytes_sent;
+            b.recv += st.bytes_recv;
+            b.msgs += st.msgs_sent;
+            self.sent += st.bytes_sent;
+            if role == "client" {
+                self.client_sent += st.bytes_sent;
+                if kind == sync {
+                    self.client_sync += st.bytes_sent;
+                }
+            }
+        }
+    }
+}
+
 /// The summary of a run: the same for the same seed in the simulator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

@@ -165,7 +165,7 @@ impl CheckArgs {
 
 /// The boot closure of each node, as `sim` boots them: node `i` has index `i`, joins
 /// through node 0, and is a server if `i < servers`.
-pub fn boots<A: App>(app: &A, args: &CheckArgs) -> Result<Vec<Boot>, String> {
+pub fn boots<A: App>(app: &A, args: &CheckArgs) -> crate::Result<Vec<Boot>> {
     if args.nodes == 0 {
         return Err("--nodes must be at least 1".into());
     }
@@ -175,7 +175,8 @@ pub fn boots<A: App>(app: &A, args: &CheckArgs) -> Result<Vec<Boot>, String> {
             "--servers must be between {} and --nodes ({}), got {servers}",
             u32::from(args.membership == Mode::ClientServer),
             args.nodes
-        ));
+        )
+        .into());
     }
     let config = args.replication.config()?;
     (0..args.nodes)
@@ -185,19 +186,17 @@ pub fn boots<A: App>(app: &A, args: &CheckArgs) -> Result<Vec<Boot>, String> {
             } else {
                 Role::Client
             };
-            super::sim::app_node_boot(app, i, args.membership, role, &config)
+            super::sim::app_node_boot(app, i, args.membership, role, &config).map_err(Into::into)
         })
         .collect()
 }
 
 /// The model of `app` under `args`: its boots and its invariants over the live nodes'
 /// [`super::NodeView`]s.
-pub fn model<A: App>(app: &A, args: &CheckArgs) -> Result<Model, String> {
+pub fn model<A: App>(app: &A, args: &CheckArgs) -> crate::Result<Model> {
     let settle = match args.settle_s {
         Some(s) if !(s.is_finite() && (0.0..=3600.0).contains(&s)) => {
-            return Err(format!(
-                "--settle-s must be between 0 and 3600 seconds, got {s}"
-            ))
+            return Err(format!("--settle-s must be between 0 and 3600 seconds, got {s}").into())
         }
         Some(s) => Some(Duration::from_secs_f64(s)),
         None => None,
@@ -219,7 +218,7 @@ pub fn model<A: App>(app: &A, args: &CheckArgs) -> Result<Model, String> {
 }
 
 /// Explores `app` (see the module docs).
-pub fn run<A: App>(app: &A, args: &CheckArgs) -> Result<ExploreReport, String> {
+pub fn run<A: App>(app: &A, args: &CheckArgs) -> crate::Result<ExploreReport> {
     let model = model(app, args)?;
     Ok(explore(&model, &args.explore_config()))
 }

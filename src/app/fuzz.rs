@@ -124,7 +124,7 @@ impl Default for FuzzArgs {
 
 impl FuzzArgs {
     /// The space the runs' plans are drawn from.
-    pub fn space(&self) -> Result<Space, String> {
+    pub fn space(&self) -> crate::Result<Space> {
         if self.nodes == 0 {
             return Err("--nodes must be at least 1".into());
         }
@@ -134,10 +134,7 @@ impl FuzzArgs {
             (None, _) => self.nodes,
         };
         if servers > self.nodes || (self.membership == Mode::ClientServer && servers == 0) {
-            return Err(format!(
-                "--servers must be at most --nodes ({})",
-                self.nodes
-            ));
+            return Err(format!("--servers must be at most --nodes ({})", self.nodes).into());
         }
         let pos = |v: f64, name: &str| {
             if v.is_finite() && v > 0.0 {
@@ -152,7 +149,7 @@ impl FuzzArgs {
             (self.max_duplicate, "--max-duplicate"),
         ] {
             if !(0.0..1.0).contains(&p) {
-                return Err(format!("{name} must be in [0, 1)"));
+                return Err(format!("{name} must be in [0, 1)").into());
             }
         }
         Ok(Space {
@@ -193,23 +190,24 @@ pub struct TraceFile {
 
 impl TraceFile {
     /// Writes it (MessagePack).
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub fn save(&self, path: &Path) -> crate::Result<()> {
         let bytes =
-            rmp_serde::to_vec_named(self).map_err(|e| format!("encoding the trace: {e}"))?;
-        std::fs::write(path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+            rmp_serde::to_vec_named(self).map_err(|e| crate::Error::encode("the trace", e))?;
+        crate::error::write(path, bytes)
     }
 
     /// Reads one written by [`TraceFile::save`].
-    pub fn load(path: &Path) -> Result<TraceFile, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let t: TraceFile = rmp_serde::from_slice(&bytes)
-            .map_err(|e| format!("{}: not a rasp trace file: {e}", path.display()))?;
+    pub fn load(path: &Path) -> crate::Result<TraceFile> {
+        let bytes = crate::error::read(path)?;
+        let t: TraceFile = rmp_serde::from_slice(&bytes).map_err(|e| {
+            crate::Error::decode(format!("{}: not a rasp trace file", path.display()), e)
+        })?;
         if t.version != TRACE_VERSION {
-            return Err(format!(
+            return Err(crate::Error::Message(format!(
                 "{}: trace file version {} (this build reads {TRACE_VERSION})",
                 path.display(),
                 t.version
-            ));
+            )));
         }
         Ok(t)
     }
@@ -241,7 +239,7 @@ pub struct FuzzReport {
 }
 
 /// Runs the fuzzer on `app` (see the module docs); stops at the first batch with a failure.
-pub fn fuzz<A: App>(app: &A, args: &FuzzArgs) -> Result<FuzzReport, String> {
+pub fn fuzz<A: App>(app: &A, args: &FuzzArgs) -> crate::Result<FuzzReport> {
     let space = args.space()?;
     let threads = args
         .threads
@@ -270,7 +268,7 @@ pub fn fuzz<A: App>(app: &A, args: &FuzzArgs) -> Result<FuzzReport, String> {
     let mut next = 0u64;
     while next < args.runs && failure.is_none() {
         let end = (next + batch).min(args.runs);
-        let results: Vec<Result<(u64, Plan, super::plan::Outcome), String>> = pool.install(|| {
+        let results: Vec<crate::Result<(u64, Plan, super::plan::Outcome)>> = pool.install(|| {
             (next..end)
                 .into_par_iter()
                 .map(|i| {
@@ -324,7 +322,7 @@ pub fn write_failure<A: App>(
     run: Option<u64>,
     plan: &Plan,
     path: &Path,
-) -> Result<TraceFile, String> {
+) -> crate::Result<TraceFile> {
     let out = execute(
         app,
         plan,
@@ -362,7 +360,7 @@ pub struct ReplayOutcome {
 }
 
 /// Replays a trace file's run on `app` (already configured with the file's flags).
-pub fn replay<A: App>(app: &A, file: &TraceFile) -> Result<ReplayOutcome, String> {
+pub fn replay<A: App>(app: &A, file: &TraceFile) -> crate::Result<ReplayOutcome> {
     let out = execute(app, &file.plan, Collect::default(), Some(&file.trace))?;
     let verified = out.verified.unwrap_or(Err("not verified".into()));
     Ok(ReplayOutcome {

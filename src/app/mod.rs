@@ -719,8 +719,9 @@ pub struct AppCli<U: Args> {
     pub command: AppCommand<U>,
 }
 
-/// The subcommands of an app's binary (later tools add theirs here).
+/// The subcommands of an app's binary.
 #[derive(Debug, Subcommand)]
+#[non_exhaustive]
 pub enum AppCommand<U: Args> {
     /// Run N nodes of the app in the deterministic simulator; print convergence and the trace hash.
     Sim(sim::SimCmd<U>),

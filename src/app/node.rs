@@ -55,7 +55,7 @@ pub struct AppNodeArgs {
 /// Resolves the app settings: flag > environment > the TOML file > default.
 fn resolve(
     args: &AppNodeArgs,
-) -> Result<(Option<u32>, rasp_dataflow::replica::ReplicaConfig), String> {
+) -> crate::Result<(Option<u32>, rasp_dataflow::replica::ReplicaConfig)> {
     let file = match &args.node.net.config {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
@@ -160,9 +160,11 @@ mod tests {
             resolve(&parse(&["--config", &f, "--index", "0", "--sync", "delta"])).unwrap();
         assert_eq!((index, cfg.sync), (Some(0), SyncMode::Delta));
         std::fs::write(&file, "sync = \"gossip\"\n").unwrap();
-        let e = resolve(&parse(&["--config", &f])).unwrap_err();
+        let e = resolve(&parse(&["--config", &f])).unwrap_err().to_string();
         assert!(e.contains("sync") && e.contains("gossip"), "{e}");
-        let e = resolve(&parse(&["--sync-interval-ms", "0"])).unwrap_err();
+        let e = resolve(&parse(&["--sync-interval-ms", "0"]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sync-interval-ms"), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }

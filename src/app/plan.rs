@@ -78,6 +78,7 @@ pub struct External {
 
 /// The kinds of [`External`] events.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Ext {
     /// Nodes `a` are cut from nodes `b` (only `a → b` if `one_way`) for `lasts`.
     Partition {

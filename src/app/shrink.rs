@@ -313,7 +313,7 @@ impl Phases {
 }
 
 /// Shrinks the execution of `file` on `app` within `budget` (see the module docs).
-pub fn shrink<A: App>(app: &A, file: &TraceFile, budget: Duration) -> Result<ShrinkReport, String> {
+pub fn shrink<A: App>(app: &A, file: &TraceFile, budget: Duration) -> crate::Result<ShrinkReport> {
     shrink_with(app, file, budget, Phases::default())
 }
 
@@ -323,7 +323,7 @@ pub fn shrink_with<A: App>(
     file: &TraceFile,
     budget: Duration,
     phases: Phases,
-) -> Result<ShrinkReport, String> {
+) -> crate::Result<ShrinkReport> {
     let start = Instant::now();
     let original = file
         .violation
@@ -336,7 +336,8 @@ pub fn shrink_with<A: App>(
             return Err(format!(
                 "the trace does not fail `{}` when re-run (got {other:?})",
                 original.invariant
-            ))
+            )
+            .into())
         }
     }
     let mut s = Shrinker {
@@ -729,7 +730,7 @@ pub fn shrink_to_file<A: App>(
     file: &TraceFile,
     budget: Duration,
     out: &std::path::Path,
-) -> Result<(ShrinkReport, TraceFile), String> {
+) -> crate::Result<(ShrinkReport, TraceFile)> {
     let report = shrink(app, file, budget)?;
     let recorded = execute(
         app,

@@ -457,7 +457,7 @@ pub fn app_node_boot<A: App>(
 
 /// Runs `app` in the simulator. Panics (with the seed and the reproducing command) if an
 /// invariant is violated.
-pub fn run<A: App>(app: A, args: &SimArgs) -> Result<SimReport, String> {
+pub fn run<A: App>(app: A, args: &SimArgs) -> crate::Result<SimReport> {
     validate(args)?;
     let config = args.replication.config()?;
     let sim_cfg = SimConfig {

@@ -44,7 +44,9 @@
 
 use super::config_error;
 use crate::ad_counter::app::{self, AdArgs, AdCounter, NodeReport};
-use crate::ad_counter::summary::{peak_rss_kib, AdOutcome, Bytes, HostFigures, RunResult, Summary};
+use crate::ad_counter::summary::{
+    outcomes, peak_rss_kib, ByteTally, HostFigures, RunResult, Summary,
+};
 use crate::ad_counter::{output, sim, AdConfig};
 use crate::app::{AppAtom, AppCommand, Main, APP_ATOM};
 use clap::Args;
@@ -171,7 +173,7 @@ fn secs(name: &str, v: f64) -> Result<Duration, String> {
 }
 
 /// Resolves the settings (flag > environment > file > default) and validates them.
-pub fn resolve(args: &AdCounterArgs) -> Result<AdConfig, String> {
+pub fn resolve(args: &AdCounterArgs) -> crate::Result<AdConfig> {
     let file = match &args.config {
         Some(p) => {
             let text = crate::cli::config::read_config_text(p)?;
@@ -316,7 +318,7 @@ fn report(result: &RunResult, cfg: &AdConfig, json: bool, no_output: bool) -> Ex
 }
 
 /// The simulator run with a progress bar on stderr (hidden when stderr is not a terminal).
-pub fn run_sim(cfg: &AdConfig) -> Result<RunResult, String> {
+pub fn run_sim(cfg: &AdConfig) -> crate::Result<RunResult> {
     let bar = if std::io::stderr().is_terminal() {
         indicatif::ProgressBar::with_draw_target(
             Some(u64::from(cfg.ads_per_vendor) * 2),
@@ -658,7 +660,7 @@ mod processes {
         cfg: &AdConfig,
         timeout: Duration,
         kill_owner: Option<Duration>,
-    ) -> Result<RunResult, String> {
+    ) -> crate::Result<RunResult> {
         let started = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         {
@@ -715,7 +717,7 @@ mod processes {
                     continue;
                 }
                 if let Ok(Some(st)) = c.try_wait() {
-                    return Err(format!("a node exited early ({st}); every node stopped"));
+                    return Err(format!("a node exited early ({st}); every node stopped").into());
                 }
             }
             if killed.is_some() == kill_owner.is_some()
@@ -770,40 +772,11 @@ mod processes {
             .first()
             .map(|l| l.report.counters.clone())
             .unwrap_or_default();
-        let per_ad: Vec<AdOutcome> = cfg
-            .ads()
-            .into_iter()
-            .map(|ad| {
-                let c = counters.get(&ad).copied().unwrap_or(0);
-                AdOutcome {
-                    ad,
-                    impressions: c,
-                    over: c.saturating_sub(cfg.threshold),
-                }
-            })
-            .collect();
-        let pct = |o: &AdOutcome| o.over as f64 * 100.0 / cfg.threshold as f64;
-        let mut bytes: BTreeMap<String, BTreeMap<String, Bytes>> = BTreeMap::new();
-        let (mut total, mut client_sent, mut client_sync) = (0u64, 0u64, 0u64);
+        let (per_ad, overcount_mean_pct, overcount_max_pct) =
+            outcomes(cfg.ads(), &counters, cfg.threshold);
+        let mut tally = ByteTally::default();
         for l in lines.iter().flatten() {
-            let role = l.report.role.as_str();
-            for (kind, st) in &l.kinds {
-                let b = bytes
-                    .entry(role.into())
-                    .or_default()
-                    .entry(kind.clone())
-                    .or_default();
-                b.sent += st.bytes_sent;
-                b.recv += st.bytes_recv;
-                b.msgs += st.msgs_sent;
-                total += st.bytes_sent;
-                if role == "client" {
-                    client_sent += st.bytes_sent;
-                    if kind == <rasp_dataflow::replica::Sync as rasp_runtime::Message>::KIND {
-                        client_sync += st.bytes_sent;
-                    }
-                }
-            }
+            tally.add(l.report.role.as_str(), &l.kinds);
         }
         let payload: u64 = reports.iter().map(|l| l.payload).sum();
         let run_s = run.as_secs_f64();
@@ -831,14 +804,14 @@ mod processes {
             last_impression_s: 0.0,
             converged_at_s: converged_at.map(|d| d.as_secs_f64()),
             convergence_s: None,
-            overcount_mean_pct: per_ad.iter().map(pct).sum::<f64>() / per_ad.len().max(1) as f64,
-            overcount_max_pct: per_ad.iter().map(pct).fold(0.0, f64::max),
+            overcount_mean_pct,
+            overcount_max_pct,
             per_ad,
-            bytes,
+            bytes: tally.bytes,
             payload_bytes: payload,
-            protocol_bytes: total.saturating_sub(payload),
-            state_per_client_per_90s: client_sync as f64 / clients * 90.0 / run_s.max(1e-9),
-            bytes_per_client: client_sent as f64 / clients,
+            protocol_bytes: tally.sent.saturating_sub(payload),
+            state_per_client_per_90s: tally.client_sync as f64 / clients * 90.0 / run_s.max(1e-9),
+            bytes_per_client: tally.client_sent as f64 / clients,
             run_s,
             events: 0,
             trace_hash: 0,

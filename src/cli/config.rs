@@ -142,7 +142,7 @@ pub struct FileConfig {
 pub fn resolve_http(
     args: &crate::http::HttpArgs,
     config_file: Option<&Path>,
-) -> Result<Option<crate::http::HttpConfig>, String> {
+) -> crate::Result<Option<crate::http::HttpConfig>> {
     let file = match config_file {
         Some(p) => {
             let f = FileConfig::load(p)?;
@@ -183,7 +183,7 @@ pub struct MembershipArgs {
 pub fn resolve_membership(
     args: &MembershipArgs,
     config_file: Option<&Path>,
-) -> Result<rasp_membership::Config, String> {
+) -> crate::Result<rasp_membership::Config> {
     let file = match config_file {
         Some(p) => FileConfig::load(p)?,
         None => FileConfig::default(),
@@ -214,7 +214,7 @@ pub fn resolve_membership(
 /// The membership seed of a `--join` address: the node id derived from its `/p2p/<peer id>`
 /// part (as the network runtime derives node ids, [`node_id_bits`]) and the address itself.
 /// An address without `/p2p/` is an error: membership needs to know who it joins.
-pub fn seed_contact(addr: &Multiaddr) -> Result<Contact, String> {
+pub fn seed_contact(addr: &Multiaddr) -> crate::Result<Contact> {
     let text = addr.to_string();
     let peer = text
         .rsplit_once("/p2p/")
@@ -241,30 +241,35 @@ pub const MAX_CONFIG_BYTES: u64 = 64 * 1024;
 
 /// Reads a config file's text, refusing a file larger than [`MAX_CONFIG_BYTES`] (at most that
 /// many bytes plus one are read) or not UTF-8; errors name the file.
-pub fn read_config_text(path: &Path) -> Result<String, String> {
+pub fn read_config_text(path: &Path) -> crate::Result<String> {
     use std::io::Read;
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    let context = || format!("cannot read config file {}", path.display());
+    let file = std::fs::File::open(path).map_err(|e| crate::Error::io(context(), e))?;
     let mut bytes = Vec::new();
     file.take(MAX_CONFIG_BYTES + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+        .map_err(|e| crate::Error::io(context(), e))?;
     if bytes.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(format!(
+        return Err(crate::Error::Message(format!(
             "config file {} is larger than the limit of {} KiB; is it the right file?",
             path.display(),
             MAX_CONFIG_BYTES / 1024
-        ));
+        )));
     }
-    String::from_utf8(bytes)
-        .map_err(|e| format!("config file {} is not UTF-8 text: {e}", path.display()))
+    String::from_utf8(bytes).map_err(|e| {
+        crate::Error::decode(
+            format!("config file {} is not UTF-8 text", path.display()),
+            e,
+        )
+    })
 }
 
 impl FileConfig {
     /// Reads and parses a TOML file (unknown keys rejected; at most [`MAX_CONFIG_BYTES`]).
-    pub fn load(path: &Path) -> Result<FileConfig, String> {
+    pub fn load(path: &Path) -> crate::Result<FileConfig> {
         let text = read_config_text(path)?;
-        toml::from_str(&text).map_err(|e| format!("config file {}: {e}", path.display()))
+        toml::from_str(&text)
+            .map_err(|e| crate::Error::decode(format!("config file {}", path.display()), e))
     }
 }
 
@@ -283,7 +288,7 @@ fn parse_addrs(what: &str, file: &Path, v: &[String]) -> Result<Vec<Multiaddr>, 
 
 /// Merges flags/environment (already merged by clap), the file and defaults into a
 /// validated [`NetConfig`].
-pub fn resolve(args: &NetArgs) -> Result<NetConfig, String> {
+pub fn resolve(args: &NetArgs) -> crate::Result<NetConfig> {
     let (file, base) = match &args.config {
         Some(p) => (
             FileConfig::load(p)?,
@@ -408,14 +413,16 @@ mod tests {
             config: Some(p),
             ..NetArgs::default()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("unknown field") && e.contains("listn"), "{e}");
         let p = tmp("badaddr", "join = [\"not-an-addr\"]\n");
         let e = resolve(&NetArgs {
             config: Some(p),
             ..NetArgs::default()
         })
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("invalid join address"), "{e}");
     }
 
@@ -437,7 +444,7 @@ mod tests {
         let c = resolve_membership(&flags, Some(&p)).unwrap();
         assert_eq!((c.mode, c.role), (Mode::Full, Role::Client));
         let p = tmp("badmode", "membership = \"ring\"\n");
-        let e = resolve_membership(&none, Some(&p)).unwrap_err();
+        let e = resolve_membership(&none, Some(&p)).unwrap_err().to_string();
         assert!(e.contains("membership") && e.contains("\"ring\""), "{e}");
     }
 
@@ -450,7 +457,9 @@ mod tests {
         let c = seed_contact(&a).unwrap();
         assert_eq!(c.node, NodeId(node_id_bits(&peer)));
         assert_eq!(c.addrs, vec![a.to_string()]);
-        let e = seed_contact(&"/ip4/127.0.0.1/tcp/7000".parse().unwrap()).unwrap_err();
+        let e = seed_contact(&"/ip4/127.0.0.1/tcp/7000".parse().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/p2p/"), "{e}");
     }
 }

@@ -186,7 +186,7 @@ pub async fn gather(
     listen: Vec<Multiaddr>,
     psk_file: Option<PathBuf>,
     timeout: Duration,
-) -> Result<Gathered, String> {
+) -> crate::Result<Gathered> {
     let asked: Vec<(Contact, Multiaddr)> = peers
         .iter()
         .map(|a| seed_contact(a).map(|c| (c, a.clone())))

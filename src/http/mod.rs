@@ -171,7 +171,7 @@ pub struct HttpFile {
 
 /// Resolves the API settings: flag > environment > file > default. `None`: no API. An
 /// address beyond loopback without a token, an unreadable or empty token file are errors.
-pub fn resolve(args: &HttpArgs, file: &HttpFile) -> Result<Option<HttpConfig>, String> {
+pub fn resolve(args: &HttpArgs, file: &HttpFile) -> crate::Result<Option<HttpConfig>> {
     if args.no_http || (args.http.is_none() && file.no_http == Some(true)) {
         return Ok(None);
     }
@@ -194,28 +194,29 @@ pub fn resolve(args: &HttpArgs, file: &HttpFile) -> Result<Option<HttpConfig>, S
         return Err(format!(
             "--http {addr} listens beyond loopback: give a bearer token with --http-token-file \
              (or RASP_HTTP_TOKEN_FILE), or listen on 127.0.0.1"
-        ));
+        )
+        .into());
     }
     Ok(Some(HttpConfig { addr, token }))
 }
 
 /// Reads a token file: its first line, trimmed; empty, unreadable, not UTF-8 or larger than
 /// [`MAX_TOKEN_FILE_BYTES`] is an error.
-pub fn read_token(p: &Path) -> Result<String, String> {
+pub fn read_token(p: &Path) -> crate::Result<String> {
     use std::io::Read;
     let mut text = String::new();
     std::fs::File::open(p)
         .and_then(|f| f.take(MAX_TOKEN_FILE_BYTES + 1).read_to_string(&mut text))
-        .map_err(|e| format!("cannot read token file {}: {e}", p.display()))?;
+        .map_err(|e| crate::Error::io(format!("cannot read token file {}", p.display()), e))?;
     if text.len() as u64 > MAX_TOKEN_FILE_BYTES {
         return Err(format!(
             "token file {} is larger than {MAX_TOKEN_FILE_BYTES} bytes: it should hold one line, the token",
             p.display()
-        ));
+        ).into());
     }
     let t = text.lines().next().unwrap_or("").trim().to_string();
     if t.is_empty() {
-        return Err(format!("token file {} is empty", p.display()));
+        return Err(format!("token file {} is empty", p.display()).into());
     }
     Ok(t)
 }
@@ -851,13 +852,14 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join("token");
         std::fs::write(&p, vec![b'a'; 8 << 20]).unwrap();
-        let e = read_token(&p).unwrap_err();
+        let e = read_token(&p).unwrap_err().to_string();
         assert!(e.contains("larger than 4096 bytes"), "{e}");
         std::fs::write(&p, "s3cret\nignored\n").unwrap();
         assert_eq!(read_token(&p).unwrap(), "s3cret");
         std::fs::write(&p, [0xff, 0xfe]).unwrap();
         assert!(read_token(&p)
             .unwrap_err()
+            .to_string()
             .contains("cannot read token file"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
@@ -868,7 +870,9 @@ mod tests {
             http: Some("0.0.0.0:0".parse().unwrap()),
             ..HttpArgs::default()
         };
-        let e = resolve(&args, &HttpFile::default()).unwrap_err();
+        let e = resolve(&args, &HttpFile::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--http-token-file"), "{e}");
         let dir = std::env::temp_dir().join(format!("rasp-http-token-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -892,7 +896,8 @@ mod tests {
             },
             &HttpFile::default(),
         )
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("empty"), "{e}");
     }
 
