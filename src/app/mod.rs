@@ -746,10 +746,10 @@ struct FuzzWords<U: Args> {
 }
 
 /// The app's flags from the words a trace file stores ([`fuzz::TraceFile::args`]).
-pub fn user_args_from_words<U: Args>(words: &[String]) -> Result<U, String> {
+pub fn user_args_from_words<U: Args>(words: &[String]) -> crate::Result<U> {
     FuzzWords::<U>::try_parse_from(std::iter::once("fuzz".to_string()).chain(words.iter().cloned()))
         .map(|w| w.cmd.user)
-        .map_err(|e| format!("the trace file's flags: {e}"))
+        .map_err(|e| crate::Error::decode("the trace file's flags", e))
 }
 
 /// Called with every started real node (see [`Main::on_node_start`]).

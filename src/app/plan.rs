@@ -404,8 +404,8 @@ impl Plan {
     }
 
     /// The membership mode.
-    pub fn mode(&self) -> Result<Mode, String> {
-        self.membership.parse().map_err(|e| format!("{e}"))
+    pub fn mode(&self) -> crate::Result<Mode> {
+        Ok(self.membership.parse::<Mode>()?)
     }
 }
 
@@ -721,7 +721,7 @@ pub fn execute<A: App>(
     plan: &Plan,
     collect: Collect,
     verify: Option<&Trace>,
-) -> Result<Outcome, String> {
+) -> crate::Result<Outcome> {
     let mode = plan.mode()?;
     let replication = super::ReplicationArgs {
         sync: plan.sync.as_deref().map(str::parse).transpose()?,
@@ -736,7 +736,8 @@ pub fn execute<A: App>(
             "the plan delays a message by {} s, more than the {} s allowed",
             secs(d.by),
             secs(MAX_DELAY)
-        ));
+        )
+        .into());
     }
     let cfg = SimConfig {
         seed: plan.seed,
@@ -818,10 +819,7 @@ pub fn execute<A: App>(
     let node = |n: u32| NodeId(n as u64);
     for (k, e) in plan.events.iter().enumerate() {
         if e.nodes().iter().any(|&n| n >= plan.nodes) {
-            return Err(format!(
-                "event {k} names a node beyond the plan's {}",
-                plan.nodes
-            ));
+            return Err(format!("event {k} names a node beyond the plan's {}", plan.nodes).into());
         }
         let start = at(e.at);
         let end = at(e.end());

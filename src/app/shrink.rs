@@ -262,7 +262,7 @@ fn halved(plan: &Plan) -> Plan {
     p
 }
 
-fn run_story<A: App>(app: &A, plan: &Plan) -> Result<Outcome, String> {
+fn run_story<A: App>(app: &A, plan: &Plan) -> crate::Result<Outcome> {
     execute(
         app,
         plan,
@@ -459,7 +459,7 @@ pub fn shrink_with<A: App>(
 /// candidates (fewer firings, fewer messages) no longer shift the other messages' latencies
 /// (the network model draws them from one random stream) and each ordering the failure
 /// needs is one named decision. Accepted if it still fails.
-fn pin_latencies<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) -> Result<(), String> {
+fn pin_latencies<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) -> crate::Result<()> {
     if s.out_of_time() || plan.max_latency == plan.min_latency {
         return Ok(());
     }
@@ -537,7 +537,7 @@ fn phase_internal<A: App>(
     s: &mut Shrinker<'_, A>,
     plan: &mut Plan,
     timers: bool,
-) -> Result<(), String> {
+) -> crate::Result<()> {
     if s.out_of_time() {
         return Ok(());
     }

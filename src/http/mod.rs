@@ -422,7 +422,7 @@ pub async fn start<A: HasReplica>(
     cfg: &HttpConfig,
     node: NodeHandle,
     atom: AtomId,
-) -> Result<SocketAddr, String> {
+) -> crate::Result<SocketAddr> {
     start_with(cfg, node, Some(ReplicaAtom::of::<A>(atom))).await
 }
 
@@ -432,13 +432,13 @@ pub async fn start_with(
     cfg: &HttpConfig,
     node: NodeHandle,
     replica: Option<ReplicaAtom>,
-) -> Result<SocketAddr, String> {
+) -> crate::Result<SocketAddr> {
     let listener = tokio::net::TcpListener::bind(cfg.addr)
         .await
-        .map_err(|e| format!("cannot listen for HTTP on {}: {e}", cfg.addr))?;
+        .map_err(|e| crate::Error::io(format!("cannot listen for HTTP on {}", cfg.addr), e))?;
     let addr = listener
         .local_addr()
-        .map_err(|e| format!("HTTP listener address: {e}"))?;
+        .map_err(|e| crate::Error::io("HTTP listener address", e))?;
     let api = Api {
         node,
         replica,
