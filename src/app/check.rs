@@ -166,18 +166,8 @@ impl CheckArgs {
 /// The boot closure of each node, as `sim` boots them: node `i` has index `i`, joins
 /// through node 0, and is a server if `i < servers`.
 pub fn boots<A: App>(app: &A, args: &CheckArgs) -> crate::Result<Vec<Boot>> {
-    if args.nodes == 0 {
-        return Err("--nodes must be at least 1".into());
-    }
     let servers = args.servers();
-    if servers > args.nodes || (args.membership == Mode::ClientServer && servers == 0) {
-        return Err(format!(
-            "--servers must be between {} and --nodes ({}), got {servers}",
-            u32::from(args.membership == Mode::ClientServer),
-            args.nodes
-        )
-        .into());
-    }
+    super::sim::validate_cluster(args.nodes, servers, args.membership)?;
     let config = args.replication.config()?;
     (0..args.nodes)
         .map(|i| {

@@ -385,19 +385,24 @@ pub fn converged<A: App>(sim: &Sim) -> bool {
     true
 }
 
-/// Checks the flags.
-pub fn validate(args: &SimArgs) -> Result<(), String> {
-    if args.nodes == 0 {
+/// Checks a cluster's size: at least one node, at most `nodes` servers, and at least one
+/// server in client-server mode.
+pub fn validate_cluster(nodes: u32, servers: u32, membership: Mode) -> Result<(), String> {
+    if nodes == 0 {
         return Err("--nodes must be at least 1".into());
     }
-    let servers = args.servers();
-    if servers > args.nodes || (args.membership == Mode::ClientServer && servers == 0) {
+    if servers > nodes || (membership == Mode::ClientServer && servers == 0) {
         return Err(format!(
-            "--servers must be between {} and --nodes ({}), got {servers}",
-            u32::from(args.membership == Mode::ClientServer),
-            args.nodes,
+            "--servers must be between {} and --nodes ({nodes}), got {servers}",
+            u32::from(membership == Mode::ClientServer),
         ));
     }
+    Ok(())
+}
+
+/// Checks the flags.
+pub fn validate(args: &SimArgs) -> Result<(), String> {
+    validate_cluster(args.nodes, args.servers(), args.membership)?;
     if !(args.duration_s.is_finite() && args.duration_s > 0.0) {
         return Err(format!(
             "--duration-s must be positive, got {}",
@@ -719,17 +724,7 @@ pub fn command_line(words: impl IntoIterator<Item = String>, seed: u64) -> Strin
     if !found {
         out.extend(["--seed".to_string(), seed.to_string()]);
     }
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,@%+".contains(c);
-    out.iter()
-        .map(|w| {
-            if !w.is_empty() && w.chars().all(safe) {
-                w.clone()
-            } else {
-                format!("'{}'", w.replace('\'', "'\\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+    super::fuzz::shell_line(&out)
 }
 
 #[cfg(test)]
