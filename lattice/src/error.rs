@@ -2,6 +2,7 @@
 
 /// Errors a caller of rasp-lattice can handle.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// MessagePack encoding failed.
     #[error("encoding failed: {0}")]
