@@ -6,76 +6,41 @@
 //!
 //! The membership atom runs in the runtime's simulator (see `tests/sim.rs`); this harness
 //! drives the bare cores with far less overhead per node, for unit tests and for the
-//! large-scale example (`examples/overlay_scale.rs`).
+//! large-scale example (`examples/overlay_scale.rs`). It runs any [`Core`] over `u64` peers
+//! (HyParView alone, Plumtree, the whole [`PeerService`](crate::PeerService)): nothing here
+//! knows a protocol.
 
-use crate::proto::{Out, Outbox, Time};
+use crate::proto::{Core, Out, Outbox, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-/// A core wrapped for the harness.
-pub trait Node {
-    /// Wire message.
-    type Msg: Clone;
-    /// Timer token.
-    type Timer;
-    /// Upward event.
-    type Event;
-    /// A message arrived.
-    fn on_message(
-        &mut self,
-        from: u64,
-        msg: Self::Msg,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    );
-    /// A timer fired.
-    fn on_timer(
-        &mut self,
-        timer: Self::Timer,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    );
-    /// The connection to `peer` was lost.
-    fn on_peer_down(
-        &mut self,
-        peer: u64,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    );
-    /// A short name of the message's kind, for message counts.
-    fn kind(msg: &Self::Msg) -> &'static str;
-}
-
-enum Item<N: Node> {
-    Deliver { from: u64, to: u64, msg: N::Msg },
+enum Item<N: Core<u64>> {
+    Deliver { from: u64, to: u64, msg: N::Message },
     Timer { node: u64, timer: N::Timer },
     PeerDown { node: u64, peer: u64 },
 }
 
-struct Entry<N: Node> {
+struct Entry<N: Core<u64>> {
     at: Time,
     seq: u64,
     item: Item<N>,
 }
 
-impl<N: Node> PartialEq for Entry<N> {
+impl<N: Core<u64>> PartialEq for Entry<N> {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
-impl<N: Node> Eq for Entry<N> {}
-impl<N: Node> PartialOrd for Entry<N> {
+impl<N: Core<u64>> Eq for Entry<N> {}
+impl<N: Core<u64>> PartialOrd for Entry<N> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<N: Node> Ord for Entry<N> {
+impl<N: Core<u64>> Ord for Entry<N> {
     fn cmp(&self, other: &Self) -> Ordering {
         // Reversed: BinaryHeap is a max-heap, we want the earliest first.
         (other.at, other.seq).cmp(&(self.at, self.seq))
@@ -83,7 +48,7 @@ impl<N: Node> Ord for Entry<N> {
 }
 
 /// The harness.
-pub struct Sim<N: Node> {
+pub struct Sim<N: Core<u64>> {
     /// The nodes by id; `None` once crashed.
     pub nodes: Vec<Option<N>>,
     /// The virtual clock.
@@ -105,7 +70,7 @@ pub struct Sim<N: Node> {
     pub max_latency: Duration,
 }
 
-impl<N: Node> Sim<N> {
+impl<N: Core<u64>> Sim<N> {
     /// An empty network seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Sim {
@@ -127,7 +92,7 @@ impl<N: Node> Sim<N> {
     pub fn add(
         &mut self,
         node: N,
-        init: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Msg, N::Timer, N::Event>),
+        init: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Message, N::Timer, N::Event>),
     ) -> u64 {
         let id = self.nodes.len() as u64;
         self.nodes.push(Some(node));
@@ -139,7 +104,7 @@ impl<N: Node> Sim<N> {
     pub fn with(
         &mut self,
         id: u64,
-        f: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Msg, N::Timer, N::Event>),
+        f: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Message, N::Timer, N::Event>),
     ) {
         let mut out = Vec::new();
         if let Some(Some(n)) = self.nodes.get_mut(id as usize) {
@@ -180,7 +145,7 @@ impl<N: Node> Sim<N> {
         });
     }
 
-    fn execute(&mut self, id: u64, out: Outbox<u64, N::Msg, N::Timer, N::Event>) {
+    fn execute(&mut self, id: u64, out: Outbox<u64, N::Message, N::Timer, N::Event>) {
         for o in out {
             match o {
                 Out::Send { to, msg } => {
@@ -259,7 +224,7 @@ impl<N: Node> Sim<N> {
                     let Some(Some(n)) = self.nodes.get_mut(node as usize) else {
                         continue;
                     };
-                    n.on_peer_down(peer, at, &mut self.rng, &mut out);
+                    n.peer_down(&peer, at, &mut self.rng, &mut out);
                     node
                 }
             };
@@ -275,52 +240,5 @@ impl<N: Node> Sim<N> {
     }
 }
 
-impl<B: Clone> Node for crate::service::PeerService<u64, B> {
-    type Msg = crate::service::ServiceMessage<u64, B>;
-    type Timer = crate::service::ServiceTimer<u64>;
-    type Event = crate::service::ServiceEvent<u64, B>;
-    fn on_message(
-        &mut self,
-        from: u64,
-        msg: Self::Msg,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    ) {
-        crate::service::PeerService::on_message(self, from, msg, now, rng, out)
-    }
-    fn on_timer(
-        &mut self,
-        timer: Self::Timer,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    ) {
-        crate::service::PeerService::on_timer(self, timer, now, rng, out)
-    }
-    fn on_peer_down(
-        &mut self,
-        peer: u64,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    ) {
-        self.peer_down(&peer, now, rng, out)
-    }
-    fn kind(msg: &Self::Msg) -> &'static str {
-        use crate::service::ServiceMessage;
-        match msg {
-            ServiceMessage::HyParView(crate::hyparview::Message::KeepAlive) => "hv_keepalive",
-            ServiceMessage::HyParView(_) => "hv",
-            ServiceMessage::Full(crate::full::Message::Heartbeat) => "full_heartbeat",
-            ServiceMessage::Full(_) => "full_state",
-            ServiceMessage::Plumtree(crate::plumtree::Message::Gossip { .. }) => PAYLOAD,
-            ServiceMessage::Plumtree(_) => "pt_control",
-            ServiceMessage::Gossip(crate::gossip::Message::Push { .. }) => PAYLOAD,
-            ServiceMessage::Direct(_) => "direct",
-        }
-    }
-}
-
 /// The kind under which [`Sim::sent`] counts payload-carrying broadcast messages (for RMR).
-pub const PAYLOAD: &str = "payload";
+pub use crate::proto::PAYLOAD;
