@@ -242,3 +242,68 @@ impl<N: Core<u64>> Sim<N> {
 
 /// The kind under which [`Sim::sent`] counts payload-carrying broadcast messages (for RMR).
 pub use crate::proto::PAYLOAD;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plumtree::{self, Plumtree};
+    use crate::{gossip, gossip::Gossip};
+
+    /// Node `i` of `n` on a ring with chords to `i ± 3`: every node has four neighbours.
+    fn mesh(i: u64, n: u64) -> [u64; 4] {
+        [(i + 1) % n, (i + n - 1) % n, (i + 3) % n, (i + n - 3) % n]
+    }
+
+    /// The harness runs a bare broadcast core as it runs the whole service: Plumtree over a
+    /// fixed mesh reaches everyone, and a second broadcast goes over the tree its first one
+    /// pruned (one payload per node but the origin).
+    #[test]
+    fn runs_bare_plumtree_and_gossip() {
+        let n = 30;
+        let mut sim: Sim<Plumtree<u64, u32>> = Sim::new(1);
+        for i in 0..n {
+            sim.add(Plumtree::new(i, plumtree::Config::default()), |p, _, _| {
+                for j in mesh(i, n) {
+                    p.neighbour_up(j);
+                }
+            });
+        }
+        let mut payloads = Vec::new();
+        for payload in [7, 8] {
+            sim.with(0, |p, _, out| {
+                p.broadcast(payload, out);
+            });
+            sim.run_for(Duration::from_secs(2));
+            payloads.push(sim.sent[PAYLOAD]);
+        }
+        let delivered = |sim: &Sim<Plumtree<u64, u32>>, payload: u32| {
+            let nodes: BTreeSet<u64> = sim
+                .events
+                .iter()
+                .filter(|(_, _, plumtree::Event::Delivered { payload: p, .. })| *p == payload)
+                .map(|(_, node, _)| *node)
+                .collect();
+            nodes.len() as u64
+        };
+        assert_eq!(delivered(&sim, 7), n - 1);
+        assert_eq!(delivered(&sim, 8), n - 1);
+        assert!(payloads[0] > n - 1, "{payloads:?}");
+        assert_eq!(payloads[1] - payloads[0], n - 1, "{:?}", sim.sent);
+        assert!(sim.sent.contains_key("prune"), "{:?}", sim.sent);
+
+        let mut sim: Sim<Gossip<u64, u32>> = Sim::new(2);
+        for i in 0..n {
+            sim.add(Gossip::new(i, gossip::Config::default()), |g, _, _| {
+                for j in mesh(i, n) {
+                    g.neighbour_up(j);
+                }
+            });
+        }
+        sim.with(0, |g, rng, out| {
+            g.broadcast(7, rng, out);
+        });
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(sim.events.len() as u64, n - 1);
+        assert!(sim.sent[PAYLOAD] >= n - 1, "{:?}", sim.sent);
+    }
+}
