@@ -26,7 +26,7 @@
 //!   keep-alive from a peer it does not hold answers DISCONNECT (repairing asymmetry after lost
 //!   messages), and an active peer silent for [`Config::peer_timeout`] is treated as failed
 //!   (Partisan relied on TCP keep-alive the same way, talk slide 120; the driver's connection
-//!   loss, [`Core::peer_down`](crate::proto::Core::peer_down), remains the fast path).
+//!   loss, [`Core::peer_down`], remains the fast path).
 //!
 //! - **Reconnect probes after a suspected failure** (healing a split with full views): a
 //!   peer lost without a DISCONNECT (its connection failed, it went silent, or a NEIGHBOR
