@@ -31,14 +31,16 @@
 //! through remembered contacts (the [`hyparview`](crate::hyparview) module docs) across a
 //! crash: the volatile views are lost, the store is not.
 //!
-//! Driving rules: core timers become [`Ctx::after`] continuations; the runtime's
-//! [`PeerEvent::Down`] is the failure detector ([`PeerService::peer_down`]); a core's
+//! Driving rules: the atom drives its [`PeerService`] through the [`Core`] trait (a [`Wire`]
+//! message is [`Core::on_message`], a timer's continuation [`Core::on_timer`]); core timers
+//! become [`Ctx::after`] continuations; the runtime's [`PeerEvent::Down`] is the failure
+//! detector ([`Core::peer_down`]); a core's
 //! disconnect hint closes the connection only after [`DISCONNECT_GRACE`], and only if the peer
 //! has not become a neighbour again (closing at once would race the DISCONNECT message, the
 //! false-disconnect trap of Partisan's talk, slide 148).
 
 use crate::plumtree::MsgId;
-use crate::proto::{Out, Time as CoreTime};
+use crate::proto::{Core, Out, Time as CoreTime, PAYLOAD};
 use crate::service::{Config, Mode, PeerService, ServiceEvent, ServiceMessage, ServiceOutbox};
 use rasp_runtime::{Atom, AtomAddr, Contact, Ctx, Dest, Message, NodeId, Origin, PeerEvent};
 use serde::{Deserialize, Serialize};
@@ -331,11 +333,7 @@ impl MembershipAtom {
             match o {
                 Out::Send { to, msg } => {
                     self.stats.sent += 1;
-                    if matches!(
-                        msg,
-                        ServiceMessage::Plumtree(crate::plumtree::Message::Gossip { .. })
-                            | ServiceMessage::Gossip(_)
-                    ) {
+                    if <PeerService<PeerRef, Bytes> as Core<PeerRef>>::kind(&msg) == PAYLOAD {
                         self.stats.payload_sent += 1;
                     }
                     if !to.0.addrs.is_empty() && ctx.contact(to.node()).is_none() {

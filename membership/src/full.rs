@@ -32,35 +32,22 @@
 //! Heartbeats cost `n` messages per node per interval: Partisan documents full membership for
 //! 60–200 nodes (Meiklejohn et al., "Partisan", USENIX ATC 2019), and the 1,000-node test reports the figure.
 
-use crate::proto::{Out, Outbox, Peer, Time};
+use crate::proto::{Core, Out, Outbox, Peer, Time};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use std::str::FromStr;
 use std::time::Duration;
 
-/// A node's role in client-server mode.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Role {
-    /// Connected to every node.
-    #[default]
-    Server,
-    /// Connected to the servers only.
-    Client,
-}
-
-impl FromStr for Role {
-    type Err = crate::Error;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "server" => Ok(Role::Server),
-            "client" => Ok(Role::Client),
-            other => Err(crate::Error::UnknownRole(other.to_string())),
-        }
+rasp_runtime::string_enum! {
+    /// A node's role in client-server mode.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Role: crate::Error = crate::Error::UnknownRole {
+        /// Connected to every node.
+        #[default]
+        Server = "server",
+        /// Connected to the servers only.
+        Client = "client",
     }
 }
 
@@ -380,71 +367,6 @@ impl<P: Peer> FullMembership<P> {
         self.left = true;
     }
 
-    /// The driver lost the connection to `peer`: it is down until heard from again.
-    pub fn peer_down(&mut self, peer: &P, out: &mut FullOutbox<P>) {
-        if self.neighbours.remove(peer) {
-            out.push(Out::Event(Event::NeighbourDown(peer.clone())));
-        }
-    }
-
-    /// Handles a timer.
-    pub fn on_timer<R: Rng + ?Sized>(
-        &mut self,
-        timer: Timer,
-        now: Time,
-        rng: &mut R,
-        out: &mut FullOutbox<P>,
-    ) {
-        match timer {
-            Timer::Heartbeat => {
-                out.push(Out::Timer {
-                    after: self.config.heartbeat_interval,
-                    timer: Timer::Heartbeat,
-                });
-                if !self.left {
-                    self.heartbeat(now, out);
-                }
-            }
-            Timer::Gossip => {
-                out.push(Out::Timer {
-                    after: self.config.gossip_interval,
-                    timer: Timer::Gossip,
-                });
-                if self.left {
-                    return;
-                }
-                let targets: Vec<(&P, &Entry)> = self
-                    .members
-                    .entries
-                    .iter()
-                    .filter(|(p, e)| {
-                        **p != self.me && e.status == Status::Alive && self.wants(p, e)
-                    })
-                    .collect();
-                let target = targets.choose(rng).map(|(p, e)| ((*p).clone(), e.role));
-                self.probe_removed(now, rng, out);
-                if let Some((p, role)) = target {
-                    out.push(Out::Send {
-                        to: p,
-                        msg: Message::State {
-                            members: self.filtered_for(role),
-                            reply: true,
-                        },
-                    });
-                } else if let Some(seed) = self.seeds.choose(rng) {
-                    // Knows nobody alive: back to the seeds.
-                    out.push(Out::Send {
-                        to: seed.clone(),
-                        msg: Message::State {
-                            members: self.members.clone(),
-                            reply: true,
-                        },
-                    });
-                }
-            }
-        }
-    }
-
     /// Every `removed_probe_interval`, pushes our list (reply asked) to one member seen
     /// removed within `removed_probe_window` (module docs: a mutual false removal heals).
     fn probe_removed<R: Rng + ?Sized>(&mut self, now: Time, rng: &mut R, out: &mut FullOutbox<P>) {
@@ -537,8 +459,97 @@ impl<P: Peer> FullMembership<P> {
         self.note_status(removed, now);
     }
 
+    /// `peer` was just heard from: it is a neighbour if alive and wanted.
+    fn refresh(&mut self, peer: &P, out: &mut FullOutbox<P>) {
+        let Some(e) = self.members.entries.get(peer) else {
+            return;
+        };
+        if e.status == Status::Alive && self.wants(peer, e) && self.neighbours.insert(peer.clone())
+        {
+            out.push(Out::Connect(peer.clone()));
+            out.push(Out::Event(Event::NeighbourUp(peer.clone())));
+        }
+    }
+}
+
+impl<P: Peer> Core<P> for FullMembership<P> {
+    type Message = Message<P>;
+    type Timer = Timer;
+    type Event = Event<P>;
+
+    /// The driver lost the connection to `peer`: it is down until heard from again.
+    fn peer_down<R: Rng + ?Sized>(
+        &mut self,
+        peer: &P,
+        _now: Time,
+        _rng: &mut R,
+        out: &mut FullOutbox<P>,
+    ) {
+        if self.neighbours.remove(peer) {
+            out.push(Out::Event(Event::NeighbourDown(peer.clone())));
+        }
+    }
+
+    /// Handles a timer.
+    fn on_timer<R: Rng + ?Sized>(
+        &mut self,
+        timer: Timer,
+        now: Time,
+        rng: &mut R,
+        out: &mut FullOutbox<P>,
+    ) {
+        match timer {
+            Timer::Heartbeat => {
+                out.push(Out::Timer {
+                    after: self.config.heartbeat_interval,
+                    timer: Timer::Heartbeat,
+                });
+                if !self.left {
+                    self.heartbeat(now, out);
+                }
+            }
+            Timer::Gossip => {
+                out.push(Out::Timer {
+                    after: self.config.gossip_interval,
+                    timer: Timer::Gossip,
+                });
+                if self.left {
+                    return;
+                }
+                let targets: Vec<(&P, &Entry)> = self
+                    .members
+                    .entries
+                    .iter()
+                    .filter(|(p, e)| {
+                        **p != self.me && e.status == Status::Alive && self.wants(p, e)
+                    })
+                    .collect();
+                let target = targets.choose(rng).map(|(p, e)| ((*p).clone(), e.role));
+                self.probe_removed(now, rng, out);
+                if let Some((p, role)) = target {
+                    out.push(Out::Send {
+                        to: p,
+                        msg: Message::State {
+                            members: self.filtered_for(role),
+                            reply: true,
+                        },
+                    });
+                } else if let Some(seed) = self.seeds.choose(rng) {
+                    // Knows nobody alive: back to the seeds.
+                    out.push(Out::Send {
+                        to: seed.clone(),
+                        msg: Message::State {
+                            members: self.members.clone(),
+                            reply: true,
+                        },
+                    });
+                }
+            }
+        }
+    }
+
     /// Handles a message.
-    pub fn on_message<R: Rng + ?Sized>(
+    fn on_message<R: Rng + ?Sized>(
         &mut self,
         from: P,
         msg: Message<P>,
@@ -608,15 +619,10 @@ impl<P: Peer> FullMembership<P> {
         self.refresh(&from, out);
     }
 
-    /// `peer` was just heard from: it is a neighbour if alive and wanted.
-    fn refresh(&mut self, peer: &P, out: &mut FullOutbox<P>) {
-        let Some(e) = self.members.entries.get(peer) else {
-            return;
-        };
-        if e.status == Status::Alive && self.wants(peer, e) && self.neighbours.insert(peer.clone())
-        {
-            out.push(Out::Connect(peer.clone()));
-            out.push(Out::Event(Event::NeighbourUp(peer.clone())));
+    fn kind(msg: &Message<P>) -> &'static str {
+        match msg {
+            Message::Heartbeat => "heartbeat",
+            Message::State { .. } => "state",
         }
     }
 }

@@ -6,7 +6,7 @@
 //! Duplicate suppression keeps the last [`Config::seen_capacity`] ids (drop-oldest).
 
 use crate::plumtree::MsgId;
-use crate::proto::{Out, Outbox, Peer, Time};
+use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -117,31 +117,6 @@ impl<P: Peer, B: Clone> Gossip<P, B> {
         id
     }
 
-    /// Handles a message.
-    pub fn on_message<R: Rng + ?Sized>(
-        &mut self,
-        from: P,
-        msg: Message<P, B>,
-        _now: Time,
-        rng: &mut R,
-        out: &mut GossipOutbox<P, B>,
-    ) {
-        let Message::Push { id, payload, round } = msg;
-        if self.seen.contains(&id) {
-            return;
-        }
-        self.remember(id.clone());
-        out.push(Out::Event(Event::Delivered {
-            id: id.clone(),
-            payload: payload.clone(),
-            round,
-            from: from.clone(),
-        }));
-        if round < self.config.ttl {
-            self.push(&id, &payload, round + 1, Some(&from), rng, out);
-        }
-    }
-
     fn push<R: Rng + ?Sized>(
         &mut self,
         id: &MsgId<P>,
@@ -176,5 +151,64 @@ impl<P: Peer, B: Clone> Gossip<P, B> {
         }
         self.seen.insert(id.clone());
         self.seen_order.push_back(id);
+    }
+}
+
+impl<P: Peer, B: Clone> Core<P> for Gossip<P, B> {
+    type Message = Message<P, B>;
+    type Timer = Timer;
+    type Event = Event<P, B>;
+
+    /// Handles a message.
+    fn on_message<R: Rng + ?Sized>(
+        &mut self,
+        from: P,
+        msg: Message<P, B>,
+        _now: Time,
+        rng: &mut R,
+        out: &mut GossipOutbox<P, B>,
+    ) {
+        let Message::Push { id, payload, round } = msg;
+        if self.seen.contains(&id) {
+            return;
+        }
+        self.remember(id.clone());
+        out.push(Out::Event(Event::Delivered {
+            id: id.clone(),
+            payload: payload.clone(),
+            round,
+            from: from.clone(),
+        }));
+        if round < self.config.ttl {
+            self.push(&id, &payload, round + 1, Some(&from), rng, out);
+        }
+    }
+
+    /// Gossip sets no timers.
+    fn on_timer<R: Rng + ?Sized>(
+        &mut self,
+        timer: Timer,
+        _now: Time,
+        _rng: &mut R,
+        _out: &mut GossipOutbox<P, B>,
+    ) {
+        match timer {}
+    }
+
+    /// A lost connection is a lost neighbour ([`Gossip::neighbour_down`]).
+    fn peer_down<R: Rng + ?Sized>(
+        &mut self,
+        peer: &P,
+        _now: Time,
+        _rng: &mut R,
+        _out: &mut GossipOutbox<P, B>,
+    ) {
+        self.neighbour_down(peer);
+    }
+
+    fn kind(msg: &Message<P, B>) -> &'static str {
+        match msg {
+            Message::Push { .. } => PAYLOAD,
+        }
     }
 }

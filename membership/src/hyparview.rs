@@ -26,7 +26,7 @@
 //!   keep-alive from a peer it does not hold answers DISCONNECT (repairing asymmetry after lost
 //!   messages), and an active peer silent for [`Config::peer_timeout`] is treated as failed
 //!   (Partisan relied on TCP keep-alive the same way, talk slide 120; the driver's connection
-//!   loss, [`HyParView::peer_down`], remains the fast path).
+//!   loss, [`Core::peer_down`], remains the fast path).
 //!
 //! - **Reconnect probes after a suspected failure** (healing a split with full views): a
 //!   peer lost without a DISCONNECT (its connection failed, it went silent, or a NEIGHBOR
@@ -79,7 +79,7 @@
 //! Delivery order is not assumed (Partisan's lesson, talk slide 148: assuming FIFO across
 //! connections gave false disconnects).
 
-use crate::proto::{Out, Outbox, Peer, Time};
+use crate::proto::{Core, Out, Outbox, Peer, Time};
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -191,6 +191,7 @@ impl Default for Config {
 
 /// Error from [`Config::validate`].
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The active view must hold at least one peer.
     #[error("hyparview: active_size must be at least 1")]
@@ -610,140 +611,6 @@ impl<P: Peer> HyParView<P> {
         self.left = true;
     }
 
-    /// The driver lost the connection to `peer` (or could not open it): HyParView's failure
-    /// detector. An active peer is dropped and replaced; a peer we were asking is dropped from
-    /// the passive view.
-    pub fn peer_down<R: Rng + ?Sized>(
-        &mut self,
-        peer: &P,
-        now: Time,
-        rng: &mut R,
-        out: &mut HvOutbox<P>,
-    ) {
-        if self.left {
-            return;
-        }
-        self.contacts.retain(|p| p != peer);
-        if self.probe.as_ref().is_some_and(|(p, _)| p == peer) {
-            // The probe could not reach it (crashed, or the partition still holds: a failed
-            // dial cannot tell them apart). It stays a suspect until its time is up.
-            self.probe = None;
-        }
-        if self.active.contains(peer) {
-            self.stats.failures += 1;
-            self.remove_active(peer, false, out);
-            self.suspect(peer, now);
-            self.refill(now, rng, out);
-        } else if self.pending.remove(peer).is_some() {
-            self.passive.retain(|p| p != peer);
-            self.suspect(peer, now);
-            self.request_failed(now, rng, out);
-        } else {
-            // Perhaps a dead passive contact or rejoin point we wrote to.
-            self.passive.retain(|p| p != peer);
-        }
-    }
-
-    /// Handles a timer set earlier.
-    pub fn on_timer<R: Rng + ?Sized>(
-        &mut self,
-        timer: Timer<P>,
-        now: Time,
-        rng: &mut R,
-        out: &mut HvOutbox<P>,
-    ) {
-        match timer {
-            Timer::Shuffle => {
-                out.push(Out::Timer {
-                    after: self.config.shuffle_interval,
-                    timer: Timer::Shuffle,
-                });
-                if !self.left {
-                    self.shuffle(rng, out);
-                }
-            }
-            Timer::Promote => {
-                out.push(Out::Timer {
-                    after: self.config.promotion_interval,
-                    timer: Timer::Promote,
-                });
-                if !self.left && !self.config.without_isolation_repair {
-                    self.promote(now, rng, out);
-                    self.probe_suspect(now, rng, out);
-                }
-            }
-            Timer::KeepAlive => {
-                out.push(Out::Timer {
-                    after: self.config.keepalive_interval,
-                    timer: Timer::KeepAlive,
-                });
-                if !self.left {
-                    self.keepalive(now, rng, out);
-                }
-            }
-            Timer::NeighbourTimeout(peer, id) => {
-                if self.probe.as_ref() == Some(&(peer.clone(), id)) {
-                    // Still unreachable: it stays a suspect until its time is up.
-                    self.probe = None;
-                } else if self.pending.get(&peer) == Some(&id) {
-                    self.pending.remove(&peer);
-                    self.passive.retain(|p| *p != peer);
-                    self.suspect(&peer, now);
-                    self.request_failed(now, rng, out);
-                }
-            }
-        }
-    }
-
-    /// Handles a message from `from`.
-    pub fn on_message<R: Rng + ?Sized>(
-        &mut self,
-        from: P,
-        msg: Message<P>,
-        now: Time,
-        rng: &mut R,
-        out: &mut HvOutbox<P>,
-    ) {
-        if self.left || from == self.me {
-            return;
-        }
-        if self.active.contains(&from) {
-            self.last_heard.insert(from.clone(), now);
-        }
-        match msg {
-            Message::Join => self.on_join(from, now, rng, out),
-            Message::ForwardJoin { joiner, ttl } => {
-                self.heard_of(&joiner);
-                self.on_forward_join(from, joiner, ttl, now, rng, out)
-            }
-            Message::Neighbour { priority } => self.on_neighbour(from, priority, now, rng, out),
-            Message::NeighbourReply { accepted } => {
-                self.on_neighbour_reply(from, accepted, now, rng, out)
-            }
-            Message::Disconnect { alive } => self.on_disconnect(from, alive, now, rng, out),
-            Message::Shuffle { origin, nodes, ttl } => {
-                self.heard_of(&origin);
-                self.on_shuffle(from, origin, nodes, ttl, rng, out)
-            }
-            Message::ShuffleReply { nodes } => {
-                self.heard_of(&from);
-                let sent = std::mem::take(&mut self.last_shuffle);
-                for n in nodes {
-                    self.add_passive(n, &sent, rng);
-                }
-            }
-            Message::KeepAlive => {
-                if !self.active.contains(&from) && !self.pending.contains_key(&from) {
-                    // It holds us, we do not hold it: repair the asymmetry.
-                    out.push(Out::Send {
-                        to: from,
-                        msg: Message::Disconnect { alive: true },
-                    });
-                }
-            }
-        }
-    }
-
     fn on_join<R: Rng + ?Sized>(
         &mut self,
         joiner: P,
@@ -1161,6 +1028,159 @@ impl<P: Peer> HyParView<P> {
     }
 }
 
+impl<P: Peer> Core<P> for HyParView<P> {
+    type Message = Message<P>;
+    type Timer = Timer<P>;
+    type Event = Event<P>;
+
+    /// The driver lost the connection to `peer` (or could not open it): HyParView's failure
+    /// detector. An active peer is dropped and replaced; a peer we were asking is dropped from
+    /// the passive view.
+    fn peer_down<R: Rng + ?Sized>(
+        &mut self,
+        peer: &P,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        if self.left {
+            return;
+        }
+        self.contacts.retain(|p| p != peer);
+        if self.probe.as_ref().is_some_and(|(p, _)| p == peer) {
+            // The probe could not reach it (crashed, or the partition still holds: a failed
+            // dial cannot tell them apart). It stays a suspect until its time is up.
+            self.probe = None;
+        }
+        if self.active.contains(peer) {
+            self.stats.failures += 1;
+            self.remove_active(peer, false, out);
+            self.suspect(peer, now);
+            self.refill(now, rng, out);
+        } else if self.pending.remove(peer).is_some() {
+            self.passive.retain(|p| p != peer);
+            self.suspect(peer, now);
+            self.request_failed(now, rng, out);
+        } else {
+            // Perhaps a dead passive contact or rejoin point we wrote to.
+            self.passive.retain(|p| p != peer);
+        }
+    }
+
+    /// Handles a timer set earlier.
+    fn on_timer<R: Rng + ?Sized>(
+        &mut self,
+        timer: Timer<P>,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        match timer {
+            Timer::Shuffle => {
+                out.push(Out::Timer {
+                    after: self.config.shuffle_interval,
+                    timer: Timer::Shuffle,
+                });
+                if !self.left {
+                    self.shuffle(rng, out);
+                }
+            }
+            Timer::Promote => {
+                out.push(Out::Timer {
+                    after: self.config.promotion_interval,
+                    timer: Timer::Promote,
+                });
+                if !self.left && !self.config.without_isolation_repair {
+                    self.promote(now, rng, out);
+                    self.probe_suspect(now, rng, out);
+                }
+            }
+            Timer::KeepAlive => {
+                out.push(Out::Timer {
+                    after: self.config.keepalive_interval,
+                    timer: Timer::KeepAlive,
+                });
+                if !self.left {
+                    self.keepalive(now, rng, out);
+                }
+            }
+            Timer::NeighbourTimeout(peer, id) => {
+                if self.probe.as_ref() == Some(&(peer.clone(), id)) {
+                    // Still unreachable: it stays a suspect until its time is up.
+                    self.probe = None;
+                } else if self.pending.get(&peer) == Some(&id) {
+                    self.pending.remove(&peer);
+                    self.passive.retain(|p| *p != peer);
+                    self.suspect(&peer, now);
+                    self.request_failed(now, rng, out);
+                }
+            }
+        }
+    }
+
+    /// Handles a message from `from`.
+    fn on_message<R: Rng + ?Sized>(
+        &mut self,
+        from: P,
+        msg: Message<P>,
+        now: Time,
+        rng: &mut R,
+        out: &mut HvOutbox<P>,
+    ) {
+        if self.left || from == self.me {
+            return;
+        }
+        if self.active.contains(&from) {
+            self.last_heard.insert(from.clone(), now);
+        }
+        match msg {
+            Message::Join => self.on_join(from, now, rng, out),
+            Message::ForwardJoin { joiner, ttl } => {
+                self.heard_of(&joiner);
+                self.on_forward_join(from, joiner, ttl, now, rng, out)
+            }
+            Message::Neighbour { priority } => self.on_neighbour(from, priority, now, rng, out),
+            Message::NeighbourReply { accepted } => {
+                self.on_neighbour_reply(from, accepted, now, rng, out)
+            }
+            Message::Disconnect { alive } => self.on_disconnect(from, alive, now, rng, out),
+            Message::Shuffle { origin, nodes, ttl } => {
+                self.heard_of(&origin);
+                self.on_shuffle(from, origin, nodes, ttl, rng, out)
+            }
+            Message::ShuffleReply { nodes } => {
+                self.heard_of(&from);
+                let sent = std::mem::take(&mut self.last_shuffle);
+                for n in nodes {
+                    self.add_passive(n, &sent, rng);
+                }
+            }
+            Message::KeepAlive => {
+                if !self.active.contains(&from) && !self.pending.contains_key(&from) {
+                    // It holds us, we do not hold it: repair the asymmetry.
+                    out.push(Out::Send {
+                        to: from,
+                        msg: Message::Disconnect { alive: true },
+                    });
+                }
+            }
+        }
+    }
+
+    fn kind(msg: &Message<P>) -> &'static str {
+        match msg {
+            Message::Join => "join",
+            Message::ForwardJoin { .. } => "forward_join",
+            Message::Neighbour { .. } => "neighbour",
+            Message::NeighbourReply { .. } => "neighbour_reply",
+            Message::Disconnect { .. } => "disconnect",
+            Message::Shuffle { .. } => "shuffle",
+            Message::ShuffleReply { .. } => "shuffle_reply",
+            Message::KeepAlive => "keepalive",
+        }
+    }
+}
+
 /// A uniformly random delay in `(0, period]`, so first ticks spread over one full period.
 fn jitter<R: Rng + ?Sized>(period: Duration, rng: &mut R) -> Duration {
     let nanos = period.as_nanos().min(u64::MAX as u128) as u64;
@@ -1171,54 +1191,8 @@ fn jitter<R: Rng + ?Sized>(period: Duration, rng: &mut R) -> Duration {
 pub(crate) mod tests {
     use super::*;
     use crate::overlay::Overlay;
-    use crate::testkit::{Node, Sim};
+    use crate::testkit::Sim;
     use rand_chacha::ChaCha8Rng;
-
-    impl Node for HyParView<u64> {
-        type Msg = Message<u64>;
-        type Timer = Timer<u64>;
-        type Event = Event<u64>;
-        fn on_message(
-            &mut self,
-            from: u64,
-            msg: Self::Msg,
-            now: Time,
-            rng: &mut ChaCha8Rng,
-            out: &mut HvOutbox<u64>,
-        ) {
-            HyParView::on_message(self, from, msg, now, rng, out)
-        }
-        fn on_timer(
-            &mut self,
-            timer: Self::Timer,
-            now: Time,
-            rng: &mut ChaCha8Rng,
-            out: &mut HvOutbox<u64>,
-        ) {
-            HyParView::on_timer(self, timer, now, rng, out)
-        }
-        fn on_peer_down(
-            &mut self,
-            peer: u64,
-            now: Time,
-            rng: &mut ChaCha8Rng,
-            out: &mut HvOutbox<u64>,
-        ) {
-            self.peer_down(&peer, now, rng, out)
-        }
-        fn kind(msg: &Self::Msg) -> &'static str {
-            match msg {
-                Message::Join => "join",
-                Message::ForwardJoin { .. } => "forward_join",
-                Message::Neighbour { .. } => "neighbour",
-                Message::NeighbourReply { .. } => "neighbour_reply",
-                Message::Disconnect { .. } => "disconnect",
-                Message::Shuffle { .. } => "shuffle",
-                Message::ShuffleReply { .. } => "shuffle_reply",
-                Message::KeepAlive => "keepalive",
-            }
-        }
-    }
 
     /// `n` nodes joining through node 0, one every `gap`; then runs `settle`.
     pub(crate) fn form(seed: u64, n: u64, gap: Duration, settle: Duration) -> Sim<HyParView<u64>> {

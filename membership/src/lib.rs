@@ -6,11 +6,12 @@
 //! protocol bug from an application bug.
 //!
 //! The protocols are **sans-IO cores**: state machines over a peer type `P`, fed with events,
-//! the time and an RNG, returning [`proto::Out`] actions. The runtime atom drives them.
+//! the time and an RNG, returning [`proto::Out`] actions; each implements [`Core`]. The runtime
+//! atom drives them.
 //!
 //! | module | what |
 //! |---|---|
-//! | [`proto`] | the output type shared by all cores, time, the peer bound |
+//! | [`proto`] | the [`Core`] trait every core implements, its output type, time, the peer bound |
 //! | [`hyparview`] | HyParView (DSN 2007) partial views with Partisan's isolation repair |
 //! | [`plumtree`] | Plumtree (SRDS 2007) epidemic broadcast trees, bounded caches |
 //! | [`gossip`] | plain fanout gossip, the broadcast baseline |
@@ -78,6 +79,7 @@ pub mod service;
 pub use atom::{MembershipAtom, PeerServiceEvent, SERVICE};
 pub use error::Error;
 pub use full::Role;
+pub use proto::Core;
 pub use service::{
     BroadcastMode, Config, Mode, PeerService, ServiceEvent, ServiceMessage, ServiceTimer,
 };

@@ -35,7 +35,7 @@
 //! - missing ids (announced, not received): [`Config::cache_capacity`], new ones ignored when
 //!   full.
 
-use crate::proto::{Out, Outbox, Peer, Time};
+use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -249,116 +249,6 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
         id
     }
 
-    /// Handles a timer.
-    pub fn on_timer<R: Rng + ?Sized>(
-        &mut self,
-        timer: Timer<P>,
-        _now: Time,
-        _rng: &mut R,
-        out: &mut PtOutbox<P, B>,
-    ) {
-        match timer {
-            Timer::FlushIHave => {
-                self.flush_scheduled = false;
-                for (peer, queue) in std::mem::take(&mut self.ihave_queue) {
-                    if !queue.is_empty()
-                        && (self.lazy.contains(&peer) || self.eager.contains(&peer))
-                    {
-                        out.push(Out::Send {
-                            to: peer,
-                            msg: Message::IHave(queue.into_iter().collect()),
-                        });
-                    }
-                }
-            }
-            Timer::Graft(id) => {
-                let Some(announcers) = self.missing.get_mut(&id) else {
-                    return;
-                };
-                match announcers.pop_front() {
-                    Some((peer, _round)) => {
-                        self.lazy.remove(&peer);
-                        self.eager.insert(peer.clone());
-                        self.stats.grafts += 1;
-                        out.push(Out::Send {
-                            to: peer,
-                            msg: Message::Graft {
-                                id: Some(id.clone()),
-                            },
-                        });
-                        out.push(Out::Timer {
-                            after: self.config.graft_timeout_2,
-                            timer: Timer::Graft(id),
-                        });
-                    }
-                    None => {
-                        self.missing.remove(&id);
-                    }
-                }
-            }
-        }
-    }
-
-    /// Handles a message from neighbour `from`.
-    pub fn on_message<R: Rng + ?Sized>(
-        &mut self,
-        from: P,
-        msg: Message<P, B>,
-        _now: Time,
-        _rng: &mut R,
-        out: &mut PtOutbox<P, B>,
-    ) {
-        match msg {
-            Message::Gossip { id, payload, round } => self.on_gossip(from, id, payload, round, out),
-            Message::IHave(list) => {
-                for (id, round) in list {
-                    if self.seen.contains_key(&id) {
-                        continue;
-                    }
-                    match self.missing.get_mut(&id) {
-                        Some(announcers) => announcers.push_back((from.clone(), round)),
-                        None => {
-                            if self.missing.len() >= self.config.cache_capacity {
-                                continue;
-                            }
-                            self.missing
-                                .insert(id.clone(), VecDeque::from([(from.clone(), round)]));
-                            out.push(Out::Timer {
-                                after: self.config.graft_timeout_1,
-                                timer: Timer::Graft(id),
-                            });
-                        }
-                    }
-                }
-            }
-            Message::Graft { id } => {
-                // Only a neighbour's link turns eager; a stale GRAFT from a former neighbour
-                // still gets its message.
-                if self.lazy.remove(&from) {
-                    self.eager.insert(from.clone());
-                }
-                if let Some(id) = id {
-                    if let Some(payload) = self.cache.get(&id) {
-                        let round = self.seen.get(&id).copied().unwrap_or(0) + 1;
-                        out.push(Out::Send {
-                            to: from,
-                            msg: Message::Gossip {
-                                id,
-                                payload: payload.clone(),
-                                round,
-                            },
-                        });
-                    }
-                }
-            }
-            Message::Prune => {
-                if self.eager.remove(&from) {
-                    self.lazy.insert(from);
-                }
-            }
-        }
-    }
-
     fn on_gossip(
         &mut self,
         from: P,
@@ -476,5 +366,141 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
         }
         self.cache.insert(id.clone(), payload);
         self.cache_order.push_back(id);
+    }
+}
+
+impl<P: Peer, B: Clone> Core<P> for Plumtree<P, B> {
+    type Message = Message<P, B>;
+    type Timer = Timer<P>;
+    type Event = Event<P, B>;
+
+    /// Handles a timer.
+    fn on_timer<R: Rng + ?Sized>(
+        &mut self,
+        timer: Timer<P>,
+        _now: Time,
+        _rng: &mut R,
+        out: &mut PtOutbox<P, B>,
+    ) {
+        match timer {
+            Timer::FlushIHave => {
+                self.flush_scheduled = false;
+                for (peer, queue) in std::mem::take(&mut self.ihave_queue) {
+                    if !queue.is_empty()
+                        && (self.lazy.contains(&peer) || self.eager.contains(&peer))
+                    {
+                        out.push(Out::Send {
+                            to: peer,
+                            msg: Message::IHave(queue.into_iter().collect()),
+                        });
+                    }
+                }
+            }
+            Timer::Graft(id) => {
+                let Some(announcers) = self.missing.get_mut(&id) else {
+                    return;
+                };
+                match announcers.pop_front() {
+                    Some((peer, _round)) => {
+                        self.lazy.remove(&peer);
+                        self.eager.insert(peer.clone());
+                        self.stats.grafts += 1;
+                        out.push(Out::Send {
+                            to: peer,
+                            msg: Message::Graft {
+                                id: Some(id.clone()),
+                            },
+                        });
+                        out.push(Out::Timer {
+                            after: self.config.graft_timeout_2,
+                            timer: Timer::Graft(id),
+                        });
+                    }
+                    None => {
+                        self.missing.remove(&id);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handles a message from neighbour `from`.
+    fn on_message<R: Rng + ?Sized>(
+        &mut self,
+        from: P,
+        msg: Message<P, B>,
+        _now: Time,
+        _rng: &mut R,
+        out: &mut PtOutbox<P, B>,
+    ) {
+        match msg {
+            Message::Gossip { id, payload, round } => self.on_gossip(from, id, payload, round, out),
+            Message::IHave(list) => {
+                for (id, round) in list {
+                    if self.seen.contains_key(&id) {
+                        continue;
+                    }
+                    match self.missing.get_mut(&id) {
+                        Some(announcers) => announcers.push_back((from.clone(), round)),
+                        None => {
+                            if self.missing.len() >= self.config.cache_capacity {
+                                continue;
+                            }
+                            self.missing
+                                .insert(id.clone(), VecDeque::from([(from.clone(), round)]));
+                            out.push(Out::Timer {
+                                after: self.config.graft_timeout_1,
+                                timer: Timer::Graft(id),
+                            });
+                        }
+                    }
+                }
+            }
+            Message::Graft { id } => {
+                // Only a neighbour's link turns eager; a stale GRAFT from a former neighbour
+                // still gets its message.
+                if self.lazy.remove(&from) {
+                    self.eager.insert(from.clone());
+                }
+                if let Some(id) = id {
+                    if let Some(payload) = self.cache.get(&id) {
+                        let round = self.seen.get(&id).copied().unwrap_or(0) + 1;
+                        out.push(Out::Send {
+                            to: from,
+                            msg: Message::Gossip {
+                                id,
+                                payload: payload.clone(),
+                                round,
+                            },
+                        });
+                    }
+                }
+            }
+            Message::Prune => {
+                if self.eager.remove(&from) {
+                    self.lazy.insert(from);
+                }
+            }
+        }
+    }
+
+    /// A lost connection is a lost neighbour ([`Plumtree::neighbour_down`]).
+    fn peer_down<R: Rng + ?Sized>(
+        &mut self,
+        peer: &P,
+        _now: Time,
+        _rng: &mut R,
+        _out: &mut PtOutbox<P, B>,
+    ) {
+        self.neighbour_down(peer);
+    }
+
+    fn kind(msg: &Message<P, B>) -> &'static str {
+        match msg {
+            Message::Gossip { .. } => PAYLOAD,
+            Message::IHave(_) => "ihave",
+            Message::Graft { .. } => "graft",
+            Message::Prune => "prune",
+        }
     }
 }

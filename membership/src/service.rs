@@ -13,77 +13,36 @@ use crate::full::{self, FullMembership, Role, Topology};
 use crate::gossip::{self, Gossip};
 use crate::hyparview::{self, HyParView};
 use crate::plumtree::{self, MsgId, Plumtree};
-use crate::proto::{Out, Outbox, Peer, Time};
+use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
 
-/// Which membership protocol runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// Every node knows and heartbeats every node.
-    Full,
-    /// Servers connect to all, clients to servers.
-    ClientServer,
-    /// HyParView partial views (Partisan's default, and ours).
-    #[default]
-    #[serde(rename = "hyparview")]
-    HyParView,
-}
-
-impl FromStr for Mode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "full" => Ok(Mode::Full),
-            "client-server" => Ok(Mode::ClientServer),
-            "hyparview" => Ok(Mode::HyParView),
-            other => Err(Error::UnknownMode(other.to_string())),
-        }
+rasp_runtime::string_enum! {
+    /// Which membership protocol runs.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum Mode: Error = Error::UnknownMode {
+        /// Every node knows and heartbeats every node.
+        Full = "full",
+        /// Servers connect to all, clients to servers.
+        ClientServer = "client-server",
+        /// HyParView partial views (Partisan's default, and ours).
+        #[default]
+        HyParView = "hyparview",
     }
 }
 
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Mode::Full => "full",
-            Mode::ClientServer => "client-server",
-            Mode::HyParView => "hyparview",
-        })
-    }
-}
-
-/// Which broadcast protocol runs.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum BroadcastMode {
-    /// Epidemic broadcast trees.
-    #[default]
-    Plumtree,
-    /// Fanout gossip.
-    Gossip,
-}
-
-impl FromStr for BroadcastMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "plumtree" => Ok(BroadcastMode::Plumtree),
-            "gossip" => Ok(BroadcastMode::Gossip),
-            other => Err(Error::UnknownBroadcast(other.to_string())),
-        }
-    }
-}
-
-impl fmt::Display for BroadcastMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BroadcastMode::Plumtree => "plumtree",
-            BroadcastMode::Gossip => "gossip",
-        })
+rasp_runtime::string_enum! {
+    /// Which broadcast protocol runs.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum BroadcastMode: Error = Error::UnknownBroadcast {
+        /// Epidemic broadcast trees.
+        #[default]
+        Plumtree = "plumtree",
+        /// Fanout gossip.
+        Gossip = "gossip",
     }
 }
 
@@ -285,18 +244,12 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
 
     /// Arms the timers (once).
     pub fn start<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut ServiceOutbox<P, B>) {
-        match &mut self.membership {
-            Membership::HyParView(h) => {
-                let mut o = Vec::new();
-                h.start(rng, &mut o);
-                self.lift_membership(o, rng, out);
-            }
-            Membership::Full(f) => {
-                let mut o = Vec::new();
-                f.start(rng, &mut o);
-                self.lift_full(o, rng, out);
-            }
-        }
+        self.membership(
+            rng,
+            out,
+            |h, rng, o| h.start(rng, o),
+            |f, rng, o| f.start(rng, o),
+        );
     }
 
     /// Joins the cluster through seed nodes (starting the timers if needed).
@@ -307,34 +260,18 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
         rng: &mut R,
         out: &mut ServiceOutbox<P, B>,
     ) {
-        match &mut self.membership {
-            Membership::HyParView(h) => {
-                let mut o = Vec::new();
-                h.join(seeds, rng, &mut o);
-                self.lift_membership(o, rng, out);
-            }
-            Membership::Full(f) => {
-                let mut o = Vec::new();
-                f.join(seeds, now, rng, &mut o);
-                self.lift_full(o, rng, out);
-            }
-        }
+        let again = seeds.clone();
+        self.membership(
+            rng,
+            out,
+            |h, rng, o| h.join(seeds, rng, o),
+            |f, rng, o| f.join(again, now, rng, o),
+        );
     }
 
     /// Leaves the cluster, telling the neighbours.
     pub fn leave<R: Rng + ?Sized>(&mut self, rng: &mut R, out: &mut ServiceOutbox<P, B>) {
-        match &mut self.membership {
-            Membership::HyParView(h) => {
-                let mut o = Vec::new();
-                h.leave(&mut o);
-                self.lift_membership(o, rng, out);
-            }
-            Membership::Full(f) => {
-                let mut o = Vec::new();
-                f.leave(&mut o);
-                self.lift_full(o, rng, out);
-            }
-        }
+        self.membership(rng, out, |h, _, o| h.leave(o), |f, _, o| f.leave(o));
     }
 
     /// Sends `payload` to `to` (normally a neighbour; the driver dials otherwise). It arrives
@@ -357,113 +294,19 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
             Broadcast::Plumtree(p) => {
                 let mut o = Vec::new();
                 let id = p.broadcast(payload, &mut o);
-                lift_plumtree(o, out);
+                lift_broadcast(o, out, ServiceMessage::Plumtree, ServiceTimer::Plumtree);
                 id
             }
             Broadcast::Gossip(g) => {
                 let mut o = Vec::new();
                 let id = g.broadcast(payload, rng, &mut o);
-                lift_gossip(o, out);
+                lift_broadcast(o, out, ServiceMessage::Gossip, |t| match t {});
                 id
             }
         }
     }
 
-    /// The driver lost the connection to `peer` (the failure detector).
-    pub fn peer_down<R: Rng + ?Sized>(
-        &mut self,
-        peer: &P,
-        now: Time,
-        rng: &mut R,
-        out: &mut ServiceOutbox<P, B>,
-    ) {
-        match &mut self.membership {
-            Membership::HyParView(h) => {
-                let mut o = Vec::new();
-                h.peer_down(peer, now, rng, &mut o);
-                self.lift_membership(o, rng, out);
-            }
-            Membership::Full(f) => {
-                let mut o = Vec::new();
-                f.peer_down(peer, &mut o);
-                self.lift_full(o, rng, out);
-            }
-        }
-    }
-
-    /// Handles a timer.
-    pub fn on_timer<R: Rng + ?Sized>(
-        &mut self,
-        timer: ServiceTimer<P>,
-        now: Time,
-        rng: &mut R,
-        out: &mut ServiceOutbox<P, B>,
-    ) {
-        match (timer, &mut self.membership, &mut self.broadcast) {
-            (ServiceTimer::HyParView(t), Membership::HyParView(h), _) => {
-                let mut o = Vec::new();
-                h.on_timer(t, now, rng, &mut o);
-                self.lift_membership(o, rng, out);
-            }
-            (ServiceTimer::Full(t), Membership::Full(f), _) => {
-                let mut o = Vec::new();
-                f.on_timer(t, now, rng, &mut o);
-                self.lift_full(o, rng, out);
-            }
-            (ServiceTimer::Plumtree(t), _, Broadcast::Plumtree(p)) => {
-                let mut o = Vec::new();
-                p.on_timer(t, now, rng, &mut o);
-                lift_plumtree(o, out);
-            }
-            // A timer of a protocol not running here (config changed across a restart): ignore.
-            _ => {}
-        }
-    }
-
-    /// Handles a message from `from`. Messages for a protocol not running here are dropped
-    /// (a peer configured differently).
-    pub fn on_message<R: Rng + ?Sized>(
-        &mut self,
-        from: P,
-        msg: ServiceMessage<P, B>,
-        now: Time,
-        rng: &mut R,
-        out: &mut ServiceOutbox<P, B>,
-    ) {
-        match (msg, &mut self.membership, &mut self.broadcast) {
-            (ServiceMessage::HyParView(m), Membership::HyParView(h), _) => {
-                let mut o = Vec::new();
-                h.on_message(from, m, now, rng, &mut o);
-                self.lift_membership(o, rng, out);
-            }
-            (ServiceMessage::Full(m), Membership::Full(f), _) => {
-                let mut o = Vec::new();
-                f.on_message(from, m, now, rng, &mut o);
-                self.lift_full(o, rng, out);
-            }
-            (ServiceMessage::Plumtree(m), _, Broadcast::Plumtree(p)) => {
-                let mut o = Vec::new();
-                p.on_message(from, m, now, rng, &mut o);
-                lift_plumtree(o, out);
-            }
-            (ServiceMessage::Gossip(m), _, Broadcast::Gossip(g)) => {
-                let mut o = Vec::new();
-                g.on_message(from, m, now, rng, &mut o);
-                lift_gossip(o, out);
-            }
-            (ServiceMessage::Direct(payload), _, _) => {
-                out.push(Out::Event(ServiceEvent::Received { from, payload }))
-            }
-            _ => {}
-        }
-    }
-
-    fn neighbour_event<R: Rng + ?Sized>(
-        &mut self,
-        e: hyparview::Event<P>,
-        _rng: &mut R,
-        out: &mut ServiceOutbox<P, B>,
-    ) {
+    fn neighbour_event(&mut self, e: hyparview::Event<P>, out: &mut ServiceOutbox<P, B>) {
         match e {
             hyparview::Event::NeighbourUp(p) => {
                 if self.neighbours.insert(p.clone()) {
@@ -486,89 +329,181 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
         }
     }
 
-    fn lift_membership<R: Rng + ?Sized>(
+    /// Runs the membership core (`on_hyparview` or `on_full`, whichever runs here) and lifts
+    /// what it wrote.
+    fn membership<R: Rng + ?Sized>(
         &mut self,
-        o: hyparview::HvOutbox<P>,
         rng: &mut R,
         out: &mut ServiceOutbox<P, B>,
+        on_hyparview: impl FnOnce(&mut HyParView<P>, &mut R, &mut hyparview::HvOutbox<P>),
+        on_full: impl FnOnce(&mut FullMembership<P>, &mut R, &mut full::FullOutbox<P>),
     ) {
-        for x in o {
-            match x {
-                Out::Send { to, msg } => out.push(Out::Send {
-                    to,
-                    msg: ServiceMessage::HyParView(msg),
-                }),
-                Out::Connect(p) => out.push(Out::Connect(p)),
-                Out::Disconnect(p) => out.push(Out::Disconnect(p)),
-                Out::Timer { after, timer } => out.push(Out::Timer {
-                    after,
-                    timer: ServiceTimer::HyParView(timer),
-                }),
-                Out::Event(e) => self.neighbour_event(e, rng, out),
+        match &mut self.membership {
+            Membership::HyParView(h) => {
+                let mut o = Vec::new();
+                on_hyparview(h, rng, &mut o);
+                self.lift_membership(o, ServiceMessage::HyParView, ServiceTimer::HyParView, out);
+            }
+            Membership::Full(f) => {
+                let mut o = Vec::new();
+                on_full(f, rng, &mut o);
+                self.lift_membership(o, ServiceMessage::Full, ServiceTimer::Full, out);
             }
         }
     }
 
-    fn lift_full<R: Rng + ?Sized>(
+    /// [`lift`] for a membership core: its neighbour changes feed the broadcast core and go
+    /// upward.
+    fn lift_membership<M, T>(
         &mut self,
-        o: full::FullOutbox<P>,
+        o: Outbox<P, M, T, hyparview::Event<P>>,
+        msg: impl Fn(M) -> ServiceMessage<P, B>,
+        timer: impl Fn(T) -> ServiceTimer<P>,
+        out: &mut ServiceOutbox<P, B>,
+    ) {
+        lift(o, out, msg, timer, |e, out| self.neighbour_event(e, out));
+    }
+}
+
+impl<P: Peer, B: Clone> Core<P> for PeerService<P, B> {
+    type Message = ServiceMessage<P, B>;
+    type Timer = ServiceTimer<P>;
+    type Event = ServiceEvent<P, B>;
+
+    /// Handles a message from `from`. Messages for a protocol not running here are dropped
+    /// (a peer configured differently).
+    fn on_message<R: Rng + ?Sized>(
+        &mut self,
+        from: P,
+        msg: ServiceMessage<P, B>,
+        now: Time,
         rng: &mut R,
         out: &mut ServiceOutbox<P, B>,
     ) {
-        for x in o {
-            match x {
-                Out::Send { to, msg } => out.push(Out::Send {
-                    to,
-                    msg: ServiceMessage::Full(msg),
-                }),
-                Out::Connect(p) => out.push(Out::Connect(p)),
-                Out::Disconnect(p) => out.push(Out::Disconnect(p)),
-                Out::Timer { after, timer } => out.push(Out::Timer {
-                    after,
-                    timer: ServiceTimer::Full(timer),
-                }),
-                Out::Event(e) => self.neighbour_event(e, rng, out),
+        match (msg, &mut self.membership, &mut self.broadcast) {
+            (ServiceMessage::HyParView(m), Membership::HyParView(h), _) => {
+                let mut o = Vec::new();
+                h.on_message(from, m, now, rng, &mut o);
+                self.lift_membership(o, ServiceMessage::HyParView, ServiceTimer::HyParView, out);
             }
+            (ServiceMessage::Full(m), Membership::Full(f), _) => {
+                let mut o = Vec::new();
+                f.on_message(from, m, now, rng, &mut o);
+                self.lift_membership(o, ServiceMessage::Full, ServiceTimer::Full, out);
+            }
+            (ServiceMessage::Plumtree(m), _, Broadcast::Plumtree(p)) => {
+                let mut o = Vec::new();
+                p.on_message(from, m, now, rng, &mut o);
+                lift_broadcast(o, out, ServiceMessage::Plumtree, ServiceTimer::Plumtree);
+            }
+            (ServiceMessage::Gossip(m), _, Broadcast::Gossip(g)) => {
+                let mut o = Vec::new();
+                g.on_message(from, m, now, rng, &mut o);
+                lift_broadcast(o, out, ServiceMessage::Gossip, |t| match t {});
+            }
+            (ServiceMessage::Direct(payload), _, _) => {
+                out.push(Out::Event(ServiceEvent::Received { from, payload }))
+            }
+            _ => {}
+        }
+    }
+
+    /// Handles a timer. A timer of a protocol not running here (the configuration changed
+    /// across a restart) is ignored.
+    fn on_timer<R: Rng + ?Sized>(
+        &mut self,
+        timer: ServiceTimer<P>,
+        now: Time,
+        rng: &mut R,
+        out: &mut ServiceOutbox<P, B>,
+    ) {
+        match (timer, &mut self.membership, &mut self.broadcast) {
+            (ServiceTimer::HyParView(t), Membership::HyParView(h), _) => {
+                let mut o = Vec::new();
+                h.on_timer(t, now, rng, &mut o);
+                self.lift_membership(o, ServiceMessage::HyParView, ServiceTimer::HyParView, out);
+            }
+            (ServiceTimer::Full(t), Membership::Full(f), _) => {
+                let mut o = Vec::new();
+                f.on_timer(t, now, rng, &mut o);
+                self.lift_membership(o, ServiceMessage::Full, ServiceTimer::Full, out);
+            }
+            (ServiceTimer::Plumtree(t), _, Broadcast::Plumtree(p)) => {
+                let mut o = Vec::new();
+                p.on_timer(t, now, rng, &mut o);
+                lift_broadcast(o, out, ServiceMessage::Plumtree, ServiceTimer::Plumtree);
+            }
+            _ => {}
+        }
+    }
+
+    /// The driver lost the connection to `peer` (the failure detector): the membership core
+    /// decides; the broadcast core hears of it as a neighbour change.
+    fn peer_down<R: Rng + ?Sized>(
+        &mut self,
+        peer: &P,
+        now: Time,
+        rng: &mut R,
+        out: &mut ServiceOutbox<P, B>,
+    ) {
+        self.membership(
+            rng,
+            out,
+            |h, rng, o| h.peer_down(peer, now, rng, o),
+            |f, rng, o| f.peer_down(peer, now, rng, o),
+        );
+    }
+
+    fn kind(msg: &ServiceMessage<P, B>) -> &'static str {
+        match msg {
+            ServiceMessage::HyParView(hyparview::Message::KeepAlive) => "hv_keepalive",
+            ServiceMessage::HyParView(_) => "hv",
+            ServiceMessage::Full(full::Message::Heartbeat) => "full_heartbeat",
+            ServiceMessage::Full(_) => "full_state",
+            ServiceMessage::Plumtree(plumtree::Message::Gossip { .. }) => PAYLOAD,
+            ServiceMessage::Plumtree(_) => "pt_control",
+            ServiceMessage::Gossip(gossip::Message::Push { .. }) => PAYLOAD,
+            ServiceMessage::Direct(_) => "direct",
         }
     }
 }
 
-fn delivered<P, B>(e: plumtree::Event<P, B>) -> ServiceEvent<P, B> {
-    let plumtree::Event::Delivered {
-        id, payload, round, ..
-    } = e;
-    ServiceEvent::Delivered { id, payload, round }
-}
-
-fn lift_plumtree<P: Ord, B>(o: plumtree::PtOutbox<P, B>, out: &mut ServiceOutbox<P, B>) {
-    for x in o {
-        out.push(match x {
-            Out::Send { to, msg } => Out::Send {
-                to,
-                msg: ServiceMessage::Plumtree(msg),
-            },
-            Out::Connect(p) => Out::Connect(p),
-            Out::Disconnect(p) => Out::Disconnect(p),
-            Out::Timer { after, timer } => Out::Timer {
-                after,
-                timer: ServiceTimer::Plumtree(timer),
-            },
-            Out::Event(e) => Out::Event(delivered(e)),
-        });
-    }
-}
-
-fn lift_gossip<P: Ord, B>(o: gossip::GossipOutbox<P, B>, out: &mut ServiceOutbox<P, B>) {
+/// Moves a sub-core's outputs into the service's outbox, in order: messages and timers
+/// wrapped by `msg` and `timer`, events handed to `event`, connection hints as they are.
+fn lift<P, B, M, T, E>(
+    o: Outbox<P, M, T, E>,
+    out: &mut ServiceOutbox<P, B>,
+    msg: impl Fn(M) -> ServiceMessage<P, B>,
+    timer: impl Fn(T) -> ServiceTimer<P>,
+    mut event: impl FnMut(E, &mut ServiceOutbox<P, B>),
+) where
+    P: Ord,
+{
     for x in o {
         match x {
-            Out::Send { to, msg } => out.push(Out::Send {
-                to,
-                msg: ServiceMessage::Gossip(msg),
-            }),
+            Out::Send { to, msg: m } => out.push(Out::Send { to, msg: msg(m) }),
             Out::Connect(p) => out.push(Out::Connect(p)),
             Out::Disconnect(p) => out.push(Out::Disconnect(p)),
-            Out::Timer { timer, .. } => match timer {},
-            Out::Event(e) => out.push(Out::Event(delivered(e))),
+            Out::Timer { after, timer: t } => out.push(Out::Timer {
+                after,
+                timer: timer(t),
+            }),
+            Out::Event(e) => event(e, out),
         }
     }
+}
+
+/// [`lift`] for a broadcast core: a delivery goes upward as [`ServiceEvent::Delivered`].
+fn lift_broadcast<P: Ord, B, M, T>(
+    o: Outbox<P, M, T, plumtree::Event<P, B>>,
+    out: &mut ServiceOutbox<P, B>,
+    msg: impl Fn(M) -> ServiceMessage<P, B>,
+    timer: impl Fn(T) -> ServiceTimer<P>,
+) {
+    lift(o, out, msg, timer, |e, out| {
+        let plumtree::Event::Delivered {
+            id, payload, round, ..
+        } = e;
+        out.push(Out::Event(ServiceEvent::Delivered { id, payload, round }));
+    });
 }

@@ -2,6 +2,7 @@
 //! RMR, LDH), mass failure, churn, and the full and client-server modes.
 //!
 //! Figures are printed (`cargo test -p rasp-membership --release -- --nocapture`) and asserted.
+//! Each test fixes its seeds; a failing one prints the command that runs it again.
 
 use crate::full::Role;
 use crate::hyparview;
@@ -11,27 +12,11 @@ use crate::proto::Time;
 use crate::service::{BroadcastMode, Config, Mode, PeerService, ServiceEvent};
 use crate::testkit::{Sim, PAYLOAD};
 use rand::seq::SliceRandom;
+use rasp_runtime::sim::SeedGuard;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 type Svc = PeerService<u64, u64>;
-
-/// Prints the seed and how to rerun when a seeded test fails.
-struct SeedGuard {
-    seed: u64,
-    test: &'static str,
-}
-
-impl Drop for SeedGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "seeded test failed: seed = {}; reproduce with: cargo test -p rasp-membership --release {} -- --nocapture (the seed is fixed in the test)",
-                self.seed, self.test
-            );
-        }
-    }
-}
 
 fn config(mode: Mode, broadcast: BroadcastMode) -> Config {
     Config {
@@ -255,10 +240,7 @@ fn direct_send_arrives_as_received() {
 #[test]
 fn hyparview_plumtree_1000_single_sender() {
     let seed = 1;
-    let _g = SeedGuard {
-        seed,
-        test: "hyparview_plumtree_1000_single_sender",
-    };
+    let _g = SeedGuard::new(seed);
     let cfg = config(Mode::HyParView, BroadcastMode::Plumtree);
     let mut sim = form(
         seed,
@@ -282,10 +264,7 @@ fn hyparview_plumtree_1000_single_sender() {
 #[test]
 fn hyparview_gossip_1000_single_sender() {
     let seed = 2;
-    let _g = SeedGuard {
-        seed,
-        test: "hyparview_gossip_1000_single_sender",
-    };
+    let _g = SeedGuard::new(seed);
     let cfg = config(Mode::HyParView, BroadcastMode::Gossip);
     let mut sim = form(
         seed,
@@ -389,10 +368,7 @@ fn mass_failure(seed: u64, fraction: f64) -> MassFailure {
 #[test]
 fn half_of_1000_crash_heals_within_two_shuffle_periods() {
     let seed = 4;
-    let _g = SeedGuard {
-        seed,
-        test: "half_of_1000_crash_heals",
-    };
+    let _g = SeedGuard::new(seed);
     let m = mass_failure(seed, 0.5);
     assert_eq!(m.live, 500);
     let healed = m.healed_after.expect("overlay reconnected");
@@ -406,10 +382,7 @@ fn half_of_1000_crash_heals_within_two_shuffle_periods() {
 /// contact from outside).
 #[test]
 fn crash_80_and_95_percent_reported() {
-    let _g = SeedGuard {
-        seed: 5,
-        test: "crash_80_and_95_percent_reported",
-    };
+    let _g = SeedGuard::new(5);
     let m80 = mass_failure(5, 0.8);
     assert!(m80.healed_after.is_some_and(|h| h <= 4), "{m80:?}");
     assert_eq!(m80.min_rel, 1.0);
@@ -430,10 +403,7 @@ fn crash_80_and_95_percent_reported() {
 #[test]
 fn churn_isolation_is_bounded() {
     let seed = 8;
-    let _g = SeedGuard {
-        seed,
-        test: "churn_isolation_is_bounded",
-    };
+    let _g = SeedGuard::new(seed);
     let cfg = config(Mode::HyParView, BroadcastMode::Plumtree);
     let mut sim = form(
         seed,
@@ -584,30 +554,21 @@ fn full_mode(seed: u64, n: u64, window: Duration, detect: Duration) {
 
 #[test]
 fn full_200() {
-    let _g = SeedGuard {
-        seed: 9,
-        test: "full_200",
-    };
+    let _g = SeedGuard::new(9);
     full_mode(9, 200, Duration::from_secs(5), Duration::from_secs(8));
 }
 
 /// 1,000 nodes: 10^6 heartbeats per simulated second; a 1 s measuring window.
 #[test]
 fn full_1000() {
-    let _g = SeedGuard {
-        seed: 9,
-        test: "full_1000",
-    };
+    let _g = SeedGuard::new(9);
     full_mode(9, 1000, Duration::from_secs(1), Duration::from_secs(1));
 }
 
 #[test]
 fn client_server_1000() {
     let seed = 10;
-    let _g = SeedGuard {
-        seed,
-        test: "client_server_1000",
-    };
+    let _g = SeedGuard::new(seed);
     let servers = 3;
     let cfg = config(Mode::ClientServer, BroadcastMode::Plumtree);
     let mut sim = form(

@@ -6,76 +6,41 @@
 //!
 //! The membership atom runs in the runtime's simulator (see `tests/sim.rs`); this harness
 //! drives the bare cores with far less overhead per node, for unit tests and for the
-//! large-scale example (`examples/overlay_scale.rs`).
+//! large-scale example (`examples/overlay_scale.rs`). It runs any [`Core`] over `u64` peers
+//! (HyParView alone, Plumtree, the whole [`PeerService`](crate::PeerService)): nothing here
+//! knows a protocol.
 
-use crate::proto::{Out, Outbox, Time};
+use crate::proto::{Core, Out, Outbox, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
 use std::collections::{BTreeSet, BinaryHeap};
 use std::time::Duration;
 
-/// A core wrapped for the harness.
-pub trait Node {
-    /// Wire message.
-    type Msg: Clone;
-    /// Timer token.
-    type Timer;
-    /// Upward event.
-    type Event;
-    /// A message arrived.
-    fn on_message(
-        &mut self,
-        from: u64,
-        msg: Self::Msg,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    );
-    /// A timer fired.
-    fn on_timer(
-        &mut self,
-        timer: Self::Timer,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    );
-    /// The connection to `peer` was lost.
-    fn on_peer_down(
-        &mut self,
-        peer: u64,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    );
-    /// A short name of the message's kind, for message counts.
-    fn kind(msg: &Self::Msg) -> &'static str;
-}
-
-enum Item<N: Node> {
-    Deliver { from: u64, to: u64, msg: N::Msg },
+enum Item<N: Core<u64>> {
+    Deliver { from: u64, to: u64, msg: N::Message },
     Timer { node: u64, timer: N::Timer },
     PeerDown { node: u64, peer: u64 },
 }
 
-struct Entry<N: Node> {
+struct Entry<N: Core<u64>> {
     at: Time,
     seq: u64,
     item: Item<N>,
 }
 
-impl<N: Node> PartialEq for Entry<N> {
+impl<N: Core<u64>> PartialEq for Entry<N> {
     fn eq(&self, other: &Self) -> bool {
         (self.at, self.seq) == (other.at, other.seq)
     }
 }
-impl<N: Node> Eq for Entry<N> {}
-impl<N: Node> PartialOrd for Entry<N> {
+impl<N: Core<u64>> Eq for Entry<N> {}
+impl<N: Core<u64>> PartialOrd for Entry<N> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
-impl<N: Node> Ord for Entry<N> {
+impl<N: Core<u64>> Ord for Entry<N> {
     fn cmp(&self, other: &Self) -> Ordering {
         // Reversed: BinaryHeap is a max-heap, we want the earliest first.
         (other.at, other.seq).cmp(&(self.at, self.seq))
@@ -83,7 +48,7 @@ impl<N: Node> Ord for Entry<N> {
 }
 
 /// The harness.
-pub struct Sim<N: Node> {
+pub struct Sim<N: Core<u64>> {
     /// The nodes by id; `None` once crashed.
     pub nodes: Vec<Option<N>>,
     /// The virtual clock.
@@ -105,7 +70,7 @@ pub struct Sim<N: Node> {
     pub max_latency: Duration,
 }
 
-impl<N: Node> Sim<N> {
+impl<N: Core<u64>> Sim<N> {
     /// An empty network seeded with `seed`.
     pub fn new(seed: u64) -> Self {
         Sim {
@@ -127,7 +92,7 @@ impl<N: Node> Sim<N> {
     pub fn add(
         &mut self,
         node: N,
-        init: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Msg, N::Timer, N::Event>),
+        init: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Message, N::Timer, N::Event>),
     ) -> u64 {
         let id = self.nodes.len() as u64;
         self.nodes.push(Some(node));
@@ -139,7 +104,7 @@ impl<N: Node> Sim<N> {
     pub fn with(
         &mut self,
         id: u64,
-        f: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Msg, N::Timer, N::Event>),
+        f: impl FnOnce(&mut N, &mut ChaCha8Rng, &mut Outbox<u64, N::Message, N::Timer, N::Event>),
     ) {
         let mut out = Vec::new();
         if let Some(Some(n)) = self.nodes.get_mut(id as usize) {
@@ -180,7 +145,7 @@ impl<N: Node> Sim<N> {
         });
     }
 
-    fn execute(&mut self, id: u64, out: Outbox<u64, N::Msg, N::Timer, N::Event>) {
+    fn execute(&mut self, id: u64, out: Outbox<u64, N::Message, N::Timer, N::Event>) {
         for o in out {
             match o {
                 Out::Send { to, msg } => {
@@ -259,7 +224,7 @@ impl<N: Node> Sim<N> {
                     let Some(Some(n)) = self.nodes.get_mut(node as usize) else {
                         continue;
                     };
-                    n.on_peer_down(peer, at, &mut self.rng, &mut out);
+                    n.peer_down(&peer, at, &mut self.rng, &mut out);
                     node
                 }
             };
@@ -275,52 +240,70 @@ impl<N: Node> Sim<N> {
     }
 }
 
-impl<B: Clone> Node for crate::service::PeerService<u64, B> {
-    type Msg = crate::service::ServiceMessage<u64, B>;
-    type Timer = crate::service::ServiceTimer<u64>;
-    type Event = crate::service::ServiceEvent<u64, B>;
-    fn on_message(
-        &mut self,
-        from: u64,
-        msg: Self::Msg,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    ) {
-        crate::service::PeerService::on_message(self, from, msg, now, rng, out)
+/// The kind under which [`Sim::sent`] counts payload-carrying broadcast messages (for RMR).
+pub use crate::proto::PAYLOAD;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plumtree::{self, Plumtree};
+    use crate::{gossip, gossip::Gossip};
+
+    /// Node `i` of `n` on a ring with chords to `i ± 3`: every node has four neighbours.
+    fn mesh(i: u64, n: u64) -> [u64; 4] {
+        [(i + 1) % n, (i + n - 1) % n, (i + 3) % n, (i + n - 3) % n]
     }
-    fn on_timer(
-        &mut self,
-        timer: Self::Timer,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    ) {
-        crate::service::PeerService::on_timer(self, timer, now, rng, out)
-    }
-    fn on_peer_down(
-        &mut self,
-        peer: u64,
-        now: Time,
-        rng: &mut ChaCha8Rng,
-        out: &mut Outbox<u64, Self::Msg, Self::Timer, Self::Event>,
-    ) {
-        self.peer_down(&peer, now, rng, out)
-    }
-    fn kind(msg: &Self::Msg) -> &'static str {
-        use crate::service::ServiceMessage;
-        match msg {
-            ServiceMessage::HyParView(crate::hyparview::Message::KeepAlive) => "hv_keepalive",
-            ServiceMessage::HyParView(_) => "hv",
-            ServiceMessage::Full(crate::full::Message::Heartbeat) => "full_heartbeat",
-            ServiceMessage::Full(_) => "full_state",
-            ServiceMessage::Plumtree(crate::plumtree::Message::Gossip { .. }) => PAYLOAD,
-            ServiceMessage::Plumtree(_) => "pt_control",
-            ServiceMessage::Gossip(crate::gossip::Message::Push { .. }) => PAYLOAD,
-            ServiceMessage::Direct(_) => "direct",
+
+    /// The harness runs a bare broadcast core as it runs the whole service: Plumtree over a
+    /// fixed mesh reaches everyone, and a second broadcast goes over the tree its first one
+    /// pruned (one payload per node but the origin).
+    #[test]
+    fn runs_bare_plumtree_and_gossip() {
+        let n = 30;
+        let mut sim: Sim<Plumtree<u64, u32>> = Sim::new(1);
+        for i in 0..n {
+            sim.add(Plumtree::new(i, plumtree::Config::default()), |p, _, _| {
+                for j in mesh(i, n) {
+                    p.neighbour_up(j);
+                }
+            });
         }
+        let mut payloads = Vec::new();
+        for payload in [7, 8] {
+            sim.with(0, |p, _, out| {
+                p.broadcast(payload, out);
+            });
+            sim.run_for(Duration::from_secs(2));
+            payloads.push(sim.sent[PAYLOAD]);
+        }
+        let delivered = |sim: &Sim<Plumtree<u64, u32>>, payload: u32| {
+            let nodes: BTreeSet<u64> = sim
+                .events
+                .iter()
+                .filter(|(_, _, plumtree::Event::Delivered { payload: p, .. })| *p == payload)
+                .map(|(_, node, _)| *node)
+                .collect();
+            nodes.len() as u64
+        };
+        assert_eq!(delivered(&sim, 7), n - 1);
+        assert_eq!(delivered(&sim, 8), n - 1);
+        assert!(payloads[0] > n - 1, "{payloads:?}");
+        assert_eq!(payloads[1] - payloads[0], n - 1, "{:?}", sim.sent);
+        assert!(sim.sent.contains_key("prune"), "{:?}", sim.sent);
+
+        let mut sim: Sim<Gossip<u64, u32>> = Sim::new(2);
+        for i in 0..n {
+            sim.add(Gossip::new(i, gossip::Config::default()), |g, _, _| {
+                for j in mesh(i, n) {
+                    g.neighbour_up(j);
+                }
+            });
+        }
+        sim.with(0, |g, rng, out| {
+            g.broadcast(7, rng, out);
+        });
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(sim.events.len() as u64, n - 1);
+        assert!(sim.sent[PAYLOAD] >= n - 1, "{:?}", sim.sent);
     }
 }
-
-/// The kind under which [`Sim::sent`] counts payload-carrying broadcast messages (for RMR).
-pub const PAYLOAD: &str = "payload";

@@ -12,7 +12,7 @@ use rasp_fuzzkit::{target, FuzzRng};
 use rasp_membership::atom::{Broadcast, Bytes, Join, PeerRef, SendTo, View, Wire};
 use rasp_membership::proto::Out;
 use rasp_membership::service::{BroadcastMode, Config, Mode, PeerService, ServiceMessage};
-use rasp_membership::{PeerServiceEvent, Role};
+use rasp_membership::{Core, PeerServiceEvent, Role};
 use rasp_runtime::{Contact, Message, NodeId, Payload};
 use std::collections::VecDeque;
 use std::time::Duration;

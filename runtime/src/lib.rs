@@ -33,6 +33,7 @@ pub mod host;
 pub mod ids;
 pub mod message;
 pub mod metrics;
+pub mod names;
 pub mod net;
 pub mod sim;
 pub mod store;
