@@ -13,15 +13,11 @@
 //! | [`update`] | updates as values, a helper per operation: [`update::add`], [`update::add_all`], [`update::remove`], [`update::inc`], [`update::write`], [`update::enable`], [`update::assign`], [`update::raise`], [`update::consume`], [`update::transfer`], … |
 //! | [`json`] | the JSON bridge: values as JSON, updates, declarations and thresholds from JSON ([`json::JsonTypes`]) |
 //! | [`erased`] | type-erased lattice values, so one engine holds many types |
-//! | [`experiment`] | simulator experiments: divergence over time and time to convergence ([`experiment::Observer`]), fixed topologies ([`experiment::StaticTopology`]) |
-//! | [`experiment_icde19`] | the ICDE'19 delta-sync experiment reproduced with [`replica::Replica`] |
 //! | [`error`] | [`Error`] |
 
 pub mod causal;
 pub mod erased;
 pub mod error;
-pub mod experiment;
-pub mod experiment_icde19;
 pub mod fold;
 pub mod json;
 pub mod ops;
