@@ -8,6 +8,9 @@
 //! runtime or clock, so it runs unchanged in the deterministic simulator. Thresholds include
 //! Lasp's strict ones (`> N`: [`Threshold::strict_value`], [`Threshold::strict_cardinality`]).
 //!
+//! [`Threshold::strict_value`]: rasp_lattice::Threshold::strict_value
+//! [`Threshold::strict_cardinality`]: rasp_lattice::Threshold::strict_cardinality
+//!
 //! **`bind_to`** ([`Program::bind_to`]) makes a variable a copy of another of the same type, an
 //! operator like the others (incremental, shipped with the graph, computed wherever the inputs
 //! are held).
