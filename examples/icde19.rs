@@ -3,12 +3,13 @@
 //! 100 updates per node at one per second, sync every second; GSet, GCounter, GMap 10% and
 //! 100%. Prints transmission of classic delta, BP, RR and BP+RR as a percentage of
 //! state-based sync, beside the paper's figures and the lower bound, then memory and
-//! convergence times. Workload and measurement details: `rasp_dataflow::experiment_icde19`.
+//! convergence times. Workload and measurement details: the `rasp-icde19` crate
+//! (`examples/icde19/src/lib.rs`).
 //!
 //! Run: `cargo run --release --example icde19` (deterministic; `RASP_SEED=<n>` picks another
 //! seed for the mesh, the update offsets and the latencies).
 
-use rasp::dataflow::experiment_icde19::{render, run_table, Setup};
+use rasp_icde19::{render, run_table, Setup};
 
 fn main() {
     let setup = Setup {

@@ -177,7 +177,7 @@ impl App for TriggerEverywhere {
         let i = u64::from(node.index().unwrap_or(0));
         node.update(&xs(), add(i)).expect("declared");
         node.program_mut()
-            .trigger("three", &xs(), Threshold::cardinality(3), |_, _| {})
+            .trigger_local("three", &xs(), Threshold::cardinality(3), |_, _| {})
             .expect("declared");
     }
 }

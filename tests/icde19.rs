@@ -4,8 +4,8 @@
 //! the paper's figures (within 1.5 points) or below; every run converges. The full table:
 //! `cargo run --release --example icde19`.
 
-use rasp::dataflow::experiment_icde19::{anchor, run, Setup, Shape, Workload};
 use rasp::dataflow::replica::SyncMode;
+use rasp_icde19::{anchor, run, Setup, Shape, Workload};
 
 struct Outcome {
     shape: Shape,

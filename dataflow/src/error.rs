@@ -2,6 +2,7 @@
 
 /// What can go wrong building or running a dataflow program.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// No variable of that id is declared.
     #[error("unknown variable `{0}`")]
@@ -54,6 +55,9 @@ pub enum Error {
     /// the bounds on an untrusted graph ([`crate::program::MAX_GRAPH`] and the others).
     #[error("declaration refused: {0}")]
     GraphLimit(String),
+    /// A sync mode name that is none of [`crate::replica::SyncMode::ALL`]'s.
+    #[error("unknown sync mode `{0}` (expected state, delta, delta-bp, delta-rr or delta-bp-rr)")]
+    UnknownSyncMode(String),
     /// A lattice error: decoding, an unsupported threshold, a conflicting single assignment.
     #[error(transparent)]
     Lattice(#[from] rasp_lattice::Error),

@@ -68,6 +68,7 @@ use crate::Program;
 
 /// What can go wrong crossing from JSON to the engine. Nothing changes when one is returned.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JsonError {
     /// No variable of that id is declared.
     #[error("unknown variable `{0}`")]

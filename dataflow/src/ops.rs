@@ -22,11 +22,14 @@
 //! Fold lives in [`crate::fold`].
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
 
 use rasp_lattice::set::Element;
 use rasp_lattice::{DotContext, Lattice, ORSet};
 
 use crate::causal::{CausalSet, DCtx, DDot, DSet, VarTag};
+use crate::erased::{downcast, AnyLattice};
+use crate::fold::{FoldOp, Folded};
 
 /// The part of `incoming` that strictly inflates `state` (the RR optimisation's `Δ(a, b)`),
 /// i.e. what operators downstream of `state` must process.
@@ -230,4 +233,225 @@ pub fn intersection_right_delta<T: Element>(
         }
     }
     build(store, ctx)
+}
+
+// ----- the operators as the engine runs them --------------------------------------------------
+//
+// Each rule above behind one erased interface ([`Operator`]): the program keeps one per derived
+// variable and feeds it the effective deltas of its inputs.
+
+/// The operator behind a derived variable, erased.
+pub(crate) trait Operator {
+    /// Whether input `pos` must be seen *before* its delta is joined.
+    fn needs_before(&self, pos: usize) -> bool;
+    /// The output delta for `delta` arriving on input `pos`; `inputs` are the inputs' states.
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        inputs: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice>;
+    /// The output computed from scratch (used when the operator is instantiated on a replica
+    /// that already holds input state).
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice>;
+}
+
+/// bind_to: the output is a copy of the input, delta for delta.
+pub(crate) struct CopyOperator;
+
+impl Operator for CopyOperator {
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        _: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        delta.clone_box()
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        inputs[0].clone_box()
+    }
+}
+
+fn input<L: 'static>(v: &dyn AnyLattice) -> &L {
+    downcast::<L>(v).expect("operator inputs are typed at declaration")
+}
+
+/// map and filter ([`map_delta`], [`filter_delta`]): stateless, one input.
+pub(crate) struct UnaryOperator<T, U, In, F> {
+    pub(crate) tag: VarTag,
+    pub(crate) f: F,
+    pub(crate) _t: PhantomData<fn(T, In) -> U>,
+}
+
+impl<T, U, In, F> Operator for UnaryOperator<T, U, In, F>
+where
+    T: Element,
+    U: Element,
+    In: CausalSet<T>,
+    F: Fn(&DSet<T>) -> DSet<U>,
+{
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        _: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        Box::new((self.f)(&input::<In>(delta).lift(self.tag)))
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        Box::new((self.f)(&input::<In>(inputs[0]).lift(self.tag)))
+    }
+}
+
+/// fold ([`crate::fold`]): the input's delta folded on its own.
+pub(crate) struct FoldOperator<T, In, F> {
+    pub(crate) tag: VarTag,
+    pub(crate) _t: PhantomData<fn(T, In, F)>,
+}
+
+impl<T: Element, In: CausalSet<T>, F: FoldOp<T>> Operator for FoldOperator<T, In, F> {
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        _: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        Box::new(Folded::<T, F>::from_set(input::<In>(delta).lift(self.tag)))
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        Box::new(Folded::<T, F>::from_set(
+            input::<In>(inputs[0]).lift(self.tag),
+        ))
+    }
+}
+
+/// union ([`union_delta`]).
+pub(crate) struct UnionOperator<T, A, B> {
+    pub(crate) tags: [VarTag; 2],
+    pub(crate) _t: PhantomData<fn(T, A, B)>,
+}
+
+impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for UnionOperator<T, A, B> {
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        _: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        let d = if pos == 0 {
+            input::<A>(delta).lift(self.tags[0])
+        } else {
+            input::<B>(delta).lift(self.tags[1])
+        };
+        Box::new(union_delta(&d, self.tags[pos]))
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        let mut out = union_delta(&input::<A>(inputs[0]).lift(self.tags[0]), self.tags[0]);
+        out.join(&union_delta(
+            &input::<B>(inputs[1]).lift(self.tags[1]),
+            self.tags[1],
+        ));
+        Box::new(out)
+    }
+}
+
+/// product ([`product_left_delta`], [`product_right_delta`]).
+pub(crate) struct ProductOperator<T, U, A, B> {
+    pub(crate) tags: [VarTag; 2],
+    pub(crate) _t: PhantomData<fn(T, U, A, B)>,
+}
+
+impl<T: Element, U: Element, A: CausalSet<T>, B: CausalSet<U>> Operator
+    for ProductOperator<T, U, A, B>
+{
+    fn needs_before(&self, _: usize) -> bool {
+        false
+    }
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        inputs: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        if pos == 0 {
+            let d = input::<A>(delta).lift(self.tags[0]);
+            Box::new(product_left_delta(&d, input::<B>(inputs[1]), self.tags[1]))
+        } else {
+            let d = input::<B>(delta).lift(self.tags[1]);
+            Box::new(product_right_delta(input::<A>(inputs[0]), self.tags[0], &d))
+        }
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        let a = input::<A>(inputs[0]).lift(self.tags[0]);
+        Box::new(product_left_delta(&a, input::<B>(inputs[1]), self.tags[1]))
+    }
+}
+
+/// intersection ([`intersection_left_delta`], [`intersection_right_delta`]); it reads the
+/// input's state before the delta is joined.
+pub(crate) struct IntersectionOperator<T, A, B> {
+    pub(crate) tags: [VarTag; 2],
+    /// [`crate::program::Defects::intersection_concatenates`].
+    pub(crate) concat: bool,
+    pub(crate) _t: PhantomData<fn(T, A, B)>,
+}
+
+impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for IntersectionOperator<T, A, B> {
+    fn needs_before(&self, _: usize) -> bool {
+        true
+    }
+    fn apply(
+        &self,
+        pos: usize,
+        delta: &dyn AnyLattice,
+        inputs: &[&dyn AnyLattice],
+    ) -> Box<dyn AnyLattice> {
+        let (a, b) = (input::<A>(inputs[0]), input::<B>(inputs[1]));
+        if self.concat {
+            return Box::new(if pos == 0 {
+                let d = input::<A>(delta).lift(self.tags[0]);
+                intersection_concat_delta(&d, (b, self.tags[1]))
+            } else {
+                let d = input::<B>(delta).lift(self.tags[1]);
+                intersection_concat_delta(&d, (a, self.tags[0]))
+            });
+        }
+        if pos == 0 {
+            let d = input::<A>(delta).lift(self.tags[0]);
+            Box::new(intersection_left_delta(
+                &d,
+                (a, self.tags[0]),
+                (b, self.tags[1]),
+            ))
+        } else {
+            let d = input::<B>(delta).lift(self.tags[1]);
+            Box::new(intersection_right_delta(
+                (a, self.tags[0]),
+                &d,
+                (b, self.tags[1]),
+            ))
+        }
+    }
+    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
+        let a = input::<A>(inputs[0]).lift(self.tags[0]);
+        let b = input::<B>(inputs[1]);
+        Box::new(intersection_left_delta(
+            &a,
+            (&DSet::<T>::bottom(), self.tags[0]),
+            (b, self.tags[1]),
+        ))
+    }
 }

@@ -8,9 +8,15 @@
 //! runtime or clock, so it runs unchanged in the deterministic simulator. Thresholds include
 //! Lasp's strict ones (`> N`: [`Threshold::strict_value`], [`Threshold::strict_cardinality`]).
 //!
+//! [`Threshold::strict_value`]: rasp_lattice::Threshold::strict_value
+//! [`Threshold::strict_cardinality`]: rasp_lattice::Threshold::strict_cardinality
+//!
 //! **`bind_to`** ([`Program::bind_to`]) makes a variable a copy of another of the same type, an
 //! operator like the others (incremental, shipped with the graph, computed wherever the inputs
 //! are held).
+//!
+//! The operators behind derived variables are in [`crate::ops`], beside their rules; reads,
+//! subscriptions and triggers in `program/watch.rs`.
 //!
 //! A [`Program`] is sans-IO: it holds the replica's variables and evaluates the graph; the
 //! replication layer ([`crate::replica`]) feeds it remote deltas ([`Program::apply_encoded`])
@@ -31,27 +37,29 @@
 //! its function, so a declaration made on one node instantiates on every node that holds its
 //! inputs and knows its function.
 
-use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 
 use rasp_lattice::set::Element;
-use rasp_lattice::{Actor, Lattice, Query, Threshold};
+use rasp_lattice::{Actor, Lattice, Query};
 use serde::{Deserialize, Serialize};
 
 use crate::causal::{CausalSet, DSet, VarTag};
 use crate::erased::{downcast, AnyLattice, TypeOps};
 use crate::fold::{FoldOp, Folded};
-use crate::ops;
+use crate::ops::{
+    self, CopyOperator, FoldOperator, IntersectionOperator, Operator, ProductOperator,
+    UnaryOperator, UnionOperator,
+};
 use crate::update::Update;
 use crate::Error;
+
+mod watch;
+
+pub use watch::ReadFuture;
+use watch::{Ready, Task, Watch};
 
 /// A typed handle on a variable. Cheap to clone; holds no state.
 pub struct Var<L> {
@@ -112,6 +120,7 @@ pub const MAX_INPUTS: usize = 8;
 
 /// The operator kinds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum OpKind {
     /// `map f`.
     Map,
@@ -154,6 +163,7 @@ pub struct Decl {
 /// Which variables this replica holds (Selective Hearing: a client holds what it reads and
 /// writes, not the whole program).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Interest {
     /// Every variable of the graph (servers).
     #[default]
@@ -217,49 +227,12 @@ where
     })
 }
 
-/// The operator behind a derived variable, erased.
-trait Operator {
-    /// Whether input `pos` must be seen *before* its delta is joined.
-    fn needs_before(&self, pos: usize) -> bool;
-    /// The output delta for `delta` arriving on input `pos`; `inputs` are the inputs' states.
-    fn apply(
-        &self,
-        pos: usize,
-        delta: &dyn AnyLattice,
-        inputs: &[&dyn AnyLattice],
-    ) -> Box<dyn AnyLattice>;
-    /// The output computed from scratch (used when the operator is instantiated on a replica
-    /// that already holds input state).
-    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice>;
-}
-
 type Ctor = Arc<dyn Fn(&[VarTag]) -> (Box<dyn Operator>, TypeOps)>;
 
 struct OpSlot {
     op: Box<dyn Operator>,
     inputs: Vec<usize>,
     output: usize,
-}
-
-type OnceFn = Box<dyn FnOnce(&mut Program, &dyn AnyLattice)>;
-type EveryFn = Box<dyn FnMut(&mut Program, &dyn AnyLattice)>;
-type Check = Box<dyn Fn(&dyn AnyLattice) -> bool>;
-type Guard = Box<dyn Fn(&Program) -> bool>;
-
-enum Watch {
-    /// A threshold read: runs once, when the threshold holds.
-    Read { check: Check, f: OnceFn },
-    /// A trigger: like a read, but named and recorded as fired; with a guard, it fires only
-    /// when the guard also holds (re-checked on every change of the variable and at
-    /// [`Program::recheck_triggers`]).
-    Trigger {
-        name: String,
-        check: Check,
-        guard: Option<Guard>,
-        f: OnceFn,
-    },
-    /// A subscription: runs on every change (the slot is empty while it runs).
-    Every { id: u64, f: Option<EveryFn> },
 }
 
 struct VarSlot {
@@ -269,11 +242,6 @@ struct VarSlot {
     producer: Option<usize>,
     consumers: Vec<(usize, usize)>,
     watches: Vec<Watch>,
-}
-
-enum Ready {
-    Once(OnceFn, usize),
-    Every(u64, usize),
 }
 
 /// Historical bugs of Lasp's operators and replication, put back on request: **for the bug
@@ -324,77 +292,6 @@ pub struct Program {
     /// Spawned futures ([`Program::spawn`]), polled in id order when woken.
     tasks: BTreeMap<u64, Task>,
     next_task: u64,
-}
-
-/// The action a finished task leaves for the program.
-type TaskDone = Box<dyn FnOnce(&mut Program)>;
-
-struct Task {
-    fut: Pin<Box<dyn Future<Output = TaskDone>>>,
-    wake: Arc<TaskWake>,
-}
-
-/// A task's wake flag: set by its waker, read (and cleared) by the program's poll loop.
-struct TaskWake(AtomicBool);
-
-impl Wake for TaskWake {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
-struct ReadSlot<L> {
-    value: Option<L>,
-    waker: Option<Waker>,
-}
-
-/// A threshold read as a future ([`Program::read_async`]): resolves to the first state of the
-/// variable on which the threshold holds, when the program sees it.
-///
-/// It is a plain [`std::future::Future`], resolved by the program itself (no runtime, no
-/// clock), so it works inside the deterministic simulator: await it in a task given to
-/// [`Program::spawn`] / [`Program::spawn_then`], which the program polls when it resolves, or
-/// poll it from synchronous code with [`ReadFuture::try_take`]. Dropping it before it resolves
-/// is allowed: the read then resolves into nothing.
-pub struct ReadFuture<L> {
-    slot: Rc<RefCell<ReadSlot<L>>>,
-}
-
-impl<L> ReadFuture<L> {
-    /// Whether the threshold held (the value is waiting to be taken).
-    pub fn is_ready(&self) -> bool {
-        self.slot.borrow().value.is_some()
-    }
-
-    /// The state the read resolved to, if it has (taken once: later calls return `None`).
-    pub fn try_take(&mut self) -> Option<L> {
-        self.slot.borrow_mut().value.take()
-    }
-}
-
-impl<L> Debug for ReadFuture<L> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ReadFuture(ready: {})", self.is_ready())
-    }
-}
-
-impl<L> Future for ReadFuture<L> {
-    type Output = L;
-    /// Ready with the state once the threshold held; pending before (and after the value was
-    /// taken).
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<L> {
-        let mut slot = self.slot.borrow_mut();
-        match slot.value.take() {
-            Some(v) => Poll::Ready(v),
-            None => {
-                slot.waker = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }
-    }
 }
 
 fn signature(kind: OpKind, input_types: &[&str], func: Option<&str>) -> String {
@@ -613,7 +510,7 @@ impl Program {
             if types.len() != 1 || types[0] != self.vars[output].ty.name {
                 return;
             }
-            Box::new(CopyOp)
+            Box::new(CopyOperator)
         } else {
             let sig = signature(op.kind, &types, op.func.as_deref());
             let Some(ctor) = self.catalog.get(&sig).cloned() else {
@@ -696,7 +593,7 @@ impl Program {
         let ctor: Ctor = Arc::new(move |tags| {
             let f = f.clone();
             let tag = tags[0];
-            let op = Unary::<T, U, In, _> {
+            let op = UnaryOperator::<T, U, In, _> {
                 tag,
                 f: move |d: &DSet<T>| {
                     if last_only {
@@ -728,7 +625,7 @@ impl Program {
         let p = Arc::new(p.f);
         let ctor: Ctor = Arc::new(move |tags| {
             let p = p.clone();
-            let op = Unary::<T, T, In, _> {
+            let op = UnaryOperator::<T, T, In, _> {
                 tag: tags[0],
                 f: move |d: &DSet<T>| ops::filter_delta(d, |x| p(x)),
                 _t: PhantomData,
@@ -786,7 +683,12 @@ impl Program {
                 return Err(Error::BindTargetWritten(id.to_string()));
             }
         }
-        let ctor: Ctor = Arc::new(|_| (Box::new(CopyOp) as Box<dyn Operator>, TypeOps::of::<L>()));
+        let ctor: Ctor = Arc::new(|_| {
+            (
+                Box::new(CopyOperator) as Box<dyn Operator>,
+                TypeOps::of::<L>(),
+            )
+        });
         self.derive(id, OpKind::Bind, &[source.id()], None, ctor)
     }
 
@@ -802,7 +704,7 @@ impl Program {
         A: CausalSet<T>,
         B: CausalSet<T>,
     {
-        let ctor = binary::<DSet<T>, _>(|tags| UnionOp::<T, A, B> {
+        let ctor = binary::<DSet<T>, _>(|tags| UnionOperator::<T, A, B> {
             tags,
             _t: PhantomData,
         });
@@ -822,7 +724,7 @@ impl Program {
         A: CausalSet<T>,
         B: CausalSet<U>,
     {
-        let ctor = binary::<DSet<(T, U)>, _>(|tags| ProductOp::<T, U, A, B> {
+        let ctor = binary::<DSet<(T, U)>, _>(|tags| ProductOperator::<T, U, A, B> {
             tags,
             _t: PhantomData,
         });
@@ -843,7 +745,7 @@ impl Program {
     {
         let concat = self.defects.intersection_concatenates;
         let ctor: Ctor = Arc::new(move |tags| {
-            let op = IntersectionOp::<T, A, B> {
+            let op = IntersectionOperator::<T, A, B> {
                 tags: [tags[0], tags[1]],
                 concat,
                 _t: PhantomData,
@@ -1060,304 +962,6 @@ impl Program {
         Ok((self.vars[i].ty.show)(value))
     }
 
-    /// Runs `f` once, as soon as `threshold` holds on `var` (at once if it already does):
-    /// Lasp's blocking `read`, as a continuation.
-    pub fn read<L, F>(&mut self, var: &Var<L>, threshold: Threshold<L>, f: F) -> Result<(), Error>
-    where
-        L: Lattice,
-        F: FnOnce(&mut Program, &L) + 'static,
-    {
-        threshold.validate()?;
-        let i = self.slot(var.id())?;
-        self.state(var)?;
-        let check: Check = Box::new(move |s| {
-            threshold
-                .holds(downcast::<L>(s).expect("typed at registration"))
-                .unwrap_or(false)
-        });
-        let f: OnceFn = Box::new(move |p, s| f(p, downcast::<L>(s).expect("typed")));
-        self.vars[i].watches.push(Watch::Read { check, f });
-        self.check_watches(i, false);
-        self.run_ready();
-        Ok(())
-    }
-
-    /// Lasp's blocking `read` as a future: resolves to the state of `var` at the first change
-    /// where `threshold` holds (at once if it already does). The same read as
-    /// [`Program::read`]; see [`ReadFuture`] for how to await it.
-    ///
-    /// ```
-    /// use rasp_dataflow::update::inc;
-    /// use rasp_dataflow::Program;
-    /// use rasp_lattice::{GCounter, Query, Threshold};
-    ///
-    /// let mut p = Program::new(1);
-    /// let c = p.declare::<GCounter>("c").unwrap();
-    /// let read = p.read_async(&c, Threshold::strict_value(1)).unwrap();
-    /// let c2 = c.clone();
-    /// p.spawn_then(read, move |p, seen: GCounter| {
-    ///     p.update(&c2, inc(10), 1).unwrap(); // act on the program when it resolves
-    ///     assert_eq!(seen.query(), 2);
-    /// });
-    /// p.update(&c, inc(1), 1).unwrap();
-    /// assert_eq!(p.query(&c).unwrap(), 1);
-    /// p.update(&c, inc(1), 1).unwrap();
-    /// assert_eq!(p.query(&c).unwrap(), 12);
-    /// ```
-    pub fn read_async<L>(
-        &mut self,
-        var: &Var<L>,
-        threshold: Threshold<L>,
-    ) -> Result<ReadFuture<L>, Error>
-    where
-        L: Lattice,
-    {
-        let slot = Rc::new(RefCell::new(ReadSlot {
-            value: None,
-            waker: None,
-        }));
-        let weak = Rc::downgrade(&slot);
-        self.read(var, threshold, move |_, s: &L| {
-            if let Some(slot) = weak.upgrade() {
-                let waker = {
-                    let mut slot = slot.borrow_mut();
-                    slot.value = Some(s.clone());
-                    slot.waker.take()
-                };
-                if let Some(w) = waker {
-                    w.wake();
-                }
-            }
-        })?;
-        Ok(ReadFuture { slot })
-    }
-
-    /// Runs the future `fut` on this program, then `then` with its output and the program.
-    /// The program is the executor: it polls the task once now and again whenever its waker
-    /// is woken (a [`ReadFuture`] it awaits resolved), in spawn order, right after the
-    /// continuations of the change that woke it. No runtime and no clock are involved, so
-    /// tasks are deterministic in the simulator. Returns the task's id.
-    pub fn spawn_then<T, Fut, G>(&mut self, fut: Fut, then: G) -> u64
-    where
-        T: 'static,
-        Fut: Future<Output = T> + 'static,
-        G: FnOnce(&mut Program, T) + 'static,
-    {
-        let id = self.next_task;
-        self.next_task += 1;
-        let fut = async move {
-            let out = fut.await;
-            Box::new(move |p: &mut Program| then(p, out)) as TaskDone
-        };
-        self.tasks.insert(
-            id,
-            Task {
-                fut: Box::pin(fut),
-                wake: Arc::new(TaskWake(AtomicBool::new(true))),
-            },
-        );
-        self.run_ready();
-        id
-    }
-
-    /// Runs the future `fut` on this program (see [`Program::spawn_then`]).
-    pub fn spawn<Fut>(&mut self, fut: Fut) -> u64
-    where
-        Fut: Future<Output = ()> + 'static,
-    {
-        self.spawn_then(fut, |_, ()| {})
-    }
-
-    /// The number of spawned tasks not finished yet.
-    pub fn pending_tasks(&self) -> usize {
-        self.tasks.len()
-    }
-
-    /// Runs `f` after every change of `var`. Returns an id for [`Program::unsubscribe`].
-    pub fn subscribe<L, F>(&mut self, var: &Var<L>, mut f: F) -> Result<u64, Error>
-    where
-        L: Lattice,
-        F: FnMut(&mut Program, &L) + 'static,
-    {
-        let i = self.slot(var.id())?;
-        self.state(var)?;
-        let id = self.next_sub;
-        self.next_sub += 1;
-        let f: EveryFn = Box::new(move |p, s| f(p, downcast::<L>(s).expect("typed")));
-        self.vars[i].watches.push(Watch::Every { id, f: Some(f) });
-        Ok(id)
-    }
-
-    /// [`Program::subscribe`] by id, for code that knows a variable only by name (the HTTP
-    /// API's long-polls and event streams): runs `f` with the erased state after every change
-    /// of `id`, from inside the update or merge that changed it. `f` may call
-    /// [`Program::unsubscribe`] with its own id (it then does not run again). Returns an id
-    /// for [`Program::unsubscribe`]; an unknown or not-held variable is an error.
-    pub fn subscribe_dyn<F>(&mut self, id: &str, f: F) -> Result<u64, Error>
-    where
-        F: FnMut(&mut Program, &dyn AnyLattice) + 'static,
-    {
-        let i = self.slot(id)?;
-        let sub = self.next_sub;
-        self.next_sub += 1;
-        self.vars[i].watches.push(Watch::Every {
-            id: sub,
-            f: Some(Box::new(f)),
-        });
-        Ok(sub)
-    }
-
-    /// Stops a subscription (nothing happens for an id that is not subscribed, e.g. one
-    /// already stopped). A subscription may stop itself from inside its callback.
-    pub fn unsubscribe(&mut self, id: u64) {
-        for v in &mut self.vars {
-            v.watches
-                .retain(|w| !matches!(w, Watch::Every { id: i, .. } if *i == id));
-        }
-    }
-
-    /// How many subscriptions ([`Program::subscribe`], [`Program::subscribe_dyn`]) are
-    /// registered now, over every variable: what shows that the ones of departed readers
-    /// were stopped.
-    pub fn subscriptions(&self) -> usize {
-        self.vars
-            .iter()
-            .flat_map(|v| v.watches.iter())
-            .filter(|w| matches!(w, Watch::Every { .. }))
-            .count()
-    }
-
-    /// A trigger named `name`: runs `action` once when `threshold` holds on `var`, and never
-    /// again on this replica (a trigger already recorded as fired, see
-    /// [`Program::fired_triggers`], is not armed). Which replica arms a trigger is the
-    /// replication layer's choice (see [`crate::replica::Replica::trigger`], which arms a
-    /// guarded trigger on every armed node and lets ownership decide).
-    pub fn trigger<L, F>(
-        &mut self,
-        name: &str,
-        var: &Var<L>,
-        threshold: Threshold<L>,
-        action: F,
-    ) -> Result<(), Error>
-    where
-        L: Lattice,
-        F: FnOnce(&mut Program, &L) + 'static,
-    {
-        self.arm_trigger(name, var, threshold, None, action)
-    }
-
-    /// Like [`Program::trigger`], but the trigger fires only when `guard` also holds on the
-    /// program; it stays armed while the threshold holds and the guard does not. The guard is
-    /// evaluated on every change of `var` and at [`Program::recheck_triggers`] (call it when
-    /// something the guard reads outside the program changed). The replication layer uses it
-    /// for ownership: "this node is the owner and the fired set lacks `name`".
-    pub fn trigger_guarded<L, G, F>(
-        &mut self,
-        name: &str,
-        var: &Var<L>,
-        threshold: Threshold<L>,
-        guard: G,
-        action: F,
-    ) -> Result<(), Error>
-    where
-        L: Lattice,
-        G: Fn(&Program) -> bool + 'static,
-        F: FnOnce(&mut Program, &L) + 'static,
-    {
-        self.arm_trigger(name, var, threshold, Some(Box::new(guard)), action)
-    }
-
-    fn arm_trigger<L, F>(
-        &mut self,
-        name: &str,
-        var: &Var<L>,
-        threshold: Threshold<L>,
-        guard: Option<Guard>,
-        action: F,
-    ) -> Result<(), Error>
-    where
-        L: Lattice,
-        F: FnOnce(&mut Program, &L) + 'static,
-    {
-        threshold.validate()?;
-        if self.fired.contains(name) {
-            return Ok(());
-        }
-        let i = self.slot(var.id())?;
-        self.state(var)?;
-        if self.vars[i]
-            .watches
-            .iter()
-            .any(|w| matches!(w, Watch::Trigger { name: n, .. } if n == name))
-        {
-            return Err(Error::DuplicateTrigger(name.to_string()));
-        }
-        let check: Check = Box::new(move |s| {
-            threshold
-                .holds(downcast::<L>(s).expect("typed at registration"))
-                .unwrap_or(false)
-        });
-        let f: OnceFn = Box::new(move |p, s| action(p, downcast::<L>(s).expect("typed")));
-        self.vars[i].watches.push(Watch::Trigger {
-            name: name.to_string(),
-            check,
-            guard,
-            f,
-        });
-        self.check_watches(i, false);
-        self.run_ready();
-        Ok(())
-    }
-
-    /// Re-evaluates every armed trigger (threshold and guard) and runs those that now hold.
-    pub fn recheck_triggers(&mut self) {
-        for v in 0..self.vars.len() {
-            if self.vars[v]
-                .watches
-                .iter()
-                .any(|w| matches!(w, Watch::Trigger { .. }))
-            {
-                self.check_watches(v, false);
-            }
-        }
-        self.run_ready();
-    }
-
-    /// Names of the triggers armed here that have not fired.
-    pub fn armed_triggers(&self) -> BTreeSet<String> {
-        self.vars
-            .iter()
-            .flat_map(|v| v.watches.iter())
-            .filter_map(|w| match w {
-                Watch::Trigger { name, .. } => Some(name.clone()),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// Names of the triggers that fired here (persist them to never fire twice across
-    /// restarts; restore with [`Program::mark_fired`]).
-    pub fn fired_triggers(&self) -> &BTreeSet<String> {
-        &self.fired
-    }
-
-    /// The triggers whose action ran on this program (since it was built: a restarted
-    /// replica starts a new list), in firing order; unlike [`Program::fired_triggers`], not
-    /// those learnt fired from other replicas. The tools check "a trigger fires at most once
-    /// per node" on it.
-    pub fn trigger_firings(&self) -> &[String] {
-        &self.firings
-    }
-
-    /// Records `name` as fired (a trigger of that name will not be armed).
-    pub fn mark_fired(&mut self, name: &str) {
-        self.fired.insert(name.to_string());
-        for v in &mut self.vars {
-            v.watches
-                .retain(|w| !matches!(w, Watch::Trigger { name: n, .. } if n == name));
-        }
-    }
-
     // ----- writes ---------------------------------------------------------------------------
 
     /// Applies the update `op` to `var` on behalf of `actor`; returns whether it changed.
@@ -1477,311 +1081,5 @@ impl Program {
         let states: Vec<&dyn AnyLattice> =
             slot.inputs.iter().map(|&i| &*self.vars[i].state).collect();
         slot.op.apply(pos, delta, &states)
-    }
-
-    /// Moves the watches of `v` whose condition holds to the ready list; subscriptions only
-    /// when `v` changed (not when a new watch is registered).
-    fn check_watches(&mut self, v: usize, changed: bool) {
-        let mut i = 0;
-        while i < self.vars[v].watches.len() {
-            let hit = match &self.vars[v].watches[i] {
-                Watch::Read { check, .. } => check(&*self.vars[v].state),
-                Watch::Trigger { check, guard, .. } => {
-                    check(&*self.vars[v].state) && guard.as_ref().is_none_or(|g| g(self))
-                }
-                Watch::Every { id, .. } => {
-                    if changed {
-                        self.ready.push(Ready::Every(*id, v));
-                    }
-                    false
-                }
-            };
-            if hit {
-                match self.vars[v].watches.remove(i) {
-                    Watch::Read { f, .. } => self.ready.push(Ready::Once(f, v)),
-                    Watch::Trigger { name, f, .. } => {
-                        self.firings.push(name.clone());
-                        self.fired.insert(name);
-                        self.ready.push(Ready::Once(f, v));
-                    }
-                    Watch::Every { .. } => unreachable!("subscriptions are never removed here"),
-                }
-            } else {
-                i += 1;
-            }
-        }
-    }
-
-    /// Runs the continuations whose conditions became true, in order; they may update
-    /// variables, which may make more ready.
-    fn run_ready(&mut self) {
-        if self.running {
-            return;
-        }
-        self.running = true;
-        loop {
-            self.run_ready_batches();
-            let woken: Vec<u64> = self
-                .tasks
-                .iter()
-                .filter(|(_, t)| t.wake.0.swap(false, Ordering::SeqCst))
-                .map(|(id, _)| *id)
-                .collect();
-            if woken.is_empty() {
-                break;
-            }
-            for id in woken {
-                let Some(mut task) = self.tasks.remove(&id) else {
-                    continue;
-                };
-                let waker = Waker::from(task.wake.clone());
-                let mut cx = Context::from_waker(&waker);
-                match task.fut.as_mut().poll(&mut cx) {
-                    Poll::Ready(done) => done(self),
-                    Poll::Pending => {
-                        self.tasks.insert(id, task);
-                    }
-                }
-            }
-        }
-        self.running = false;
-    }
-
-    fn run_ready_batches(&mut self) {
-        while !self.ready.is_empty() {
-            let batch = std::mem::take(&mut self.ready);
-            for r in batch {
-                match r {
-                    Ready::Once(f, v) => {
-                        let state = self.vars[v].state.clone_box();
-                        f(self, &*state);
-                    }
-                    Ready::Every(id, v) => {
-                        let taken = self.vars[v].watches.iter_mut().find_map(|w| match w {
-                            Watch::Every { id: i, f } if *i == id => f.take(),
-                            _ => None,
-                        });
-                        if let Some(mut f) = taken {
-                            let state = self.vars[v].state.clone_box();
-                            f(self, &*state);
-                            if let Some(Watch::Every { f: slot, .. }) = self.vars[v]
-                                .watches
-                                .iter_mut()
-                                .find(|w| matches!(w, Watch::Every { id: i, .. } if *i == id))
-                            {
-                                *slot = Some(f);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-// ----- operators ------------------------------------------------------------------------------
-
-/// bind_to: the output is a copy of the input, delta for delta.
-struct CopyOp;
-
-impl Operator for CopyOp {
-    fn needs_before(&self, _: usize) -> bool {
-        false
-    }
-    fn apply(
-        &self,
-        _: usize,
-        delta: &dyn AnyLattice,
-        _: &[&dyn AnyLattice],
-    ) -> Box<dyn AnyLattice> {
-        delta.clone_box()
-    }
-    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
-        inputs[0].clone_box()
-    }
-}
-
-fn input<L: 'static>(v: &dyn AnyLattice) -> &L {
-    downcast::<L>(v).expect("operator inputs are typed at declaration")
-}
-
-/// map and filter: stateless, one input.
-struct Unary<T, U, In, F> {
-    tag: VarTag,
-    f: F,
-    _t: PhantomData<fn(T, In) -> U>,
-}
-
-impl<T, U, In, F> Operator for Unary<T, U, In, F>
-where
-    T: Element,
-    U: Element,
-    In: CausalSet<T>,
-    F: Fn(&DSet<T>) -> DSet<U>,
-{
-    fn needs_before(&self, _: usize) -> bool {
-        false
-    }
-    fn apply(
-        &self,
-        _: usize,
-        delta: &dyn AnyLattice,
-        _: &[&dyn AnyLattice],
-    ) -> Box<dyn AnyLattice> {
-        Box::new((self.f)(&input::<In>(delta).lift(self.tag)))
-    }
-    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
-        Box::new((self.f)(&input::<In>(inputs[0]).lift(self.tag)))
-    }
-}
-
-struct FoldOperator<T, In, F> {
-    tag: VarTag,
-    _t: PhantomData<fn(T, In, F)>,
-}
-
-impl<T: Element, In: CausalSet<T>, F: FoldOp<T>> Operator for FoldOperator<T, In, F> {
-    fn needs_before(&self, _: usize) -> bool {
-        false
-    }
-    fn apply(
-        &self,
-        _: usize,
-        delta: &dyn AnyLattice,
-        _: &[&dyn AnyLattice],
-    ) -> Box<dyn AnyLattice> {
-        Box::new(Folded::<T, F>::from_set(input::<In>(delta).lift(self.tag)))
-    }
-    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
-        Box::new(Folded::<T, F>::from_set(
-            input::<In>(inputs[0]).lift(self.tag),
-        ))
-    }
-}
-
-struct UnionOp<T, A, B> {
-    tags: [VarTag; 2],
-    _t: PhantomData<fn(T, A, B)>,
-}
-
-impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for UnionOp<T, A, B> {
-    fn needs_before(&self, _: usize) -> bool {
-        false
-    }
-    fn apply(
-        &self,
-        pos: usize,
-        delta: &dyn AnyLattice,
-        _: &[&dyn AnyLattice],
-    ) -> Box<dyn AnyLattice> {
-        let d = if pos == 0 {
-            input::<A>(delta).lift(self.tags[0])
-        } else {
-            input::<B>(delta).lift(self.tags[1])
-        };
-        Box::new(ops::union_delta(&d, self.tags[pos]))
-    }
-    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
-        let mut out = ops::union_delta(&input::<A>(inputs[0]).lift(self.tags[0]), self.tags[0]);
-        out.join(&ops::union_delta(
-            &input::<B>(inputs[1]).lift(self.tags[1]),
-            self.tags[1],
-        ));
-        Box::new(out)
-    }
-}
-
-struct ProductOp<T, U, A, B> {
-    tags: [VarTag; 2],
-    _t: PhantomData<fn(T, U, A, B)>,
-}
-
-impl<T: Element, U: Element, A: CausalSet<T>, B: CausalSet<U>> Operator for ProductOp<T, U, A, B> {
-    fn needs_before(&self, _: usize) -> bool {
-        false
-    }
-    fn apply(
-        &self,
-        pos: usize,
-        delta: &dyn AnyLattice,
-        inputs: &[&dyn AnyLattice],
-    ) -> Box<dyn AnyLattice> {
-        if pos == 0 {
-            let d = input::<A>(delta).lift(self.tags[0]);
-            Box::new(ops::product_left_delta(
-                &d,
-                input::<B>(inputs[1]),
-                self.tags[1],
-            ))
-        } else {
-            let d = input::<B>(delta).lift(self.tags[1]);
-            Box::new(ops::product_right_delta(
-                input::<A>(inputs[0]),
-                self.tags[0],
-                &d,
-            ))
-        }
-    }
-    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
-        let a = input::<A>(inputs[0]).lift(self.tags[0]);
-        Box::new(ops::product_left_delta(
-            &a,
-            input::<B>(inputs[1]),
-            self.tags[1],
-        ))
-    }
-}
-
-struct IntersectionOp<T, A, B> {
-    tags: [VarTag; 2],
-    /// [`Defects::intersection_concatenates`].
-    concat: bool,
-    _t: PhantomData<fn(T, A, B)>,
-}
-
-impl<T: Element, A: CausalSet<T>, B: CausalSet<T>> Operator for IntersectionOp<T, A, B> {
-    fn needs_before(&self, _: usize) -> bool {
-        true
-    }
-    fn apply(
-        &self,
-        pos: usize,
-        delta: &dyn AnyLattice,
-        inputs: &[&dyn AnyLattice],
-    ) -> Box<dyn AnyLattice> {
-        let (a, b) = (input::<A>(inputs[0]), input::<B>(inputs[1]));
-        if self.concat {
-            return Box::new(if pos == 0 {
-                let d = input::<A>(delta).lift(self.tags[0]);
-                ops::intersection_concat_delta(&d, (b, self.tags[1]))
-            } else {
-                let d = input::<B>(delta).lift(self.tags[1]);
-                ops::intersection_concat_delta(&d, (a, self.tags[0]))
-            });
-        }
-        if pos == 0 {
-            let d = input::<A>(delta).lift(self.tags[0]);
-            Box::new(ops::intersection_left_delta(
-                &d,
-                (a, self.tags[0]),
-                (b, self.tags[1]),
-            ))
-        } else {
-            let d = input::<B>(delta).lift(self.tags[1]);
-            Box::new(ops::intersection_right_delta(
-                (a, self.tags[0]),
-                &d,
-                (b, self.tags[1]),
-            ))
-        }
-    }
-    fn initial(&self, inputs: &[&dyn AnyLattice]) -> Box<dyn AnyLattice> {
-        let a = input::<A>(inputs[0]).lift(self.tags[0]);
-        let b = input::<B>(inputs[1]);
-        Box::new(ops::intersection_left_delta(
-            &a,
-            (&DSet::<T>::bottom(), self.tags[0]),
-            (b, self.tags[1]),
-        ))
     }
 }

@@ -8,7 +8,8 @@
 //! and its origin. Every `sync_interval` each neighbour gets the join, per variable, of the
 //! buffer entries it has not acknowledged (only for variables it holds: interest), with the
 //! buffer's sequence number; it acknowledges that number, and entries every neighbour has
-//! acknowledged are garbage-collected.
+//! acknowledged are garbage-collected. The buffer itself is [`crate::buffer::DeltaBuffer`],
+//! sans IO; this module drives it.
 //! - **BP** (avoid back-propagation): entries that came from neighbour `j` are not sent to `j`;
 //!   nor is any part of what `j` sent since the last sync to it (rasp's refinement of the
 //!   paper's BP, [`ReplicaConfig::bp_heard`]: in a mesh, a delta often arrives from two
@@ -60,7 +61,7 @@
 //! names of fired triggers are written as soon as they fire, so a trigger never fires twice
 //! on a node, even across restarts.
 //!
-//! **Triggers** ([`Replica::trigger`]). Every node that arms trigger `t` adds itself to a
+//! **Triggers** ([`Replica::trigger_once`]). Every node that arms trigger `t` adds itself to a
 //! replicated grow-only set `__armed/t` ([`armed_id`]). When the threshold holds, a node runs
 //! the action only if it is the trigger's *owner*: the smallest armed node it does not
 //! suspect, and only if `t` is not in the replicated grow-only set of fired triggers
@@ -178,7 +179,7 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::rc::Rc;
 use std::str::FromStr;
@@ -190,6 +191,7 @@ use rasp_membership::atom::{Broadcast, PeerServiceEvent, Subscribe, SERVICE as M
 use rasp_runtime::{Atom, Ctx, Dest, Message, NodeId, Origin, Platform, StoreError, Time};
 use serde::{Deserialize, Serialize};
 
+use crate::buffer::{DeltaBuffer, Overflow};
 use crate::erased::{AnyLattice, TypeOps};
 use crate::program::{Decl, Interest, Program, Var};
 use crate::update::{add, inc};
@@ -200,6 +202,7 @@ pub const SERVICE: &str = "dataflow";
 
 /// How variables are synchronised.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
 pub enum SyncMode {
     /// Whole states every interval.
     State,
@@ -254,19 +257,18 @@ impl fmt::Display for SyncMode {
 }
 
 impl FromStr for SyncMode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
         SyncMode::ALL
             .into_iter()
             .find(|m| m.name() == s)
-            .ok_or_else(|| {
-                format!("unknown sync mode `{s}` (expected state, delta, delta-bp, delta-rr or delta-bp-rr)")
-            })
+            .ok_or_else(|| Error::UnknownSyncMode(s.to_string()))
     }
 }
 
 /// How deltas travel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[non_exhaustive]
 pub enum Carrier {
     /// Point-to-point to each neighbour, with acknowledgements.
     #[default]
@@ -379,28 +381,13 @@ impl Message for Ack {
     const KIND: &'static str = "dataflow/ack";
 }
 
-struct Entry {
-    seq: u64,
-    var: Arc<str>,
-    delta: Box<dyn AnyLattice>,
-    /// The neighbour the delta came from (`None`: made here).
-    origin: Option<NodeId>,
-}
-
 #[derive(Default)]
 struct Peer {
     /// Whether its [`Hello`] arrived (until then `held` is unknown and nothing is sent).
     greeted: bool,
     held: BTreeSet<String>,
-    /// Everything below this sequence number is acknowledged.
-    acked: u64,
     /// Needs full states (new, or fell behind the buffer).
     behind: bool,
-    /// With BP: the join, per variable, of what it sent us since our last sync to it. It holds
-    /// all of that, so those parts are not sent back to it, whichever buffer entry carries
-    /// them (BP only skips entries whose *first* copy came from it; a copy that arrived
-    /// from it second was dropped by RR but would still travel back to it).
-    heard: BTreeMap<Arc<str>, Box<dyn AnyLattice>>,
     /// How many variables we held when we last greeted it: a variable declared here later
     /// (at run time, or learnt from another neighbour's graph) makes us greet it again.
     told: usize,
@@ -426,8 +413,6 @@ struct Peer {
 struct Departed {
     /// Its incarnation.
     epoch: u64,
-    /// Everything below this sequence number of our buffer it had acknowledged.
-    acked: u64,
     /// What it held.
     held: BTreeSet<String>,
     /// What we held then.
@@ -466,13 +451,12 @@ pub struct Replica {
     program: Program,
     me: NodeId,
     peers: BTreeMap<NodeId, Peer>,
-    buffer: VecDeque<Entry>,
-    /// The next sequence number (ICDE'19's `c_i`); entries have smaller ones.
-    seq: u64,
+    /// The delta buffer, its sequence numbers and the neighbours' acknowledgements.
+    buffer: DeltaBuffer,
     dirty: BTreeSet<Arc<str>>,
     persisted_fired: BTreeSet<String>,
     stats: ReplicaStats,
-    /// Triggers armed through [`Replica::trigger`] that have not fired here nor been seen in
+    /// Triggers armed through [`Replica::trigger_once`] that have not fired here nor been seen in
     /// the replicated fired set.
     pending: BTreeSet<String>,
     /// What the trigger guards read (shared with them).
@@ -558,13 +542,13 @@ impl Replica {
         program.know_type(TypeOps::of::<GSet<u64>>());
         program.know_type(TypeOps::of::<GSet<String>>());
         program.know_type(TypeOps::of::<GCounter>());
+        let buffer = DeltaBuffer::new(config.buffer_limit);
         Replica {
             config,
             program,
             me: node,
             peers: BTreeMap::new(),
-            buffer: VecDeque::new(),
-            seq: 1,
+            buffer,
             dirty: BTreeSet::new(),
             persisted_fired: BTreeSet::new(),
             stats: ReplicaStats::default(),
@@ -629,11 +613,8 @@ impl Replica {
     /// replication lag in entries; 0 under state-based sync, which buffers nothing).
     pub fn lag(&self) -> BTreeMap<NodeId, u64> {
         self.peers
-            .iter()
-            .map(|(n, p)| {
-                let behind = self.buffer.iter().filter(|e| e.seq >= p.acked).count();
-                (*n, behind as u64)
-            })
+            .keys()
+            .map(|n| (*n, self.buffer.lag(*n) as u64))
             .collect()
     }
 
@@ -644,7 +625,7 @@ impl Replica {
 
     /// Current delta-buffer size: the encoded bytes of its entries (for memory reports).
     pub fn buffer_bytes(&self) -> usize {
-        self.buffer.iter().map(|e| e.delta.encoded_size()).sum()
+        self.buffer.bytes()
     }
 
     /// Registers the handlers and the sync timer on atom `A` (call it from `A::init`),
@@ -770,27 +751,33 @@ impl Replica {
         }
     }
 
+    /// Whether changes are buffered: for delta-based sync and for the broadcast carrier
+    /// (state-based sync with the direct carrier ships states, not buffered deltas).
+    fn buffering(&self) -> bool {
+        self.config.sync.is_delta() || self.config.carrier != Carrier::Direct
+    }
+
     fn push(&mut self, var: Arc<str>, delta: Box<dyn AnyLattice>, origin: Option<NodeId>) {
-        if !self.config.sync.is_delta() && self.config.carrier == Carrier::Direct {
-            return; // state-based sync ships states, not buffered deltas
+        if !self.buffering() {
+            return;
         }
-        let seq = self.seq;
-        self.seq += 1;
-        self.buffer.push_back(Entry {
-            seq,
-            var,
-            delta,
-            origin,
-        });
-        if self.buffer.len() > self.config.buffer_limit {
-            let dropped = self.buffer.pop_front().expect("non-empty");
+        let overflow = self.buffer.push(var, delta, origin);
+        self.after_push(overflow);
+    }
+
+    /// Counts a push; the neighbours that had not acknowledged an entry the bound dropped
+    /// need full states, and the departed ones can no longer resume.
+    fn after_push(&mut self, overflow: Option<Overflow>) {
+        if let Some(o) = overflow {
             self.stats.buffer_overflows += 1;
-            for p in self.peers.values_mut() {
-                if p.acked <= dropped.seq {
+            for n in o.behind {
+                if let Some(p) = self.peers.get_mut(&n) {
                     p.behind = true;
                 }
             }
-            self.departed.retain(|_, d| d.acked > dropped.seq);
+            for n in o.forgotten {
+                self.departed.remove(&n);
+            }
         }
         self.stats.max_buffer = self.stats.max_buffer.max(self.buffer.len());
     }
@@ -805,11 +792,13 @@ impl Replica {
                     behind: true,
                     ..Peer::default()
                 });
+                self.buffer.add_neighbour(n);
                 self.greet(ctx, n, false);
             }
             PeerServiceEvent::NeighbourDown(n) => {
                 if let Some(p) = self.peers.remove(&n) {
-                    self.remember_departed(n, p, ctx.now());
+                    let acked = self.buffer.remove_neighbour(n).unwrap_or(0);
+                    self.remember_departed(n, p, acked, ctx.now());
                 }
                 self.collect_garbage();
             }
@@ -867,6 +856,7 @@ impl Replica {
             behind: true,
             ..Peer::default()
         });
+        self.buffer.add_neighbour(n);
         if peer.epoch.is_some_and(|e| e != m.epoch) {
             // A new incarnation on a link that never went down here (it restarted before
             // the membership noticed): what it acknowledged, was caught up on and sent us
@@ -877,6 +867,7 @@ impl Replica {
                 behind: true,
                 ..Peer::default()
             };
+            self.buffer.reset_neighbour(n);
         }
         peer.greeted = true;
         peer.held = m.held.into_iter().collect();
@@ -887,11 +878,10 @@ impl Replica {
         if self.program.defects().hello_skips_catch_up {
             // The bug zoo only (`Defects::hello_skips_catch_up`): Lasp's restart bug, the
             // neighbour taken as caught up, so it gets only the deltas made from now on.
-            let seq = self.seq;
             if let Some(p) = self.peers.get_mut(&n) {
                 p.behind = false;
-                p.acked = seq;
             }
+            self.buffer.set_acked(n, self.buffer.next_seq());
             return;
         }
         if self.resume(n, m.epoch) {
@@ -905,7 +895,7 @@ impl Replica {
     }
 
     /// Remembers a neighbour that went away caught up, for [`Replica::resume`].
-    fn remember_departed(&mut self, n: NodeId, p: Peer, now: Time) {
+    fn remember_departed(&mut self, n: NodeId, p: Peer, acked: u64, now: Time) {
         let resumable = self.config.resume_peers > 0
             && self.config.sync.is_delta()
             && self.config.carrier == Carrier::Direct
@@ -923,23 +913,33 @@ impl Replica {
                 .map(|(k, _)| *k)
                 .expect("non-empty");
             self.departed.remove(&oldest);
+            self.buffer.forget(oldest);
         }
         self.departed.insert(
             n,
             Departed {
                 epoch,
-                acked: p.acked,
                 held: p.held,
                 ours: self.program.held(),
                 left: now,
             },
         );
+        self.buffer.remember(n, acked);
     }
 
     /// Forgets departed neighbours older than `resume_window`.
     fn expire_departed(&mut self, now: Time) {
         let window = self.config.resume_window;
-        self.departed.retain(|_, d| now.since(d.left) <= window);
+        let expired: Vec<NodeId> = self
+            .departed
+            .iter()
+            .filter(|(_, d)| now.since(d.left) > window)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in expired {
+            self.departed.remove(&n);
+            self.buffer.forget(n);
+        }
     }
 
     /// Whether the re-formed link to `n` (incarnation `epoch`) resumes from what `n` had
@@ -949,18 +949,16 @@ impl Replica {
         let Some(d) = self.departed.remove(&n) else {
             return false;
         };
-        let buffered = match self.buffer.front() {
-            Some(e) => e.seq <= d.acked,
-            None => d.acked >= self.seq,
-        };
+        let acked = self.buffer.forget(n).unwrap_or(0);
+        let buffered = self.buffer.covers(acked);
         let Some(p) = self.peers.get_mut(&n) else {
             return false;
         };
         if d.epoch != epoch || d.held != p.held || d.ours != self.program.held() || !buffered {
             return false;
         }
-        p.acked = d.acked;
         p.behind = false;
+        self.buffer.set_acked(n, acked);
         p.caught = d
             .held
             .intersection(&d.ours.iter().cloned().collect())
@@ -1015,7 +1013,7 @@ impl Replica {
             vars.push((id, bytes));
         }
         let seq = if self.config.sync.is_delta() && !only_new {
-            self.seq
+            self.buffer.next_seq()
         } else {
             0
         };
@@ -1024,9 +1022,9 @@ impl Replica {
         if acked_later && !vars.is_empty() {
             // Skip a sequence number, so that only a sync sent from now on (carrying these
             // states) can acknowledge them.
-            self.seq += 1;
+            self.buffer.skip_seq();
         }
-        let next = self.seq;
+        let next = self.buffer.next_seq();
         if let Some(p) = self.peers.get_mut(&n) {
             if acked_later && !vars.is_empty() {
                 p.owed.extend(vars.iter().map(|(id, _)| id.clone()));
@@ -1102,16 +1100,7 @@ impl Replica {
                 && self.config.bp_heard
                 && self.config.carrier == Carrier::Direct
             {
-                if let Some(p) = self.peers.get_mut(&n) {
-                    match p.heard.get_mut(id.as_str()) {
-                        Some(h) => {
-                            h.join_dyn(&*value);
-                        }
-                        None => {
-                            p.heard.insert(Arc::from(id.as_str()), value.clone_box());
-                        }
-                    }
-                }
+                self.buffer.heard(n, &id, &*value);
             }
             let classic = !self.config.sync.rr();
             let redundant = classic && {
@@ -1120,22 +1109,23 @@ impl Replica {
             };
             match self.program.apply_dyn(&id, &*value) {
                 Ok(true) => {
-                    if classic && !redundant && self.config.sync.is_delta() {
-                        // Classic delta sync buffers the received delta whole; the engine's
-                        // effective delta is recorded only for downstream variables.
-                        let mut changes = self.program.drain_changes().into_iter();
-                        let var: Arc<str> = Arc::from(id.as_str());
-                        if let Some((first, _)) = changes.next() {
-                            debug_assert_eq!(*first, *id);
-                        }
+                    // Classic delta sync buffers the received delta whole, RR its effective
+                    // delta (the first change recorded); downstream variables' effective
+                    // deltas follow either way.
+                    let whole = classic && !redundant && self.config.sync.is_delta();
+                    let mut changes = self.program.drain_changes().into_iter();
+                    if let Some((var, effective)) = changes.next() {
+                        debug_assert_eq!(*var, *id);
                         self.dirty.insert(var.clone());
-                        self.push(var, value, Some(n));
-                        for (v, d) in changes {
-                            self.dirty.insert(v.clone());
-                            self.push(v, d, None);
+                        if self.buffering() {
+                            let overflow =
+                                self.buffer.push_received(var, value, effective, n, !whole);
+                            self.after_push(overflow);
                         }
-                    } else {
-                        self.absorb_changes(Some((&id, n)));
+                    }
+                    for (v, d) in changes {
+                        self.dirty.insert(v.clone());
+                        self.push(v, d, None);
                     }
                 }
                 Ok(false) => {}
@@ -1148,35 +1138,24 @@ impl Replica {
     }
 
     fn on_ack(&mut self, n: NodeId, seq: u64) {
-        if let Some(p) = self.peers.get_mut(&n) {
-            p.acked = p.acked.max(seq);
-            if p.catching.is_some_and(|(first, _)| p.acked >= first) {
+        if let (Some(acked), Some(p)) = (self.buffer.ack(n, seq), self.peers.get_mut(&n)) {
+            if p.catching.is_some_and(|(first, _)| acked >= first) {
                 p.catching = None;
             }
-            if p.acked >= p.owed_from {
+            if acked >= p.owed_from {
                 p.owed.clear();
             }
         }
         self.collect_garbage();
     }
 
-    /// Drops buffer entries every neighbour has acknowledged.
+    /// Drops buffer entries every neighbour has acknowledged (the broadcast carrier empties
+    /// the buffer at every sync instead).
     fn collect_garbage(&mut self) {
         if self.config.carrier == Carrier::Plumtree {
             return;
         }
-        let Some(low) = self
-            .peers
-            .values()
-            .map(|p| p.acked)
-            .chain(self.departed.values().map(|d| d.acked))
-            .min()
-        else {
-            return; // no neighbour: keep everything (bounded) for the next one
-        };
-        while self.buffer.front().is_some_and(|e| e.seq < low) {
-            self.buffer.pop_front();
-        }
+        self.buffer.collect_garbage();
     }
 
     /// The periodic synchronisation.
@@ -1264,14 +1243,10 @@ impl Replica {
         if !p.greeted {
             return;
         }
-        let entries = self
+        let group = self
             .buffer
-            .iter()
-            .filter(|e| e.seq >= p.acked)
-            .filter(|e| !(bp && e.origin == Some(n)))
-            .filter(|e| p.held.contains(&*e.var));
-        let known = (bp && self.config.bp_heard).then_some(&p.heard);
-        let mut vars = join_and_encode(entries, known, &mut self.stats);
+            .delta_group(n, bp, self.config.bp_heard, |v| p.held.contains(v));
+        let mut vars = encode_counted(group, &mut self.stats);
         // States owed since a later greeting, whole (they contain any delta of theirs).
         let owed: Vec<String> = if p.owed.is_empty() {
             Vec::new()
@@ -1293,9 +1268,6 @@ impl Replica {
                 None => vars.push((id, bytes)),
             }
         }
-        if let Some(p) = self.peers.get_mut(&n) {
-            p.heard.clear();
-        }
         if vars.is_empty() {
             return;
         }
@@ -1303,7 +1275,7 @@ impl Replica {
         ctx.send(
             Dest::service(n, SERVICE),
             Sync {
-                seq: self.seq,
+                seq: self.buffer.next_seq(),
                 state: false,
                 vars,
             },
@@ -1312,12 +1284,7 @@ impl Replica {
 
     /// Plumtree carrier: broadcast the changes made here since the last tick.
     fn broadcast<A: Atom>(&mut self, ctx: &mut Ctx<A>) {
-        let buffer = std::mem::take(&mut self.buffer);
-        let vars = join_and_encode(
-            buffer.iter().filter(|e| e.origin.is_none()),
-            None,
-            &mut self.stats,
-        );
+        let vars = encode_counted(self.buffer.take_local(), &mut self.stats);
         if vars.is_empty() {
             return;
         }
@@ -1511,8 +1478,9 @@ impl Replica {
     /// Arms trigger `name` on this node: `action` runs once in the cluster when `threshold`
     /// holds on `var`, on the owner: the smallest node among those that armed it and that
     /// this node does not suspect (see the module docs for the failure detector and for what
-    /// "once" means under partitions and crashes).
-    pub fn trigger<L, F>(
+    /// "once" means under partitions and crashes). Unlike [`Program::trigger_local`], whose
+    /// action runs on every replica that arms it, the action runs on one owner.
+    pub fn trigger_once<L, F>(
         &mut self,
         name: &str,
         var: &Var<L>,
@@ -1559,7 +1527,7 @@ impl Replica {
         };
         let record = name.to_string();
         self.program
-            .trigger_guarded(name, var, threshold, guard, move |p, v| {
+            .trigger_local_guarded(name, var, threshold, guard, move |p, v| {
                 // The record first: the action's own updates ship with it.
                 if let Err(e) = p.update(&fired, add(record.clone()), me) {
                     tracing::error!(trigger = %record, error = %e, "cannot record the firing");
@@ -1571,38 +1539,16 @@ impl Replica {
     }
 }
 
-/// Joins the entries per variable (one delta per variable per message), removes the parts
-/// below what the receiver is `known` to hold, and encodes them, counting the bytes per
-/// variable.
-fn join_and_encode<'a>(
-    entries: impl Iterator<Item = &'a Entry>,
-    known: Option<&BTreeMap<Arc<str>, Box<dyn AnyLattice>>>,
+/// Encodes the deltas of a sync, counting the bytes per variable.
+fn encode_counted(
+    vars: Vec<(String, Box<dyn AnyLattice>)>,
     stats: &mut ReplicaStats,
 ) -> Vec<(String, Vec<u8>)> {
-    let mut joined: BTreeMap<&str, Box<dyn AnyLattice>> = BTreeMap::new();
-    for e in entries {
-        match joined.get_mut(&*e.var) {
-            Some(acc) => {
-                acc.join_dyn(&*e.delta);
-            }
-            None => {
-                joined.insert(&e.var, e.delta.clone_box());
-            }
-        }
-    }
-    joined
-        .into_iter()
-        .filter_map(|(id, d)| match known.and_then(|k| k.get(id)) {
-            Some(k) => {
-                let d = d.delta_dyn(&**k);
-                (!d.is_bottom()).then_some((id, d))
-            }
-            None => Some((id, d)),
-        })
+    vars.into_iter()
         .map(|(id, d)| {
             let bytes = d.encode();
-            *stats.bytes_sent.entry(id.to_string()).or_default() += bytes.len() as u64;
-            (id.to_string(), bytes)
+            *stats.bytes_sent.entry(id.clone()).or_default() += bytes.len() as u64;
+            (id, bytes)
         })
         .collect()
 }

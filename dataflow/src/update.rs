@@ -12,7 +12,7 @@
 //! | [`retain`], [`clear`] | [`ORSet`]; [`clear`] also [`MVRegister`] |
 //! | [`inc`], [`dec`] | [`GCounter`] (`inc`), [`PNCounter`], [`CCounter`], [`LexCounter`] |
 //! | [`raise`] | [`MaxInt`] |
-//! | [`write`], [`write_at`] | [`LWWRegister`] (`write`: one past the stamp held here), [`MVRegister`] |
+//! | [`write()`], [`write_at`] | [`LWWRegister`] (`write`: one past the stamp held here), [`MVRegister`] |
 //! | [`put`] | [`MVMap`] |
 //! | [`enable`], [`disable`] | [`EWFlag`], [`DWFlag`]; [`enable`] also [`Boolean`] |
 //! | [`assign`] | [`IVar`] |

@@ -153,7 +153,7 @@ fn triggers_fire_once_and_can_update_the_program() {
     let fired = Rc::new(RefCell::new(0));
     let f = fired.clone();
     let ads2 = ads.clone();
-    p.trigger("remove a", &views, Threshold::value(3), move |p, _| {
+    p.trigger_local("remove a", &views, Threshold::value(3), move |p, _| {
         *f.borrow_mut() += 1;
         p.update(&ads2, remove("a".to_string()), 1).unwrap();
     })
@@ -166,7 +166,7 @@ fn triggers_fire_once_and_can_update_the_program() {
     assert!(p.fired_triggers().contains("remove a"));
     // Re-arming a fired trigger does nothing (never twice on a replica).
     let f = fired.clone();
-    p.trigger("remove a", &views, Threshold::value(3), move |_, _| {
+    p.trigger_local("remove a", &views, Threshold::value(3), move |_, _| {
         *f.borrow_mut() += 1
     })
     .unwrap();

@@ -15,7 +15,7 @@ fn relay_holds_the_trigger_variables_it_is_interested_in() {
     let views = p.declare::<GCounter>("views").unwrap();
     let mut server = Replica::new(NodeId(0), ReplicaConfig::default(), p);
     server
-        .trigger("t", &views, Threshold::value(3), |_, _| {})
+        .trigger_once("t", &views, Threshold::value(3), |_, _| {})
         .unwrap();
 
     // The relay: it names every trigger variable in its interest and declares nothing of

@@ -99,7 +99,7 @@ impl Atom for App {
         if let Some(n) = self.trigger_at {
             let me = node.0;
             self.replica()
-                .trigger(
+                .trigger_once(
                     "enough-clicks",
                     &clicks,
                     Threshold::value(n as i64),

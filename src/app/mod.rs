@@ -606,7 +606,7 @@ impl<A: App> NodeCtx<'_, A> {
     }
 
     /// A trigger: `action` runs once, on one node of those that arm it, when `threshold`
-    /// holds on `var` ([`Replica::trigger`]). Arm it on nodes that hold `var`.
+    /// holds on `var` ([`Replica::trigger_once`]). Arm it on nodes that hold `var`.
     pub fn trigger<L, F>(
         &mut self,
         name: &str,
@@ -618,7 +618,7 @@ impl<A: App> NodeCtx<'_, A> {
         L: Lattice,
         F: FnOnce(&mut Program, &L) + 'static,
     {
-        self.replica.trigger(name, var, threshold, action)
+        self.replica.trigger_once(name, var, threshold, action)
     }
 
     /// Current replication neighbours.

@@ -724,7 +724,12 @@ pub fn execute<A: App>(
 ) -> crate::Result<Outcome> {
     let mode = plan.mode()?;
     let replication = super::ReplicationArgs {
-        sync: plan.sync.as_deref().map(str::parse).transpose()?,
+        sync: plan
+            .sync
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(|e: rasp_dataflow::Error| e.to_string())?,
         sync_interval_ms: Some(plan.sync_interval.as_millis().max(1) as u64),
     };
     let config = replication.config()?;

@@ -1,6 +1,11 @@
-//! The ICDE'19 experiment (Enes, Almeida, Baquero, Leitão, "Efficient Synchronization of
-//! State-based CRDTs", ICDE 2019, §VI micro-benchmarks) reproduced in the simulator with the
-//! real [`Replica`]; `tests/icde19.rs` asserts its figures.
+//! # rasp-icde19: the ICDE'19 delta-synchronisation experiment
+//!
+//! The experiment of Enes, Almeida, Baquero, Leitão, "Efficient Synchronization of
+//! State-based CRDTs" (ICDE 2019, §VI micro-benchmarks) reproduced in the simulator with
+//! rasp's real [`Replica`]. An unpublished crate beside its example: the root example
+//! `examples/icde19.rs` (`cargo run --release --example icde19`) prints the table, and
+//! `tests/icde19.rs` asserts its figures. [`experiment`] holds the tools it runs on
+//! (divergence over time, fixed topologies).
 //!
 //! **Setup** (the paper's): 15 nodes with fixed neighbours, served by
 //! [`StaticTopology`]: a partial mesh (a random connected 4-regular graph) and a tree (a
@@ -36,21 +41,23 @@
 //! **Memory**: the mean over samples of Σ(state bytes + delta-buffer bytes) / Σ state bytes
 //! (1.0 for state-based sync, which keeps no buffer).
 //!
-//! [`ReplicaStats::bytes_sent`]: crate::replica::ReplicaStats::bytes_sent
+//! [`ReplicaStats::bytes_sent`]: rasp_dataflow::replica::ReplicaStats::bytes_sent
+
+pub mod experiment;
 
 use std::collections::hash_map::DefaultHasher;
 use std::fmt::{self, Write as _};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
+use rasp_dataflow::program::{Program, Var};
+use rasp_dataflow::replica::{HasReplica, Replica, ReplicaConfig, SyncMode, SERVICE};
 use rasp_lattice::{encoded_size, GCounter, GMap, GSet, Lattice, MaxInt};
 use rasp_runtime::sim::{Latency, LinkConfig, NetConfig, Sim, SimConfig, WireMode};
 use rasp_runtime::{boot, Atom, AtomAddr, AtomId, Ctx, Dest, Message, NodeId, Origin, Time};
 use serde::{Deserialize, Serialize};
 
 use crate::experiment::{Observer, SplitMix64, StaticTopology, Topology, VarReport};
-use crate::program::{Program, Var};
-use crate::replica::{HasReplica, Replica, ReplicaConfig, SyncMode, SERVICE};
 
 /// The replicated variable's id.
 pub const VAR: &str = "x";

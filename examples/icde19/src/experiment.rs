@@ -5,16 +5,16 @@
 //! (the values come from a closure, e.g. each node's encoded state or `show()` string, or a
 //! hash of it) and reports, per variable, how many replicas differ from the *final* value at
 //! each sample and when the replicas converged for good ([`VarReport`]). It knows nothing of
-//! the program's types, so any application (the ICDE'19 workloads, the ad counter) can use it.
+//! the program's types, so any workload can use it.
 //!
 //! **Static topology.** [`StaticTopology`] serves the membership service name with a fixed
 //! list of neighbours: it emits [`PeerServiceEvent::NeighbourUp`] for each of them to every
-//! subscriber, so a [`crate::replica::Replica`] runs unchanged over a topology chosen by the
+//! subscriber, so a [`rasp_dataflow::replica::Replica`] runs unchanged over a topology chosen by the
 //! experiment (a tree, a partial mesh) rather than by an overlay protocol.
 //! [`Topology`] builds such neighbour lists.
 //!
 //! ```
-//! use rasp_dataflow::experiment::Observer;
+//! use rasp_icde19::experiment::Observer;
 //! use rasp_runtime::Time;
 //!
 //! // Three replicas of one variable, sampled three times.
