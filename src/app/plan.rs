@@ -727,9 +727,8 @@ pub fn execute<A: App>(
         sync: plan
             .sync
             .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: rasp_dataflow::Error| e.to_string())?,
+            .map(str::parse::<rasp_dataflow::replica::SyncMode>)
+            .transpose()?,
         sync_interval_ms: Some(plan.sync_interval.as_millis().max(1) as u64),
     };
     let config = replication.config()?;
