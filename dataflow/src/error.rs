@@ -56,7 +56,10 @@ pub enum Error {
     #[error("declaration refused: {0}")]
     GraphLimit(String),
     /// A sync mode name that is none of [`crate::replica::SyncMode::ALL`]'s.
-    #[error("unknown sync mode `{0}` (expected state, delta, delta-bp, delta-rr or delta-bp-rr)")]
+    #[error(
+        "unknown sync mode `{0}` (expected {expected})",
+        expected = crate::replica::SyncMode::expected()
+    )]
     UnknownSyncMode(String),
     /// A lattice error: decoding, an unsupported threshold, a conflicting single assignment.
     #[error(transparent)]

@@ -180,9 +180,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::rc::Rc;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -200,21 +198,24 @@ use crate::Error;
 /// The service name of the dataflow atom on each node.
 pub const SERVICE: &str = "dataflow";
 
-/// How variables are synchronised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[non_exhaustive]
-pub enum SyncMode {
-    /// Whole states every interval.
-    State,
-    /// Classic delta-based: buffered deltas, acknowledged, garbage-collected.
-    Delta,
-    /// Delta-based, avoiding back-propagation.
-    DeltaBp,
-    /// Delta-based, removing redundant state from received deltas.
-    DeltaRr,
-    /// Delta-based with both optimisations (the default: ICDE'19's best).
-    #[default]
-    DeltaBpRr,
+rasp_runtime::string_enum! {
+    /// How variables are synchronised; named `state`, `delta`, `delta-bp`, `delta-rr` and
+    /// `delta-bp-rr` on command lines, in config files and in serialised form.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+    #[non_exhaustive]
+    pub enum SyncMode: Error = Error::UnknownSyncMode {
+        /// Whole states every interval.
+        State = "state",
+        /// Classic delta-based: buffered deltas, acknowledged, garbage-collected.
+        Delta = "delta",
+        /// Delta-based, avoiding back-propagation.
+        DeltaBp = "delta-bp",
+        /// Delta-based, removing redundant state from received deltas.
+        DeltaRr = "delta-rr",
+        /// Delta-based with both optimisations (the default: ICDE'19's best).
+        #[default]
+        DeltaBpRr = "delta-bp-rr",
+    }
 }
 
 impl SyncMode {
@@ -237,32 +238,6 @@ impl SyncMode {
     /// Whether redundant state is removed from received deltas.
     pub fn rr(self) -> bool {
         matches!(self, SyncMode::DeltaRr | SyncMode::DeltaBpRr)
-    }
-    /// The configuration name (`state`, `delta`, `delta-bp`, `delta-rr`, `delta-bp-rr`).
-    pub fn name(self) -> &'static str {
-        match self {
-            SyncMode::State => "state",
-            SyncMode::Delta => "delta",
-            SyncMode::DeltaBp => "delta-bp",
-            SyncMode::DeltaRr => "delta-rr",
-            SyncMode::DeltaBpRr => "delta-bp-rr",
-        }
-    }
-}
-
-impl fmt::Display for SyncMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for SyncMode {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        SyncMode::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| Error::UnknownSyncMode(s.to_string()))
     }
 }
 
