@@ -15,7 +15,8 @@
 //! - [`queue`]: the bounded drop-oldest queue between the executor and each peer's writer.
 //! - [`store`]: the durable store, a redb file in the data directory.
 //! - [`identity`]: the node key in the data directory, the cluster key file, node ids.
-//! - [`raw`]: a bare libp2p peer speaking rasp's wire protocol, for tests and tools.
+//! - `raw` (feature `test-utils`): a bare libp2p peer speaking rasp's wire protocol, for
+//!   tests and tools.
 //!
 //! # Wire protocol
 //!
@@ -76,6 +77,7 @@ pub mod frame;
 pub mod identity;
 mod node;
 pub mod queue;
+#[cfg(feature = "test-utils")]
 pub mod raw;
 mod shared;
 pub mod store;
