@@ -22,6 +22,13 @@
 //! Every node serves an HTTP API ([`http`]): its variables (get, declare, update, threshold
 //! reads, watch), its overlay, its health and Prometheus metrics; `rasp var` is its
 //! command-line client.
+//!
+//! # Features
+//!
+//! - `cli` (default): the `rasp` binary and the subcommands beyond the App road
+//!   (`cli::main`, the ad counter's command and plots, `bench-net`, `overlay`), with
+//!   plotters and mimalloc. Without it the library keeps the App road ([`main`], [`app`],
+//!   [`http`], the node command in [`cli::node`]).
 
 pub mod ad_counter;
 pub mod app;

@@ -86,4 +86,5 @@ pub use service::{
 
 #[cfg(test)]
 mod service_tests;
+#[cfg(any(test, feature = "test-utils"))]
 pub mod testkit;

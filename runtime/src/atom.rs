@@ -279,7 +279,7 @@ impl<'a, A: Atom> Ctx<'a, A> {
         let cont: ErasedContinuation = Box::new(move |atom, sys, res| {
             let res = res.and_then(|p| {
                 p.decode::<Resp>()
-                    .map_err(|e| RequestError::BadReply(e.to_string()))
+                    .map_err(|e| RequestError::BadReply(std::sync::Arc::new(e)))
             });
             k(downcast::<A>(atom), &mut Ctx::new(sys), res)
         });
@@ -369,7 +369,7 @@ impl<'a, A: Atom> Ctx<'a, A> {
         key: &[u8],
         value: &T,
     ) -> Result<(), Error> {
-        let b = rmp_serde::to_vec(value).map_err(|e| Error::Encode(e.to_string()))?;
+        let b = rmp_serde::to_vec(value).map_err(|e| Error::encode("", e))?;
         Ok(self.sys.store_put(key, &b)?)
     }
 

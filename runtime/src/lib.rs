@@ -19,14 +19,28 @@
 //!   latency, loss, duplication, reordering, partitions, crashes/restarts, clock skew;
 //!   trace hash, recorded traces and replay, invariants, seeds from `RASP_SEED`; a controlled
 //!   mode and a bounded model checker over it, [`sim::explore`](mod@sim::explore)).
-//! - [`demo`]: the demo protocol (ping-pong + gossiped grow-only counter) as an atom, run
-//!   by the simulator tests (the network runtime can run the same atom in real processes).
+//! - `demo` (feature `test-utils`): the demo protocol (ping-pong + gossiped grow-only
+//!   counter) as an atom, run by the simulator tests (the network runtime can run the same
+//!   atom in real processes).
 //! - [`error`]: [`Error`], [`StoreError`], [`RequestError`].
+//! - [`names`]: [`string_enum!`], enums named by strings (configuration values) declared once.
+//! - `net` (feature `net`): the network runtime, tokio + libp2p, with a redb store.
 //!
 //! The same atoms run under the deterministic simulator (`sim`) and the tokio + libp2p
 //! network runtime (`net`); only the [`Platform`] differs.
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `net` | yes | the network runtime `net` and its dependencies (tokio, libp2p, redb, futures). Without it the crate is the sans-IO layer: atoms, the [`Host`], the simulator and the model checker. |
+//! | `test-utils` | no | helpers for tests and tools: `demo`, and with `net` the bare libp2p peer `net::raw` |
+//!
+//! The layers above (`rasp-membership`, `rasp-dataflow`) depend on this crate without its
+//! default features, so they build without libp2p; the `rasp` facade turns `net` on.
 
 pub mod atom;
+#[cfg(feature = "test-utils")]
 pub mod demo;
 pub mod error;
 pub mod host;
@@ -34,6 +48,7 @@ pub mod ids;
 pub mod message;
 pub mod metrics;
 pub mod names;
+#[cfg(feature = "net")]
 pub mod net;
 pub mod sim;
 pub mod store;

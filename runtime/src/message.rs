@@ -90,7 +90,7 @@ impl<M: Message> AnyMessage for M {
         Box::new(self.clone())
     }
     fn encode(&self) -> Result<Vec<u8>, Error> {
-        rmp_serde::to_vec(self).map_err(|e| Error::Encode(format!("{}: {e}", M::KIND)))
+        rmp_serde::to_vec(self).map_err(|e| Error::encode(M::KIND, e))
     }
     fn encoded_len(&self) -> usize {
         let mut w = CountingWriter(0);
@@ -123,7 +123,7 @@ impl Payload {
         match self {
             Payload::Local(b) => {
                 b.into_any().downcast::<M>().map(|b| *b).map_err(|_| {
-                    Error::Decode(format!("{}: local payload of another type", M::KIND))
+                    Error::refused(format!("{}: local payload of another type", M::KIND))
                 })
             }
             Payload::Wire(bytes) => crate::wire::decode(&bytes, M::KIND),
@@ -272,7 +272,7 @@ impl Envelope {
             corr: self.corr,
             payload: WireBytes(self.payload.to_bytes()?),
         };
-        rmp_serde::to_vec(&w).map_err(|e| Error::Encode(format!("envelope: {e}")))
+        rmp_serde::to_vec(&w).map_err(|e| Error::encode("envelope", e))
     }
 
     /// Parses a wire frame. The payload stays as bytes, decoded later by the handler.

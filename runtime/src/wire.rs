@@ -113,8 +113,8 @@ pub fn check(bytes: &[u8]) -> Result<(), String> {
 /// [`check`]s `bytes`, then decodes them with rmp-serde. `what` names the thing decoded in
 /// the error (e.g. a message kind).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error> {
-    check(bytes).map_err(|e| Error::Decode(format!("{what}: {e}")))?;
-    rmp_serde::from_slice(bytes).map_err(|e| Error::Decode(format!("{what}: {e}")))
+    check(bytes).map_err(|e| Error::decode(what, e))?;
+    rmp_serde::from_slice(bytes).map_err(|e| Error::decode(what, e))
 }
 
 #[cfg(test)]

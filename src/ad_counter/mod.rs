@@ -17,7 +17,7 @@
 //! | [`config`] | the knobs ([`AdConfig`]) |
 //! | [`sim`] | the run in the deterministic simulator |
 //! | [`summary`] | what a run measured ([`Summary`], time [`summary::Series`]) |
-//! | [`output`] | the CSV files and the plots (PNG and SVG) |
+//! | `output` | the CSV files and the plots (PNG and SVG); with the `cli` feature |
 //!
 //! ```no_run
 //! use rasp::ad_counter::{sim, AdConfig};
@@ -31,6 +31,7 @@
 
 pub mod app;
 pub mod config;
+#[cfg(feature = "cli")]
 pub mod output;
 pub mod program;
 pub mod sim;

@@ -1,20 +1,28 @@
-//! The `rasp` command line: one subcommand per tool ([`Command`]).
+//! The `rasp` command line: one subcommand per tool (`Command`).
 //!
 //! Output conventions: machine-readable lines go to stdout (`key=value` lines at start, one
 //! JSON object per result line); logs go to stderr (`RUST_LOG` filters, default `info`).
 //! Exit codes: 0 success (including shutdown by SIGINT/SIGTERM), 1 runtime failure,
 //! 2 bad configuration or usage.
+//!
+//! With the `cli` feature (default) the module holds every subcommand; without it, only
+//! what the App road ([`crate::app`]) runs on: [`node`], [`config`] and the helpers below.
 
+#[cfg(feature = "cli")]
 pub mod ad_counter;
+#[cfg(feature = "cli")]
 pub mod bench;
 pub mod config;
 pub mod node;
+#[cfg(feature = "cli")]
 pub mod overlay;
 
+#[cfg(feature = "cli")]
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 /// rasp: coordination-free distributed dataflow over CRDTs.
+#[cfg(feature = "cli")]
 #[derive(Debug, Parser)]
 #[command(name = "rasp", version, about, propagate_version = true)]
 pub struct Cli {
@@ -24,6 +32,7 @@ pub struct Cli {
 }
 
 /// The subcommands.
+#[cfg(feature = "cli")]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start one node: listen, join a cluster, run its atoms until SIGINT/SIGTERM.
@@ -48,6 +57,7 @@ pub enum Command {
 pub const EXIT_CONFIG: u8 = 2;
 
 /// Parses the command line and runs the subcommand.
+#[cfg(feature = "cli")]
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {

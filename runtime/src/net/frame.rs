@@ -33,6 +33,7 @@ pub const READ_CHUNK: usize = 8 * 1024;
 
 /// Why a frame could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FrameError {
     /// The peer announced a frame larger than the limit.
     #[error("frame of {len} bytes exceeds the limit of {limit} bytes")]

@@ -34,12 +34,13 @@ pub fn load_keypair(dir: &Path) -> Result<Option<Keypair>, NetError> {
             ))
         }
     };
-    let damaged = |what: String| {
-        NetError::DataDir(format!(
-            "node key {} is {what}; it holds this node's identity (its peer id). Restore it \
-             from a backup, or delete it to start this data directory as a new node",
+    let damaged = |what: String| NetError::DataDir {
+        what: format!(
+            "node key {} is {what}; it holds this node's identity (its peer id). Restore \
+                 it from a backup, or delete it to start this data directory as a new node",
             path.display()
-        ))
+        ),
+        source: None,
     };
     if bytes.is_empty() {
         return Err(damaged("empty (0 bytes)".into()));

@@ -15,7 +15,8 @@
 //! - [`queue`]: the bounded drop-oldest queue between the executor and each peer's writer.
 //! - [`store`]: the durable store, a redb file in the data directory.
 //! - [`identity`]: the node key in the data directory, the cluster key file, node ids.
-//! - [`raw`]: a bare libp2p peer speaking rasp's wire protocol, for tests and tools.
+//! - `raw` (feature `test-utils`): a bare libp2p peer speaking rasp's wire protocol, for
+//!   tests and tools.
 //!
 //! # Wire protocol
 //!
@@ -76,6 +77,7 @@ pub mod frame;
 pub mod identity;
 mod node;
 pub mod queue;
+#[cfg(feature = "test-utils")]
 pub mod raw;
 mod shared;
 pub mod store;
@@ -93,6 +95,7 @@ pub(crate) use swarm::Command;
 
 /// What can go wrong starting or running a network node.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NetError {
     /// The configuration is invalid (the message says which setting and why).
     #[error("configuration: {0}")]
@@ -101,16 +104,26 @@ pub enum NetError {
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),
     /// The libp2p transport could not be built or could not listen.
-    #[error("transport: {0}")]
-    Transport(String),
+    #[error("transport: {what}")]
+    Transport {
+        /// What failed, and why (the causes' text included).
+        what: String,
+        /// The libp2p or OS error, if there is one.
+        source: Option<crate::error::BoxError>,
+    },
     /// The durable store failed.
     #[error(transparent)]
     Store(#[from] crate::error::StoreError),
     /// The data directory cannot be used as it is: an unreadable node key, a store that is
     /// missing, empty or damaged although the node has run before (see [`Node::start`]).
     /// The message names the file and what to do.
-    #[error("{0}")]
-    DataDir(String),
+    #[error("{what}")]
+    DataDir {
+        /// The file, what is wrong with it and what to do.
+        what: String,
+        /// Why the store could not be opened, if that is the cause.
+        source: Option<OpenError>,
+    },
 }
 
 impl NetError {
@@ -118,7 +131,19 @@ impl NetError {
     /// data directory), as opposed to a failure while running. `rasp` exits with code 2 for
     /// these.
     pub fn is_setup(&self) -> bool {
-        matches!(self, NetError::Config(_) | NetError::DataDir(_))
+        matches!(self, NetError::Config(_) | NetError::DataDir { .. })
+    }
+
+    /// A [`NetError::Transport`]: `what` failed because of `source` (whose text `what`
+    /// already holds).
+    pub(crate) fn transport(
+        what: impl Into<String>,
+        source: impl Into<crate::error::BoxError>,
+    ) -> Self {
+        NetError::Transport {
+            what: what.into(),
+            source: Some(source.into()),
+        }
     }
 }
 

@@ -111,7 +111,7 @@ impl Node {
         for a in &cfg.listen {
             probe_listen(a)?;
             let id = swarm.listen_on(a.clone()).map_err(|e| {
-                NetError::Transport(format!("cannot listen on {a}: {}", error_chain(&e)))
+                NetError::transport(format!("cannot listen on {a}: {}", error_chain(&e)), e)
             })?;
             pending.insert(id);
         }
@@ -126,17 +126,22 @@ impl Node {
                         pending.remove(&listener_id);
                     }
                     SwarmEvent::ListenerClosed { reason, .. } => {
-                        let why = match reason {
-                            Ok(()) => "closed".to_string(),
-                            Err(e) => error_chain(&e),
-                        };
-                        return Err(NetError::Transport(format!("listener closed: {why}")));
+                        return Err(match reason {
+                            Ok(()) => NetError::Transport {
+                                what: "listener closed: closed".into(),
+                                source: None,
+                            },
+                            Err(e) => NetError::transport(
+                                format!("listener closed: {}", error_chain(&e)),
+                                e,
+                            ),
+                        });
                     }
                     SwarmEvent::ListenerError { error, .. } => {
-                        return Err(NetError::Transport(format!(
-                            "listener error: {}",
-                            error_chain(&error)
-                        )));
+                        return Err(NetError::transport(
+                            format!("listener error: {}", error_chain(&error)),
+                            error,
+                        ));
                     }
                     _ => {}
                 }
@@ -145,7 +150,10 @@ impl Node {
         };
         tokio::time::timeout(LISTEN_TIMEOUT, wait)
             .await
-            .map_err(|_| NetError::Transport("no listen address reported in time".into()))??;
+            .map_err(|_| NetError::Transport {
+                what: "no listen address reported in time".into(),
+                source: None,
+            })??;
 
         let (cmd_tx, cmd_rx) = mpsc::channel(cfg.command_queue_capacity);
         let (in_tx, in_rx) = mpsc::channel(cfg.inbound_queue_capacity);
@@ -256,15 +264,23 @@ impl Node {
     }
 }
 
+/// A store that cannot be opened as a [`NetError::DataDir`] naming it.
+fn data_dir(e: OpenError) -> NetError {
+    NetError::DataDir {
+        what: e.to_string(),
+        source: Some(e),
+    }
+}
+
 /// Opens the store of a data directory by the rules of [`Node::start`]; `ran_before`: the
 /// directory has a node key.
 fn open_store(dir: &Path, ran_before: bool, reset: bool) -> Result<RedbStore, NetError> {
     let lost = match RedbStore::open(dir) {
         Ok(s) => return Ok(s),
-        Err(e) if !e.is_lost() => return Err(NetError::DataDir(e.to_string())),
+        Err(e) if !e.is_lost() => return Err(data_dir(e)),
         Err(e) => e,
     };
-    let fresh = |dir: &Path| RedbStore::create(dir).map_err(|e| NetError::DataDir(e.to_string()));
+    let fresh = |dir: &Path| RedbStore::create(dir).map_err(data_dir);
     let set_aside = |dir: &Path| {
         store::move_aside(dir).map_err(|e| {
             NetError::Io(
@@ -297,12 +313,16 @@ fn open_store(dir: &Path, ran_before: bool, reset: bool) -> Result<RedbStore, Ne
             );
             fresh(dir)
         }
-        (_, true, false) => Err(NetError::DataDir(format!(
-            "{lost}. This node has run before ({} exists), so its durable state is lost. \
-             Restore the file from a backup, or start with --reset-store (RASP_RESET_STORE=1, \
-             reset_store = true) to move it aside and start with an empty store",
-            dir.join(identity::KEY_FILE).display()
-        ))),
+        (_, true, false) => Err(NetError::DataDir {
+            what: format!(
+                "{lost}. This node has run before ({} exists), so its durable state is lost. \
+                 Restore the file from a backup, or start with --reset-store \
+                 (RASP_RESET_STORE=1, reset_store = true) to move it aside and start with an \
+                 empty store",
+                dir.join(identity::KEY_FILE).display()
+            ),
+            source: Some(lost),
+        }),
     }
 }
 
@@ -410,9 +430,16 @@ fn probe_listen(addr: &Multiaddr) -> Result<(), NetError> {
             drop(probe);
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::Transport(format!(
-            "cannot listen on {addr}: address in use (another process listens on {ip} port {port})"
-        ))),
-        Err(e) => Err(NetError::Transport(format!("cannot listen on {addr}: {e}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(NetError::transport(
+            format!(
+                "cannot listen on {addr}: address in use (another process listens on {ip} \
+                 port {port})"
+            ),
+            e,
+        )),
+        Err(e) => Err(NetError::transport(
+            format!("cannot listen on {addr}: {e}"),
+            e,
+        )),
     }
 }

@@ -43,6 +43,7 @@ pub const STORE_FILE: &str = "store.redb";
 
 /// Why the store file could not be opened or created. Every variant names the file.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum OpenError {
     /// There is no store file.
     #[error("store file {} does not exist", .0.display())]
@@ -80,8 +81,8 @@ impl OpenError {
     }
 }
 
-fn err(e: impl std::fmt::Display) -> StoreError {
-    StoreError(e.to_string())
+fn err(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::caused_by(e)
 }
 
 /// Sorts a redb error into damaged (the bytes are bad) or unavailable (they may be fine).
@@ -278,7 +279,7 @@ impl RedbStore {
     /// damaged after the start: see the module docs).
     fn guarded<R>(&self, f: impl FnOnce() -> Result<R, StoreError>) -> Result<R, StoreError> {
         catch_quietly(f).unwrap_or_else(|panic| {
-            Err(StoreError(format!(
+            Err(StoreError::new(format!(
                 "the store file is damaged: redb cannot read it ({panic})"
             )))
         })

@@ -33,7 +33,7 @@ pub fn transport(
     key: &Keypair,
     psk: Option<PreSharedKey>,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, NetError> {
-    let noise = noise::Config::new(key).map_err(|e| NetError::Transport(e.to_string()))?;
+    let noise = noise::Config::new(key).map_err(|e| NetError::transport(e.to_string(), e))?;
     let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
     let t = match psk {
         Some(psk) => tcp
@@ -73,13 +73,13 @@ pub(crate) fn build_swarm(
     let swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_other_transport(|_| t)
-        .map_err(|e| NetError::Transport(e.to_string()))?
+        .map_err(|e| NetError::transport(e.to_string(), e))?
         .with_behaviour(|_| Behaviour {
             identify,
             ping,
             stream: libp2p_stream::Behaviour::new(),
         })
-        .map_err(|e| NetError::Transport(e.to_string()))?
+        .map_err(|e| NetError::transport(e.to_string(), e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(idle))
         .build();
     Ok(swarm)

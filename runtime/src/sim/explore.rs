@@ -484,11 +484,11 @@ impl Sim {
         for (i, m) in self.core.meta.iter().enumerate() {
             h = mix(mix(h, c.hist[i]), c.clocks[i].0);
             h = mix(mix(h, m.up as u64), m.inc as u64);
-            for &(p, conn) in &m.conns {
+            for &(p, conn) in &m.conns.open {
                 h = mix(mix(h, p.0), conn);
             }
             h = mix(h, 0xc0);
-            for p in &m.connecting {
+            for p in &m.conns.connecting {
                 h = mix(h, p.0);
             }
             h = mix(h, 0xc1);
@@ -712,6 +712,7 @@ pub struct Budget {
 
 /// Search order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Strategy {
     /// Breadth-first: the first violation found is a shortest one.
     #[default]

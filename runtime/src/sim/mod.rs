@@ -34,10 +34,10 @@
 //!   [`WireMode::Encode`] (default) encodes each remote payload with MessagePack and the
 //!   receiver decodes it, exactly as on the network; [`WireMode::Typed`] moves the typed
 //!   value and (optionally) only computes its encoded size for metrics.
-//! - **Connections**: sending to a node connects implicitly; a connection takes a round
-//!   trip, never fails on loss (TCP retransmits) but fails if either direction is
-//!   partitioned or the peer is down. Both ends get [`PeerEvent::Up`]. A crashed or
-//!   partitioned peer yields [`PeerEvent::Down`] after `failure_detection`.
+//! - **Connections** (the `conn` module): sending to a node connects implicitly; a
+//!   connection takes a round trip, never fails on loss (TCP retransmits) but fails if either
+//!   direction is partitioned or the peer is down. Both ends get [`PeerEvent::Up`]. A crashed
+//!   or partitioned peer yields [`PeerEvent::Down`] after `failure_detection`.
 //! - **Crash**: the node's host (atoms, tables, timers, metrics counters aside) is dropped;
 //!   its pending timers and every message in flight to it are dropped. Its [`MemStore`] is
 //!   kept: a `store_put` that returned is durable (like a committed redb transaction),
@@ -58,6 +58,7 @@
 //!   stops a run at a failed invariant instead of panicking ([`Violation`]); and
 //!   [`Sim::verify_against`] checks a re-executed run against a recorded [`Trace`].
 
+mod conn;
 pub mod explore;
 mod net;
 mod schedule;
@@ -95,6 +96,7 @@ pub const CLIENT: NodeId = NodeId(u64::MAX);
 
 /// How remote payloads travel in the simulator.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum WireMode {
     /// Encode to MessagePack at the sender, decode at the receiver (faithful to the
     /// network runtime, catches serialization bugs).
@@ -117,7 +119,8 @@ pub struct SimConfig {
     pub wire: WireMode,
     /// In [`WireMode::Typed`], compute encoded sizes for the byte metrics.
     pub measure_bytes: bool,
-    /// Delay before a crashed or partitioned peer is reported [`PeerEvent::Down`].
+    /// Delay before a crashed or partitioned peer is reported [`PeerEvent::Down`] (the
+    /// connection model's one setting).
     pub failure_detection: Duration,
     /// Each node's clock offset is drawn uniformly in `[-max, max]`.
     pub max_clock_offset: Duration,
@@ -228,10 +231,8 @@ struct NodeMeta {
     /// Bumped at every crash and restart; stamps alarms and messages in flight.
     inc: u32,
     skew: Skew,
-    /// Open connections (peer, connection id), sorted by peer.
-    conns: Vec<(NodeId, u64)>,
-    /// Peers being connected to.
-    connecting: Vec<NodeId>,
+    /// Open connections and connection attempts.
+    conns: conn::Conns,
     /// Stopped by [`Fault::Pause`].
     paused: bool,
     /// Events for this node that fell due while it was paused, in order.
@@ -453,6 +454,7 @@ struct Core {
     counters: BTreeMap<&'static str, u64>,
     outbox: Vec<Envelope>,
     scratch: Vec<Duration>,
+    /// The last connection id handed out (the `conn` module).
     next_conn: u64,
     /// Set in the explorer's controlled mode ([`Sim::enter_control`]).
     control: Option<explore::Control>,
@@ -544,51 +546,6 @@ impl Core {
                     && p.b.binary_search(&from).is_ok()
                     && p.a.binary_search(&to).is_ok())
         })
-    }
-
-    fn connected_to(&self, a: u32, b: NodeId) -> Option<u64> {
-        let c = &self.meta[a as usize].conns;
-        c.binary_search_by_key(&b, |x| x.0).ok().map(|i| c[i].1)
-    }
-
-    fn ensure_connection(&mut self, a: u32, b: u32) {
-        let m = &self.meta[a as usize];
-        let bid = NodeId(b as u64);
-        if a == b
-            || m.conns.binary_search_by_key(&bid, |x| x.0).is_ok()
-            || m.connecting.contains(&bid)
-        {
-            return;
-        }
-        self.meta[a as usize].connecting.push(bid);
-        let (na, nb) = (NodeId(a as u64), bid);
-        let rtt = if self.control.is_some() {
-            Duration::ZERO // the explorer orders the connection itself
-        } else {
-            self.net.latency(na, nb, &mut self.rng) + self.net.latency(nb, na, &mut self.rng)
-        };
-        let a_inc = self.meta[a as usize].inc;
-        self.push(self.now + rtt, EvKind::ConnOpen { a, b, a_inc });
-    }
-}
-
-fn insert_conn(conns: &mut Vec<(NodeId, u64)>, peer: NodeId, conn: u64) -> Option<u64> {
-    match conns.binary_search_by_key(&peer, |x| x.0) {
-        Ok(i) => Some(std::mem::replace(&mut conns[i].1, conn)),
-        Err(i) => {
-            conns.insert(i, (peer, conn));
-            None
-        }
-    }
-}
-
-fn remove_conn(conns: &mut Vec<(NodeId, u64)>, peer: NodeId, conn: u64) -> bool {
-    match conns.binary_search_by_key(&peer, |x| x.0) {
-        Ok(i) if conns[i].1 == conn => {
-            conns.remove(i);
-            true
-        }
-        _ => false,
     }
 }
 
@@ -752,43 +709,10 @@ impl Platform for SimPlatform<'_> {
         }
     }
     fn disconnect(&mut self, node: NodeId) {
-        let Some(b) = self.core.index(node) else {
-            return;
-        };
-        let Some(conn) = self.core.connected_to(self.node, node) else {
-            return;
-        };
-        let me = NodeId(self.node as u64);
-        remove_conn(&mut self.core.meta[self.node as usize].conns, node, conn);
-        let (now, inc) = (self.core.now, self.core.meta[self.node as usize].inc);
-        self.core.push(
-            now,
-            EvKind::PeerNote {
-                node: self.node,
-                inc,
-                ev: PeerEvent::Down(node),
-            },
-        );
-        let d = if self.core.control.is_some() {
-            Duration::ZERO
-        } else {
-            self.core.net.latency(me, node, &mut self.core.rng)
-        };
-        self.core.push(
-            now + d,
-            EvKind::CloseNote {
-                node: b,
-                peer: self.node,
-                conn,
-            },
-        );
+        self.core.disconnect(self.node, node);
     }
     fn connected(&self) -> Vec<NodeId> {
-        self.core.meta[self.node as usize]
-            .conns
-            .iter()
-            .map(|c| c.0)
-            .collect()
+        self.core.meta[self.node as usize].conns.peers()
     }
     fn contact(&self, node: NodeId) -> Option<Contact> {
         self.core.index(node).map(|_| Contact::bare(node))
@@ -970,8 +894,6 @@ impl Sim {
             up: true,
             inc: 0,
             skew,
-            conns: Vec::new(),
-            connecting: Vec::new(),
             ..NodeMeta::default()
         });
         let host = Host::new(id, self.core.rng.next_u64());
@@ -1145,7 +1067,6 @@ impl Sim {
                 at: self.core.now,
             });
         }
-        let fd = self.core.cfg.failure_detection;
         match fault {
             Fault::Crash(node) => {
                 let Some(i) = self.core.index(node) else {
@@ -1157,11 +1078,9 @@ impl Sim {
                 }
                 m.up = false;
                 m.inc += 1;
-                m.connecting.clear();
                 m.paused = false;
                 m.held.clear();
                 m.held_messages = 0;
-                let conns = std::mem::take(&mut m.conns);
                 let n = &mut self.nodes[i as usize];
                 if let Some(host) = n.host.take() {
                     if !host.metrics().is_empty() {
@@ -1170,17 +1089,7 @@ impl Sim {
                             .merge(&host.metrics_snapshot());
                     }
                 }
-                let at = self.core.now + fd;
-                for (peer, conn) in conns {
-                    self.core.push(
-                        at,
-                        EvKind::LinkCheck {
-                            node: peer.0 as u32,
-                            peer: i,
-                            conn,
-                        },
-                    );
-                }
+                self.core.crash_connections(i);
                 self.core.count("sim.crashes");
             }
             Fault::Restart(node) => {
@@ -1210,23 +1119,7 @@ impl Sim {
                 self.core.partitions.retain(|p| p.id != id);
                 self.core.partitions.push(Partition { id, a, b, one_way });
                 // Connections across the cut break after the detection delay (unless healed).
-                let at = self.core.now + fd;
-                let mut checks = Vec::new();
-                for (i, m) in self.core.meta.iter().enumerate() {
-                    let me = NodeId(i as u64);
-                    for &(peer, conn) in &m.conns {
-                        if self.core.blocked(me, peer) || self.core.blocked(peer, me) {
-                            checks.push(EvKind::LinkCheck {
-                                node: i as u32,
-                                peer: peer.0 as u32,
-                                conn,
-                            });
-                        }
-                    }
-                }
-                for c in checks {
-                    self.core.push(at, c);
-                }
+                self.core.check_links_across_partitions();
             }
             Fault::Heal(id) => self.core.partitions.retain(|p| p.id != id),
             Fault::HealAll => self.core.partitions.clear(),
@@ -1447,55 +1340,9 @@ impl Sim {
                     }
                 }
             }
-            EvKind::ConnOpen { a, b, a_inc } => {
-                let bid = NodeId(b as u64);
-                let aid = NodeId(a as u64);
-                self.core.meta[a as usize].connecting.retain(|n| *n != bid);
-                let ok = self.core.alive(a, a_inc)
-                    && self.core.meta[b as usize].up
-                    && !self.core.blocked(aid, bid)
-                    && !self.core.blocked(bid, aid);
-                if !ok {
-                    self.core.count("sim.connect_failed");
-                    return;
-                }
-                if self.core.connected_to(a, bid).is_some() {
-                    return; // the other side connected first
-                }
-                self.core.next_conn += 1;
-                let conn = self.core.next_conn;
-                insert_conn(&mut self.core.meta[a as usize].conns, bid, conn);
-                let stale = insert_conn(&mut self.core.meta[b as usize].conns, aid, conn);
-                self.peer_event(a, PeerEvent::Up(bid));
-                if stale.is_some() {
-                    // `b` still had a connection from `a`'s previous incarnation.
-                    self.peer_event(b, PeerEvent::Down(aid));
-                }
-                self.peer_event(b, PeerEvent::Up(aid));
-            }
-            EvKind::LinkCheck { node, peer, conn } => {
-                let (nid, pid) = (NodeId(node as u64), NodeId(peer as u64));
-                if self.core.connected_to(node, pid) != Some(conn) {
-                    return;
-                }
-                let broken = !self.core.meta[peer as usize].up
-                    || self.core.connected_to(peer, nid) != Some(conn)
-                    || self.core.blocked(nid, pid)
-                    || self.core.blocked(pid, nid);
-                if broken {
-                    remove_conn(&mut self.core.meta[node as usize].conns, pid, conn);
-                    self.peer_event(node, PeerEvent::Down(pid));
-                    if remove_conn(&mut self.core.meta[peer as usize].conns, nid, conn) {
-                        self.peer_event(peer, PeerEvent::Down(nid));
-                    }
-                }
-            }
-            EvKind::CloseNote { node, peer, conn } => {
-                let pid = NodeId(peer as u64);
-                if remove_conn(&mut self.core.meta[node as usize].conns, pid, conn) {
-                    self.peer_event(node, PeerEvent::Down(pid));
-                }
-            }
+            EvKind::ConnOpen { a, b, a_inc } => self.conn_open(a, b, a_inc),
+            EvKind::LinkCheck { node, peer, conn } => self.link_check(node, peer, conn),
+            EvKind::CloseNote { node, peer, conn } => self.close_note(node, peer, conn),
             EvKind::PeerNote { node, inc, ev } => {
                 if self.core.alive(node, inc) {
                     self.dispatch(node, |h, p| h.peer_event(p, ev));
@@ -1578,11 +1425,7 @@ impl Sim {
 
     /// A node's open connections.
     pub fn connections(&self, node: NodeId) -> Vec<NodeId> {
-        self.core.meta[node.0 as usize]
-            .conns
-            .iter()
-            .map(|c| c.0)
-            .collect()
+        self.core.meta[node.0 as usize].conns.peers()
     }
 
     /// Metrics of one node, summed over its incarnations.

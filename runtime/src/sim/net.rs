@@ -30,6 +30,7 @@ pub trait NetModel {
 
 /// A latency distribution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Latency {
     /// Always the same.
     Constant(Duration),

@@ -87,9 +87,9 @@ impl Trace {
     pub fn load(path: impl AsRef<Path>) -> Result<Trace, Error> {
         let path = path.as_ref();
         let bytes = std::fs::read(path)
-            .map_err(|e| Error::Io(format!("trace file {}: {e}", path.display())))?;
+            .map_err(|e| Error::io(format!("trace file {}", path.display()), e))?;
         Trace::from_bytes(&bytes)
-            .map_err(|e| Error::Decode(format!("trace file {}: {e}", path.display())))
+            .map_err(|e| Error::decode(format!("trace file {}", path.display()), e))
     }
 
     /// Decodes the bytes of a trace file. Malformed bytes, another format version and a
@@ -98,20 +98,20 @@ impl Trace {
     pub fn from_bytes(bytes: &[u8]) -> Result<Trace, Error> {
         let t: Trace = crate::wire::decode(bytes, "trace")?;
         if t.version != VERSION {
-            return Err(Error::Decode(format!(
+            return Err(Error::refused(format!(
                 "trace version {} (expected {VERSION})",
                 t.version
             )));
         }
         t.config
             .validate()
-            .map_err(|e| Error::Decode(format!("trace: its configuration is invalid: {e}")))?;
+            .map_err(|e| Error::decode("trace: its configuration is invalid", e))?;
         Ok(t)
     }
 
     /// The bytes [`Trace::save`] writes.
     pub fn to_bytes(&self) -> Result<Vec<u8>, Error> {
-        rmp_serde::to_vec(self).map_err(|e| Error::Encode(format!("trace: {e}")))
+        rmp_serde::to_vec(self).map_err(|e| Error::encode("trace", e))
     }
 }
 
@@ -179,7 +179,7 @@ pub fn replay_with_model(
     boot_for: impl Fn(NodeId) -> Boot,
 ) -> Result<(Sim, ReplayReport), Error> {
     if trace.version != VERSION {
-        return Err(Error::Decode(format!("trace version {}", trace.version)));
+        return Err(Error::refused(format!("trace version {}", trace.version)));
     }
     let cfg = SimConfig {
         seed: trace.seed,
