@@ -163,7 +163,7 @@ impl App for NodeDependentMap {
     }
 }
 
-/// A trigger armed with the program's plain `trigger` on every node (not the replica's,
+/// A trigger armed with the program's local `trigger_local` on every node (not the replica's,
 /// which elects one owner): it fires once on every node.
 #[derive(Clone, Default)]
 struct TriggerEverywhere;

@@ -137,7 +137,7 @@ impl App for Todo {
             sub.expect("items is held on every node");
         }
         if node.role() == Role::Server {
-            let party = node.trigger(
+            let party = node.trigger_once(
                 "party",
                 &done_count(),
                 // A count can go down in general; here items are only ever added to done,

@@ -1,7 +1,7 @@
 //! The advertisement counter as an [`App`]: [`AdCounter`], run by `rasp ad-counter` in the
 //! simulator and across real processes, and by `rasp ad-counter sim|node` like any app.
 //!
-//! - **Servers** hold every variable and arm one trigger per ad ([`NodeCtx::trigger`]: the
+//! - **Servers** hold every variable and arm one trigger per ad ([`NodeCtx::trigger_once`]: the
 //!   smallest live armed server fires it, once in a connected cluster; when that server
 //!   dies, another takes over; at most once per side of a partition, and the removal is
 //!   idempotent, see [`program::remove_ad`]): when the ad's counter reaches the
@@ -280,7 +280,7 @@ impl AdCounter {
         for ad in &vars.ads {
             let record = self.node.clone();
             let name = ad.clone();
-            let armed = node.trigger(
+            let armed = node.trigger_once(
                 &format!("remove/{ad}"),
                 &program::views(ad),
                 Threshold::value(threshold),
@@ -308,7 +308,7 @@ impl AdCounter {
         for ad in &vars.ads {
             let record = self.node.clone();
             let name = ad.clone();
-            let armed = node.trigger(
+            let armed = node.trigger_once(
                 &format!("remove/{ad}"),
                 &program::rights(ad),
                 Threshold::value(i64::try_from(self.threshold).unwrap_or(i64::MAX)),

@@ -20,7 +20,7 @@
 use super::app::{self, AdCounter};
 use super::config::AdConfig;
 use super::summary::{
-    outcomes, peak_rss_kib, ByteTally, HostFigures, RunResult, Sample, Series, Summary,
+    peak_rss_kib, ByteTally, HostFigures, Measured, RunResult, Sample, Series, Summary,
 };
 use crate::app::{AppAtom, ReplicationArgs, APP_ATOM};
 use rand::seq::SliceRandom;
@@ -335,7 +335,6 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
                 .expect("every node runs the app")
         })
         .collect();
-    let final_counts = reports[0].0.counters.clone();
     let mut tally = ByteTally::default();
     for i in 0..n {
         let role = if i < servers { "server" } else { "client" };
@@ -350,52 +349,23 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
             .unwrap_or(0)
         })
         .sum();
-    let run_s = secs(sim.now()).max(1e-9);
-    let (per_ad, overcount_mean_pct, overcount_max_pct) =
-        outcomes(ads.iter().cloned(), &final_counts, cfg.threshold);
-    let all_removed = reports
-        .iter()
-        .all(|(r, _)| r.visible.is_empty() && r.vendor_ads.as_ref().is_none_or(|v| v.is_empty()));
     let last = reports
         .iter()
         .filter_map(|(_, l)| l.last_impression)
         .max()
         .map_or(0.0, secs);
-    let clients = cfg.clients as f64;
     Summary {
-        world: "sim".into(),
-        clients: cfg.clients,
-        servers: cfg.servers,
-        ads: ads.len() as u32,
-        threshold: cfg.threshold,
-        membership: cfg.membership.to_string(),
-        sync: cfg.sync.to_string(),
-        seed: cfg.seed,
-        all_removed,
-        converged: false,
-        violations: reports.iter().map(|(r, _)| r.violations).sum(),
-        resurrections: reports.iter().map(|(r, _)| r.resurrections).sum(),
-        trigger_firings: reports.iter().map(|(r, _)| r.fired.len() as u64).sum(),
-        impressions: reports.iter().map(|(r, _)| r.impressions).sum(),
         offline_impressions: reports.iter().map(|(_, l)| l.offline_impressions).sum(),
         last_impression_s: last,
-        converged_at_s: None,
-        convergence_s: None,
-        overcount_mean_pct,
-        overcount_max_pct,
-        per_ad,
-        bytes: tally.bytes,
-        payload_bytes: payload,
-        protocol_bytes: tally.sent.saturating_sub(payload),
-        state_per_client_per_90s: tally.client_sync as f64 / clients * 90.0 / run_s,
-        bytes_per_client: tally.client_sent as f64 / clients,
-        run_s,
-        events: 0,
-        trace_hash: 0,
-        timed_out_s: None,
-        exact: cfg.exact,
-        refused_no_rights: reports.iter().map(|(r, _)| r.refused_no_rights).sum(),
-        rights_requests: reports.iter().map(|(r, _)| r.rights_requests).sum(),
+        ..Summary::measured(Measured {
+            world: "sim",
+            cfg,
+            ads: ads.to_vec(),
+            reports: reports.iter().map(|(r, _)| r).collect(),
+            tally,
+            payload,
+            run_s: secs(sim.now()).max(1e-9),
+        })
     }
 }
 

@@ -91,6 +91,83 @@ impl ByteTally {
     }
 }
 
+/// What the simulator and the process runs measure the same way, from which
+/// [`Summary::measured`] builds a summary.
+pub struct Measured<'a> {
+    /// `sim` or `processes`.
+    pub world: &'static str,
+    /// The run's configuration.
+    pub cfg: &'a super::AdConfig,
+    /// Every ad of the run.
+    pub ads: Vec<String>,
+    /// The reports of the nodes that answered.
+    pub reports: Vec<&'a super::app::NodeReport>,
+    /// The traffic of those nodes.
+    pub tally: ByteTally,
+    /// Variable payload bytes the replicas sent.
+    pub payload: u64,
+    /// The run's length in seconds.
+    pub run_s: f64,
+}
+
+impl Summary {
+    /// The summary of what both worlds measure alike: the counters of the first report, the
+    /// reports' sums, the traffic. What only one world knows (convergence, offline
+    /// impressions, the last impression) is left unset (`false`, `0`, `None`) for the caller
+    /// to fill in.
+    pub fn measured(m: Measured<'_>) -> Summary {
+        let cfg = m.cfg;
+        let counters = m
+            .reports
+            .first()
+            .map(|r| r.counters.clone())
+            .unwrap_or_default();
+        let ads = m.ads.len() as u32;
+        let (per_ad, overcount_mean_pct, overcount_max_pct) =
+            outcomes(m.ads, &counters, cfg.threshold);
+        let sum = |f: fn(&super::app::NodeReport) -> u64| m.reports.iter().map(|r| f(r)).sum();
+        let clients = f64::from(cfg.clients.max(1));
+        Summary {
+            world: m.world.into(),
+            clients: cfg.clients,
+            servers: cfg.servers,
+            ads,
+            threshold: cfg.threshold,
+            membership: cfg.membership.to_string(),
+            sync: cfg.sync.to_string(),
+            seed: cfg.seed,
+            all_removed: m.reports.iter().all(|r| {
+                r.visible.is_empty() && r.vendor_ads.as_ref().is_none_or(|v| v.is_empty())
+            }),
+            converged: false,
+            violations: sum(|r| r.violations),
+            resurrections: sum(|r| r.resurrections),
+            trigger_firings: sum(|r| r.fired.len() as u64),
+            impressions: sum(|r| r.impressions),
+            offline_impressions: 0,
+            last_impression_s: 0.0,
+            converged_at_s: None,
+            convergence_s: None,
+            overcount_mean_pct,
+            overcount_max_pct,
+            per_ad,
+            payload_bytes: m.payload,
+            protocol_bytes: m.tally.sent.saturating_sub(m.payload),
+            state_per_client_per_90s: m.tally.client_sync as f64 / clients * 90.0
+                / m.run_s.max(1e-9),
+            bytes_per_client: m.tally.client_sent as f64 / clients,
+            bytes: m.tally.bytes,
+            run_s: m.run_s,
+            events: 0,
+            trace_hash: 0,
+            timed_out_s: None,
+            exact: cfg.exact,
+            refused_no_rights: sum(|r| r.refused_no_rights),
+            rights_requests: sum(|r| r.rights_requests),
+        }
+    }
+}
+
 /// The summary of a run: the same for the same seed in the simulator.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {

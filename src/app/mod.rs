@@ -605,9 +605,9 @@ impl<A: App> NodeCtx<'_, A> {
         self.replica.program().query(var)
     }
 
-    /// A trigger: `action` runs once, on one node of those that arm it, when `threshold`
-    /// holds on `var` ([`Replica::trigger_once`]). Arm it on nodes that hold `var`.
-    pub fn trigger<L, F>(
+    /// A trigger: `action` runs once in the cluster, on one node of those that arm it, when
+    /// `threshold` holds on `var` ([`Replica::trigger_once`]). Arm it on nodes that hold `var`.
+    pub fn trigger_once<L, F>(
         &mut self,
         name: &str,
         var: &Var<L>,

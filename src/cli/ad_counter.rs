@@ -45,7 +45,7 @@
 use super::config_error;
 use crate::ad_counter::app::{self, AdArgs, AdCounter, NodeReport};
 use crate::ad_counter::summary::{
-    outcomes, peak_rss_kib, ByteTally, HostFigures, RunResult, Summary,
+    peak_rss_kib, ByteTally, HostFigures, Measured, RunResult, Summary,
 };
 use crate::ad_counter::{output, sim, AdConfig};
 use crate::app::{AppAtom, AppCommand, Main, APP_ATOM};
@@ -768,57 +768,24 @@ mod processes {
         started: Instant,
     ) -> RunResult {
         let reports: Vec<&NodeLine> = lines.iter().flatten().collect();
-        let counters = reports
-            .first()
-            .map(|l| l.report.counters.clone())
-            .unwrap_or_default();
-        let (per_ad, overcount_mean_pct, overcount_max_pct) =
-            outcomes(cfg.ads(), &counters, cfg.threshold);
         let mut tally = ByteTally::default();
-        for l in lines.iter().flatten() {
+        for l in &reports {
             tally.add(l.report.role.as_str(), &l.kinds);
         }
-        let payload: u64 = reports.iter().map(|l| l.payload).sum();
-        let run_s = run.as_secs_f64();
-        let clients = f64::from(cfg.clients.max(1));
+        let base = Summary::measured(Measured {
+            world: "processes",
+            cfg,
+            ads: cfg.ads(),
+            reports: reports.iter().map(|l| &l.report).collect(),
+            tally,
+            payload: reports.iter().map(|l| l.payload).sum(),
+            run_s: run.as_secs_f64(),
+        });
         let summary = Summary {
-            world: "processes".into(),
-            clients: cfg.clients,
-            servers: cfg.servers,
-            ads: 2 * cfg.ads_per_vendor,
-            threshold: cfg.threshold,
-            membership: cfg.membership.to_string(),
-            sync: cfg.sync.to_string(),
-            seed: cfg.seed,
-            all_removed: reports.len() == lines.len()
-                && reports.iter().all(|l| {
-                    l.report.visible.is_empty()
-                        && l.report.vendor_ads.as_ref().is_none_or(|v| v.is_empty())
-                }),
+            all_removed: reports.len() == lines.len() && base.all_removed,
             converged: converged_at.is_some(),
-            violations: reports.iter().map(|l| l.report.violations).sum(),
-            resurrections: reports.iter().map(|l| l.report.resurrections).sum(),
-            trigger_firings: reports.iter().map(|l| l.report.fired.len() as u64).sum(),
-            impressions: reports.iter().map(|l| l.report.impressions).sum(),
-            offline_impressions: 0,
-            last_impression_s: 0.0,
             converged_at_s: converged_at.map(|d| d.as_secs_f64()),
-            convergence_s: None,
-            overcount_mean_pct,
-            overcount_max_pct,
-            per_ad,
-            bytes: tally.bytes,
-            payload_bytes: payload,
-            protocol_bytes: tally.sent.saturating_sub(payload),
-            state_per_client_per_90s: tally.client_sync as f64 / clients * 90.0 / run_s.max(1e-9),
-            bytes_per_client: tally.client_sent as f64 / clients,
-            run_s,
-            events: 0,
-            trace_hash: 0,
-            timed_out_s: None,
-            exact: cfg.exact,
-            refused_no_rights: reports.iter().map(|l| l.report.refused_no_rights).sum(),
-            rights_requests: reports.iter().map(|l| l.report.rights_requests).sum(),
+            ..base
         };
         RunResult {
             summary,

@@ -107,7 +107,7 @@ impl App for Workload {
         for &t in &self.triggers {
             let name = trigger_name(t);
             let runs = Var::<GCounter>::named(&runs_id(&name));
-            let armed = node.trigger(&name, &hits, Threshold::Value(t as i64), move |p, _| {
+            let armed = node.trigger_once(&name, &hits, Threshold::Value(t as i64), move |p, _| {
                 let actor = p.actor();
                 let _ = p.update(&runs, inc(1), actor);
             });

@@ -1,7 +1,7 @@
 //! An `enforce_once` trigger that fires again on a later inflation: the naive reading of
 //! Lasp's `enforce_once` (Meiklejohn, Van Roy, "Lasp", PPDP 2015, §6, the ad counter's
 //! removal trigger) as a subscription that re-evaluates the threshold on every change of
-//! the variable, against the replica's one-shot trigger ([`rasp::app::NodeCtx::trigger`]).
+//! the variable, against the replica's one-shot trigger ([`rasp::app::NodeCtx::trigger_once`]).
 
 use super::case::{Case, CheckCase};
 use rasp::app::check::CheckArgs;
@@ -60,7 +60,7 @@ impl App for Award {
                 })
                 .expect("declared");
         } else {
-            node.trigger("award", &hits(), Threshold::value(2), move |_, _| {
+            node.trigger_once("award", &hits(), Threshold::value(2), move |_, _| {
                 given.fetch_add(1, Ordering::Relaxed);
             })
             .expect("declared");
