@@ -1,6 +1,6 @@
 //! How `/read` and `/watch` hear of changes: a subscription in the node's dataflow program
 //! ([`rasp_dataflow::Program::subscribe_dyn`]), registered from inside the node through
-//! [`NodeHandle::call`], whose callback pushes into a [`Feed`] the HTTP task awaits.
+//! [`NodeHandle::call`], whose callback pushes into a feed (a `FeedTx` and `FeedRx` pair) the HTTP task awaits.
 //!
 //! The callback runs on the atoms' thread inside the update or merge that changed the
 //! variable (a local update through the API or the app, a peer's sync), so a waiting read or
@@ -18,7 +18,7 @@
 //!
 //! # Cleaning up
 //!
-//! A [`Subscription`] stops the program's subscription when it is dropped: when the
+//! A `Subscription` stops the program's subscription when it is dropped: when the
 //! long-poll answers or times out, when the event stream ends, and when the client goes away
 //! (axum drops the handler's future or the response stream). As a second guard, a callback
 //! whose reader is gone stops its own subscription at the next change.
