@@ -45,6 +45,14 @@
 //!      ([`Plan::quiet`]; an adversary acting after the last fault healed would be a fault
 //!      that never heals); for a safety failure, until the failing event ([`Plan::window`]:
 //!      a finite run that ends at the failure may lose anything before it).
+//!    - *Fewer deliveries.* ddmin keeps a 1-minimal set of needed steps, yet a delivery the
+//!      failure does not need can survive it (dropping it alone made a candidate fail
+//!      another way, or ddmin's chunks never isolated it). Each remaining delivery and app
+//!      firing in the window is then dropped on its own, latest first, kept when the run
+//!      still fails the same invariant with strictly fewer inputs + deliveries + firings
+//!      (DEMi's objective, fewer deliveries), until a pass keeps nothing. For a safety
+//!      failure that earlier phases moved later, the window first follows the failure,
+//!      without the decisions the old window made inert.
 //! 4. **Smaller contents, where the type allows.** A workload operation is the app's own
 //!    words, so only the app knows what a smaller one is: each operation is replaced by the
 //!    first variant of [`App::shrink_op`] that still fails (smaller values, fewer elements
@@ -126,6 +134,9 @@ struct Shrinker<'a, A: App> {
     invariant: String,
     runs: u64,
     deadline: Instant,
+    /// Whether the invariant is a safety property (checked after every event) rather than a
+    /// bounded eventual one.
+    safety: bool,
     /// A candidate with more events than the original run is refused: a shrunk execution is
     /// never longer than the one it came from (a liveness failure's run always lasts to its
     /// bound, and fewer messages before it can mean more repair traffic after).
@@ -275,6 +286,16 @@ fn run_story<A: App>(app: &A, plan: &Plan) -> crate::Result<Outcome> {
     )
 }
 
+/// A run with its deliveries, sends and app timer firings recorded (the story's
+/// bookkeeping), without the simulator trace.
+fn run_steps<A: App>(app: &A, plan: &Plan) -> crate::Result<Outcome> {
+    let collect = Collect {
+        story: true,
+        ..Collect::default()
+    };
+    execute(app, plan, collect, None)
+}
+
 /// Which of the minimiser's steps run ([`shrink_with`]); all of them by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Phases {
@@ -345,16 +366,17 @@ pub fn shrink_with<A: App>(
         invariant: original.invariant.clone(),
         runs: 1,
         deadline: start + budget,
+        safety: false,
         limit: before.events,
     };
     let mut plan = file.plan.clone();
-    let safety = app
+    s.safety = app
         .invariants()
         .into_iter()
         .chain(super::builtin::all(app, plan.settle, plan.connected()))
         .find(|i| i.name() == original.invariant)
         .is_some_and(|i| i.within().is_none());
-    if safety && plan.schedule_until.is_none() {
+    if s.safety && plan.schedule_until.is_none() {
         let failed = before.violation.as_ref().map_or(0, |v| v.time.0);
         plan.schedule_until = Some(Duration::from_nanos(failed));
     }
@@ -419,6 +441,7 @@ pub fn shrink_with<A: App>(
     if phases.reorder {
         phase_delays(&mut s, &mut plan);
     }
+    phase_shorter(&mut s, &mut plan, phases.timers)?;
 
     // 4. Smaller contents.
     if phases.contents {
@@ -632,6 +655,104 @@ fn phase_internal<A: App>(
         *plan = p;
     }
     Ok(())
+}
+
+/// DEMi's own objective, fewer deliveries (NSDI 2016 §4.2: a minimised schedule is one
+/// with fewer delivered messages, not fewer decisions). ddmin in [`phase_internal`] keeps a
+/// 1-minimal set of *needed* deliveries, but a delivery the failure does not need can
+/// still be kept because dropping it alone makes the run longer elsewhere (a retransmission)
+/// or because ddmin's chunks never isolated it. Here each remaining delivery inside the
+/// schedule window (and, with `timers`, each app timer firing there) is dropped on its own,
+/// latest first, and the drop is kept when the run still fails the same invariant with
+/// strictly fewer external inputs + deliveries + app timer firings: the measure the story
+/// and the zoo's table report. Passes repeat until one keeps nothing.
+fn phase_shorter<A: App>(
+    s: &mut Shrinker<'_, A>,
+    plan: &mut Plan,
+    timers: bool,
+) -> crate::Result<()> {
+    let length = |p: &Plan, o: &Outcome| p.external_inputs() + o.delivered.len() + o.timers.len();
+    let mut now = run_steps(s.app, plan)?;
+    loop {
+        // A safety failure may lose anything before it happens: once earlier phases have
+        // moved the failure later than the original's, the window follows it (a drop after
+        // the failure changes nothing, so this only widens what may be tried; the wider
+        // window is kept only if the run still fails).
+        if s.safety {
+            let failed = now
+                .violation
+                .as_ref()
+                .map(|v| Duration::from_nanos(v.time.0));
+            if let Some(f) = failed.filter(|f| plan.schedule_until.is_some_and(|u| u < *f)) {
+                let mut p = plan.clone();
+                p.schedule_until = Some(f);
+                // Decisions the old window made inert (their message was delivered, their
+                // firing ran) would now apply to whatever carries their name: they go.
+                let delivered: BTreeSet<MsgId> = now.delivered.iter().map(|(id, _)| *id).collect();
+                let ran: BTreeSet<TimerFiring> = now.timers.iter().map(|(t, _)| *t).collect();
+                p.drops.retain(|d| !delivered.contains(d));
+                p.skips.retain(|t| !ran.contains(t));
+                s.runs += 1;
+                if let Ok(o) = run_steps(s.app, &p) {
+                    if o.events <= s.limit
+                        && o.violation
+                            .as_ref()
+                            .is_some_and(|v| v.invariant == s.invariant)
+                    {
+                        *plan = p;
+                        now = o;
+                    }
+                }
+            }
+        }
+        let window = plan.window();
+        let inside = |t: rasp_runtime::Time| Duration::from_nanos(t.0) < window;
+        let mut steps: Vec<(rasp_runtime::Time, Step)> = now
+            .delivered
+            .iter()
+            .filter(|(id, _)| now.sent.get(id).is_some_and(|(t, _)| inside(*t)))
+            .map(|(id, t)| (*t, Step::Msg(*id)))
+            .collect();
+        if timers {
+            steps.extend(
+                now.timers
+                    .iter()
+                    .filter(|(_, t)| inside(*t))
+                    .map(|(id, t)| (*t, Step::Timer(*id))),
+            );
+        }
+        steps.sort();
+        let mut kept_any = false;
+        for (_, step) in steps.into_iter().rev() {
+            if s.out_of_time() {
+                return Ok(());
+            }
+            let mut p = plan.clone();
+            match step {
+                Step::Msg(id) if !p.drops.contains(&id) => p.drops.push(id),
+                Step::Timer(t) if !p.skips.contains(&t) => p.skips.push(t),
+                _ => continue,
+            }
+            p.drops.sort();
+            p.skips.sort();
+            s.runs += 1;
+            let Ok(o) = run_steps(s.app, &p) else {
+                continue;
+            };
+            let same = o
+                .violation
+                .as_ref()
+                .is_some_and(|v| v.invariant == s.invariant);
+            if same && o.events <= s.limit && length(&p, &o) < length(plan, &now) {
+                *plan = p;
+                now = o;
+                kept_any = true;
+            }
+        }
+        if !kept_any {
+            return Ok(());
+        }
+    }
 }
 
 /// Smaller contents where the type allows: each workload operation replaced by the first
