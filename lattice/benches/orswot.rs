@@ -29,8 +29,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use crdts::{CmRDT, CvRDT};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion};
 use rasp_lattice::{AWMap, Lattice, ORSet};
 
 const SIZES: [u64; 2] = [10_000, 100_000];
