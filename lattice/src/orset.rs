@@ -551,23 +551,48 @@ impl<T: Element> ORSet<T, Dot> {
     }
 
     /// Adds every element of `xs` on behalf of `actor` in place (one fresh dot per distinct
-    /// element, in order); returns the delta, [`ORSet::add_all_delta`].
+    /// element, in order of first occurrence); returns the delta, [`ORSet::add_all_delta`].
+    ///
+    /// The batch is sorted once, so the delta's store is built in bulk and my store is walked
+    /// in order.
     pub fn add_all(&mut self, actor: Actor, xs: impl IntoIterator<Item = T>) -> Self {
-        let xs = xs.into_iter();
-        let mut d = Self::default();
-        let (hint, _) = xs.size_hint();
-        self.body.index.reserve(hint);
-        d.body.index.reserve(hint);
+        // Distinct elements in element order, each with its position of first occurrence
+        // (a stable sort keeps the first occurrence first; dedup keeps it).
+        let mut batch: Vec<(T, usize)> = xs.into_iter().zip(0..).collect();
+        batch.sort_by(|a, b| a.0.cmp(&b.0));
+        batch.dedup_by(|later, first| later.0 == first.0);
+        // Fresh counters in order of first occurrence, past everything of `actor` I have seen.
         let first = self.next_dot(actor).counter;
-        let mut next = first;
-        for x in xs {
-            if d.body.store.contains_key(&x) {
-                continue;
-            }
-            self.add_in_place(x, Dot::new(actor, next), &mut d);
-            next += 1;
+        let mut by_position: Vec<usize> = (0..batch.len()).collect();
+        by_position.sort_unstable_by_key(|&j| batch[j].1);
+        let mut counters = vec![0u64; batch.len()];
+        for (rank, &j) in by_position.iter().enumerate() {
+            counters[j] = first + rank as u64;
         }
-        // The fresh dots are contiguous past everything of `actor` I have seen.
+        let mut d = Self::default();
+        self.body.index.reserve(batch.len());
+        d.body.index.reserve(batch.len());
+        let mut delta_store = Vec::with_capacity(batch.len());
+        for ((x, _), c) in batch.into_iter().zip(counters) {
+            let dot = Dot::new(actor, c);
+            match self.body.store.get_mut(&x) {
+                Some(ds) => {
+                    for old in std::mem::take(ds) {
+                        self.body.index.remove(&old);
+                        d.ctx.insert(old);
+                    }
+                    ds.insert(dot);
+                }
+                None => {
+                    self.body.store.insert(x.clone(), BTreeSet::from([dot]));
+                }
+            }
+            self.body.index.insert(dot, x.clone());
+            d.body.index.insert(dot, x.clone());
+            delta_store.push((x, BTreeSet::from([dot])));
+        }
+        let next = first + delta_store.len() as u64;
+        d.body.store = delta_store.into_iter().collect();
         for c in first..next {
             self.ctx.insert(Dot::new(actor, c));
             d.ctx.insert(Dot::new(actor, c));
