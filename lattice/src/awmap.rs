@@ -131,11 +131,47 @@ impl<K: Element, V: CausalLattice> AWMap<K, V> {
         Self::from_parts_unchecked(DotMap(m), dc)
     }
 
-    /// Applies value mutator `f` to the value at `key`; returns the map's delta.
+    /// Applies value mutator `f` to the value at `key` in place; returns the map's delta, the
+    /// one [`AWMap::update_delta`] returns. The value and the map's context are moved out to
+    /// `f` and back, not copied, so an update costs O(delta) for values whose parts move in
+    /// O(1) ([`crate::ORSet`], the flags, registers and counters; a nested map rebuilds its
+    /// index, O(value)). `f` must be a mutator of `V` (the value after it is the value before
+    /// joined with the delta it returns).
     pub fn update(&mut self, key: K, f: impl FnOnce(&mut V) -> V) -> Self {
-        let d = self.update_delta(key, f);
-        self.join(&d);
-        d
+        let store = self.store.0.remove(&key).unwrap_or_default();
+        let mut v = V::from_causal_parts(store, std::mem::take(&mut self.ctx));
+        let dv = f(&mut v);
+        let (store, ctx) = v.into_causal_parts();
+        self.ctx = ctx;
+        if !store.is_empty() {
+            self.store.0.insert(key.clone(), store);
+        }
+        let (ds, dc) = dv.into_causal_parts();
+        // The delta's context retires this key's dots it does not hold; a dot of another key
+        // in it (which no mutator of the value sees) is left to the full join below.
+        let mut foreign = false;
+        for d in dc.iter() {
+            match self.index.get(&d) {
+                Some(k) if *k == key => {
+                    self.index.remove(&d);
+                }
+                Some(_) => foreign = true,
+                None => {}
+            }
+        }
+        let index = &mut self.index;
+        ds.for_each_dot(&mut |d| {
+            index.insert(d, key.clone());
+        });
+        let mut m = BTreeMap::new();
+        if !ds.is_empty() {
+            m.insert(key, ds);
+        }
+        let delta = Self::from_parts_unchecked(DotMap(m), dc);
+        if foreign {
+            self.join(&delta);
+        }
+        delta
     }
 
     /// The delta of removing `key`: retires the dots of its value (bottom if absent).
@@ -149,11 +185,18 @@ impl<K: Element, V: CausalLattice> AWMap<K, V> {
         Self::from_parts_unchecked(DotMap::default(), ctx)
     }
 
-    /// Removes `key` (the observed part of its value); returns the delta.
+    /// Removes `key` (the observed part of its value) in place; returns the delta, the one
+    /// [`AWMap::remove_delta`] returns. O(|value at `key`|).
     pub fn remove(&mut self, key: &K) -> Self {
-        let d = self.remove_delta(key);
-        self.join(&d);
-        d
+        let mut ctx = CausalContext::new();
+        if let Some(s) = self.store.0.remove(key) {
+            let index = &mut self.index;
+            s.for_each_dot(&mut |d| {
+                index.remove(&d);
+                ctx.insert(d);
+            });
+        }
+        Self::from_parts_unchecked(DotMap::default(), ctx)
     }
 
     /// The value at `key`, seen with the map's context.

@@ -160,7 +160,10 @@ impl CausalContext {
         let n = self.vv.get(&dot.actor).copied().unwrap_or(0);
         if dot.counter == n + 1 {
             self.vv.insert(dot.actor, dot.counter);
-            self.compact_actor(dot.actor);
+            // With an empty cloud the form is already canonical.
+            if !self.cloud.is_empty() {
+                self.compact_actor(dot.actor);
+            }
         } else {
             self.cloud.insert(dot);
         }

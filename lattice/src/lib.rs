@@ -94,7 +94,7 @@ pub use ivar::IVar;
 pub use lexcounter::LexCounter;
 pub use max::MaxInt;
 pub use mvmap::MVMap;
-pub use orset::ORSet;
+pub use orset::{ORSet, ORSetStore};
 pub use pair::Pair;
 pub use register::{LWWRegister, MVRegister};
 pub use set::{Element, GSet, TwoPSet};

@@ -29,7 +29,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::causal::{CausalContext, Dot, DotContext, DotKind};
 use crate::set::Element;
-use crate::store::{CausalLattice, DotMap, DotSet};
+use crate::store::{CausalLattice, DotStore};
 use crate::{Actor, Cardinality, Error, Lattice, Query};
 
 /// An add-wins observed-remove set with elements `T` and dots `D`.
@@ -55,51 +55,58 @@ use crate::{Actor, Cardinality, Error, Lattice, Query};
 /// assert_eq!(mapped.query(), BTreeSet::from([1]));
 /// ```
 pub struct ORSet<T: Ord, D: DotKind = Dot> {
-    store: BTreeMap<T, BTreeSet<D>>,
+    body: ORSetStore<T, D>,
     ctx: D::Context,
+}
+
+/// The dot store of an [`ORSet`] (element → its active dots) with its dot → element index:
+/// the set without its causal context. It is the [`CausalLattice::Store`] of an OR-set
+/// embedded in an [`crate::AWMap`], so that the map hands a value to a mutator and takes it
+/// back by moving it, without rebuilding the index (the map stays O(delta) per update).
+///
+/// Serialised as the bare map element → dots (the same bytes as a [`crate::DotMap`] of
+/// [`crate::DotSet`]);
+/// decoding rejects an element with no dot and a dot held by two elements.
+pub struct ORSetStore<T: Ord, D: DotKind = Dot> {
+    store: BTreeMap<T, BTreeSet<D>>,
     /// Auxiliary dot → element index; never iterated where order could leak into results.
     index: HashMap<D, T>,
 }
 
-impl<T: Element, D: DotKind> Clone for ORSet<T, D> {
+impl<T: Element, D: DotKind> Clone for ORSetStore<T, D> {
     fn clone(&self) -> Self {
-        ORSet {
+        ORSetStore {
             store: self.store.clone(),
-            ctx: self.ctx.clone(),
             index: self.index.clone(),
         }
     }
 }
 
-impl<T: Element, D: DotKind> PartialEq for ORSet<T, D> {
+impl<T: Element, D: DotKind> PartialEq for ORSetStore<T, D> {
     fn eq(&self, other: &Self) -> bool {
-        self.store == other.store && self.ctx == other.ctx
+        self.store == other.store
     }
 }
 
-impl<T: Element, D: DotKind> fmt::Debug for ORSet<T, D> {
+impl<T: Element, D: DotKind> fmt::Debug for ORSetStore<T, D> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ORSet")
-            .field("store", &self.store)
-            .field("ctx", &self.ctx)
-            .finish()
+        self.store.fmt(f)
     }
 }
 
-impl<T: Element, D: DotKind> Default for ORSet<T, D> {
+impl<T: Ord, D: DotKind> Default for ORSetStore<T, D> {
     fn default() -> Self {
-        ORSet {
+        ORSetStore {
             store: BTreeMap::new(),
-            ctx: D::Context::default(),
             index: HashMap::new(),
         }
     }
 }
 
-impl<T: Element, D: DotKind> ORSet<T, D> {
-    /// Builds a set from a dot store and a context, checking the invariants: no element has an
-    /// empty dot set, every dot is covered by the context, no dot belongs to two elements.
-    pub fn from_parts(store: BTreeMap<T, BTreeSet<D>>, ctx: D::Context) -> Result<Self, Error> {
+impl<T: Element, D: DotKind> ORSetStore<T, D> {
+    /// Builds the store, checking that no element has an empty dot set and no dot belongs to
+    /// two elements.
+    fn from_map(store: BTreeMap<T, BTreeSet<D>>) -> Result<Self, Error> {
         let mut index = HashMap::with_capacity(store.len());
         for (e, ds) in &store {
             if ds.is_empty() {
@@ -108,11 +115,6 @@ impl<T: Element, D: DotKind> ORSet<T, D> {
                 )));
             }
             for d in ds {
-                if !ctx.contains(d) {
-                    return Err(Error::InvalidCausalState(format!(
-                        "dot {d:?} not covered by the context"
-                    )));
-                }
                 if index.insert(d.clone(), e.clone()).is_some() {
                     return Err(Error::InvalidCausalState(format!(
                         "dot {d:?} held by two elements"
@@ -120,149 +122,17 @@ impl<T: Element, D: DotKind> ORSet<T, D> {
                 }
             }
         }
-        Ok(ORSet { store, ctx, index })
+        Ok(ORSetStore { store, index })
     }
 
-    /// The dot store and the context.
-    pub fn into_parts(self) -> (BTreeMap<T, BTreeSet<D>>, D::Context) {
-        (self.store, self.ctx)
-    }
-
-    /// The causal context: every dot seen.
-    pub fn context(&self) -> &D::Context {
-        &self.ctx
-    }
-
-    /// The dot store: element → its active dots.
-    pub fn store(&self) -> &BTreeMap<T, BTreeSet<D>> {
+    /// Element → its active dots.
+    pub fn map(&self) -> &BTreeMap<T, BTreeSet<D>> {
         &self.store
-    }
-
-    /// The active dots of `x` (`None` if `x` is absent).
-    pub fn dots(&self, x: &T) -> Option<&BTreeSet<D>> {
-        self.store.get(x)
-    }
-
-    /// `(element, active dots)` pairs, in element order.
-    pub fn iter(&self) -> impl Iterator<Item = (&T, &BTreeSet<D>)> {
-        self.store.iter()
-    }
-
-    /// The present elements, in order.
-    pub fn elements(&self) -> impl Iterator<Item = &T> {
-        self.store.keys()
     }
 
     /// The element an active dot belongs to.
     pub fn element_of(&self, dot: &D) -> Option<&T> {
         self.index.get(dot)
-    }
-
-    /// Whether `dot` is removed: the context covers it and the store does not hold it.
-    pub fn is_covered(&self, dot: &D) -> bool {
-        self.ctx.contains(dot) && !self.index.contains_key(dot)
-    }
-
-    /// Whether `x` is present.
-    pub fn contains(&self, x: &T) -> bool {
-        self.store.contains_key(x)
-    }
-
-    /// The number of present elements.
-    pub fn len(&self) -> usize {
-        self.store.len()
-    }
-
-    /// Whether no element is present (the state need not be bottom).
-    pub fn is_empty(&self) -> bool {
-        self.store.is_empty()
-    }
-
-    /// The number of active dots.
-    pub fn active_dots(&self) -> usize {
-        self.index.len()
-    }
-
-    /// The delta of removing `x`: retires its observed dots (bottom if `x` is absent).
-    pub fn remove_delta(&self, x: &T) -> Self {
-        let mut d = Self::default();
-        if let Some(ds) = self.store.get(x) {
-            for dot in ds {
-                d.ctx.insert(dot.clone());
-            }
-        }
-        d
-    }
-
-    /// Removes `x` (its observed dots); returns the delta.
-    pub fn remove(&mut self, x: &T) -> Self {
-        let d = self.remove_delta(x);
-        self.join(&d);
-        d
-    }
-
-    /// The delta of removing every element of `xs` (their observed dots; absent elements are
-    /// ignored).
-    pub fn remove_all_delta<'a>(&self, xs: impl IntoIterator<Item = &'a T>) -> Self
-    where
-        T: 'a,
-    {
-        let mut d = Self::default();
-        for x in xs {
-            if let Some(ds) = self.store.get(x) {
-                for dot in ds {
-                    d.ctx.insert(dot.clone());
-                }
-            }
-        }
-        d
-    }
-
-    /// Removes every element of `xs`; returns the delta.
-    pub fn remove_all<'a>(&mut self, xs: impl IntoIterator<Item = &'a T>) -> Self
-    where
-        T: 'a,
-    {
-        let d = self.remove_all_delta(xs);
-        self.join(&d);
-        d
-    }
-
-    /// The delta of keeping only the elements satisfying `keep` (the others' observed dots are
-    /// retired, as by [`ORSet::remove`]).
-    pub fn retain_delta(&self, mut keep: impl FnMut(&T) -> bool) -> Self {
-        let mut d = Self::default();
-        for (x, ds) in &self.store {
-            if !keep(x) {
-                for dot in ds {
-                    d.ctx.insert(dot.clone());
-                }
-            }
-        }
-        d
-    }
-
-    /// Keeps only the elements satisfying `keep`; returns the delta.
-    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) -> Self {
-        let d = self.retain_delta(keep);
-        self.join(&d);
-        d
-    }
-
-    /// The delta of removing every present element.
-    pub fn clear_delta(&self) -> Self {
-        let mut d = Self::default();
-        for dot in self.index.keys() {
-            d.ctx.insert(dot.clone());
-        }
-        d
-    }
-
-    /// Removes every present element; returns the delta.
-    pub fn clear(&mut self) -> Self {
-        let d = self.clear_delta();
-        self.join(&d);
-        d
     }
 
     fn insert_dot(&mut self, x: &T, d: D) {
@@ -288,11 +158,325 @@ impl<T: Element, D: DotKind> ORSet<T, D> {
         }
     }
 
+    /// Removes `x` and its dots, recording each retired dot in `out`.
+    fn retire(&mut self, x: &T, out: &mut D::Context) {
+        if let Some(ds) = self.store.remove(x) {
+            for dot in ds {
+                self.index.remove(&dot);
+                out.insert(dot);
+            }
+        }
+    }
+
+    /// The causal join of the stores (Almeida et al., JPDC 2018, §5: `(s ∩ s') ∪ (s \ c') ∪
+    /// (s' \ c)`) where `ctx` is mine and `other_ctx` is other's; the contexts are joined by the
+    /// caller. O(|other's store| + min(|other_ctx|, |my active dots|)), and O(|other's store|)
+    /// when `other_ctx` covers no dot that other does not hold (no removal to apply).
+    fn join_with_ctx(&mut self, ctx: &D::Context, other: &Self, other_ctx: &D::Context) -> bool {
+        let mut changed = false;
+        // Removal rule: my active dots that other has seen but does not hold. Other covers
+        // `dot_count - |index|` dots it does not hold; none means nothing to remove.
+        let other_seen = other_ctx.dot_count();
+        if other_seen > other.index.len() as u64 && !self.index.is_empty() {
+            let mut gone: Vec<D> = Vec::new();
+            if other_seen <= self.index.len() as u64 {
+                for d in other_ctx.dots() {
+                    if self.index.contains_key(&d) && !other.index.contains_key(&d) {
+                        gone.push(d);
+                    }
+                }
+            } else {
+                for d in self.index.keys() {
+                    if !other.index.contains_key(d) && other_ctx.contains(d) {
+                        gone.push(d.clone());
+                    }
+                }
+            }
+            for d in &gone {
+                self.remove_dot(d);
+                changed = true;
+            }
+        }
+        // Other's active dots I have not seen (every dot I hold is in `ctx`).
+        for (x, ds) in &other.store {
+            for d in ds {
+                if !ctx.contains(d) {
+                    self.insert_dot(x, d.clone());
+                    changed = true;
+                }
+            }
+        }
+        changed
+    }
+}
+
+/// The store of an OR-set inside an [`crate::AWMap`] value: joined under the map's context.
+impl<T: Element> DotStore for ORSetStore<T, Dot> {
+    fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+    fn for_each_dot(&self, f: &mut dyn FnMut(Dot)) {
+        for ds in self.store.values() {
+            ds.iter().for_each(|d| f(*d));
+        }
+    }
+    fn join_with(&mut self, ctx: &CausalContext, other: &Self, other_ctx: &CausalContext) -> bool {
+        self.join_with_ctx(ctx, other, other_ctx)
+    }
+    fn split(&self) -> Vec<(Dot, Self)> {
+        let mut out = Vec::with_capacity(self.index.len());
+        for (x, ds) in &self.store {
+            for d in ds {
+                let mut s = Self::default();
+                s.insert_dot(x, *d);
+                out.push((*d, s));
+            }
+        }
+        out
+    }
+    fn restrict(&self, keep: &dyn Fn(&Dot) -> bool) -> Self {
+        let mut s = Self::default();
+        for (x, ds) in &self.store {
+            for d in ds {
+                if keep(d) {
+                    s.insert_dot(x, *d);
+                }
+            }
+        }
+        s
+    }
+}
+
+impl<T: Element, D: DotKind> Serialize for ORSetStore<T, D> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.store.serialize(s)
+    }
+}
+
+impl<'de, T: Element, D: DotKind> Deserialize<'de> for ORSetStore<T, D> {
+    fn deserialize<De: Deserializer<'de>>(d: De) -> Result<Self, De::Error> {
+        let store = BTreeMap::<T, BTreeSet<D>>::deserialize(d)?;
+        ORSetStore::from_map(store).map_err(De::Error::custom)
+    }
+}
+
+impl<T: Element, D: DotKind> Clone for ORSet<T, D> {
+    fn clone(&self) -> Self {
+        ORSet {
+            body: self.body.clone(),
+            ctx: self.ctx.clone(),
+        }
+    }
+}
+
+impl<T: Element, D: DotKind> PartialEq for ORSet<T, D> {
+    fn eq(&self, other: &Self) -> bool {
+        self.body.store == other.body.store && self.ctx == other.ctx
+    }
+}
+
+impl<T: Element, D: DotKind> fmt::Debug for ORSet<T, D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ORSet")
+            .field("store", &self.body.store)
+            .field("ctx", &self.ctx)
+            .finish()
+    }
+}
+
+impl<T: Element, D: DotKind> Default for ORSet<T, D> {
+    fn default() -> Self {
+        ORSet {
+            body: ORSetStore::default(),
+            ctx: D::Context::default(),
+        }
+    }
+}
+
+impl<T: Element, D: DotKind> ORSet<T, D> {
+    /// Builds a set from a dot store and a context, checking the invariants: no element has an
+    /// empty dot set, every dot is covered by the context, no dot belongs to two elements.
+    pub fn from_parts(store: BTreeMap<T, BTreeSet<D>>, ctx: D::Context) -> Result<Self, Error> {
+        for ds in store.values() {
+            for d in ds {
+                if !ctx.contains(d) {
+                    return Err(Error::InvalidCausalState(format!(
+                        "dot {d:?} not covered by the context"
+                    )));
+                }
+            }
+        }
+        let body = ORSetStore::from_map(store)?;
+        Ok(ORSet { body, ctx })
+    }
+
+    /// The dot store and the context.
+    pub fn into_parts(self) -> (BTreeMap<T, BTreeSet<D>>, D::Context) {
+        (self.body.store, self.ctx)
+    }
+
+    /// The causal context: every dot seen.
+    pub fn context(&self) -> &D::Context {
+        &self.ctx
+    }
+
+    /// The dot store: element → its active dots.
+    pub fn store(&self) -> &BTreeMap<T, BTreeSet<D>> {
+        &self.body.store
+    }
+
+    /// The active dots of `x` (`None` if `x` is absent).
+    pub fn dots(&self, x: &T) -> Option<&BTreeSet<D>> {
+        self.body.store.get(x)
+    }
+
+    /// `(element, active dots)` pairs, in element order.
+    pub fn iter(&self) -> impl Iterator<Item = (&T, &BTreeSet<D>)> {
+        self.body.store.iter()
+    }
+
+    /// The present elements, in order.
+    pub fn elements(&self) -> impl Iterator<Item = &T> {
+        self.body.store.keys()
+    }
+
+    /// The element an active dot belongs to.
+    pub fn element_of(&self, dot: &D) -> Option<&T> {
+        self.body.index.get(dot)
+    }
+
+    /// Whether `dot` is removed: the context covers it and the store does not hold it.
+    pub fn is_covered(&self, dot: &D) -> bool {
+        self.ctx.contains(dot) && !self.body.index.contains_key(dot)
+    }
+
+    /// Whether `x` is present.
+    pub fn contains(&self, x: &T) -> bool {
+        self.body.store.contains_key(x)
+    }
+
+    /// The number of present elements.
+    pub fn len(&self) -> usize {
+        self.body.store.len()
+    }
+
+    /// Whether no element is present (the state need not be bottom).
+    pub fn is_empty(&self) -> bool {
+        self.body.store.is_empty()
+    }
+
+    /// The number of active dots.
+    pub fn active_dots(&self) -> usize {
+        self.body.index.len()
+    }
+
+    /// The delta of removing `x`: retires its observed dots (bottom if `x` is absent).
+    pub fn remove_delta(&self, x: &T) -> Self {
+        let mut d = Self::default();
+        if let Some(ds) = self.body.store.get(x) {
+            for dot in ds {
+                d.ctx.insert(dot.clone());
+            }
+        }
+        d
+    }
+
+    /// Removes `x` (its observed dots) in place; returns the delta, [`ORSet::remove_delta`].
+    pub fn remove(&mut self, x: &T) -> Self {
+        let mut d = Self::default();
+        // The retired dots are already in my context: only the store and the index change.
+        self.body.retire(x, &mut d.ctx);
+        d
+    }
+
+    /// The delta of removing every element of `xs` (their observed dots; absent elements are
+    /// ignored).
+    pub fn remove_all_delta<'a>(&self, xs: impl IntoIterator<Item = &'a T>) -> Self
+    where
+        T: 'a,
+    {
+        let mut d = Self::default();
+        for x in xs {
+            if let Some(ds) = self.body.store.get(x) {
+                for dot in ds {
+                    d.ctx.insert(dot.clone());
+                }
+            }
+        }
+        d
+    }
+
+    /// Removes every element of `xs` in place; returns the delta,
+    /// [`ORSet::remove_all_delta`].
+    pub fn remove_all<'a>(&mut self, xs: impl IntoIterator<Item = &'a T>) -> Self
+    where
+        T: 'a,
+    {
+        let mut d = Self::default();
+        for x in xs {
+            self.body.retire(x, &mut d.ctx);
+        }
+        d
+    }
+
+    /// The delta of keeping only the elements satisfying `keep` (the others' observed dots are
+    /// retired, as by [`ORSet::remove`]).
+    pub fn retain_delta(&self, mut keep: impl FnMut(&T) -> bool) -> Self {
+        let mut d = Self::default();
+        for (x, ds) in &self.body.store {
+            if !keep(x) {
+                for dot in ds {
+                    d.ctx.insert(dot.clone());
+                }
+            }
+        }
+        d
+    }
+
+    /// Keeps only the elements satisfying `keep`, in place; returns the delta,
+    /// [`ORSet::retain_delta`].
+    pub fn retain(&mut self, mut keep: impl FnMut(&T) -> bool) -> Self {
+        let mut d = Self::default();
+        let index = &mut self.body.index;
+        self.body.store.retain(|x, ds| {
+            if keep(x) {
+                return true;
+            }
+            for dot in ds.iter() {
+                index.remove(dot);
+                d.ctx.insert(dot.clone());
+            }
+            false
+        });
+        d
+    }
+
+    /// The delta of removing every present element.
+    pub fn clear_delta(&self) -> Self {
+        let mut d = Self::default();
+        for dot in self.body.index.keys() {
+            d.ctx.insert(dot.clone());
+        }
+        d
+    }
+
+    /// Removes every present element, in place; returns the delta, [`ORSet::clear_delta`].
+    pub fn clear(&mut self) -> Self {
+        let mut d = Self::default();
+        for ds in std::mem::take(&mut self.body.store).into_values() {
+            for dot in ds {
+                d.ctx.insert(dot);
+            }
+        }
+        self.body.index.clear();
+        d
+    }
+
     fn single(x: Option<&T>, d: D) -> Self {
         let mut s = Self::default();
         s.ctx.insert(d.clone());
         if let Some(x) = x {
-            s.insert_dot(x, d);
+            s.body.insert_dot(x, d);
         }
         s
     }
@@ -310,14 +494,38 @@ impl<T: Element> ORSet<T, Dot> {
         let dot = self.next_dot(actor);
         let mut d = self.remove_delta(&x);
         d.ctx.insert(dot);
-        d.insert_dot(&x, dot);
+        d.body.insert_dot(&x, dot);
         d
     }
 
-    /// Adds `x` on behalf of `actor`; returns the delta.
+    /// Gives `x` the single fresh dot `dot` in place (its old dots leave the index and go to
+    /// `d`'s context), and records `x ↦ {dot}` in the delta `d`. The caller records `dot` in both
+    /// contexts.
+    fn add_in_place(&mut self, x: T, dot: Dot, d: &mut Self) {
+        match self.body.store.get_mut(&x) {
+            Some(ds) => {
+                for old in std::mem::take(ds) {
+                    self.body.index.remove(&old);
+                    d.ctx.insert(old);
+                }
+                ds.insert(dot);
+            }
+            None => {
+                self.body.store.insert(x.clone(), BTreeSet::from([dot]));
+            }
+        }
+        self.body.index.insert(dot, x.clone());
+        d.body.store.insert(x.clone(), BTreeSet::from([dot]));
+        d.body.index.insert(dot, x);
+    }
+
+    /// Adds `x` on behalf of `actor` in place; returns the delta, [`ORSet::add_delta`].
     pub fn add(&mut self, actor: Actor, x: T) -> Self {
-        let d = self.add_delta(actor, x);
-        self.join(&d);
+        let dot = self.next_dot(actor);
+        let mut d = Self::default();
+        self.add_in_place(x, dot, &mut d);
+        self.ctx.insert(dot);
+        d.ctx.insert(dot);
         d
     }
 
@@ -326,10 +534,10 @@ impl<T: Element> ORSet<T, Dot> {
         let mut d = Self::default();
         let mut next = self.next_dot(actor).counter;
         for x in xs {
-            if d.store.contains_key(&x) {
+            if d.body.store.contains_key(&x) {
                 continue;
             }
-            if let Some(ds) = self.store.get(&x) {
+            if let Some(ds) = self.body.store.get(&x) {
                 for dot in ds {
                     d.ctx.insert(*dot);
                 }
@@ -337,15 +545,58 @@ impl<T: Element> ORSet<T, Dot> {
             let dot = Dot::new(actor, next);
             next += 1;
             d.ctx.insert(dot);
-            d.insert_dot(&x, dot);
+            d.body.insert_dot(&x, dot);
         }
         d
     }
 
-    /// Adds every element of `xs` on behalf of `actor`; returns the delta.
+    /// Adds every element of `xs` on behalf of `actor` in place (one fresh dot per distinct
+    /// element, in order of first occurrence); returns the delta, [`ORSet::add_all_delta`].
+    ///
+    /// The batch is sorted once, so the delta's store is built in bulk and my store is walked
+    /// in order.
     pub fn add_all(&mut self, actor: Actor, xs: impl IntoIterator<Item = T>) -> Self {
-        let d = self.add_all_delta(actor, xs);
-        self.join(&d);
+        // Distinct elements in element order, each with its position of first occurrence
+        // (a stable sort keeps the first occurrence first; dedup keeps it).
+        let mut batch: Vec<(T, usize)> = xs.into_iter().zip(0..).collect();
+        batch.sort_by(|a, b| a.0.cmp(&b.0));
+        batch.dedup_by(|later, first| later.0 == first.0);
+        // Fresh counters in order of first occurrence, past everything of `actor` I have seen.
+        let first = self.next_dot(actor).counter;
+        let mut by_position: Vec<usize> = (0..batch.len()).collect();
+        by_position.sort_unstable_by_key(|&j| batch[j].1);
+        let mut counters = vec![0u64; batch.len()];
+        for (rank, &j) in by_position.iter().enumerate() {
+            counters[j] = first + rank as u64;
+        }
+        let mut d = Self::default();
+        self.body.index.reserve(batch.len());
+        d.body.index.reserve(batch.len());
+        let mut delta_store = Vec::with_capacity(batch.len());
+        for ((x, _), c) in batch.into_iter().zip(counters) {
+            let dot = Dot::new(actor, c);
+            match self.body.store.get_mut(&x) {
+                Some(ds) => {
+                    for old in std::mem::take(ds) {
+                        self.body.index.remove(&old);
+                        d.ctx.insert(old);
+                    }
+                    ds.insert(dot);
+                }
+                None => {
+                    self.body.store.insert(x.clone(), BTreeSet::from([dot]));
+                }
+            }
+            self.body.index.insert(dot, x.clone());
+            d.body.index.insert(dot, x.clone());
+            delta_store.push((x, BTreeSet::from([dot])));
+        }
+        let next = first + delta_store.len() as u64;
+        d.body.store = delta_store.into_iter().collect();
+        for c in first..next {
+            self.ctx.insert(Dot::new(actor, c));
+            d.ctx.insert(Dot::new(actor, c));
+        }
         d
     }
 }
@@ -359,39 +610,11 @@ impl<T: Element, D: DotKind> Lattice for ORSet<T, D> {
         self.ctx.is_empty()
     }
 
-    /// Causal join in O(|other's store| + min(|other's context|, |self's active dots|)).
+    /// Causal join in O(|other's store| + min(|other's context|, |self's active dots|)), and
+    /// O(|other's store|) when other has removed nothing.
     fn join(&mut self, other: &Self) -> bool {
-        let mut changed = false;
-        // Removal rule: my active dots that other has seen but does not hold.
-        let mut gone: Vec<D> = Vec::new();
-        if other.ctx.dot_count() <= self.index.len() as u64 {
-            for d in other.ctx.dots() {
-                if self.index.contains_key(&d) && !other.index.contains_key(&d) {
-                    gone.push(d);
-                }
-            }
-        } else {
-            for d in self.index.keys() {
-                if !other.index.contains_key(d) && other.ctx.contains(d) {
-                    gone.push(d.clone());
-                }
-            }
-        }
-        for d in &gone {
-            self.remove_dot(d);
-            changed = true;
-        }
-        // Other's active dots I have not seen.
-        for (x, ds) in &other.store {
-            for d in ds {
-                if !self.index.contains_key(d) && !self.ctx.contains(d) {
-                    self.insert_dot(x, d.clone());
-                    changed = true;
-                }
-            }
-        }
-        changed |= self.ctx.join(&other.ctx);
-        changed
+        let changed = self.body.join_with_ctx(&self.ctx, &other.body, &other.ctx);
+        self.ctx.join(&other.ctx) || changed
     }
 
     fn leq(&self, other: &Self) -> bool {
@@ -399,15 +622,16 @@ impl<T: Element, D: DotKind> Lattice for ORSet<T, D> {
             return false;
         }
         // Every dot other holds that I have seen, I hold too.
-        if self.ctx.dot_count() <= other.index.len() as u64 {
+        if self.ctx.dot_count() <= other.body.index.len() as u64 {
             self.ctx
                 .dots()
-                .all(|d| !other.index.contains_key(&d) || self.index.contains_key(&d))
+                .all(|d| !other.body.index.contains_key(&d) || self.body.index.contains_key(&d))
         } else {
             other
+                .body
                 .index
                 .keys()
-                .all(|d| !self.ctx.contains(d) || self.index.contains_key(d))
+                .all(|d| !self.ctx.contains(d) || self.body.index.contains_key(d))
         }
     }
 
@@ -416,7 +640,7 @@ impl<T: Element, D: DotKind> Lattice for ORSet<T, D> {
     fn decompose(&self) -> Vec<Self> {
         self.ctx
             .dots()
-            .map(|d| Self::single(self.index.get(&d), d))
+            .map(|d| Self::single(self.body.index.get(&d), d))
             .collect()
     }
 
@@ -425,30 +649,30 @@ impl<T: Element, D: DotKind> Lattice for ORSet<T, D> {
     /// context|, |other's active dots| + |self's context \ other's|)).
     fn delta(&self, other: &Self) -> Self {
         let mut out = Self::default();
-        for (x, ds) in &self.store {
+        for (x, ds) in &self.body.store {
             for d in ds {
                 if !other.ctx.contains(d) {
                     out.ctx.insert(d.clone());
-                    out.insert_dot(x, d.clone());
+                    out.body.insert_dot(x, d.clone());
                 }
             }
         }
-        if self.ctx.dot_count() <= other.index.len() as u64 {
+        if self.ctx.dot_count() <= other.body.index.len() as u64 {
             for d in self.ctx.dots() {
-                if !self.index.contains_key(&d)
-                    && (!other.ctx.contains(&d) || other.index.contains_key(&d))
+                if !self.body.index.contains_key(&d)
+                    && (!other.ctx.contains(&d) || other.body.index.contains_key(&d))
                 {
                     out.ctx.insert(d);
                 }
             }
         } else {
             for d in self.ctx.dots_not_in(&other.ctx) {
-                if !self.index.contains_key(&d) {
+                if !self.body.index.contains_key(&d) {
                     out.ctx.insert(d);
                 }
             }
-            for d in other.index.keys() {
-                if self.ctx.contains(d) && !self.index.contains_key(d) {
+            for d in other.body.index.keys() {
+                if self.ctx.contains(d) && !self.body.index.contains_key(d) {
                     out.ctx.insert(d.clone());
                 }
             }
@@ -457,14 +681,14 @@ impl<T: Element, D: DotKind> Lattice for ORSet<T, D> {
     }
 
     fn threshold_cardinality(&self) -> Option<usize> {
-        Some(self.store.len())
+        Some(self.body.store.len())
     }
 }
 
 impl<T: Element, D: DotKind> Query for ORSet<T, D> {
     type Value = BTreeSet<T>;
     fn query(&self) -> BTreeSet<T> {
-        self.store.keys().cloned().collect()
+        self.body.store.keys().cloned().collect()
     }
 }
 
@@ -472,34 +696,22 @@ impl<T: Element, D: DotKind> Query for ORSet<T, D> {
 impl<T: Element, D: DotKind> Cardinality for ORSet<T, D> {
     const MONOTONE: bool = false;
     fn cardinality(&self) -> usize {
-        self.store.len()
+        self.body.store.len()
     }
 }
 
 /// An OR-set is the add-wins map's "set of keys with dot sets", so it can be an
 /// [`crate::AWMap`] value (a set per key, removed with the key).
 impl<T: Element> CausalLattice for ORSet<T, Dot> {
-    type Store = DotMap<T, DotSet>;
+    type Store = ORSetStore<T, Dot>;
     fn to_causal_parts(&self) -> (Self::Store, CausalContext) {
-        let store = self
-            .store
-            .iter()
-            .map(|(x, ds)| (x.clone(), DotSet(ds.clone())))
-            .collect();
-        (DotMap(store), self.ctx.clone())
+        (self.body.clone(), self.ctx.clone())
+    }
+    fn into_causal_parts(self) -> (Self::Store, CausalContext) {
+        (self.body, self.ctx)
     }
     fn from_causal_parts(store: Self::Store, ctx: CausalContext) -> Self {
-        let mut s = ORSet {
-            store: BTreeMap::new(),
-            ctx,
-            index: HashMap::new(),
-        };
-        for (x, ds) in store.0 {
-            for d in ds.0 {
-                s.insert_dot(&x, d);
-            }
-        }
-        s
+        ORSet { body: store, ctx }
     }
 }
 
@@ -519,7 +731,7 @@ struct ORSetOwned<T: Ord, D: Ord, C> {
 impl<T: Element, D: DotKind> Serialize for ORSet<T, D> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         ORSetRef {
-            store: &self.store,
+            store: &self.body.store,
             ctx: &self.ctx,
         }
         .serialize(s)

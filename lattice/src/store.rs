@@ -226,6 +226,14 @@ pub trait CausalLattice: Lattice {
     type Store: DotStore;
     /// A copy of the store and the context.
     fn to_causal_parts(&self) -> (Self::Store, CausalContext);
+    /// The store and the context, by move (the default copies them with
+    /// [`CausalLattice::to_causal_parts`]).
+    fn into_causal_parts(self) -> (Self::Store, CausalContext)
+    where
+        Self: Sized,
+    {
+        self.to_causal_parts()
+    }
     /// Rebuilds a value from a store and a context (the store's dots must be covered by the
     /// context; the embedding map guarantees it).
     fn from_causal_parts(store: Self::Store, ctx: CausalContext) -> Self;
