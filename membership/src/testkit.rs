@@ -1,6 +1,7 @@
 //! A tiny deterministic harness for the sans-IO cores (tests only): nodes are `u64`s, one
 //! seeded ChaCha RNG makes every choice, latency is uniform in 10–50 ms (iroh-gossip's
-//! simulator setting), a crashed node's open connections report `peer_down`
+//! simulator setting) drawn for every message, or once per link ([`Sim::per_link_latency`],
+//! iroh-gossip's `LatencyConfig::Dynamic`: a fixed delay per pair of nodes), a crashed node's open connections report `peer_down`
 //! to the other side after one latency, and a send to a crashed node reports `peer_down` to the
 //! sender after a round trip (a failed dial).
 //!
@@ -14,7 +15,7 @@ use crate::proto::{Core, Out, Outbox, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 enum Item<N: Core<u64>> {
@@ -68,6 +69,11 @@ pub struct Sim<N: Core<u64>> {
     pub min_latency: Duration,
     /// Upper bound of the uniform latency.
     pub max_latency: Duration,
+    /// Draw the latency once per pair of nodes (both directions, the first time they talk)
+    /// instead of once per message: messages between two nodes then keep their order, as on
+    /// one connection. Off by default.
+    pub per_link_latency: bool,
+    link_latency: BTreeMap<(u64, u64), Duration>,
 }
 
 impl<N: Core<u64>> Sim<N> {
@@ -85,6 +91,8 @@ impl<N: Core<u64>> Sim<N> {
             drop_rate: 0.0,
             min_latency: Duration::from_millis(10),
             max_latency: Duration::from_millis(50),
+            per_link_latency: false,
+            link_latency: BTreeMap::new(),
         }
     }
 
@@ -136,6 +144,26 @@ impl<N: Core<u64>> Sim<N> {
         Duration::from_micros(self.rng.random_range(lo..=hi))
     }
 
+    /// The delay of one message from `a` to `b`: drawn now, or the pair's own delay with
+    /// [`Sim::per_link_latency`].
+    fn latency_between(&mut self, a: u64, b: u64) -> Duration {
+        if !self.per_link_latency {
+            return self.latency();
+        }
+        let key = (a.min(b), a.max(b));
+        if let Some(d) = self.link_latency.get(&key) {
+            return *d;
+        }
+        let d = self.latency();
+        self.link_latency.insert(key, d);
+        d
+    }
+
+    /// When the next queued event is due, if any.
+    pub fn next_at(&self) -> Option<Time> {
+        self.queue.peek().map(|e| e.at)
+    }
+
     fn push(&mut self, after: Duration, item: Item<N>) {
         self.seq += 1;
         self.queue.push(Entry {
@@ -158,7 +186,7 @@ impl<N: Core<u64>> Sim<N> {
                     if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
                         continue;
                     }
-                    let d = self.latency();
+                    let d = self.latency_between(id, to);
                     self.push(d, Item::Deliver { from: id, to, msg });
                 }
                 Out::Connect(p) => {
@@ -262,11 +290,14 @@ mod tests {
         let n = 30;
         let mut sim: Sim<Plumtree<u64, u32>> = Sim::new(1);
         for i in 0..n {
-            sim.add(Plumtree::new(i, plumtree::Config::default()), |p, _, _| {
-                for j in mesh(i, n) {
-                    p.neighbour_up(j);
-                }
-            });
+            sim.add(
+                Plumtree::new(i, plumtree::Config::default()),
+                |p, _, out| {
+                    for j in mesh(i, n) {
+                        p.neighbour_up(j, out);
+                    }
+                },
+            );
         }
         let mut payloads = Vec::new();
         for payload in [7, 8] {
