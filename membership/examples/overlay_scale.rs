@@ -42,7 +42,10 @@
 //! start at 1), missed = expected deliveries not made by the round's end. The table gives the
 //! mean over rounds and seeds (seeds 0, 1, 212312388123, 123, iroh-gossip's, `--seeds N`
 //! takes the first N, default 2), and `late missing`: deliveries still missing 10 s after the
-//! last round, and whether the overlay is connected then. `--rounds R` (default 30, iroh-gossip's;
+//! last round, and whether the overlay is connected then; the last column sums Plumtree's
+//! counters over the nodes (duplicate payloads, GRAFTs, PRUNEs) per round. Plumtree's knobs:
+//! `--graft-timeouts MS1,MS2` (`graft_timeout_1`, `graft_timeout_2`),
+//! `--optimization-threshold HOPS`, `--digest IDS` (`digest_capacity`; 0 turns the digest off). `--rounds R` (default 30, iroh-gossip's;
 //! `all` runs `R / 6` rounds at 100 nodes and 2 at 1,000).
 
 use rasp_membership::atom::Broadcast;
@@ -71,11 +74,13 @@ struct Args {
     seeds: usize,
     rounds: u32,
     sizes: Vec<u64>,
+    senders: Vec<Senders>,
+    plumtree: rasp_membership::plumtree::Config,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: overlay_scale [--nodes N] [--seed S] [--harness sim|lean] [--join-rate R] [--settle SECS]\n       overlay_scale --scenarios [--latency per-message|per-link|both] [--seeds N] [--rounds R] [--sizes 20,100,1000]"
+        "usage: overlay_scale [--nodes N] [--seed S] [--harness sim|lean] [--join-rate R] [--settle SECS]\n       overlay_scale --scenarios [--latency per-message|per-link|both] [--seeds N] [--rounds R] [--sizes 20,100,1000] [--senders single,multi,all]\n         [--graft-timeouts MS1,MS2] [--optimization-threshold HOPS] [--digest IDS]"
     );
     std::process::exit(2)
 }
@@ -92,6 +97,8 @@ fn args() -> Args {
         seeds: 2,
         rounds: 30,
         sizes: vec![20, 100, 1000],
+        senders: vec![Senders::Single, Senders::Multi, Senders::All],
+        plumtree: Default::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -108,6 +115,29 @@ fn args() -> Args {
                 a.sizes = value()
                     .split(',')
                     .map(|x| x.trim().parse().unwrap_or_else(|_| usage()))
+                    .collect()
+            }
+            "--graft-timeouts" => {
+                let v = value();
+                let (t1, t2) = v.split_once(',').unwrap_or_else(|| usage());
+                let ms =
+                    |x: &str| Duration::from_millis(x.trim().parse().unwrap_or_else(|_| usage()));
+                a.plumtree.graft_timeout_1 = ms(t1);
+                a.plumtree.graft_timeout_2 = ms(t2);
+            }
+            "--optimization-threshold" => {
+                a.plumtree.optimization_threshold = value().parse().unwrap_or_else(|_| usage())
+            }
+            "--digest" => a.plumtree.digest_capacity = value().parse().unwrap_or_else(|_| usage()),
+            "--senders" => {
+                a.senders = value()
+                    .split(',')
+                    .map(|x| match x.trim() {
+                        "single" => Senders::Single,
+                        "multi" => Senders::Multi,
+                        "all" => Senders::All,
+                        _ => usage(),
+                    })
                     .collect()
             }
             "--latency" => {
@@ -317,16 +347,47 @@ struct Figures {
     missed: u64,
     late_missing: u64,
     connected: bool,
+    /// Component sizes of the runs that ended split, with their seed.
+    split: Vec<(u64, Vec<usize>)>,
+    /// Plumtree's counters summed over nodes (duplicates, grafts, prunes), over all rounds.
+    duplicates: u64,
+    grafts: u64,
+    prunes: u64,
+}
+
+/// Plumtree's counters summed over the live nodes: (duplicates, grafts, prunes).
+fn plumtree_counters(sim: &testkit::Sim<PeerService<u64, u32>>) -> (u64, u64, u64) {
+    let mut c = (0, 0, 0);
+    for id in sim.live_ids() {
+        if let Some(p) = sim.node(id).and_then(|s| s.plumtree()) {
+            let st = p.stats();
+            c.0 += st.duplicates;
+            c.1 += st.grafts;
+            c.2 += st.prunes;
+        }
+    }
+    c
 }
 
 /// One scenario on one seed in the lean harness (see the module documentation).
-fn scenario(n: u64, senders: Senders, per_link: bool, seed: u64, rounds: u32) -> Figures {
+fn scenario(
+    n: u64,
+    senders: Senders,
+    per_link: bool,
+    seed: u64,
+    rounds: u32,
+    plumtree: &rasp_membership::plumtree::Config,
+) -> Figures {
     use rand::Rng;
     use std::collections::BTreeSet;
     let mut sim: testkit::Sim<PeerService<u64, u32>> = testkit::Sim::new(seed);
     sim.per_link_latency = per_link;
+    let config = Config {
+        plumtree: plumtree.clone(),
+        ..Config::default()
+    };
     for i in 0..n {
-        let node = PeerService::new(i, Config::default()).expect("valid config");
+        let node = PeerService::new(i, config.clone()).expect("valid config");
         sim.add(node, |s, rng, out| {
             if i == 0 {
                 s.start(rng, out)
@@ -342,6 +403,7 @@ fn scenario(n: u64, senders: Senders, per_link: bool, seed: u64, rounds: u32) ->
     // Every (node, payload) pair still to deliver, over all rounds.
     let mut owed: BTreeSet<(u64, u32)> = BTreeSet::new();
     let mut next_payload = 0u32;
+    let counters_before = plumtree_counters(&sim);
     for _ in 0..rounds {
         let from: Vec<u64> = match senders {
             Senders::Single => vec![single],
@@ -392,6 +454,10 @@ fn scenario(n: u64, senders: Senders, per_link: bool, seed: u64, rounds: u32) ->
         f.ldh += f64::from(ldh);
         f.missed += expected - delivered;
     }
+    let counters = plumtree_counters(&sim);
+    f.duplicates = counters.0 - counters_before.0;
+    f.grafts = counters.1 - counters_before.1;
+    f.prunes = counters.2 - counters_before.2;
     sim.run_for(Duration::from_secs(10));
     for (_, node, e) in sim.events.drain(..) {
         if let ServiceEvent::Delivered { payload, .. } = e {
@@ -404,19 +470,23 @@ fn scenario(n: u64, senders: Senders, per_link: bool, seed: u64, rounds: u32) ->
         let s = sim.node(id).expect("live");
         overlay.insert(id, s.neighbours().iter().copied().collect());
     }
-    f.connected = overlay.report().connected;
+    let r = overlay.report();
+    f.connected = r.connected;
+    if !r.connected {
+        f.split.push((seed, r.components));
+    }
     f
 }
 
 /// Runs every scenario and prints the table.
 fn run_scenarios(a: &Args) {
     println!(
-        "| latency | nodes | senders | rounds x seeds | RMR | LDH | missed per round | late missing | connected at end |"
+        "| latency | nodes | senders | rounds x seeds | RMR | LDH | missed per round | late missing | connected at end | duplicates / grafts / prunes per round |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for &per_link in &a.latency {
         for &n in &a.sizes {
-            for senders in [Senders::Single, Senders::Multi, Senders::All] {
+            for &senders in &a.senders {
                 let rounds = match senders {
                     Senders::All if n >= 1000 => 2.min(a.rounds),
                     Senders::All if n >= 100 => (a.rounds / 6).max(1),
@@ -427,24 +497,36 @@ fn run_scenarios(a: &Args) {
                     ..Figures::default()
                 };
                 for &seed in &SEEDS[..a.seeds] {
-                    let f = scenario(n, senders, per_link, seed, rounds);
+                    let f = scenario(n, senders, per_link, seed, rounds, &a.plumtree);
                     total.rounds += f.rounds;
                     total.rmr += f.rmr;
                     total.ldh += f.ldh;
                     total.missed += f.missed;
                     total.late_missing += f.late_missing;
                     total.connected &= f.connected;
+                    total.split.extend(f.split);
+                    total.duplicates += f.duplicates;
+                    total.grafts += f.grafts;
+                    total.prunes += f.prunes;
                 }
                 let r = f64::from(total.rounds);
                 println!(
-                    "| {} | {n} | {senders:?} | {rounds} x {} | {:.3} | {:.1} | {:.2} | {} | {} |",
+                    "| {} | {n} | {senders:?} | {rounds} x {} | {:.3} | {:.1} | {:.2} | {} | {} | {:.1} / {:.1} / {:.1} |{}",
                     if per_link { "per-link" } else { "per-message" },
                     a.seeds,
                     total.rmr / r,
                     total.ldh / r,
                     total.missed as f64 / r,
                     total.late_missing,
-                    total.connected
+                    total.connected,
+                    total.duplicates as f64 / r,
+                    total.grafts as f64 / r,
+                    total.prunes as f64 / r,
+                    if total.split.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" split at the end (seed, component sizes): {:?}", total.split)
+                    }
                 );
             }
         }

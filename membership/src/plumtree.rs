@@ -85,7 +85,11 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            // iroh-gossip's default (80 ms): about two hops of a 10–50 ms network.
+            // iroh-gossip's default (80 ms): about two hops of a 10–50 ms network. The paper
+            // (tree repair, p. 8) sets it from the overlay's diameter and the recovery latency
+            // wanted; longer waits cut the GRAFTs of links that only lost a race under a
+            // delay drawn per message (README, "Broadcast scenarios") but slow the repair of
+            // a broken tree by as much.
             graft_timeout_1: Duration::from_millis(80),
             // iroh-gossip's default (40 ms).
             graft_timeout_2: Duration::from_millis(40),
