@@ -25,7 +25,7 @@
 //! messages that can still be served are announced). A message is delivered twice only if it
 //! reaches a node that saw it and has since forgotten it, after [`Config::seen_capacity`] newer
 //! ids; a digest entry is among the announcer's `digest_capacity` newest, so that takes a
-//! receiver that saw `seen_capacity - digest_capacity` (61,440 by default) more messages than
+//! receiver that saw `seen_capacity - digest_capacity` (64,512 by default) more messages than
 //! its new neighbour since then. What needs every update after any split, however long,
 //! exchanges state itself: the dataflow replicas' direct carrier runs delta anti-entropy with
 //! each neighbour and sends a new neighbour its full state.

@@ -337,4 +337,60 @@ mod tests {
         assert_eq!(sim.events.len() as u64, n - 1);
         assert!(sim.sent[PAYLOAD] >= n - 1, "{:?}", sim.sent);
     }
+
+    /// Two meshes of 10 that do not know each other; node 0 broadcasts 5 messages on one,
+    /// node 10 5 on the other; then one link joins them (both ends get `neighbour_up`). With
+    /// the digest every node ends with all 10 (each side's own delivered at once, the other
+    /// side's GRAFTed over the new link); with `digest_capacity` 0 (Plumtree as the paper
+    /// has it) each side misses the other's 5 for good. With a digest of 3, only the 3 most
+    /// recent of each side cross.
+    #[test]
+    fn a_new_link_carries_the_recent_ids_across_a_healed_split() {
+        let run = |digest: usize| -> Vec<usize> {
+            let n = 10;
+            let config = plumtree::Config {
+                digest_capacity: digest,
+                ..plumtree::Config::default()
+            };
+            let mut sim: Sim<Plumtree<u64, u32>> = Sim::new(3);
+            for i in 0..2 * n {
+                let (base, j) = (i / n * n, i % n);
+                sim.add(Plumtree::new(i, config.clone()), |p, _, out| {
+                    for k in mesh(j, n) {
+                        p.neighbour_up(base + k, out);
+                    }
+                });
+            }
+            for k in 0..5 {
+                for origin in [0, n] {
+                    sim.with(origin, |p, _, out| {
+                        p.broadcast(k, out);
+                    });
+                }
+                sim.run_for(Duration::from_millis(200));
+            }
+            sim.run_for(Duration::from_secs(1));
+            let (a, b) = (3, n + 7);
+            sim.with(a, |p, _, out| p.neighbour_up(b, out));
+            sim.with(b, |p, _, out| p.neighbour_up(a, out));
+            sim.run_for(Duration::from_secs(2));
+            (0..2 * n)
+                .map(|node| {
+                    sim.events
+                        .iter()
+                        .filter(|(_, at, _)| *at == node)
+                        .map(|(_, _, plumtree::Event::Delivered { id, .. })| id.clone())
+                        .collect::<BTreeSet<_>>()
+                        .len()
+                })
+                .collect()
+        };
+        // An origin does not deliver its own messages: it has the other side's 5 at most.
+        let full: Vec<usize> = (0..20).map(|i| if i % 10 == 0 { 5 } else { 10 }).collect();
+        assert_eq!(run(plumtree::Config::default().digest_capacity), full);
+        let without: Vec<usize> = (0..20).map(|i| if i % 10 == 0 { 0 } else { 5 }).collect();
+        assert_eq!(run(0), without);
+        let three: Vec<usize> = (0..20).map(|i| if i % 10 == 0 { 3 } else { 8 }).collect();
+        assert_eq!(run(3), three);
+    }
 }
