@@ -20,6 +20,33 @@
 //!   node; for comparison.
 //!
 //! Node `i` joins through nodes `0..min(i, 3)`, one join every `1 / join-rate` s.
+//!
+//! `--scenarios` runs iroh-gossip's simulator scenarios instead, in the lean harness, and prints
+//! one table:
+//!
+//! ```text
+//! cargo run --release -p rasp-membership --example overlay_scale -- --scenarios
+//! cargo run --release -p rasp-membership --example overlay_scale -- --scenarios --latency per-link --seeds 4
+//! ```
+//!
+//! Sizes 20, 100 and 1,000 nodes; `single` (one sender, the same every round), `multi` (a
+//! sender drawn at random every round), `all` (every node sends one message every round);
+//! `--latency per-message|per-link|both` (default `both`): uniform 10–50 ms drawn per message
+//! (the harness's default) or once per pair of nodes (iroh-gossip's dynamic latency).
+//! Bootstrap as iroh-gossip's: every node joins node 0 at once, then 1 s (20 trips of the
+//! 50 ms maximum latency) before the first round. A round sends its messages at once and runs
+//! until every node but the sender delivered each of them, or 5 s. Per round, as iroh-gossip's
+//! `report_gossip_round`: RMR = payload messages sent in the round / (deliveries - 1) - 1
+//! (every payload sent is received: no loss, no crash), LDH = the largest hop count of a
+//! delivery minus one (iroh-gossip counts the origin's neighbours as round 0; rasp's rounds
+//! start at 1), missed = expected deliveries not made by the round's end. The table gives the
+//! mean over rounds and seeds (seeds 0, 1, 212312388123, 123, iroh-gossip's, `--seeds N`
+//! takes the first N, default 2), and `late missing`: deliveries still missing 10 s after the
+//! last round, and whether the overlay is connected then; the last column sums Plumtree's
+//! counters over the nodes (duplicate payloads, GRAFTs, PRUNEs) per round. Plumtree's knobs:
+//! `--graft-timeouts MS1,MS2` (`graft_timeout_1`, `graft_timeout_2`),
+//! `--optimization-threshold HOPS`, `--digest IDS` (`digest_capacity`; 0 turns the digest off). `--rounds R` (default 30, iroh-gossip's;
+//! `all` runs `R / 6` rounds at 100 nodes and 2 at 1,000).
 
 use rasp_membership::atom::Broadcast;
 use rasp_membership::overlay::{Overlay, Report};
@@ -42,11 +69,18 @@ struct Args {
     lean: bool,
     join_rate: u64,
     settle: u64,
+    scenarios: bool,
+    latency: Vec<bool>,
+    seeds: usize,
+    rounds: u32,
+    sizes: Vec<u64>,
+    senders: Vec<Senders>,
+    plumtree: rasp_membership::plumtree::Config,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: overlay_scale [--nodes N] [--seed S] [--harness sim|lean] [--join-rate R] [--settle SECS]"
+        "usage: overlay_scale [--nodes N] [--seed S] [--harness sim|lean] [--join-rate R] [--settle SECS]\n       overlay_scale --scenarios [--latency per-message|per-link|both] [--seeds N] [--rounds R] [--sizes 20,100,1000] [--senders single,multi,all]\n         [--graft-timeouts MS1,MS2] [--optimization-threshold HOPS] [--digest IDS]"
     );
     std::process::exit(2)
 }
@@ -58,6 +92,13 @@ fn args() -> Args {
         lean: false,
         join_rate: 20_000,
         settle: 20,
+        scenarios: false,
+        latency: vec![false, true],
+        seeds: 2,
+        rounds: 30,
+        sizes: vec![20, 100, 1000],
+        senders: vec![Senders::Single, Senders::Multi, Senders::All],
+        plumtree: Default::default(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -67,6 +108,46 @@ fn args() -> Args {
             "--seed" => a.seed = value().parse().unwrap_or_else(|_| usage()),
             "--join-rate" => a.join_rate = value().parse().unwrap_or_else(|_| usage()),
             "--settle" => a.settle = value().parse().unwrap_or_else(|_| usage()),
+            "--scenarios" => a.scenarios = true,
+            "--seeds" => a.seeds = value().parse().unwrap_or_else(|_| usage()),
+            "--rounds" => a.rounds = value().parse().unwrap_or_else(|_| usage()),
+            "--sizes" => {
+                a.sizes = value()
+                    .split(',')
+                    .map(|x| x.trim().parse().unwrap_or_else(|_| usage()))
+                    .collect()
+            }
+            "--graft-timeouts" => {
+                let v = value();
+                let (t1, t2) = v.split_once(',').unwrap_or_else(|| usage());
+                let ms =
+                    |x: &str| Duration::from_millis(x.trim().parse().unwrap_or_else(|_| usage()));
+                a.plumtree.graft_timeout_1 = ms(t1);
+                a.plumtree.graft_timeout_2 = ms(t2);
+            }
+            "--optimization-threshold" => {
+                a.plumtree.optimization_threshold = value().parse().unwrap_or_else(|_| usage())
+            }
+            "--digest" => a.plumtree.digest_capacity = value().parse().unwrap_or_else(|_| usage()),
+            "--senders" => {
+                a.senders = value()
+                    .split(',')
+                    .map(|x| match x.trim() {
+                        "single" => Senders::Single,
+                        "multi" => Senders::Multi,
+                        "all" => Senders::All,
+                        _ => usage(),
+                    })
+                    .collect()
+            }
+            "--latency" => {
+                a.latency = match value().as_str() {
+                    "per-message" => vec![false],
+                    "per-link" => vec![true],
+                    "both" => vec![false, true],
+                    _ => usage(),
+                }
+            }
             "--harness" => match value().as_str() {
                 "sim" => a.lean = false,
                 "lean" => a.lean = true,
@@ -75,7 +156,7 @@ fn args() -> Args {
             _ => usage(),
         }
     }
-    if a.nodes < 2 || a.join_rate == 0 {
+    if a.nodes < 2 || a.join_rate == 0 || a.seeds == 0 || a.seeds > SEEDS.len() || a.rounds == 0 {
         usage();
     }
     a
@@ -243,10 +324,221 @@ fn run_lean(a: &Args, wall: Instant) {
     }
 }
 
+/// iroh-gossip's simulation seeds (its `simulations/all.toml`).
+const SEEDS: [u64; 4] = [0, 1, 212312388123, 123];
+
+/// Who sends in a round.
+#[derive(Clone, Copy, Debug)]
+enum Senders {
+    /// The same node every round.
+    Single,
+    /// A node drawn at random every round.
+    Multi,
+    /// Every node.
+    All,
+}
+
+/// Figures of one scenario run (one seed), summed over its rounds.
+#[derive(Default)]
+struct Figures {
+    rounds: u32,
+    rmr: f64,
+    ldh: f64,
+    missed: u64,
+    late_missing: u64,
+    connected: bool,
+    /// Component sizes of the runs that ended split, with their seed.
+    split: Vec<(u64, Vec<usize>)>,
+    /// Plumtree's counters summed over nodes (duplicates, grafts, prunes), over all rounds.
+    duplicates: u64,
+    grafts: u64,
+    prunes: u64,
+}
+
+/// Plumtree's counters summed over the live nodes: (duplicates, grafts, prunes).
+fn plumtree_counters(sim: &testkit::Sim<PeerService<u64, u32>>) -> (u64, u64, u64) {
+    let mut c = (0, 0, 0);
+    for id in sim.live_ids() {
+        if let Some(p) = sim.node(id).and_then(|s| s.plumtree()) {
+            let st = p.stats();
+            c.0 += st.duplicates;
+            c.1 += st.grafts;
+            c.2 += st.prunes;
+        }
+    }
+    c
+}
+
+/// One scenario on one seed in the lean harness (see the module documentation).
+fn scenario(
+    n: u64,
+    senders: Senders,
+    per_link: bool,
+    seed: u64,
+    rounds: u32,
+    plumtree: &rasp_membership::plumtree::Config,
+) -> Figures {
+    use rand::Rng;
+    use std::collections::BTreeSet;
+    let mut sim: testkit::Sim<PeerService<u64, u32>> = testkit::Sim::new(seed);
+    sim.per_link_latency = per_link;
+    let config = Config {
+        plumtree: plumtree.clone(),
+        ..Config::default()
+    };
+    for i in 0..n {
+        let node = PeerService::new(i, config.clone()).expect("valid config");
+        sim.add(node, |s, rng, out| {
+            if i == 0 {
+                s.start(rng, out)
+            } else {
+                s.join(vec![0], Duration::ZERO, rng, out)
+            }
+        });
+    }
+    sim.run_for(Duration::from_secs(1));
+    sim.events.clear();
+    let single = sim.rng.random_range(0..n);
+    let mut f = Figures::default();
+    // Every (node, payload) pair still to deliver, over all rounds.
+    let mut owed: BTreeSet<(u64, u32)> = BTreeSet::new();
+    let mut next_payload = 0u32;
+    let counters_before = plumtree_counters(&sim);
+    for _ in 0..rounds {
+        let from: Vec<u64> = match senders {
+            Senders::Single => vec![single],
+            Senders::Multi => vec![sim.rng.random_range(0..n)],
+            Senders::All => (0..n).collect(),
+        };
+        let payload_before = sim.sent.get(PAYLOAD).copied().unwrap_or(0);
+        let mut round_owed: BTreeSet<(u64, u32)> = BTreeSet::new();
+        for s in &from {
+            let p = next_payload;
+            next_payload += 1;
+            for node in (0..n).filter(|x| x != s) {
+                round_owed.insert((node, p));
+                owed.insert((node, p));
+            }
+            sim.with(*s, |svc, rng, out| {
+                svc.broadcast(p, rng, out);
+            });
+        }
+        let expected = round_owed.len() as u64;
+        let deadline = sim.now + Duration::from_secs(5);
+        let mut delivered = 0u64;
+        let mut ldh = 0u32;
+        loop {
+            for (_, node, e) in sim.events.drain(..) {
+                if let ServiceEvent::Delivered { payload, round, .. } = e {
+                    owed.remove(&(node, payload));
+                    if round_owed.remove(&(node, payload)) {
+                        delivered += 1;
+                        ldh = ldh.max(round.saturating_sub(1));
+                    }
+                }
+            }
+            if round_owed.is_empty() {
+                break;
+            }
+            match sim.next_at() {
+                Some(t) if t <= deadline => sim.run_until(t),
+                _ => {
+                    sim.run_until(deadline);
+                    break;
+                }
+            }
+        }
+        let payloads = sim.sent.get(PAYLOAD).copied().unwrap_or(0) - payload_before;
+        f.rounds += 1;
+        f.rmr += payloads as f64 / (delivered.max(2) - 1) as f64 - 1.0;
+        f.ldh += f64::from(ldh);
+        f.missed += expected - delivered;
+    }
+    let counters = plumtree_counters(&sim);
+    f.duplicates = counters.0 - counters_before.0;
+    f.grafts = counters.1 - counters_before.1;
+    f.prunes = counters.2 - counters_before.2;
+    sim.run_for(Duration::from_secs(10));
+    for (_, node, e) in sim.events.drain(..) {
+        if let ServiceEvent::Delivered { payload, .. } = e {
+            owed.remove(&(node, payload));
+        }
+    }
+    f.late_missing = owed.len() as u64;
+    let mut overlay = Overlay::new();
+    for id in sim.live_ids() {
+        let s = sim.node(id).expect("live");
+        overlay.insert(id, s.neighbours().iter().copied().collect());
+    }
+    let r = overlay.report();
+    f.connected = r.connected;
+    if !r.connected {
+        f.split.push((seed, r.components));
+    }
+    f
+}
+
+/// Runs every scenario and prints the table.
+fn run_scenarios(a: &Args) {
+    println!(
+        "| latency | nodes | senders | rounds x seeds | RMR | LDH | missed per round | late missing | connected at end | duplicates / grafts / prunes per round |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for &per_link in &a.latency {
+        for &n in &a.sizes {
+            for &senders in &a.senders {
+                let rounds = match senders {
+                    Senders::All if n >= 1000 => 2.min(a.rounds),
+                    Senders::All if n >= 100 => (a.rounds / 6).max(1),
+                    _ => a.rounds,
+                };
+                let mut total = Figures {
+                    connected: true,
+                    ..Figures::default()
+                };
+                for &seed in &SEEDS[..a.seeds] {
+                    let f = scenario(n, senders, per_link, seed, rounds, &a.plumtree);
+                    total.rounds += f.rounds;
+                    total.rmr += f.rmr;
+                    total.ldh += f.ldh;
+                    total.missed += f.missed;
+                    total.late_missing += f.late_missing;
+                    total.connected &= f.connected;
+                    total.split.extend(f.split);
+                    total.duplicates += f.duplicates;
+                    total.grafts += f.grafts;
+                    total.prunes += f.prunes;
+                }
+                let r = f64::from(total.rounds);
+                println!(
+                    "| {} | {n} | {senders:?} | {rounds} x {} | {:.3} | {:.1} | {:.2} | {} | {} | {:.1} / {:.1} / {:.1} |{}",
+                    if per_link { "per-link" } else { "per-message" },
+                    a.seeds,
+                    total.rmr / r,
+                    total.ldh / r,
+                    total.missed as f64 / r,
+                    total.late_missing,
+                    total.connected,
+                    total.duplicates as f64 / r,
+                    total.grafts as f64 / r,
+                    total.prunes as f64 / r,
+                    if total.split.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" split at the end (seed, component sizes): {:?}", total.split)
+                    }
+                );
+            }
+        }
+    }
+}
+
 fn main() {
     let a = args();
     let wall = Instant::now();
-    if a.lean {
+    if a.scenarios {
+        run_scenarios(&a);
+    } else if a.lean {
         run_lean(&a, wall);
     } else {
         run_sim(&a, wall);

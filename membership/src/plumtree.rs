@@ -10,17 +10,23 @@
 //! The paper's optional optimisation is in: when a message arrives over `threshold` more hops
 //! than a lazy announcer had it, the announcer's link is grafted and the slow one pruned.
 //!
-//! **Not recovered: messages broadcast while the overlay was split.** Plumtree repairs its
-//! tree over the links the membership gives it (IHAVE goes to the lazy neighbours of the
-//! moment); it keeps no history exchange for links that appear later. A message broadcast
-//! while the overlay is split (a partition, or a flash-crowd bootstrap whose components have
-//! not met yet) reaches the sender's side only, and stays missing on the other side after the
-//! overlay joins up, as the paper's model assumes a connected overlay underneath (Leitão,
-//! Pereira, Rodrigues, "Epidemic Broadcast Trees", SRDS 2007). rasp leaves it so on purpose:
-//! re-announcing the payload cache to every new neighbour is not a cheap fix, since a
-//! neighbour's cache can hold messages older than the receiver's duplicate window
-//! ([`Config::seen_capacity`]) that would then be delivered twice, and every overlay change
-//! would cost up to [`Config::cache_capacity`] ids. What needs every update after a split
+//! **Broadcasts sent while the overlay was split.** The paper's model assumes a connected
+//! overlay underneath: IHAVE goes to the lazy neighbours of the moment, so a message broadcast
+//! while the overlay is split (a partition, or a flash-crowd bootstrap whose components have not
+//! met yet) reaches the sender's side only. rasp adds one step to heal that: when a neighbour
+//! comes up ([`Plumtree::neighbour_up`]), the node queues for it, with its next IHAVE batch, the
+//! ids of the [`Config::digest_capacity`] most recent messages of its payload cache (a
+//! *digest*). The new neighbour treats it as any IHAVE: the ids it has seen are ignored, the
+//! missing ones are GRAFTed after [`Config::graft_timeout_1`], and the grafted message then
+//! spreads over that side's tree as a new one. Every link that appears after a heal carries the
+//! recent history across; links inside one side cost one IHAVE of ids that are all seen.
+//!
+//! The digest's bound is its size, [`Config::digest_capacity`] ids (at most the cache: only
+//! messages that can still be served are announced). A message is delivered twice only if it
+//! reaches a node that saw it and has since forgotten it, after [`Config::seen_capacity`] newer
+//! ids; a digest entry is among the announcer's `digest_capacity` newest, so that takes a
+//! receiver that saw `seen_capacity - digest_capacity` (64,512 by default) more messages than
+//! its new neighbour since then. What needs every update after any split, however long,
 //! exchanges state itself: the dataflow replicas' direct carrier runs delta anti-entropy with
 //! each neighbour and sends a new neighbour its full state.
 //!
@@ -33,7 +39,9 @@
 //! - IHAVE queue per lazy peer: [`Config::ihave_queue_capacity`], drop-oldest (a lost IHAVE
 //!   only matters if the tree also failed);
 //! - missing ids (announced, not received): [`Config::cache_capacity`], new ones ignored when
-//!   full.
+//!   full;
+//! - digest to a new neighbour: [`Config::digest_capacity`] ids (and at most the cache), sent
+//!   once per neighbour up.
 
 use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
 use rand::Rng;
@@ -68,12 +76,20 @@ pub struct Config {
     pub seen_capacity: usize,
     /// IHAVE entries queued per lazy peer.
     pub ihave_queue_capacity: usize,
+    /// Ids of the most recent cached messages announced to a new neighbour (the digest that
+    /// recovers broadcasts sent while the overlay was split); 0 turns it off. Keep it well
+    /// below [`Config::seen_capacity`] (see the module documentation).
+    pub digest_capacity: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
-            // iroh-gossip's default (80 ms): about two hops of a 10–50 ms network.
+            // iroh-gossip's default (80 ms): about two hops of a 10–50 ms network. The paper
+            // (tree repair, p. 8) sets it from the overlay's diameter and the recovery latency
+            // wanted; longer waits cut the GRAFTs of links that only lost a race under a
+            // delay drawn per message (README, "Broadcast scenarios") but slow the repair of
+            // a broken tree by as much.
             graft_timeout_1: Duration::from_millis(80),
             // iroh-gossip's default (40 ms).
             graft_timeout_2: Duration::from_millis(40),
@@ -87,6 +103,9 @@ impl Default for Config {
             seen_capacity: 65536,
             // Our choice: as the cache.
             ihave_queue_capacity: 4096,
+            // Our choice: a quarter of the cache (a 1,000-node all-sending round), one IHAVE
+            // of about 20 KiB per new link at most; 1/64 of the duplicate window.
+            digest_capacity: 1024,
         }
     }
 }
@@ -217,13 +236,47 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
         self.seen.contains_key(id)
     }
 
-    /// A neighbour appeared: it starts eager.
-    pub fn neighbour_up(&mut self, peer: P) {
+    /// A neighbour appeared: it starts eager, and gets the digest of the most recent cached
+    /// messages ([`Config::digest_capacity`] ids, the ones it originated left out) with the
+    /// next IHAVE batch, so that it GRAFTs what it missed (see the module documentation).
+    pub fn neighbour_up(&mut self, peer: P, out: &mut PtOutbox<P, B>) {
         if peer == self.me {
             return;
         }
         self.lazy.remove(&peer);
-        self.eager.insert(peer);
+        self.eager.insert(peer.clone());
+        let n = self.config.digest_capacity.min(self.cache_order.len());
+        if n == 0 {
+            return;
+        }
+        let digest: Vec<(MsgId<P>, u32)> = self
+            .cache_order
+            .iter()
+            .skip(self.cache_order.len() - n)
+            .filter(|id| id.origin != peer)
+            .map(|id| (id.clone(), self.seen.get(id).copied().unwrap_or(0) + 1))
+            .collect();
+        if digest.is_empty() {
+            return;
+        }
+        let q = self.ihave_queue.entry(peer).or_default();
+        for entry in digest {
+            if q.len() >= self.config.ihave_queue_capacity {
+                q.pop_front();
+            }
+            q.push_back(entry);
+        }
+        self.schedule_flush(out);
+    }
+
+    fn schedule_flush(&mut self, out: &mut PtOutbox<P, B>) {
+        if !self.flush_scheduled {
+            self.flush_scheduled = true;
+            out.push(Out::Timer {
+                after: self.config.ihave_interval,
+                timer: Timer::FlushIHave,
+            });
+        }
     }
 
     /// A neighbour is gone.
@@ -339,12 +392,8 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
                 queued = true;
             }
         }
-        if queued && !self.flush_scheduled {
-            self.flush_scheduled = true;
-            out.push(Out::Timer {
-                after: self.config.ihave_interval,
-                timer: Timer::FlushIHave,
-            });
+        if queued {
+            self.schedule_flush(out);
         }
     }
 

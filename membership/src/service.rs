@@ -78,6 +78,11 @@ impl Config {
                 "full: failure_timeout is shorter than heartbeat_interval".into(),
             ));
         }
+        if self.plumtree.digest_capacity >= self.plumtree.seen_capacity {
+            return Err(Error::Config(
+                "plumtree: digest_capacity must be below seen_capacity".into(),
+            ));
+        }
         if self.gossip.fanout == 0 {
             return Err(Error::Config("gossip: fanout must be at least 1".into()));
         }
@@ -311,7 +316,16 @@ impl<P: Peer, B: Clone> PeerService<P, B> {
             hyparview::Event::NeighbourUp(p) => {
                 if self.neighbours.insert(p.clone()) {
                     match &mut self.broadcast {
-                        Broadcast::Plumtree(b) => b.neighbour_up(p.clone()),
+                        Broadcast::Plumtree(b) => {
+                            let mut o = Vec::new();
+                            b.neighbour_up(p.clone(), &mut o);
+                            lift_broadcast(
+                                o,
+                                out,
+                                ServiceMessage::Plumtree,
+                                ServiceTimer::Plumtree,
+                            );
+                        }
                         Broadcast::Gossip(g) => g.neighbour_up(p.clone()),
                     }
                     out.push(Out::Event(ServiceEvent::NeighbourUp(p)));

@@ -1,6 +1,7 @@
 //! A tiny deterministic harness for the sans-IO cores (tests only): nodes are `u64`s, one
 //! seeded ChaCha RNG makes every choice, latency is uniform in 10–50 ms (iroh-gossip's
-//! simulator setting), a crashed node's open connections report `peer_down`
+//! simulator setting) drawn for every message, or once per link ([`Sim::per_link_latency`],
+//! iroh-gossip's `LatencyConfig::Dynamic`: a fixed delay per pair of nodes), a crashed node's open connections report `peer_down`
 //! to the other side after one latency, and a send to a crashed node reports `peer_down` to the
 //! sender after a round trip (a failed dial).
 //!
@@ -14,7 +15,7 @@ use crate::proto::{Core, Out, Outbox, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::cmp::Ordering;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::time::Duration;
 
 enum Item<N: Core<u64>> {
@@ -68,6 +69,11 @@ pub struct Sim<N: Core<u64>> {
     pub min_latency: Duration,
     /// Upper bound of the uniform latency.
     pub max_latency: Duration,
+    /// Draw the latency once per pair of nodes (both directions, the first time they talk)
+    /// instead of once per message: messages between two nodes then keep their order, as on
+    /// one connection. Off by default.
+    pub per_link_latency: bool,
+    link_latency: BTreeMap<(u64, u64), Duration>,
 }
 
 impl<N: Core<u64>> Sim<N> {
@@ -85,6 +91,8 @@ impl<N: Core<u64>> Sim<N> {
             drop_rate: 0.0,
             min_latency: Duration::from_millis(10),
             max_latency: Duration::from_millis(50),
+            per_link_latency: false,
+            link_latency: BTreeMap::new(),
         }
     }
 
@@ -136,6 +144,26 @@ impl<N: Core<u64>> Sim<N> {
         Duration::from_micros(self.rng.random_range(lo..=hi))
     }
 
+    /// The delay of one message from `a` to `b`: drawn now, or the pair's own delay with
+    /// [`Sim::per_link_latency`].
+    fn latency_between(&mut self, a: u64, b: u64) -> Duration {
+        if !self.per_link_latency {
+            return self.latency();
+        }
+        let key = (a.min(b), a.max(b));
+        if let Some(d) = self.link_latency.get(&key) {
+            return *d;
+        }
+        let d = self.latency();
+        self.link_latency.insert(key, d);
+        d
+    }
+
+    /// When the next queued event is due, if any.
+    pub fn next_at(&self) -> Option<Time> {
+        self.queue.peek().map(|e| e.at)
+    }
+
     fn push(&mut self, after: Duration, item: Item<N>) {
         self.seq += 1;
         self.queue.push(Entry {
@@ -158,7 +186,7 @@ impl<N: Core<u64>> Sim<N> {
                     if self.drop_rate > 0.0 && self.rng.random_bool(self.drop_rate) {
                         continue;
                     }
-                    let d = self.latency();
+                    let d = self.latency_between(id, to);
                     self.push(d, Item::Deliver { from: id, to, msg });
                 }
                 Out::Connect(p) => {
@@ -262,11 +290,14 @@ mod tests {
         let n = 30;
         let mut sim: Sim<Plumtree<u64, u32>> = Sim::new(1);
         for i in 0..n {
-            sim.add(Plumtree::new(i, plumtree::Config::default()), |p, _, _| {
-                for j in mesh(i, n) {
-                    p.neighbour_up(j);
-                }
-            });
+            sim.add(
+                Plumtree::new(i, plumtree::Config::default()),
+                |p, _, out| {
+                    for j in mesh(i, n) {
+                        p.neighbour_up(j, out);
+                    }
+                },
+            );
         }
         let mut payloads = Vec::new();
         for payload in [7, 8] {
@@ -305,5 +336,61 @@ mod tests {
         sim.run_for(Duration::from_secs(2));
         assert_eq!(sim.events.len() as u64, n - 1);
         assert!(sim.sent[PAYLOAD] >= n - 1, "{:?}", sim.sent);
+    }
+
+    /// Two meshes of 10 that do not know each other; node 0 broadcasts 5 messages on one,
+    /// node 10 5 on the other; then one link joins them (both ends get `neighbour_up`). With
+    /// the digest every node ends with all 10 (each side's own delivered at once, the other
+    /// side's GRAFTed over the new link); with `digest_capacity` 0 (Plumtree as the paper
+    /// has it) each side misses the other's 5 for good. With a digest of 3, only the 3 most
+    /// recent of each side cross.
+    #[test]
+    fn a_new_link_carries_the_recent_ids_across_a_healed_split() {
+        let run = |digest: usize| -> Vec<usize> {
+            let n = 10;
+            let config = plumtree::Config {
+                digest_capacity: digest,
+                ..plumtree::Config::default()
+            };
+            let mut sim: Sim<Plumtree<u64, u32>> = Sim::new(3);
+            for i in 0..2 * n {
+                let (base, j) = (i / n * n, i % n);
+                sim.add(Plumtree::new(i, config.clone()), |p, _, out| {
+                    for k in mesh(j, n) {
+                        p.neighbour_up(base + k, out);
+                    }
+                });
+            }
+            for k in 0..5 {
+                for origin in [0, n] {
+                    sim.with(origin, |p, _, out| {
+                        p.broadcast(k, out);
+                    });
+                }
+                sim.run_for(Duration::from_millis(200));
+            }
+            sim.run_for(Duration::from_secs(1));
+            let (a, b) = (3, n + 7);
+            sim.with(a, |p, _, out| p.neighbour_up(b, out));
+            sim.with(b, |p, _, out| p.neighbour_up(a, out));
+            sim.run_for(Duration::from_secs(2));
+            (0..2 * n)
+                .map(|node| {
+                    sim.events
+                        .iter()
+                        .filter(|(_, at, _)| *at == node)
+                        .map(|(_, _, plumtree::Event::Delivered { id, .. })| id.clone())
+                        .collect::<BTreeSet<_>>()
+                        .len()
+                })
+                .collect()
+        };
+        // An origin does not deliver its own messages: it has the other side's 5 at most.
+        let full: Vec<usize> = (0..20).map(|i| if i % 10 == 0 { 5 } else { 10 }).collect();
+        assert_eq!(run(plumtree::Config::default().digest_capacity), full);
+        let without: Vec<usize> = (0..20).map(|i| if i % 10 == 0 { 0 } else { 5 }).collect();
+        assert_eq!(run(0), without);
+        let three: Vec<usize> = (0..20).map(|i| if i % 10 == 0 { 3 } else { 8 }).collect();
+        assert_eq!(run(3), three);
     }
 }

@@ -465,6 +465,96 @@ fn split_and_heal(seed: u64) -> Result<(Duration, usize), String> {
     Ok((waited, full))
 }
 
+/// How long after the overlay is whole again every broadcast sent during a split must have
+/// reached every node: the first IHAVE digest goes out with the next IHAVE batch
+/// (`plumtree::Config::ihave_interval`) over the new links, a GRAFT after
+/// `graft_timeout_1`, further announcers every `graft_timeout_2`, each a round trip of at
+/// most 100 ms in this network; then the tree of the side that lacked them carries them
+/// (a dozen hops of at most 50 ms). Two seconds is several times that.
+const SPLIT_RECOVERY_BOUND: Duration = Duration::from_secs(2);
+
+/// Plumtree recovers the broadcasts sent while the overlay was split (Leitão, Pereira,
+/// Rodrigues, "Epidemic Broadcast Trees", SRDS 2007, assume a connected overlay; the recent-id
+/// digest on a new link extends it to a healed one): 12 nodes split 6 | 6 for 30 s, three
+/// broadcasts from each side during the split, then the partition heals; once the overlay is
+/// one component again, every node delivers all six within [`SPLIT_RECOVERY_BOUND`].
+#[test]
+fn broadcasts_sent_during_a_split_reach_everyone_after_the_heal() {
+    let seed = seed_from_env(27);
+    let mut sim = sim(seed);
+    form(&mut sim, 12, hyparview, Duration::from_millis(20));
+    sim.run_for(Duration::from_secs(15));
+    assert!(
+        overlay(&sim).report().connected,
+        "seed {seed}: not connected before the split"
+    );
+    let a: Vec<NodeId> = (0..6).map(NodeId).collect();
+    let b: Vec<NodeId> = (6..12).map(NodeId).collect();
+    sim.partition(1, &a, &b, false);
+    sim.run_for(Duration::from_secs(30));
+    let r = overlay(&sim).report();
+    assert_eq!(r.components, [6, 6], "seed {seed}: not split: {r:?}");
+    let senders = [NodeId(2), NodeId(9)];
+    for k in 0..3u8 {
+        for s in senders {
+            sim.inject(
+                Dest::service(s, SERVICE),
+                Broadcast {
+                    payload: vec![k; 8],
+                },
+            );
+        }
+        sim.run_for(Duration::from_millis(500));
+    }
+    sim.run_for(Duration::from_secs(2));
+    let missing = |sim: &Sim| -> Vec<(u64, NodeId, u64)> {
+        let mut m = Vec::new();
+        for n in live(sim) {
+            let got: BTreeSet<(NodeId, u64)> = sim
+                .with_atom::<MembershipAtom, _>(addr(n, MEMBERSHIP), |at| {
+                    at.stats()
+                        .delivered
+                        .iter()
+                        .map(|(o, q, _)| (*o, *q))
+                        .collect()
+                })
+                .unwrap_or_default();
+            for s in senders {
+                for q in 0..3 {
+                    if s != n && !got.contains(&(s, q)) {
+                        m.push((n.0, s, q));
+                    }
+                }
+            }
+        }
+        m
+    };
+    // Each side has its own three: 6 nodes lack each sender's 3 broadcasts.
+    assert_eq!(
+        missing(&sim).len(),
+        2 * 6 * 3,
+        "seed {seed}: before the heal"
+    );
+    sim.heal(1);
+    let step = Duration::from_millis(100);
+    let mut waited = Duration::ZERO;
+    while !overlay(&sim).report().connected {
+        sim.run_for(step);
+        waited += step;
+        assert!(
+            waited <= HEAL_BOUND,
+            "seed {seed}: overlay still split {waited:?} after the heal"
+        );
+    }
+    sim.run_for(SPLIT_RECOVERY_BOUND);
+    let m = missing(&sim);
+    assert!(
+        m.is_empty(),
+        "seed {seed}: overlay whole {waited:?} after the heal, {SPLIT_RECOVERY_BOUND:?} later still missing (node, origin, seq) {m:?}"
+    );
+    println!("sim: 6 broadcasts sent during a 6 | 6 split: overlay whole {waited:?} after the heal, all delivered everywhere {SPLIT_RECOVERY_BOUND:?} later");
+}
+
 /// Every node's HyParView views, suspects and counters, for failure messages.
 fn hv_dump(sim: &Sim) -> String {
     live(sim)
