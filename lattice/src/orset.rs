@@ -502,7 +502,15 @@ impl<T: Element> ORSet<T, Dot> {
     /// `d`'s context), and records `x ↦ {dot}` in the delta `d`. The caller records `dot` in both
     /// contexts.
     fn add_in_place(&mut self, x: T, dot: Dot, d: &mut Self) {
-        match self.body.store.get_mut(&x) {
+        self.give_only_dot(&x, dot, d);
+        d.body.store.insert(x.clone(), BTreeSet::from([dot]));
+        d.body.index.insert(dot, x);
+    }
+
+    /// Makes `dot` the only dot of `x` in this set's store and index; `x`'s old dots leave
+    /// the index and go to `d`'s context (they are retired by the delta `d`).
+    fn give_only_dot(&mut self, x: &T, dot: Dot, d: &mut Self) {
+        match self.body.store.get_mut(x) {
             Some(ds) => {
                 for old in std::mem::take(ds) {
                     self.body.index.remove(&old);
@@ -515,8 +523,6 @@ impl<T: Element> ORSet<T, Dot> {
             }
         }
         self.body.index.insert(dot, x.clone());
-        d.body.store.insert(x.clone(), BTreeSet::from([dot]));
-        d.body.index.insert(dot, x);
     }
 
     /// Adds `x` on behalf of `actor` in place; returns the delta, [`ORSet::add_delta`].
@@ -575,19 +581,7 @@ impl<T: Element> ORSet<T, Dot> {
         let mut delta_store = Vec::with_capacity(batch.len());
         for ((x, _), c) in batch.into_iter().zip(counters) {
             let dot = Dot::new(actor, c);
-            match self.body.store.get_mut(&x) {
-                Some(ds) => {
-                    for old in std::mem::take(ds) {
-                        self.body.index.remove(&old);
-                        d.ctx.insert(old);
-                    }
-                    ds.insert(dot);
-                }
-                None => {
-                    self.body.store.insert(x.clone(), BTreeSet::from([dot]));
-                }
-            }
-            self.body.index.insert(dot, x.clone());
+            self.give_only_dot(&x, dot, &mut d);
             d.body.index.insert(dot, x.clone());
             delta_store.push((x, BTreeSet::from([dot])));
         }

@@ -549,6 +549,28 @@ enum Step {
     Timer(TimerFiring),
 }
 
+/// The steps of a run the schedule may remove, in time order: the remote deliveries of
+/// messages sent before `window` and (with `timers`) the app timer firings before it.
+fn window_steps(now: &Outcome, window: Duration, timers: bool) -> Vec<Step> {
+    let inside = |t: rasp_runtime::Time| Duration::from_nanos(t.0) < window;
+    let mut steps: Vec<(rasp_runtime::Time, Step)> = now
+        .delivered
+        .iter()
+        .filter(|(id, _)| now.sent.get(id).is_some_and(|(t, _)| inside(*t)))
+        .map(|(id, t)| (*t, Step::Msg(*id)))
+        .collect();
+    if timers {
+        steps.extend(
+            now.timers
+                .iter()
+                .filter(|(_, t)| inside(*t))
+                .map(|(id, t)| (*t, Step::Timer(*id))),
+        );
+    }
+    steps.sort();
+    steps.into_iter().map(|(_, c)| c).collect()
+}
+
 /// The internal schedule: ddmin over the remote messages delivered before the run goes
 /// quiet and (with `timers`) the app timer firings before then, a removed message being
 /// dropped at its sender and a removed firing suppressed. Causal prerequisites (DEMi's
@@ -565,24 +587,7 @@ fn phase_internal<A: App>(
         return Ok(());
     }
     let now = run_story(s.app, plan)?;
-    let quiet = plan.window();
-    let before_quiet = |t: rasp_runtime::Time| Duration::from_nanos(t.0) < quiet;
-    let mut candidates: Vec<(rasp_runtime::Time, Step)> = now
-        .delivered
-        .iter()
-        .filter(|(id, _)| now.sent.get(id).is_some_and(|(t, _)| before_quiet(*t)))
-        .map(|(id, t)| (*t, Step::Msg(*id)))
-        .collect();
-    if timers {
-        candidates.extend(
-            now.timers
-                .iter()
-                .filter(|(_, t)| before_quiet(*t))
-                .map(|(id, t)| (*t, Step::Timer(*id))),
-        );
-    }
-    candidates.sort();
-    let candidates: Vec<Step> = candidates.into_iter().map(|(_, c)| c).collect();
+    let candidates = window_steps(&now, plan.window(), timers);
     if candidates.is_empty() {
         return Ok(());
     }
@@ -705,25 +710,8 @@ fn phase_shorter<A: App>(
                 }
             }
         }
-        let window = plan.window();
-        let inside = |t: rasp_runtime::Time| Duration::from_nanos(t.0) < window;
-        let mut steps: Vec<(rasp_runtime::Time, Step)> = now
-            .delivered
-            .iter()
-            .filter(|(id, _)| now.sent.get(id).is_some_and(|(t, _)| inside(*t)))
-            .map(|(id, t)| (*t, Step::Msg(*id)))
-            .collect();
-        if timers {
-            steps.extend(
-                now.timers
-                    .iter()
-                    .filter(|(_, t)| inside(*t))
-                    .map(|(id, t)| (*t, Step::Timer(*id))),
-            );
-        }
-        steps.sort();
         let mut kept_any = false;
-        for (_, step) in steps.into_iter().rev() {
+        for step in window_steps(&now, plan.window(), timers).into_iter().rev() {
             if s.out_of_time() {
                 return Ok(());
             }
