@@ -435,6 +435,18 @@ impl LogBuilder {
         let Some(e) = self.last() else { return };
         e.t = now;
         let (i, node, kind) = (e.i, e.node, e.kind);
+        if let (LogKind::Local, Some(n)) = (kind, node) {
+            // A workload operation whose node is down is processed (and lost) unobserved.
+            if !sim.is_up(NodeId(n as u64)) {
+                if let Some(p) = self.work.iter().position(|(t, w, _)| *t == now && *w == n) {
+                    let (_, _, op) = self.work.remove(p).expect("found");
+                    if let Some(e) = self.last() {
+                        e.kind = LogKind::Input;
+                        e.label = format!("{op} (lost: the node is down)");
+                    }
+                }
+            }
+        }
         let touched: Vec<u32> = match (kind, node) {
             (LogKind::Fault | LogKind::Boot, _) | (_, None) => (0..self.log.nodes).collect(),
             (_, Some(n)) => vec![n],

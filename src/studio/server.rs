@@ -24,6 +24,7 @@ use crate::app::log::{ExecLog, LogEvent};
 use crate::app::plan::role;
 use crate::app::{user_args_from_words, App};
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -113,6 +114,18 @@ impl IntoResponse for ApiError {
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+/// An execution id from the path, or a JSON error.
+fn path_id(p: Result<Path<usize>, PathRejection>) -> ApiResult<usize> {
+    p.map(|Path(id)| id)
+        .map_err(|e| ApiError::bad(format!("bad execution id: {}", e.body_text())))
+}
+
+/// A query string, or a JSON error.
+fn query<T>(q: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    q.map(|Query(t)| t)
+        .map_err(|e| ApiError::bad(format!("bad query: {}", e.body_text())))
+}
 
 fn secs(t: rasp_runtime::Time) -> f64 {
     t.0 as f64 / 1e9
@@ -227,18 +240,19 @@ async fn executions<A: App>(State(s): State<Arc<Studio<A>>>) -> Json<Value> {
 
 async fn one<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
+    id: Result<Path<usize>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(summary(&*s.get(id)?)))
+    Ok(Json(summary(&*s.get(path_id(id)?)?)))
 }
 
 async fn events<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
-    Query(w): Query<Window>,
+    id: Result<Path<usize>, PathRejection>,
+    w: Result<Query<Window>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let id = path_id(id)?;
     let e = s.get(id)?;
-    let (from, to) = w.range(&e.log)?;
+    let (from, to) = query(w)?.range(&e.log)?;
     let evs: Vec<Value> = e
         .log
         .events
@@ -252,11 +266,12 @@ async fn events<A: App>(
 
 async fn messages<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
-    Query(w): Query<Window>,
+    id: Result<Path<usize>, PathRejection>,
+    w: Result<Query<Window>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let id = path_id(id)?;
     let e = s.get(id)?;
-    let (from, to) = w.range(&e.log)?;
+    let (from, to) = query(w)?.range(&e.log)?;
     let msgs: Vec<Value> = e
         .log
         .messages
@@ -289,8 +304,9 @@ async fn messages<A: App>(
 
 async fn bands<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
+    id: Result<Path<usize>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
+    let id = path_id(id)?;
     let e = s.get(id)?;
     Ok(Json(json!({ "bands": e.log.bands })))
 }
@@ -346,10 +362,12 @@ pub fn overlay_checks(up: &[bool], neighbours: &[Vec<u32>]) -> (bool, Vec<u32>, 
 
 async fn state<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
-    Query(q): Query<At>,
+    id: Result<Path<usize>, PathRejection>,
+    q: Result<Query<At>, QueryRejection>,
 ) -> ApiResult<Json<Value>> {
+    let id = path_id(id)?;
     let e = s.get(id)?;
+    let q = query(q)?;
     let total = e.log.events.len() as u64;
     if q.at > total {
         return Err(ApiError::bad(format!(
@@ -391,8 +409,9 @@ async fn state<A: App>(
 
 async fn divergence<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
+    id: Result<Path<usize>, PathRejection>,
 ) -> ApiResult<Json<Value>> {
+    let id = path_id(id)?;
     let e = s.get(id)?;
     let points: Vec<Value> = e
         .log
@@ -413,12 +432,12 @@ pub struct BranchBody {
 
 async fn branch<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
+    id: Result<Path<usize>, PathRejection>,
     body: Bytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let b: BranchBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("malformed branch request: {e}")))?;
-    let parent = s.get(id)?;
+    let parent = s.get(path_id(id)?)?;
     let (plan, label) = b
         .action
         .apply(&parent.plan, &parent.log, b.at)
@@ -449,8 +468,9 @@ async fn branch<A: App>(
 
 async fn download<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
+    id: Result<Path<usize>, PathRejection>,
 ) -> ApiResult<Response> {
+    let id = path_id(id)?;
     let e = s.get(id)?;
     let f = StudioFile {
         format: STUDIO_FORMAT.into(),
@@ -502,8 +522,9 @@ async fn upload<A: App>(
 
 async fn shiviz<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    Path(id): Path<usize>,
+    id: Result<Path<usize>, PathRejection>,
 ) -> ApiResult<Response> {
+    let id = path_id(id)?;
     let e = s.get(id)?;
     Ok((
         [

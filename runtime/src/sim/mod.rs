@@ -1306,7 +1306,12 @@ impl Sim {
                 env,
                 link_seq,
             } => {
-                if self.core.alive(node, inc) {
+                // A driver's message (a client's request) goes to whichever incarnation of
+                // the node is up when it arrives, as a real client's would reach a restarted
+                // process; a node's messages die with the incarnation they were sent to.
+                let live = self.core.alive(node, inc)
+                    || (env.from.node == CLIENT && self.core.meta[node as usize].up);
+                if live {
                     if let Some(h) = &mut self.core.hook {
                         let at = self.core.now;
                         if env.from.node == CLIENT {
