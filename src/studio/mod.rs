@@ -492,14 +492,20 @@ pub fn run_cmd<A: App>(
     file: Option<&TraceFile>,
     user_words: Vec<String>,
 ) -> std::process::ExitCode {
-    let name = std::env::args()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
+    // The command that was run, up to `studio`: "todo", "rasp ad-counter".
+    let (prefix, _) = crate::app::fuzz::split_command_line("studio");
+    let name = prefix
+        .iter()
+        .enumerate()
+        .map(|(k, w)| match k {
+            0 => std::path::Path::new(w)
                 .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
+                .map_or_else(|| w.clone(), |s| s.to_string_lossy().into_owned()),
+            _ => w.clone(),
         })
-        .unwrap_or_else(|| "app".into());
+        .collect::<Vec<_>>()
+        .join(" ");
+    let name = if name.is_empty() { "app".into() } else { name };
     let root = match file {
         Some(f) => {
             let label = match f.run {
