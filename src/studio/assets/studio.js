@@ -67,7 +67,7 @@ const nodeName = (k) => (k === null || k === undefined ? "cluster" : `n${k}`);
 // Kinds whose hashed slot is taken by an earlier kind probe to the next free slot, so the
 // first PALETTE.length kinds always get distinct colours; red is kept for violations.
 const colourCache = new Map();
-const PALETTE = ["#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#637939", "#7b4173", "#3182bd", "#e6550d", "#31a354"];
+const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#17becf", "#8c564b", "#e377c2", "#bcbd22", "#393b79", "#7b4173", "#b07d00"];
 const usedSlots = new Set();
 function kindColour(kind) {
   const key = String(kind ?? "");
@@ -335,6 +335,8 @@ function applyState(st) {
   renderOverlay();
   renderBranchMsgs();
   S.timings.panels = performance.now() - t0;
+  updateCursorInfo();
+  requestDraw(); // lane labels show which nodes are down at the cursor
   finishScrub("panels");
 }
 
@@ -1036,7 +1038,7 @@ function renderVars() {
     const has = n.vars && v in n.vars;
     const val = has ? String(n.vars[v]) : "";
     const differs = has && n.up !== false && odd.has(v) && odd.get(v).has(n.vars[v]);
-    return el("td", { class: `val${differs ? " diverged" : ""}`, "data-node": String(k), "data-var": v, text: has ? val : "–", title: val });
+    return el("td", { class: `val${differs ? " diverged" : ""}`, "data-node": String(k), "data-var": v, title: val }, el("div", { class: "clip", text: has ? val : "–" }));
   };
   const nodeText = (n) => `n${num(n.index)} ${n.role ?? ""}${n.up === false ? " (down)" : ""}`;
   const body = el("tbody");
@@ -1730,9 +1732,17 @@ function wire() {
     const f = $("upload").files && $("upload").files[0];
     if (!f) return;
     setStatus(`uploading ${f.name}…`, "busy");
-    const text = await f.text();
+    // the bytes as they are: a download is JSON text, a trace of fuzz/shrink/check is
+    // MessagePack (runtime/src/sim/trace.rs), which a text decoding would corrupt
+    const bytes = await f.arrayBuffer();
+    let isJson = true;
     try {
-      const s = await api("/api/upload", { method: "POST", headers: { "Content-Type": "application/json" }, body: text });
+      JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
+    } catch (_) {
+      isJson = false;
+    }
+    try {
+      const s = await api("/api/upload", { method: "POST", headers: { "Content-Type": isJson ? "application/json" : "application/octet-stream" }, body: bytes });
       await loadExecutions();
       await switchExec(num(s.id));
       setStatus(`uploaded ${f.name}: execution #${num(s.id)} ${s.label ?? ""}`);
