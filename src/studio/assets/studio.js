@@ -23,7 +23,7 @@
 //     #branch-oneway  #branch-go
 //   files: #download  #upload (file input)  #shiviz      status bar: #status
 //   lanes: #lanes (input[data-lane] per node)  #filter-node ("all" or a node)  #collapse
-//   also: #zoom-in  #zoom-out  #zoom-fit  #legend  #tip
+//   also: #lanes-all  #lanes-none  #zoom-in  #zoom-out  #zoom-fit  #legend  #tip
 // window.studio (read-only): {exec, cursor, total, rendered, lastRenderMs, lastScrubMs, timings}
 //   rendered     frames of the diagram drawn so far
 //   lastRenderMs performance.now() (ms since navigation start) at the first full render of the
@@ -421,7 +421,8 @@ function computeLayout(canvasW, wrapH) {
   const n = Math.max(1, lanes.length);
   const avail = Math.max(40, wrapH - AXIS_H - CLUSTER_H - 8);
   let laneH;
-  if (S.collapsed) laneH = clamp(avail / n, 3, 14);
+  // a "talks to" filter keeps few lanes: those get full lanes even in the compact mode
+  if (S.collapsed && S.filterNode === "all") laneH = clamp(avail / n, 3, 14);
   else laneH = clamp(avail / n, 22, 150);
   const top = AXIS_H + CLUSTER_H;
   const height = Math.max(wrapH, Math.ceil(top + lanes.length * laneH + 8));
@@ -906,7 +907,7 @@ function drawLaneLabels(ctx, L) {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, AXIS_H + CLUSTER_H, GUTTER - 2, L.height);
   ctx.textAlign = "left";
-  const every = S.collapsed ? Math.max(1, Math.ceil(13 / L.laneH)) : 1;
+  const every = Math.max(1, Math.ceil(13 / L.laneH));
   const role = new Map(S.nodes.map((n) => [num(n.index), String(n.role ?? "")]));
   const up = new Map();
   if (S.state && Array.isArray(S.state.nodes)) for (const n of S.state.nodes) up.set(num(n.index), n.up !== false);
@@ -915,14 +916,17 @@ function drawLaneLabels(ctx, L) {
     const y = L.y.get(k);
     const down = up.get(k) === false;
     ctx.fillStyle = down ? "#9aa1a9" : k === Number(S.filterNode) ? "#0969da" : "#24292f";
-    ctx.font = S.collapsed ? "10px system-ui, sans-serif" : "600 12px system-ui, sans-serif";
-    ctx.fillText(`n${k}`, 6, S.collapsed || L.laneH < 30 ? y : y - 6);
-    if (!S.collapsed) {
+    const thin = L.laneH < 14;
+    ctx.font = thin ? "10px system-ui, sans-serif" : "600 12px system-ui, sans-serif";
+    const name = `n${k}`;
+    ctx.fillText(name, 6, thin || L.laneH < 30 ? y : y - 6);
+    if (!thin) {
+      const nameW = ctx.measureText(name).width;
       ctx.font = "10px system-ui, sans-serif";
       ctx.fillStyle = "#6a737d";
       const text = `${role.get(k) || ""}${down ? " (down)" : ""}`;
-      if (L.laneH < 30) ctx.fillText(text, 30, y);
-      else ctx.fillText(text, 6, y + 7);
+      if (L.laneH < 30) ctx.fillText(text, 6 + nameW + 4, y, GUTTER - nameW - 12);
+      else ctx.fillText(text, 6, y + 7, GUTTER - 10);
     }
   });
   ctx.font = "11px system-ui, sans-serif";
@@ -1161,7 +1165,7 @@ function renderOverlay() {
     if (n <= 30) {
       ctx.fillStyle = nd.up === false ? "#6a737d" : "#fff";
       ctx.fillText(String(k), x, y + 0.5);
-    } else if (k % 10 === 0 || isolated.has(k)) {
+    } else if (k % 10 === 0) {
       ctx.fillStyle = "#24292f";
       const ox = (x - cx) / R;
       const oy = (y - cy) / R;
@@ -1726,6 +1730,14 @@ function wire() {
   $("zoom-in").addEventListener("click", safe(() => zoom(0.5)));
   $("zoom-out").addEventListener("click", safe(() => zoom(2)));
   $("zoom-fit").addEventListener("click", safe(() => { S.viewSpan = S.total + 1; S.viewStart = -0.5; clampView(); requestDraw(); }));
+  const allLanes = (show) => {
+    S.hidden.clear();
+    if (!show) for (const n of S.nodes) S.hidden.add(num(n.index));
+    for (const cb of document.querySelectorAll("#lanes input[data-lane]")) cb.checked = show;
+    requestDraw();
+  };
+  $("lanes-all").addEventListener("click", safe(() => allLanes(true)));
+  $("lanes-none").addEventListener("click", safe(() => allLanes(false)));
   $("branch-action").addEventListener("change", updateBranchForm);
   $("branch-go").addEventListener("click", safe(doBranch));
   $("upload").addEventListener("change", safe(async () => {
