@@ -30,7 +30,8 @@
 //                diagram: every visible window loaded and drawn
 //   lastScrubMs  time of the last scrub step, from the slider's input event until the diagram
 //                and the panels at the cursor (variables, overlay, details) are redrawn
-//   timings      {draw, panels}: ms spent on the last diagram frame and the last panels update
+//   timings      {draw, panels, state}: ms spent on the last diagram frame, the last panels
+//                update and the last /state round trip
 
 const CHUNK = 1000; // events per window request (the server caps a window at 5000)
 const MAX_PARALLEL = 4; // window requests in flight at once
@@ -163,7 +164,7 @@ const S = {
   state: null, // state at the cursor (API answer) or null while loading
   drawQueued: false,
   layout: null,
-  timings: { draw: 0, panels: 0 }, // ms of the last diagram frame and the last panels update
+  timings: { draw: 0, panels: 0, state: 0 }, // ms: last diagram frame, last panels update, last state fetch
 };
 const caches = new Map(); // exec id -> cache
 
@@ -308,8 +309,10 @@ function requestState(k) {
   }
   stateBusy = true;
   const exec = S.exec;
+  const t0 = performance.now();
   api(`/api/executions/${exec}/state?at=${k}`)
     .then((st) => {
+      S.timings.state = performance.now() - t0;
       cache.states.set(k, st);
       if (cache.states.size > STATE_CACHE) cache.states.delete(cache.states.keys().next().value);
       if (cache === S.cache && S.cursor === k) applyState(st);
@@ -366,9 +369,24 @@ function setCursor(k, opts = {}) {
   if (st) applyState(st);
   else requestState(k);
   renderDetail();
-  history.replaceState(null, "", `#exec=${S.exec}&at=${k}`);
+  scheduleHash();
   if (opts.sync) drawNow();
   else requestDraw();
+}
+
+// The address keeps the execution and the cursor (a reload comes back to the same event);
+// browsers cap history updates (about 100 per 10 s), so playback updates it twice a second.
+let hashTimer = null;
+function scheduleHash() {
+  if (hashTimer) return;
+  hashTimer = setTimeout(() => {
+    hashTimer = null;
+    try {
+      history.replaceState(null, "", `#exec=${S.exec}&at=${S.cursor}`);
+    } catch (_) {
+      // a capped history update only loses the address; the page state is unaffected
+    }
+  }, 500);
 }
 
 function keepCursorInView(center) {
@@ -1012,14 +1030,23 @@ function drawDivergence() {
 
 // ---------------------------------------------------------------------------------------
 // Panels at the cursor.
+// The table is rebuilt only when its shape changes (other variables or nodes); a cursor
+// move on the same shape rewrites the cells in place, which keeps scrubbing at 100 nodes cheap.
+let varsShape = "";
+let varsCells = new Map(); // "node|var" -> td
+let varsNodeCells = new Map(); // node -> [cell showing the node, row or column class holder]
 function renderVars() {
   const st = S.state;
   const table = $("vars");
-  table.replaceChildren();
   $("vars-at").textContent = st ? `(event ${num(st.at)}, t = ${fmtT(st.t)} s)` : "";
-  if (!st || !Array.isArray(st.nodes)) return;
+  if (!st || !Array.isArray(st.nodes)) {
+    table.replaceChildren();
+    varsShape = "";
+    return;
+  }
+  const nodes = st.nodes.filter((n) => n && typeof n === "object");
   const names = new Set();
-  for (const n of st.nodes) for (const v of Object.keys(n && n.vars ? n.vars : {})) names.add(v);
+  for (const n of nodes) for (const v of Object.keys(n.vars && typeof n.vars === "object" ? n.vars : {})) names.add(v);
   const vars = [...names].sort();
   const diverged = new Set(Array.isArray(st.diverged) ? st.diverged.map(String) : []);
   // the cells that differ: values not held by the most live nodes (all of them on a tie)
@@ -1027,7 +1054,7 @@ function renderVars() {
   for (const v of vars) {
     if (!diverged.has(v)) continue;
     const counts = new Map();
-    for (const n of st.nodes) {
+    for (const n of nodes) {
       if (n.up === false || !n.vars || !(v in n.vars)) continue;
       counts.set(n.vars[v], (counts.get(n.vars[v]) || 0) + 1);
     }
@@ -1037,44 +1064,73 @@ function renderVars() {
     for (const [val, c] of counts) if (c < max || tops > 1) set.add(val);
     odd.set(v, set);
   }
-  const cell = (n, v) => {
-    const k = num(n.index);
-    const has = n.vars && v in n.vars;
-    const val = has ? String(n.vars[v]) : "";
-    const differs = has && n.up !== false && odd.has(v) && odd.get(v).has(n.vars[v]);
-    return el("td", { class: `val${differs ? " diverged" : ""}`, "data-node": String(k), "data-var": v, title: val }, el("div", { class: "clip", text: has ? val : "–" }));
-  };
+  const byVar = nodes.length <= 6;
+  const shape = `${byVar}|${vars.join("\n")}|${nodes.map((n) => `${num(n.index)}:${n.role ?? ""}:${n.vars ? Object.keys(n.vars).sort().join(",") : ""}`).join(";")}`;
   const nodeText = (n) => `n${num(n.index)} ${n.role ?? ""}${n.up === false ? " (down)" : ""}`;
-  const body = el("tbody");
-  if (st.nodes.length <= 6) {
-    // few nodes: one row per variable, one column per node (values wrap)
-    table.className = "by-var";
-    const head = el("tr", {}, el("th", { text: "variable" }));
-    for (const n of st.nodes) head.append(el("th", { text: nodeText(n), class: n.up === false ? "down" : "" }));
-    table.append(el("thead", {}, head));
-    for (const v of vars) {
-      const tr = el("tr", {}, el("th", { text: v, class: `var${diverged.has(v) ? " diverged" : ""}`, title: diverged.has(v) ? "differs between live nodes" : "" }));
-      for (const n of st.nodes) {
-        const td = cell(n, v);
-        if (n.up === false) td.classList.add("down");
-        tr.append(td);
+  if (shape !== varsShape) {
+    varsShape = shape;
+    varsCells = new Map();
+    varsNodeCells = new Map();
+    table.replaceChildren();
+    const mk = (n, v) => {
+      const td = el("td", { class: "val", "data-node": String(num(n.index)), "data-var": v }, el("div", { class: "clip" }));
+      varsCells.set(`${num(n.index)}|${v}`, td);
+      return td;
+    };
+    const body = el("tbody");
+    const head = el("tr");
+    if (byVar) {
+      // few nodes: one row per variable, one column per node (values wrap)
+      table.className = "by-var";
+      head.append(el("th", { text: "variable" }));
+      for (const n of nodes) {
+        const th = el("th");
+        head.append(th);
+        varsNodeCells.set(num(n.index), [th, th]);
       }
-      body.append(tr);
+      for (const v of vars) {
+        const tr = el("tr", {}, el("th", { text: v, class: "var", "data-var": v }));
+        for (const n of nodes) tr.append(mk(n, v));
+        body.append(tr);
+      }
+    } else {
+      // many nodes: one row per node, one column per variable
+      table.className = "by-node";
+      head.append(el("th", { text: "node" }));
+      for (const v of vars) head.append(el("th", { text: v, "data-var": v }));
+      for (const n of nodes) {
+        const td = el("td", { class: "node" });
+        const tr = el("tr", {}, td);
+        for (const v of vars) tr.append(mk(n, v));
+        body.append(tr);
+        varsNodeCells.set(num(n.index), [td, tr]);
+      }
     }
-  } else {
-    // many nodes: one row per node, one column per variable
-    table.className = "by-node";
-    const head = el("tr", {}, el("th", { text: "node" }));
-    for (const v of vars) head.append(el("th", { text: v, class: diverged.has(v) ? "diverged" : "", title: diverged.has(v) ? "differs between live nodes" : "" }));
-    table.append(el("thead", {}, head));
-    for (const n of st.nodes) {
-      const tr = el("tr", { class: n.up === false ? "down" : "" });
-      tr.append(el("td", { class: "node", text: nodeText(n) }));
-      for (const v of vars) tr.append(cell(n, v));
-      body.append(tr);
+    table.append(el("thead", {}, head), body);
+  }
+  for (const th of table.querySelectorAll("th[data-var]")) {
+    const d = diverged.has(th.dataset.var);
+    th.classList.toggle("diverged", d);
+    th.title = d ? "differs between live nodes" : "";
+  }
+  for (const n of nodes) {
+    const k = num(n.index);
+    const down = n.up === false;
+    const [label, holder] = varsNodeCells.get(k) || [];
+    if (label) label.textContent = nodeText(n);
+    if (holder) holder.classList.toggle("down", down);
+    for (const v of vars) {
+      const td = varsCells.get(`${k}|${v}`);
+      if (!td) continue;
+      const has = n.vars && v in n.vars;
+      const val = has ? String(n.vars[v]) : "";
+      const text = has ? val : "–";
+      if (td.firstChild.textContent !== text) td.firstChild.textContent = text;
+      td.title = val;
+      td.classList.toggle("diverged", Boolean(has && !down && odd.has(v) && odd.get(v).has(n.vars[v])));
+      if (byVar) td.classList.toggle("down", down);
     }
   }
-  table.append(body);
 }
 
 function renderOverlay() {
