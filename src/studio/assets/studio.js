@@ -546,9 +546,9 @@ function drawNow() {
   }
   ctx.stroke();
 
+  drawCursor(ctx, L, lanesBottom); // under the marks, so a violation's red ring stays visible
   drawMessages(ctx, L, a, b, ppe, xEnd);
   drawEvents(ctx, L, a, b, ppe);
-  drawCursor(ctx, L, lanesBottom);
   ctx.restore();
 
   drawAxis(ctx, L, a, b, ppe, plotR);
@@ -807,12 +807,6 @@ function drawEvents(ctx, L, a, b, ppe) {
   const v = S.summary && S.summary.violation;
   if (v && typeof v.i === "number") {
     const x = xOf(L, v.i);
-    ctx.beginPath();
-    ctx.moveTo(x - 5, AXIS_H - 8);
-    ctx.lineTo(x + 5, AXIS_H - 8);
-    ctx.lineTo(x, AXIS_H);
-    ctx.closePath();
-    ctx.fill();
     ctx.globalAlpha = 0.35;
     ctx.fillRect(x - 0.75, AXIS_H, 1.5, L.top + L.lanes.length * L.laneH - AXIS_H);
     ctx.globalAlpha = 1;
@@ -912,6 +906,20 @@ function drawAxis(ctx, L, a, b, ppe, plotR) {
     ctx.fillText(e ? `${fmtT(e.t)} s` : "", x, 19);
   }
   ctx.stroke();
+  // the violation's event: a red triangle on the axis
+  const v = S.summary && S.summary.violation;
+  if (v && typeof v.i === "number") {
+    const x = xOf(L, v.i);
+    if (x >= GUTTER && x <= plotR + RIGHT_PAD) {
+      ctx.fillStyle = "#cf222e";
+      ctx.beginPath();
+      ctx.moveTo(x - 6, AXIS_H - 9);
+      ctx.lineTo(x + 6, AXIS_H - 9);
+      ctx.lineTo(x, AXIS_H);
+      ctx.closePath();
+      ctx.fill();
+    }
+  }
   ctx.textAlign = "left";
   ctx.fillStyle = "#6a737d";
   ctx.fillText("event", 6, 8);
