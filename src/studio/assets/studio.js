@@ -1624,6 +1624,8 @@ async function doBranch() {
   }
 }
 
+// Fields the chosen action does not use are dimmed, not hidden: they keep their place and
+// values, so switching actions does not move the form around.
 function updateBranchForm() {
   const type = $("branch-action").value;
   for (const lab of document.querySelectorAll("#branch-panel label[data-for]")) {
@@ -1769,6 +1771,11 @@ function wire() {
     scrubDone.diagram = false;
     scrubDone.panels = false;
     setCursor(S.scrubTarget, { sync: true });
+  }));
+  // a value set by script (or a keyboard change) without an input event
+  $("scrub").addEventListener("change", safe(() => {
+    const k = Number($("scrub").value);
+    if (k !== S.cursor) setCursor(k);
   }));
   $("next-node-btn").addEventListener("click", safe(() => {
     const k = Number($("next-node").value);
