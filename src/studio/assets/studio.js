@@ -551,8 +551,12 @@ function drawNow() {
   drawEvents(ctx, L, a, b, ppe);
   ctx.restore();
 
-  drawAxis(ctx, L, a, b, ppe, plotR);
   drawLaneLabels(ctx, L);
+  // the axis stays at the top of the scrolled lanes (tall, uncollapsed 100-node diagrams)
+  ctx.save();
+  ctx.translate(0, wrap.scrollTop);
+  drawAxis(ctx, L, a, b, ppe, plotR);
+  ctx.restore();
 
   S.rendered++;
   S.timings.draw = performance.now() - t0;
@@ -924,14 +928,14 @@ function drawAxis(ctx, L, a, b, ppe, plotR) {
   ctx.fillStyle = "#6a737d";
   ctx.fillText("event", 6, 8);
   ctx.fillText("time", 6, 19);
-  // cluster row caption
-  ctx.fillStyle = "#8c959f";
-  ctx.fillText("cluster", 6, AXIS_H + CLUSTER_H / 2);
 }
 
 function drawLaneLabels(ctx, L) {
   ctx.fillStyle = "#fff";
   ctx.fillRect(0, AXIS_H + CLUSTER_H, GUTTER - 2, L.height);
+  ctx.font = "11px system-ui, sans-serif";
+  ctx.fillStyle = "#8c959f";
+  ctx.fillText("cluster", 6, AXIS_H + CLUSTER_H / 2);
   ctx.textAlign = "left";
   const every = Math.max(1, Math.ceil(13 / L.laneH));
   const role = new Map(S.nodes.map((n) => [num(n.index), String(n.role ?? "")]));
@@ -1732,6 +1736,7 @@ function setupDiagram() {
     requestDraw();
   }, { passive: false });
   new ResizeObserver(() => requestDraw()).observe($("diagram-wrap"));
+  $("diagram-wrap").addEventListener("scroll", () => requestDraw(), { passive: true });
   $("divergence").addEventListener("click", (ev) => {
     const c = $("divergence");
     const r = c.getBoundingClientRect();
