@@ -36,6 +36,7 @@
 const CHUNK = 1000; // events per window request (the server caps a window at 5000)
 const MAX_PARALLEL = 4; // window requests in flight at once
 const STATE_CACHE = 256; // states at the cursor kept per execution
+const RETRY_MS = 3000; // a window whose request failed is asked again after this long
 const EVENT_KINDS = ["deliver", "timer", "input", "fault", "boot", "local", "conn", "peer"];
 const AXIS_H = 30; // top axis of the diagram (index ticks and their times)
 const CLUSTER_H = 16; // row for cluster-wide events (partition, heal: node null)
@@ -171,9 +172,8 @@ const caches = new Map(); // exec id -> cache
 function newCache(summary) {
   return {
     events: new Array(num(summary.events) + 2), // events[i] = Event
-    chunks: new Map(), // chunk index -> "loaded" | Promise
+    chunks: new Map(), // chunk index -> "loaded" | Promise | {failedAt} (retried after RETRY_MS)
     msgs: new Map(), // message id -> Msg
-    msgChunks: new Map(),
     msgKinds: new Set(),
     labels: new Set(),
     bands: null,
@@ -221,7 +221,10 @@ function loadChunk(c) {
   const exec = S.exec;
   const have = cache.chunks.get(c);
   if (have === "loaded") return Promise.resolve();
-  if (have) return have;
+  if (have && typeof have.then === "function") return have;
+  if (have && performance.now() - have.failedAt < RETRY_MS) {
+    return Promise.reject(new Error(`events ${chunkRange(c).join("..")} failed to load a moment ago`));
+  }
   const [a, b] = chunkRange(c);
   const p = runLimited(async () => {
     const [ev, ms] = await Promise.all([
@@ -248,7 +251,7 @@ function loadChunk(c) {
   });
   cache.chunks.set(c, p);
   p.catch((e) => {
-    if (cache.chunks.get(c) === p) cache.chunks.delete(c);
+    if (cache.chunks.get(c) === p) cache.chunks.set(c, { failedAt: performance.now() });
     reportError(e);
   }).then(() => {
     if (cache === S.cache) {
@@ -275,10 +278,15 @@ function ensureVisible() {
   const b = Math.ceil(S.viewStart + S.viewSpan) + CHUNK / 2;
   let all = true;
   for (const c of chunksFor(a, b)) {
-    if (S.cache.chunks.get(c) !== "loaded") {
+    const have = S.cache.chunks.get(c);
+    if (have !== "loaded") {
       const [ca, cb] = chunkRange(c);
       if (cb >= S.viewStart && ca <= S.viewStart + S.viewSpan) all = false;
-      loadChunk(c);
+      if (have && have.failedAt !== undefined) {
+        // asked again once the pause is over (the error is on the status bar meanwhile)
+        if (performance.now() - have.failedAt >= RETRY_MS) loadChunk(c).catch(() => {});
+        else setTimeout(requestDraw, RETRY_MS);
+      } else loadChunk(c).catch(() => {});
     }
   }
   return all;
