@@ -179,6 +179,7 @@ function newCache(summary) {
     bands: null,
     points: null,
     states: new Map(), // K -> state
+    stateReqs: new Map(), // K -> Promise of a state being fetched
   };
 }
 
@@ -300,15 +301,34 @@ async function eventAt(i) {
 }
 
 // ---------------------------------------------------------------------------------------
-// State at the cursor: one request at a time; while one is out, only the newest cursor waits.
+// State at the cursor: at most one request for the cursor at a time; while one is out, only
+// the newest cursor waits. When idle, the next event's state is fetched ahead, so stepping
+// forward shows the panels at once.
 let stateBusy = false;
 let statePending = null;
+function fetchState(cache, exec, k) {
+  let p = cache.stateReqs.get(k);
+  if (p) return p;
+  const t0 = performance.now();
+  p = api(`/api/executions/${exec}/state?at=${k}`)
+    .then((st) => {
+      S.timings.state = performance.now() - t0;
+      cache.states.set(k, st);
+      if (cache.states.size > STATE_CACHE) cache.states.delete(cache.states.keys().next().value);
+      return st;
+    })
+    .finally(() => cache.stateReqs.delete(k));
+  cache.stateReqs.set(k, p);
+  return p;
+}
+
 function requestState(k) {
   const cache = S.cache;
   if (!cache) return;
   const hit = cache.states.get(k);
   if (hit) {
     applyState(hit);
+    prefetchState();
     return;
   }
   if (stateBusy) {
@@ -316,27 +336,27 @@ function requestState(k) {
     return;
   }
   stateBusy = true;
-  const exec = S.exec;
-  const t0 = performance.now();
-  api(`/api/executions/${exec}/state?at=${k}`)
+  fetchState(cache, S.exec, k)
     .then((st) => {
-      S.timings.state = performance.now() - t0;
-      cache.states.set(k, st);
-      if (cache.states.size > STATE_CACHE) cache.states.delete(cache.states.keys().next().value);
       if (cache === S.cache && S.cursor === k) applyState(st);
     })
     .catch(reportError)
     .finally(() => {
       stateBusy = false;
-      if (statePending !== null) {
-        const p = statePending;
-        statePending = null;
-        if (cache === S.cache && p === S.cursor) requestState(p);
-      }
-      if (cache === S.cache && S.cursor !== k && !cache.states.has(S.cursor) && statePending === null) {
-        requestState(S.cursor);
-      }
+      statePending = null;
+      if (cache !== S.cache) return;
+      if (S.cursor !== k && !cache.states.has(S.cursor)) requestState(S.cursor);
+      else if (S.cursor !== k) applyState(cache.states.get(S.cursor));
+      else prefetchState();
     });
+}
+
+function prefetchState() {
+  const cache = S.cache;
+  const k = S.cursor + 1;
+  if (!cache || S.playing || stateBusy || k > S.total || cache.states.has(k) || cache.stateReqs.has(k)) return;
+  // a failed look-ahead is asked again, and reported, when the cursor gets there
+  fetchState(cache, S.exec, k).catch(() => {});
 }
 
 function applyState(st) {
