@@ -344,10 +344,14 @@ function requestState(k) {
     .finally(() => {
       stateBusy = false;
       statePending = null;
-      if (cache !== S.cache) return;
-      if (S.cursor !== k && !cache.states.has(S.cursor)) requestState(S.cursor);
-      else if (S.cursor !== k) applyState(cache.states.get(S.cursor));
-      else prefetchState();
+      // the cursor moved (or another execution was opened) while this was out
+      const now = S.cache;
+      if (!now) return;
+      if (now !== cache || S.cursor !== k) {
+        const hit = now.states.get(S.cursor);
+        if (hit) applyState(hit);
+        else requestState(S.cursor);
+      } else prefetchState();
     });
 }
 
@@ -692,8 +696,8 @@ function drawMessages(ctx, L, a, b, ppe, xEnd) {
       const seg = [xOf(L, s), yF, xOf(L, d), yT];
       push(byColour, col, seg);
       push(heads, col, seg);
-      if (String(m.id) === cursorMsg || s === S.cursor) highlight = highlight || [];
-      if (String(m.id) === cursorMsg) highlight.push([seg, col]);
+      // the cursor event's own message, and the messages it sends, drawn bold on top
+      if (String(m.id) === cursorMsg || s === S.cursor) (highlight = highlight || []).push([seg, col]);
     } else if (m.dropped) {
       if (s > hi || s < lo - 8) continue;
       const x0 = xOf(L, s);
