@@ -1580,26 +1580,30 @@ async function nextWhere(pred, what) {
   setStatus(`no ${what} after event ${S.cursor}`);
 }
 
+// The first event at or after time t: asks the server for time windows that grow from a
+// guess (about 50 events wide) until one holds an event or the run's end is passed.
 async function gotoTime(t) {
   if (!Number.isFinite(t)) throw new Error("go to t: type a number of seconds");
-  const end = num(S.summary.end_t);
+  const end = typeof S.summary.end_t === "number" ? S.summary.end_t : Infinity;
   if (t <= 0) return setCursor(0, { center: true });
   const exec = S.exec;
-  let w = Math.max(0.001, (end / Math.max(1, S.total)) * 50);
-  while (t + w / 2 <= end * 2 + 1) {
+  const span = Number.isFinite(end) && end > 0 ? end : 60;
+  let w = Math.max(0.001, (span / Math.max(1, S.total)) * 50);
+  for (let tries = 0; tries < 16 && t <= end; tries++) {
     const r = await api(`/api/executions/${exec}/events?t0=${t}&t1=${t + w}`);
     if (exec !== S.exec) return;
-    const evs = Array.isArray(r.events) ? r.events : [];
+    const evs = Array.isArray(r.events) ? r.events.filter((e) => e && typeof e.i === "number") : [];
     if (evs.length) {
-      setCursor(num(evs[0].i), { center: true });
-      setStatus(`t = ${t} s: event ${num(evs[0].i)} at t = ${fmtT(evs[0].t)} s`);
+      const first = evs.reduce((x, y) => (y.i < x.i ? y : x));
+      setCursor(first.i, { center: true });
+      setStatus(`t = ${t} s: event ${first.i} at t = ${fmtT(first.t)} s`);
       return;
     }
     if (t + w > end) break;
     w *= 4;
   }
   setCursor(S.total, { center: true });
-  setStatus(`t = ${t} s is after the last event (t = ${fmtT(end)} s)`);
+  setStatus(`no event at or after t = ${t} s (the run ends at t = ${Number.isFinite(end) ? fmtT(end) : "?"} s)`);
 }
 
 // ---------------------------------------------------------------------------------------
