@@ -507,6 +507,7 @@ fn failing_plan<A: App>(
         drops: Vec::new(),
         delays: Vec::new(),
         skips: Vec::new(),
+        duplicates: Vec::new(),
         schedule_until: None,
         settle: Duration::from_secs(10),
         loss_heals: true,

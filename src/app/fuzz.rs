@@ -199,13 +199,20 @@ impl TraceFile {
     /// Reads one written by [`TraceFile::save`].
     pub fn load(path: &Path) -> crate::Result<TraceFile> {
         let bytes = crate::error::read(path)?;
-        let t: TraceFile = rmp_serde::from_slice(&bytes).map_err(|e| {
-            crate::Error::decode(format!("{}: not a rasp trace file", path.display()), e)
-        })?;
+        Self::parse(&bytes, &path.display().to_string())
+    }
+
+    /// Reads the bytes of one written by [`TraceFile::save`] (an upload, say).
+    pub fn from_bytes(bytes: &[u8]) -> crate::Result<TraceFile> {
+        Self::parse(bytes, "the file")
+    }
+
+    fn parse(bytes: &[u8], what: &str) -> crate::Result<TraceFile> {
+        let t: TraceFile = rmp_serde::from_slice(bytes)
+            .map_err(|e| crate::Error::decode(format!("{what}: not a rasp trace file"), e))?;
         if t.version != TRACE_VERSION {
             return Err(crate::Error::Message(format!(
-                "{}: trace file version {} (this build reads {TRACE_VERSION})",
-                path.display(),
+                "{what}: trace file version {} (this build reads {TRACE_VERSION})",
                 t.version
             )));
         }

@@ -78,6 +78,7 @@
 pub mod builtin;
 pub mod check;
 pub mod fuzz;
+pub mod log;
 pub mod node;
 pub mod plan;
 pub mod shrink;
@@ -736,6 +737,9 @@ pub enum AppCommand<U: Args> {
     Replay(shrink::ReplayArgs),
     /// Shrink a trace file's failing execution to the events that matter; print its story.
     Shrink(shrink::ShrinkArgs),
+    /// Serve the studio: watch, step, scrub and branch an execution in the browser
+    /// (a seeded fuzz run, or a trace file with --trace).
+    Studio(crate::studio::StudioCmd<U>),
 }
 
 /// The flags stored in a trace file, parsed as `fuzz` parses them.
@@ -795,7 +799,10 @@ impl<A: App> Main<A> {
         };
         if matches!(
             cli.command,
-            AppCommand::Check(_) | AppCommand::Fuzz(_) | AppCommand::Shrink(_)
+            AppCommand::Check(_)
+                | AppCommand::Fuzz(_)
+                | AppCommand::Shrink(_)
+                | AppCommand::Studio(_)
         ) {
             init_tracing_at("warn");
         } else {
@@ -815,6 +822,13 @@ impl<A: App> Main<A> {
                     Err(e) => return crate::cli::config_error(e),
                 }
             }
+            AppCommand::Studio(c) => match &c.studio.trace {
+                Some(trace) => match fuzz::TraceFile::load(trace) {
+                    Ok(f) => Some(f),
+                    Err(e) => return crate::cli::config_error(e),
+                },
+                None => None,
+            },
             _ => None,
         };
         let from_file;
@@ -823,6 +837,7 @@ impl<A: App> Main<A> {
             (AppCommand::Node(c), _) => &c.user,
             (AppCommand::Fuzz(c), _) => &c.user,
             (AppCommand::Check(c), _) => &c.user,
+            (AppCommand::Studio(c), None) => &c.user,
             (_, Some(f)) => match user_args_from_words::<A::Args>(&f.args) {
                 Ok(u) => {
                     from_file = u;
@@ -842,6 +857,10 @@ impl<A: App> Main<A> {
             AppCommand::Fuzz(c) => fuzz::run_cmd(self.app, &c.fuzz),
             AppCommand::Replay(_) => fuzz::replay_cmd(self.app, &file.expect("loaded")),
             AppCommand::Shrink(a) => shrink::run_cmd(self.app, &file.expect("loaded"), &a),
+            AppCommand::Studio(c) => {
+                let (_, words) = fuzz::split_command_line("studio");
+                crate::studio::run_cmd(self.app, &c.studio, file.as_ref(), words)
+            }
         }
     }
 }

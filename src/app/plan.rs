@@ -250,6 +250,10 @@ pub struct Plan {
     /// it existed read `false` and replay as they were recorded (loss for the whole run).
     #[serde(default)]
     pub loss_heals: bool,
+    /// Remote messages delivered twice (the studio's hand-made duplications): one more copy
+    /// arrives a millisecond after the first, at any time of the run.
+    #[serde(default)]
+    pub duplicates: Vec<MsgId>,
 }
 
 /// A message delivered `by` later than the network model would deliver it ([`Plan::delays`]).
@@ -368,6 +372,7 @@ impl Plan {
             drops: Vec::new(),
             delays: Vec::new(),
             skips: Vec::new(),
+            duplicates: Vec::new(),
             schedule_until: None,
             settle: space.settle,
             loss_heals: true,
@@ -427,6 +432,8 @@ pub struct Collect {
     pub coverage: bool,
     /// The story (one line per meaningful event) and the delivered messages.
     pub story: bool,
+    /// The full event log ([`super::log::ExecLog`], what the studio shows).
+    pub log: bool,
 }
 
 /// One line of a run's story.
@@ -464,6 +471,8 @@ pub struct Outcome {
     pub unstoried: u64,
     /// With a trace to verify against: the result of the per-event hash check.
     pub verified: Option<Result<u64, String>>,
+    /// The event log ([`Collect::log`]).
+    pub log: Option<super::log::ExecLog>,
 }
 
 #[derive(Default)]
@@ -471,6 +480,7 @@ struct Watch {
     drops: BTreeSet<MsgId>,
     delays: BTreeMap<MsgId, Duration>,
     skips: BTreeSet<TimerFiring>,
+    duplicates: BTreeSet<MsgId>,
     /// The app's program, to render the contents of dataflow messages in the story.
     decoder: Option<rasp_dataflow::Program>,
     sent: BTreeMap<MsgId, (Time, Cause)>,
@@ -485,6 +495,7 @@ struct Watch {
     names: BTreeMap<u64, &'static str>,
     story: Vec<StoryLine>,
     storied: u64,
+    log: Option<super::log::LogBuilder>,
 }
 
 struct Hook(Rc<RefCell<Watch>>);
@@ -498,12 +509,27 @@ impl Schedule for Hook {
         let w = self.0.borrow();
         w.delays.get(id).copied().unwrap_or_default()
     }
+    fn duplicate(&mut self, id: &MsgId, _at: Time) -> bool {
+        self.0.borrow().duplicates.contains(id)
+    }
     fn fire(&mut self, id: &TimerFiring, _atom: AtomId, at: Time) -> bool {
         let w = self.0.borrow();
         at >= w.quiet || !w.skips.contains(id)
     }
     fn observe(&mut self, ev: &Observed<'_>) {
         let mut w = self.0.borrow_mut();
+        if w.log.is_some() {
+            let w = &mut *w;
+            let (names, decoder) = (&w.names, &w.decoder);
+            if let Some(log) = &mut w.log {
+                log.observe(ev, names, || match ev {
+                    Observed::Deliver { id, payload, .. } => {
+                        decoder.as_ref().and_then(|p| contents(p, id.kind, payload))
+                    }
+                    _ => None,
+                });
+            }
+        }
         match ev {
             Observed::Event {
                 class,
@@ -780,7 +806,7 @@ pub fn execute<A: App>(
     .map_err(|e| e.to_string())?;
     sim.halt_on_violation(true);
     let roles: Vec<Role> = (0..plan.nodes).map(|i| role(i, plan.servers)).collect();
-    let decoder = if collect.story {
+    let decoder = if collect.story || collect.log {
         let mut p = rasp_dataflow::Program::new(0);
         app.program(&mut p).ok().map(|_| p)
     } else {
@@ -790,10 +816,12 @@ pub fn execute<A: App>(
         drops: plan.drops.iter().copied().collect(),
         delays: plan.delays.iter().map(|d| (d.msg, d.by)).collect(),
         skips: plan.skips.iter().copied().collect(),
+        duplicates: plan.duplicates.iter().copied().collect(),
         decoder,
         quiet: at(plan.window()),
         roles: roles.clone(),
         collect,
+        log: collect.log.then(|| super::log::LogBuilder::new(plan)),
         ..Watch::default()
     }));
     sim.set_schedule(Box::new(Hook(watch.clone())));
@@ -893,7 +921,15 @@ pub fn execute<A: App>(
         if healing.is_some() {
             next = next.min(quiet);
         }
-        sim.run_until(next);
+        if collect.log {
+            sim.run_until_each(next, |s| {
+                if let Some(l) = watch.borrow_mut().log.as_mut() {
+                    l.after_event::<A>(s);
+                }
+            });
+        } else {
+            sim.run_until(next);
+        }
         if let Some(h) = healing.filter(|_| sim.now() >= quiet) {
             h.set(true);
         }
@@ -983,6 +1019,7 @@ pub fn execute<A: App>(
         timers: w.timers,
         unstoried: sim.events().saturating_sub(w.storied),
         verified,
+        log: w.log.map(|l| l.finish(plan, sim.violation().cloned())),
     })
 }
 

@@ -68,6 +68,7 @@ pub fn main() -> ExitCode {
                     crate::app::AppCommand::Check(_)
                         | crate::app::AppCommand::Fuzz(_)
                         | crate::app::AppCommand::Shrink(_)
+                        | crate::app::AppCommand::Studio(_)
                 )
             ) =>
         {

@@ -615,6 +615,7 @@ impl Platform for SimPlatform<'_> {
         let from = NodeId(self.node as u64);
         core.ensure_connection(self.node, ti);
         let (mut link_seq, mut kept, mut extra) = (u64::MAX, true, Duration::ZERO);
+        let mut twice = false;
         if let Some(h) = &mut core.hook {
             let n = h.seqs.entry((self.node, ti, env.kind.0)).or_insert(0);
             link_seq = *n;
@@ -628,6 +629,7 @@ impl Platform for SimPlatform<'_> {
             kept = h.schedule.keep(&id, core.now);
             if kept {
                 extra = h.schedule.delay(&id, core.now);
+                twice = h.schedule.duplicate(&id, core.now);
             }
         }
         if core.blocked(from, to) {
@@ -646,6 +648,10 @@ impl Platform for SimPlatform<'_> {
         if !kept {
             out.clear();
             core.count("sim.dropped_by_schedule");
+        }
+        if let (true, Some(&first)) = (twice, out.first()) {
+            // One more copy, a millisecond after the first (see `Schedule::duplicate`).
+            out.push(first + Duration::from_millis(1));
         }
         core.observe_send(from, to, env.kind, link_seq, kind_name, kept, out.len());
         match out.len() {
@@ -1365,6 +1371,24 @@ impl Sim {
                 break;
             }
             self.step_inner();
+        }
+        self.core.now = self.core.now.max(t);
+    }
+
+    /// [`Sim::run_until`], calling `each` after every event it processes (to watch a run
+    /// event by event: the studio's log). The run is the same as `run_until(t)`'s: same
+    /// events, same trace (the recorded input is the same `RunUntil(t)`).
+    pub fn run_until_each(&mut self, t: Time, mut each: impl FnMut(&Sim)) {
+        self.record(|| Input::RunUntil(t));
+        while let Some(at) = self.core.queue.peek_time() {
+            if at > t.0 || self.halted() {
+                break;
+            }
+            let before = self.core.events;
+            self.step_inner();
+            if self.core.events != before {
+                each(self);
+            }
         }
         self.core.now = self.core.now.max(t);
     }

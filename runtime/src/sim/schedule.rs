@@ -176,6 +176,12 @@ pub trait Schedule {
     fn delay(&mut self, _id: &MsgId, _at: Time) -> Duration {
         Duration::ZERO
     }
+    /// Whether the kept remote message `id` is delivered twice: one more copy arrives a
+    /// millisecond after the first the network model made (false by default; how the studio
+    /// duplicates a chosen message). A message the network model loses is not brought back.
+    fn duplicate(&mut self, _id: &MsgId, _at: Time) -> bool {
+        false
+    }
     /// Whether the timer firing `id` of `atom`, due at global time `at`, runs its callback
     /// (`false`: suppressed; a periodic timer is re-armed for its next period, a one-shot
     /// timer is gone, counted as `sim.timers_suppressed`). Request timeouts are not asked
