@@ -1399,7 +1399,8 @@ function refreshKindSelect() {
   for (const k of EVENT_KINDS) sel.append(el("option", { value: k, text: k }));
   if (labels.length) {
     const group = el("optgroup", { label: "label" });
-    for (const l of labels) group.append(el("option", { value: `label:${l}`, text: l }));
+    // labels name the fault in full (a partition lists every node): the option text is cut
+    for (const l of labels.slice(0, 80)) group.append(el("option", { value: `label:${l}`, text: l.length > 40 ? `${l.slice(0, 38)}…` : l, title: l }));
     sel.append(group);
   }
   if (prev) sel.value = prev;
@@ -1463,7 +1464,9 @@ async function switchExec(id, at) {
   S.filterNode = "all";
   S.collapsed = S.nodes.length >= 60;
   $("collapse").checked = S.collapsed;
-  $("exec-label").textContent = `#${S.exec} ${summary.label ?? ""} · ${S.total} events · ${fmtT(summary.end_t)} s · ${S.nodes.length} nodes`;
+  // a log cut short (the server logs a bounded number of events) says so
+  const cut = summary.truncated === true ? ` (log cut: ${typeof summary.events_run === "number" ? `${summary.events_run} events run` : "longer run"})` : "";
+  $("exec-label").textContent = `#${S.exec} ${summary.label ?? ""} · ${S.total} events${cut} · ${fmtT(summary.end_t)} s · ${S.nodes.length} nodes`;
   $("download").href = `/api/executions/${S.exec}/download`;
   $("download").setAttribute("download", `rasp-${S.exec}.json`);
   $("shiviz").href = `/api/executions/${S.exec}/shiviz`;
