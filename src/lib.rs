@@ -35,6 +35,7 @@ pub mod app;
 pub mod cli;
 pub mod error;
 pub mod http;
+pub mod studio;
 
 pub use app::{init_tracing, main, App, Invariant, Main, NoArgs, NodeCtx};
 pub use error::{Error, Result};
