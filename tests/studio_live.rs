@@ -409,12 +409,13 @@ fn the_token_is_sent_and_a_missing_one_shows_as_down() {
         .expect("studio= line");
     let (mut without, base) = start_studio(&h);
     let base_with = url.strip_suffix("/live").unwrap().to_string();
+    let id = json!(n.node_id.to_string());
     wait_for(
         &c,
         &base_with,
         Duration::from_secs(20),
         "up with the token",
-        |s| node(s, &h)["up"] == true && node(s, &h)["node_id"] == n.node_id.to_string(),
+        |s| node(s, &h)["up"] == true && node(s, &h)["node_id"] == id,
     );
     let (s, _) = wait_for(&c, &base, Duration::from_secs(20), "401 without", |s| {
         node(s, &h)["polls"].as_u64() > Some(0)
