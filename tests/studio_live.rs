@@ -344,7 +344,7 @@ fn lone_nodes_diverge_and_garbage_answers_show_as_down() {
             && node(s, &hb)["up"] == true
             && [&garbage, &silent, &closed]
                 .iter()
-                .all(|x| node(s, x)["up"] == false && node(s, x)["polls"].as_u64() > Some(0))
+                .all(|x| node(s, x)["up"] == false && node(s, x)["error"] != "no answer yet")
             && var_check(s, "cart").is_some_and(|v| v["replicas"] == 2)
     });
     let ch = &s["checks"];
@@ -418,7 +418,7 @@ fn the_token_is_sent_and_a_missing_one_shows_as_down() {
         |s| node(s, &h)["up"] == true && node(s, &h)["node_id"] == id,
     );
     let (s, _) = wait_for(&c, &base, Duration::from_secs(20), "401 without", |s| {
-        node(s, &h)["polls"].as_u64() > Some(0)
+        node(s, &h)["error"] != "no answer yet"
     });
     let e = node(&s, &h)["error"].as_str().unwrap_or("").to_string();
     assert_eq!(node(&s, &h)["up"], false);

@@ -255,11 +255,12 @@ pub struct NodeState {
     pub vars_held: usize,
     /// Message rates per kind (the first [`MAX_KINDS`] kinds by name), while up.
     pub rates: BTreeMap<String, Rate>,
-    /// Why it is down (its last error), if it is.
+    /// Why it is down (its last error, or [`NOT_POLLED`] before its first answer), if it is.
     pub error: Option<String>,
-    /// Polls made so far.
-    pub polls: u64,
 }
+
+/// The error of a node not polled yet.
+pub const NOT_POLLED: &str = "no answer yet";
 
 impl NodeState {
     /// A node not polled yet.
@@ -275,8 +276,7 @@ impl NodeState {
             vars: BTreeMap::new(),
             vars_held: 0,
             rates: BTreeMap::new(),
-            error: Some("no answer yet".into()),
-            polls: 0,
+            error: Some(NOT_POLLED.into()),
         }
     }
 }
@@ -422,7 +422,8 @@ pub fn checks(nodes: &[NodeState]) -> Checks {
 /// What the page draws: every attached node and the checks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
-    /// Bumped at each change of the rest.
+    /// Bumped at each change of the rest (a node up or down, a view, a value, a rate, a
+    /// check): a quiet cluster keeps its `seq`, and the stream sends no event for it.
     pub seq: u64,
     /// The poll interval, in milliseconds.
     pub interval_ms: u64,
@@ -882,7 +883,6 @@ async fn poll_loop(hub: Arc<Hub>, i: usize, target: Target, f: Fetcher, interval
         let now = Instant::now();
         hub.update(|nodes| {
             let n = &mut nodes[i];
-            n.polls += 1;
             match result {
                 Ok(fresh) => {
                     n.rates = match &prev {

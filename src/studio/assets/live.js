@@ -70,7 +70,7 @@
       parts.push(c.connected ? 'connected' : 'not connected');
       if (c.diverged.length) parts.push(`${c.diverged.length} diverged`);
       parts.push(`snapshot #${s.seq}`);
-      if (lastUpdate) parts.push(`updated ${fmtTime(lastUpdate)}`);
+      if (lastUpdate) parts.push(`last change ${fmtTime(lastUpdate)}`);
       cls += c.down.length || !c.connected || c.diverged.length ? ' bad' : ' ok';
     }
     if (live.stream !== 'open') {
