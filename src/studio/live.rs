@@ -17,7 +17,8 @@
 //! From `/metrics` (the Prometheus text of [`crate::http::metrics`]) the poller reads the
 //! message counters per kind (`rasp_messages_sent_total`, `rasp_messages_received_total`,
 //! `rasp_message_bytes_sent_total`, `rasp_message_bytes_received_total`) and derives a
-//! **rate per kind**: the counters' deltas over the time between two answers.
+//! **rate per kind**: the counters' deltas over the time between two answers at least
+//! [`RATE_WINDOW`] (or one interval) apart.
 //!
 //! After each poll the [`Snapshot`] of the cluster is recomputed with the checks Lasp's
 //! Sprinter made on the overlay (Meiklejohn et al., "Partisan: Scaling the Distributed Actor
@@ -82,6 +83,10 @@ pub const MAX_INTERVAL_MS: u64 = 60_000;
 /// Time-out of each request to a node (connecting, answering and reading the answer): a
 /// node that stops answering shows as down within one interval plus this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// Shortest span message rates are measured over (or the interval, if longer): over a
+/// shorter one, a slow answer followed by a quick one would turn two messages into a
+/// thousand per second.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Most nodes attached at once.
 pub const MAX_NODES: usize = 64;
 /// Most variables kept per node.
@@ -885,11 +890,20 @@ async fn poll_loop(hub: Arc<Hub>, i: usize, target: Target, f: Fetcher, interval
             let n = &mut nodes[i];
             match result {
                 Ok(fresh) => {
-                    n.rates = match &prev {
-                        Some((t, p)) => rates(p, &fresh.counters, (now - *t).as_secs_f64()),
-                        None => BTreeMap::new(),
-                    };
-                    prev = Some((now, fresh.counters));
+                    let window = interval.max(RATE_WINDOW);
+                    match &prev {
+                        // Too soon after the reading rates are taken from (a slow poll and
+                        // a quick one): the rates stand, the next poll measures a longer span.
+                        Some((t, _)) if now - *t < window => {}
+                        Some((t, p)) => {
+                            n.rates = rates(p, &fresh.counters, (now - *t).as_secs_f64());
+                            prev = Some((now, fresh.counters));
+                        }
+                        None => {
+                            n.rates = BTreeMap::new();
+                            prev = Some((now, fresh.counters));
+                        }
+                    }
                     n.up = true;
                     n.error = None;
                     n.node_id = Some(fresh.node_id);
