@@ -19,10 +19,13 @@
 //!   operation), simulated again from the start, so it is exact. Executions form a tree.
 //! - The page ([`server`]: `GET /`) asks the server for windows of events, so a long run
 //!   streams rather than loading whole. The HTTP API is documented in [`server`].
+//! - [`live`]: `rasp studio --attach ADDR,...`, the live view of a running cluster of real
+//!   nodes, drawn from each node's HTTP API ([`crate::http`]).
 //!
 //! The page is plain JavaScript modules and a canvas (no framework, no build step, no npm at
 //! run time: the assets are embedded in the binary); README "Studio" says why.
 
+pub mod live;
 pub mod server;
 pub mod shiviz;
 
