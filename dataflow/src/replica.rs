@@ -491,6 +491,9 @@ pub trait HasReplica: Atom {
 const VAR_KEY: &str = "df/var/";
 const LOST_KEY: &str = "df/lost/";
 const FIRED_KEY: &str = "df/fired/";
+/// Variables declared while the node runs (not by its program at boot): `df/decl/<id>` →
+/// the declarer's name of its type ([`Replica::remember_declaration`]).
+const DECL_KEY: &str = "df/decl/";
 
 /// The replicated grow-only set of the names of fired triggers (see the module docs).
 pub const FIRED_ID: &str = "__fired";
@@ -1302,6 +1305,65 @@ impl Replica {
             }
         }
         self.persist_dirty(ctx);
+    }
+
+    /// Records in the store that `id` was declared while the node runs, with `type_name`
+    /// (the declarer's name for its type, e.g. the JSON type name of the HTTP API), so that
+    /// the restarted node can declare it again before restoring its state
+    /// ([`Replica::declared_at_runtime`], [`Replica::restore_var`]). Without
+    /// [`ReplicaConfig::durable`] it stores nothing.
+    pub fn remember_declaration(
+        &mut self,
+        platform: &mut dyn Platform,
+        id: &str,
+        type_name: &str,
+    ) -> Result<(), StoreError> {
+        if !self.config.durable {
+            return Ok(());
+        }
+        platform.store_put(format!("{DECL_KEY}{id}").as_bytes(), type_name.as_bytes())
+    }
+
+    /// The variables [`Replica::remember_declaration`] recorded: (id, type name), in id order.
+    pub fn declared_at_runtime(
+        &self,
+        platform: &mut dyn Platform,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if !self.config.durable {
+            return Ok(Vec::new());
+        }
+        Ok(platform
+            .store_scan_prefix(DECL_KEY.as_bytes())?
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    String::from_utf8_lossy(&k[DECL_KEY.len()..]).into_owned(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
+            .collect())
+    }
+
+    /// Joins the stored state of `id` (a variable declared after the replica started, so not
+    /// restored at boot) into the program, and ships it like any change; whether there was
+    /// one. A record that does not decode is an error and changes nothing (it stays in the
+    /// store). Without [`ReplicaConfig::durable`], nothing.
+    pub fn restore_var(&mut self, platform: &mut dyn Platform, id: &str) -> Result<bool, String> {
+        if !self.config.durable {
+            return Ok(false);
+        }
+        let key = format!("{VAR_KEY}{id}");
+        let Some(bytes) = platform
+            .store_get(key.as_bytes())
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(false);
+        };
+        self.program
+            .apply_encoded(id, &bytes)
+            .map_err(|e| format!("the stored record {key} does not decode: {e}"))?;
+        self.absorb_changes(None);
+        Ok(true)
     }
 
     /// Writes every variable changed since the last write to the store now, instead of at

@@ -447,6 +447,45 @@ pub async fn start_with(
         streams: Arc::new(Semaphore::new(MAX_STREAMS)),
         skipped: Arc::new(AtomicU64::new(0)),
     };
+    if api.replica.is_some() {
+        // Variables declared over this API before a restart: declared again, their stored
+        // states restored, before the first request is answered.
+        let restored = api
+            .with_replica_on(|rep, types, platform| {
+                let mut out = Vec::new();
+                match rep.declared_at_runtime(platform) {
+                    Ok(decls) => {
+                        for (id, ty) in decls {
+                            let r = types
+                                .declare(rep.program_mut(), &id, &ty)
+                                .map_err(|e| e.to_string())
+                                .and_then(|_| rep.restore_var(platform, &id));
+                            out.push((id, r));
+                        }
+                    }
+                    Err(e) => out.push(("(the store)".into(), Err(e.to_string()))),
+                }
+                out
+            })
+            .await;
+        match restored {
+            Ok(list) => {
+                for (id, r) in list {
+                    match r {
+                        Ok(had) => {
+                            tracing::info!(var = %id, state_restored = had, "variable declared over HTTP before the restart, declared again")
+                        }
+                        Err(e) => {
+                            tracing::error!(var = %id, error = %e, "cannot declare again a variable declared over HTTP before the restart")
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e.message, "cannot restore the variables declared over HTTP")
+            }
+        }
+    }
     let app = router(api);
     println!("http={addr}");
     tracing::info!(%addr, "HTTP API listening");
@@ -638,12 +677,27 @@ async fn declare_var(
             )
         })?
         .to_string();
-    let (created, v) = api
-        .with_replica(move |rep, types| {
+    let (created, v, durable) = api
+        .with_replica_on(move |rep, types, platform| {
             let created = types.declare(rep.program_mut(), &id, &ty)?;
-            describe(rep.program(), types, &id).map(|v| (created, v))
+            let mut durable = Ok(());
+            if created {
+                // Remembered, so the restarted node declares it again; and what the store
+                // holds of it (from before a restart that forgot it) is joined back.
+                durable = rep
+                    .remember_declaration(platform, &id, &ty)
+                    .map_err(|e| e.to_string())
+                    .and_then(|()| rep.restore_var(platform, &id).map(|_| ()));
+            }
+            describe(rep.program(), types, &id).map(|v| (created, v, durable))
         })
         .await??;
+    if let Err(e) = durable {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the variable is declared here but its declaration is not durable: {e}"),
+        ));
+    }
     if created {
         tracing::info!(var = %v["id"], r#type = %v["type"], "variable declared over HTTP");
     }
