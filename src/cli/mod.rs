@@ -51,6 +51,9 @@ pub enum Command {
     AdCounter(Box<ad_counter::AdCounterCmd>),
     /// Talk to a running node's HTTP API: get, set, read (threshold), watch, declare, list
     Var(crate::http::client::VarArgs),
+    /// rasp studio in the browser: `--attach ADDR,...` draws a running cluster live (overlay,
+    /// checks, variables, message rates) from the nodes' HTTP APIs
+    Studio(crate::studio::live::LiveArgs),
 }
 
 /// Exit code for a bad configuration or usage (clap uses 2 too).
@@ -88,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Overlay(args) => overlay::run(args),
         Command::AdCounter(cmd) => ad_counter::run_cmd(*cmd),
         Command::Var(args) => crate::http::client::run(args),
+        Command::Studio(args) => crate::studio::live::run(args),
     }
 }
 

@@ -23,6 +23,7 @@
 //! The page is plain JavaScript modules and a canvas (no framework, no build step, no npm at
 //! run time: the assets are embedded in the binary); README "Studio" says why.
 
+pub mod live;
 pub mod server;
 pub mod shiviz;
 
