@@ -170,9 +170,15 @@ fn text_of(id: &str) -> String {
 /// Opens the studio page and waits for the first diagram frame; `window.studio` then.
 async fn open(c: &Client, url: &str) -> Value {
     c.goto(url).await.expect("open the studio");
-    wait_js(c, "the diagram drawn (window.studio.rendered > 0)", STUDIO, |v| {
-        v["rendered"].as_u64().is_some_and(|r| r > 0) && v["total"].as_u64().is_some_and(|t| t > 0)
-    })
+    wait_js(
+        c,
+        "the diagram drawn (window.studio.rendered > 0)",
+        STUDIO,
+        |v| {
+            v["rendered"].as_u64().is_some_and(|r| r > 0)
+                && v["total"].as_u64().is_some_and(|t| t > 0)
+        },
+    )
     .await
 }
 
@@ -241,7 +247,12 @@ fn studio(args: &[&str]) -> (Proc, String) {
     let mut p = Proc::spawn(cmd);
     let url = p
         .wait_line("studio=", Duration::from_secs(60))
-        .unwrap_or_else(|| panic!("no studio= line from rasp {args:?}; stderr:\n{}", p.stderr_text()));
+        .unwrap_or_else(|| {
+            panic!(
+                "no studio= line from rasp {args:?}; stderr:\n{}",
+                p.stderr_text()
+            )
+        });
     if let Some(l) = p.seen.iter().find(|l| l.starts_with("execution:")) {
         eprintln!("{l}");
     }
@@ -289,12 +300,21 @@ fn step_scrub_and_step_back_a_seeded_ad_counter_run() {
         let info0 = js(c, &text_of("cursor-info")).await;
         let cur0 = s["cursor"].as_u64().unwrap();
         click(c, "step").await;
-        let info1 = wait_js(c, "#cursor-info to change after a step", &text_of("cursor-info"), |v| {
-            *v != info0
-        })
+        let info1 = wait_js(
+            c,
+            "#cursor-info to change after a step",
+            &text_of("cursor-info"),
+            |v| *v != info0,
+        )
         .await;
         wait_at(c, cur0 + 1).await;
-        assert!(info1.as_str().unwrap().contains(&format!("event {}", cur0 + 1)), "{info1}");
+        assert!(
+            info1
+                .as_str()
+                .unwrap()
+                .contains(&format!("event {}", cur0 + 1)),
+            "{info1}"
+        );
 
         // Two cursors, two different variable tables.
         let early = (total / 10).max(3);
@@ -315,7 +335,12 @@ fn step_scrub_and_step_back_a_seeded_ad_counter_run() {
         click(c, "step-back").await;
         wait_at(c, total - 1).await;
         let info = js(c, &text_of("cursor-info")).await;
-        assert!(info.as_str().unwrap().contains(&format!("event {} ", total - 1)), "{info}");
+        assert!(
+            info.as_str()
+                .unwrap()
+                .contains(&format!("event {} ", total - 1)),
+            "{info}"
+        );
     });
 }
 
@@ -347,16 +372,19 @@ fn branch_by_dropping_a_message_in_flight() {
         let mut at = total / 3;
         let msg = loop {
             let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;
-            if let Some(m) = st["in_flight"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|m| m["kind"].as_str().is_some_and(|k| k.starts_with("dataflow/")))
-            {
+            if let Some(m) = st["in_flight"].as_array().unwrap().iter().find(|m| {
+                m["kind"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with("dataflow/"))
+            }) {
                 break m["id"].as_str().unwrap().to_string();
             }
             at += 1;
-            assert!(at < total, "no dataflow message in flight after event {}", total / 3);
+            assert!(
+                at < total,
+                "no dataflow message in flight after event {}",
+                total / 3
+            );
         };
         scrub(c, at).await;
         set(c, "branch-action", "drop").await;
@@ -375,7 +403,11 @@ fn branch_by_dropping_a_message_in_flight() {
         shot(c, "2-after-drop").await;
 
         // The API: the dropped message is marked, and the run differs later on.
-        let msgs = get(&base, &format!("/api/executions/{id}/messages?from={at}&to={}", total + 1000)).await;
+        let msgs = get(
+            &base,
+            &format!("/api/executions/{id}/messages?from=0&to={}", total + 1000),
+        )
+        .await;
         let m = msgs["messages"]
             .as_array()
             .unwrap()
@@ -412,7 +444,10 @@ fn branch_by_dropping_a_message_in_flight() {
         let vars_parent = js(c, &text_of("vars")).await;
         let info_parent = js(c, &text_of("cursor-info")).await;
         eprintln!("at {k}: parent {info_parent} / branch {info_child}");
-        assert_ne!(vars_child, vars_parent, "the page shows the same variables at event {k}");
+        assert_ne!(
+            vars_child, vars_parent,
+            "the page shows the same variables at event {k}"
+        );
     });
 }
 
@@ -427,46 +462,58 @@ fn branch_by_crashing_a_node_shows_it_down() {
         let total = s["total"].as_u64().unwrap();
         let at = total / 3;
         let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;
-        assert_eq!(st["nodes"][1]["up"], true, "node 1 is up at {at}: {st}");
+        // A node up at the cursor (the seeded run has faults of its own).
+        let n = st["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .find(|n| n["up"] == true)
+            .unwrap_or_else(|| panic!("no client up at {at}: {st}"))["index"]
+            .as_u64()
+            .unwrap();
         scrub(c, at).await;
         set(c, "branch-action", "crash").await;
-        set(c, "branch-node", "1").await;
+        set(c, "branch-node", &n.to_string()).await;
         set(c, "branch-ms", "3000").await;
         click(c, "branch-go").await;
         let id = wait_new_current(c, 1).await;
         // The crash event, then the node down in the API and on the page.
-        let ev = get(&base, &format!("/api/executions/{id}/events?from={at}&to={}", at + 5000)).await;
+        let ev = get(
+            &base,
+            &format!("/api/executions/{id}/events?from={at}&to={}", at + 5000),
+        )
+        .await;
         let crash = ev["events"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|e| e["kind"] == "fault" && e["node"] == 1 && e["label"] == "crash")
-            .unwrap_or_else(|| panic!("no crash of n1 after event {at}"))["i"]
+            .find(|e| e["kind"] == "fault" && e["node"] == n && e["label"] == "crash")
+            .unwrap_or_else(|| panic!("no crash of n{n} after event {at}"))["i"]
             .as_u64()
             .unwrap();
         let st = get(&base, &format!("/api/executions/{id}/state?at={crash}")).await;
-        assert_eq!(st["nodes"][1]["up"], false, "{st}");
+        assert_eq!(st["nodes"][n as usize]["up"], false, "{st}");
         scrub(c, crash).await;
-        let down = wait_js(
-            c,
-            "n1 shown down in #vars",
+        let down_js = format!(
             "const th = [...document.querySelectorAll('#vars thead th')].map(t => t.textContent); \
-             const cells = document.querySelectorAll('#vars td.down[data-node=\"1\"]').length; \
-             const others = document.querySelectorAll('#vars td.down:not([data-node=\"1\"])').length; \
-             return {th, cells, others};",
-            |v| {
-                v["cells"].as_u64().is_some_and(|n| n > 0)
-                    && v["others"] == 0
-                    && v["th"].as_array().unwrap().iter().any(|t| t.as_str().is_some_and(|t| t.starts_with("n1") && t.ends_with("(down)")))
-            },
-        )
+             const cells = document.querySelectorAll('#vars td.down[data-node=\"{n}\"]').length; \
+             return {{th, cells}};"
+        );
+        let down = wait_js(c, &format!("n{n} shown down in #vars"), &down_js, |v| {
+            v["cells"].as_u64().is_some_and(|k| k > 0)
+                && v["th"].as_array().unwrap().iter().any(|t| {
+                    t.as_str()
+                        .is_some_and(|t| t.starts_with(&format!("n{n} ")) && t.ends_with("(down)"))
+                })
+        })
         .await;
         eprintln!("down at {crash}: {down}");
         shot(c, "3-crashed").await;
         // Before the crash it was up.
         scrub(c, crash - 1).await;
-        let up = js(c, "return document.querySelectorAll('#vars td.down').length;").await;
-        assert_eq!(up, 0, "a node shown down before the crash");
+        let up = js(c, &down_js).await;
+        assert_eq!(up["cells"], 0, "n{n} shown down before the crash: {up}");
     });
 }
 
@@ -496,7 +543,10 @@ fn a_shrunk_zoo_trace_opens_at_its_violation() {
     let loaded = TraceFile::load(&found).unwrap();
     let min = dir.join("lww.min.trace");
     let (s, _) = shrink_to_file(&app, &loaded, Duration::from_secs(30), &min).unwrap();
-    eprintln!("fuzz run {run_i}: {v}; shrunk {} → {} events", s.events.0, s.events.1);
+    eprintln!(
+        "fuzz run {run_i}: {v}; shrunk {} → {} events",
+        s.events.0, s.events.1
+    );
     let file = TraceFile::load(&min).unwrap();
 
     // The zoo app is not in the `rasp` binary: its studio (the `--trace` road of
@@ -511,26 +561,42 @@ fn a_shrunk_zoo_trace_opens_at_its_violation() {
     let base = format!("http://127.0.0.1:{port}");
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < WAIT, "the zoo studio did not listen on {port}");
+        assert!(
+            start.elapsed() < WAIT,
+            "the zoo studio did not listen on {port}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     run(async move {
         let sum = get(&base, "/api/executions/0").await;
-        let vi = sum["violation"]["i"].as_u64().unwrap_or_else(|| panic!("no violation: {sum}"));
+        let vi = sum["violation"]["i"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no violation: {sum}"));
         let b = browser().await;
         let c = &b.c;
         open(c, &format!("{base}/")).await;
-        let text = wait_js(c, "#violation naming the invariant", &text_of("violation"), |v| {
-            v.as_str().is_some_and(|t| t.contains(lww::COUNTS))
-        })
+        let text = wait_js(
+            c,
+            "#violation naming the invariant",
+            &text_of("violation"),
+            |v| v.as_str().is_some_and(|t| t.contains(lww::COUNTS)),
+        )
         .await;
         eprintln!("#violation: {text}");
         shot(c, "4-violation").await;
         click(c, "jump-violation").await;
         wait_at(c, vi).await;
-        let ev = get(&base, &format!("/api/executions/0/events?from={vi}&to={vi}")).await;
+        let ev = get(
+            &base,
+            &format!("/api/executions/0/events?from={vi}&to={vi}"),
+        )
+        .await;
         assert_eq!(ev["events"][0]["violation"], true, "{ev}");
-        let tree = js(c, "return document.querySelectorAll('#tree .exec.violating').length;").await;
+        let tree = js(
+            c,
+            "return document.querySelectorAll('#tree .exec.violating').length;",
+        )
+        .await;
         assert_eq!(tree, 1, "the execution is marked violating in #tree");
         shot(c, "4-at-violation").await;
     });
@@ -544,7 +610,9 @@ fn http_of(n: &mut NodeProc) -> String {
 
 #[test]
 fn live_view_sees_a_killed_node_go_down() {
-    let dirs: Vec<_> = (0..3).map(|i| tempdir(&format!("browser-live{i}"))).collect();
+    let dirs: Vec<_> = (0..3)
+        .map(|i| tempdir(&format!("browser-live{i}")))
+        .collect();
     let hv = ["--membership", "hyparview"];
     let mut n0 = start_node(&dirs[0], &hv);
     let h0 = http_of(&mut n0);
@@ -565,7 +633,13 @@ fn live_view_sees_a_killed_node_go_down() {
             r.querySelector('td.state').textContent : null}));";
         wait_js(c, "three rows, each up", rows, |v| {
             let v = v.as_array().unwrap();
-            v.len() == 3 && v.iter().all(|r| r["state"] == "up" && r["cls"].as_str().is_some_and(|c| c.split(' ').any(|c| c == "up")))
+            v.len() == 3
+                && v.iter().all(|r| {
+                    r["state"] == "up"
+                        && r["cls"]
+                            .as_str()
+                            .is_some_and(|c| c.split(' ').any(|c| c == "up"))
+                })
         })
         .await;
         shot(c, "5-live-up").await;
@@ -573,14 +647,22 @@ fn live_view_sees_a_killed_node_go_down() {
         let killed = Instant::now();
         let v = wait_js(c, &format!("the row of {h2} with class down"), rows, |v| {
             v.as_array().unwrap().iter().any(|r| {
-                r["addr"] == h2.as_str() && r["cls"].as_str().is_some_and(|c| c.split(' ').any(|c| c == "down"))
+                r["addr"] == h2.as_str()
+                    && r["cls"]
+                        .as_str()
+                        .is_some_and(|c| c.split(' ').any(|c| c == "down"))
             })
         })
         .await;
         let took = killed.elapsed();
         eprintln!("killed node shown down on the page after {took:?}: {v}");
         assert!(took < Duration::from_secs(10), "down only after {took:?}");
-        let others = v.as_array().unwrap().iter().filter(|r| r["addr"] != h2.as_str() && r["state"] == "up").count();
+        let others = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["addr"] != h2.as_str() && r["state"] == "up")
+            .count();
         assert_eq!(others, 2, "{v}");
         shot(c, "5-live-down").await;
         drop(n0);
@@ -615,7 +697,10 @@ fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
         let c = &b.c;
         let s = open(c, &url).await;
         let total = s["total"].as_u64().unwrap();
-        let first = wait_js(c, "lastRenderMs (the first full render)", STUDIO, |v| v["lastRenderMs"].is_f64() || v["lastRenderMs"].is_u64()).await;
+        let first = wait_js(c, "lastRenderMs (the first full render)", STUDIO, |v| {
+            v["lastRenderMs"].is_f64() || v["lastRenderMs"].is_u64()
+        })
+        .await;
         let render = first["lastRenderMs"].as_f64().unwrap();
         assert!(render.is_finite() && render > 0.0, "{first}");
         eprintln!("events: {total}; time to first render: {render:.0} ms");
@@ -625,9 +710,12 @@ fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
             let target = total * k / 21;
             let prev = js(c, "return window.studio.lastScrubMs;").await;
             scrub(c, target).await;
-            let ms = wait_js(c, &format!("lastScrubMs for the scrub to {target}"), "return window.studio.lastScrubMs;", |v| {
-                v.as_f64().is_some() && *v != prev
-            })
+            let ms = wait_js(
+                c,
+                &format!("lastScrubMs for the scrub to {target}"),
+                "return window.studio.lastScrubMs;",
+                |v| v.as_f64().is_some() && *v != prev,
+            )
             .await
             .as_f64()
             .unwrap();
@@ -638,7 +726,10 @@ fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
         sorted.sort_by(f64::total_cmp);
         eprintln!(
             "scrub ms (20 steps): {:?}; median {:.1}, max {:.1}",
-            times.iter().map(|t| (t * 10.0).round() / 10.0).collect::<Vec<_>>(),
+            times
+                .iter()
+                .map(|t| (t * 10.0).round() / 10.0)
+                .collect::<Vec<_>>(),
             sorted[10],
             sorted[19]
         );
@@ -647,14 +738,38 @@ fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
         assert_eq!(js(c, "return 1 + 1;").await, 2);
         eprintln!("page answers a script in {:?}", t0.elapsed());
 
-        // Collapsed lanes at 100 nodes.
-        let r0 = js(c, "return window.studio.rendered;").await.as_u64().unwrap();
-        click(c, "collapse").await;
-        wait_js(c, "a redraw with #collapse checked", "return {checked: document.getElementById('collapse').checked, rendered: window.studio.rendered};", |v| {
-            v["checked"] == true && v["rendered"].as_u64().is_some_and(|r| r > r0)
-        })
+        // Collapsed lanes at 100 nodes: the page collapses them itself (60 nodes or more);
+        // unchecking #collapse draws full lanes, checking it again thin ones.
+        let collapse = "return {checked: document.getElementById('collapse').checked, \
+            rendered: window.studio.rendered};";
+        let v = js(c, collapse).await;
+        assert_eq!(v["checked"], true, "100 lanes open collapsed: {v}");
+        shot(c, "6-collapsed-default").await;
+        for want in [false, true] {
+            let r0 = js(c, "return window.studio.rendered;")
+                .await
+                .as_u64()
+                .unwrap();
+            click(c, "collapse").await;
+            wait_js(
+                c,
+                &format!(
+                    "a redraw with #collapse {}",
+                    if want { "checked" } else { "unchecked" }
+                ),
+                collapse,
+                |v| v["checked"] == want && v["rendered"].as_u64().is_some_and(|r| r > r0),
+            )
+            .await;
+            if !want {
+                shot(c, "6-expanded").await;
+            }
+        }
+        let lanes = js(
+            c,
+            "return document.querySelectorAll('#lanes input[data-lane]').length;",
+        )
         .await;
-        let lanes = js(c, "return document.querySelectorAll('#lanes input[data-lane]').length;").await;
         assert_eq!(lanes, 100, "one lane toggle per node");
         shot(c, "6-collapsed").await;
     });
