@@ -400,10 +400,12 @@ function setCursor(k, opts = {}) {
   const st = S.cache.states.get(k);
   if (st) applyState(st);
   else requestState(k);
-  renderDetail();
   scheduleHash();
+  // the diagram first: the details' DOM change would otherwise make the canvas's font
+  // setting wait for a style pass over the page
   if (opts.sync) drawNow();
   else requestDraw();
+  renderDetail();
 }
 
 // The address keeps the execution and the cursor (a reload comes back to the same event);
@@ -485,6 +487,28 @@ function computeLayout(canvasW, wrapH) {
 const xOf = (L, i) => GUTTER + ((i - S.viewStart) / S.viewSpan) * L.plotW;
 const iOf = (L, x) => S.viewStart + ((x - GUTTER) / L.plotW) * S.viewSpan;
 
+// Sizes of the diagram's box and the sparkline, kept by a ResizeObserver (and the scroll
+// position by a scroll listener): reading clientWidth right after the panels changed the DOM
+// would force a layout of the whole page on every frame (tens of ms with a 100-row table).
+const sizes = { boxes: new Map(), scrollTop: 0 };
+function boxSize(elem) {
+  let b = sizes.boxes.get(elem);
+  if (!b) {
+    b = { w: elem.clientWidth, h: elem.clientHeight };
+    sizes.boxes.set(elem, b);
+  }
+  return b;
+}
+const sizeObserver = new ResizeObserver((entries) => {
+  for (const e of entries) {
+    const box = e.contentBoxSize && e.contentBoxSize[0];
+    const w = box ? box.inlineSize : e.contentRect.width;
+    const h = box ? box.blockSize : e.contentRect.height;
+    sizes.boxes.set(e.target, { w: Math.floor(w), h: Math.floor(h) });
+  }
+  requestDraw();
+});
+
 function requestDraw() {
   if (S.drawQueued) return;
   S.drawQueued = true;
@@ -524,8 +548,8 @@ function drawNow() {
   if (!S.summary || !S.cache) return;
   const complete = ensureVisible();
   const dpr = window.devicePixelRatio || 1;
-  const cssW = wrap.clientWidth;
-  const L = computeLayout(cssW, wrap.clientHeight);
+  const { w: cssW, h: wrapH } = boxSize(wrap);
+  const L = computeLayout(cssW, wrapH);
   S.layout = L;
   if (canvas.width !== Math.round(cssW * dpr) || canvas.height !== Math.round(L.height * dpr)) {
     canvas.width = Math.round(cssW * dpr);
@@ -586,7 +610,7 @@ function drawNow() {
   drawLaneLabels(ctx, L);
   // the axis stays at the top of the scrolled lanes (tall, uncollapsed 100-node diagrams)
   ctx.save();
-  ctx.translate(0, wrap.scrollTop);
+  ctx.translate(0, sizes.scrollTop);
   drawAxis(ctx, L, a, b, ppe, plotR);
   ctx.restore();
 
@@ -1003,8 +1027,7 @@ function drawLaneLabels(ctx, L) {
 function drawDivergence() {
   const canvas = $("divergence");
   const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth;
-  const h = canvas.clientHeight;
+  const { w, h } = boxSize(canvas);
   if (!w || !h) return;
   if (canvas.width !== Math.round(w * dpr) || canvas.height !== Math.round(h * dpr)) {
     canvas.width = Math.round(w * dpr);
@@ -1356,7 +1379,11 @@ function renderViolation() {
 function renderBranchMsgs() {
   const sel = $("branch-msg");
   const prev = sel.value;
-  const list = S.state && Array.isArray(S.state.in_flight) ? S.state.in_flight : [];
+  const list = S.state && Array.isArray(S.state.in_flight) ? S.state.in_flight.filter((m) => m && m.id !== undefined) : [];
+  // the same messages in flight as at the last cursor: nothing to rebuild
+  const key = list.map((m) => String(m.id)).join("\n");
+  if (sel.dataset.key === key && sel.options.length) return;
+  sel.dataset.key = key;
   sel.replaceChildren();
   if (!list.length) sel.append(el("option", { value: "", text: "(no message in flight at the cursor)" }));
   for (const m of list) {
@@ -1399,7 +1426,8 @@ function refreshKindSelect() {
   for (const k of EVENT_KINDS) sel.append(el("option", { value: k, text: k }));
   if (labels.length) {
     const group = el("optgroup", { label: "label" });
-    for (const l of labels) group.append(el("option", { value: `label:${l}`, text: l }));
+    // labels name the fault in full (a partition lists every node): the option text is cut
+    for (const l of labels.slice(0, 80)) group.append(el("option", { value: `label:${l}`, text: l.length > 40 ? `${l.slice(0, 38)}…` : l, title: l }));
     sel.append(group);
   }
   if (prev) sel.value = prev;
@@ -1463,7 +1491,9 @@ async function switchExec(id, at) {
   S.filterNode = "all";
   S.collapsed = S.nodes.length >= 60;
   $("collapse").checked = S.collapsed;
-  $("exec-label").textContent = `#${S.exec} ${summary.label ?? ""} · ${S.total} events · ${fmtT(summary.end_t)} s · ${S.nodes.length} nodes`;
+  // a log cut short (the server logs a bounded number of events) says so
+  const cut = summary.truncated === true ? ` (log cut: ${typeof summary.events_run === "number" ? `${summary.events_run} events run` : "longer run"})` : "";
+  $("exec-label").textContent = `#${S.exec} ${summary.label ?? ""} · ${S.total} events${cut} · ${fmtT(summary.end_t)} s · ${S.nodes.length} nodes`;
   $("download").href = `/api/executions/${S.exec}/download`;
   $("download").setAttribute("download", `rasp-${S.exec}.json`);
   $("shiviz").href = `/api/executions/${S.exec}/shiviz`;
@@ -1771,8 +1801,12 @@ function setupDiagram() {
     clampView();
     requestDraw();
   }, { passive: false });
-  new ResizeObserver(() => requestDraw()).observe($("diagram-wrap"));
-  $("diagram-wrap").addEventListener("scroll", () => requestDraw(), { passive: true });
+  sizeObserver.observe($("diagram-wrap"));
+  sizeObserver.observe($("divergence"));
+  $("diagram-wrap").addEventListener("scroll", () => {
+    sizes.scrollTop = $("diagram-wrap").scrollTop;
+    requestDraw();
+  }, { passive: true });
   $("divergence").addEventListener("click", (ev) => {
     const c = $("divergence");
     const r = c.getBoundingClientRect();

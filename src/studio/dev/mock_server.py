@@ -17,6 +17,11 @@ prefix up to the cursor is identical and the rest differs, as in the real simula
 Python 3 standard library only. Usage:
     python3 src/studio/dev/mock_server.py [--port 8765]
 then open http://127.0.0.1:8765/
+
+With `--proxy http://127.0.0.1:PORT` (a running `<app> studio`), the synthetic executions are
+not made: the working tree's assets are served and every /api/ request is passed to that
+server, so the page can be changed and reloaded against a real execution without rebuilding
+the binary (which embeds the assets).
 """
 
 import argparse
@@ -27,6 +32,8 @@ import os
 import random
 import re
 import threading
+import urllib.error
+import urllib.request
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -506,6 +513,29 @@ def check_action(ex, a):
 
 
 STORE = None
+PROXY = None
+
+
+def forward(handler, method, body=None):
+    """Passes an /api/ request to the studio at PROXY and its answer back."""
+    req = urllib.request.Request(PROXY.rstrip("/") + handler.path, data=body, method=method)
+    ctype = handler.headers.get("Content-Type")
+    if ctype:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            code, headers, data = r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        code, headers, data = e.code, e.headers, e.read()
+    except OSError as e:
+        return handler.err(502, "the studio at %s does not answer: %s" % (PROXY, e))
+    handler.send_response(code)
+    for k in ("Content-Type", "Content-Disposition"):
+        if headers.get(k):
+            handler.send_header(k, headers[k])
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -559,6 +589,8 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(body)
             return
+        if PROXY and p.startswith("/api/"):
+            return forward(self, "GET")
         if p == "/api/executions":
             with STORE.lock:
                 return self.send_json(200, {"app": "todo",
@@ -624,6 +656,8 @@ class Handler(BaseHTTPRequestHandler):
         if length > 8 << 20:
             return self.err(413, "body too large")
         raw = self.rfile.read(length)
+        if PROXY and u.path.startswith("/api/"):
+            return forward(self, "POST", raw)
         try:
             body = json.loads(raw or b"null")
         except ValueError as e:
@@ -658,12 +692,19 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global STORE
+    global STORE, PROXY
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--proxy", metavar="URL", help="pass /api/ to this running studio")
     args = ap.parse_args()
-    STORE = Store()
     srv = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.proxy:
+        PROXY = args.proxy
+        print("assets of the working tree on http://127.0.0.1:%d/, /api/ from %s" % (
+            args.port, PROXY), flush=True)
+        srv.serve_forever()
+        return
+    STORE = Store()
     print("mock studio on http://127.0.0.1:%d/ (%s)" % (args.port, ", ".join(
         "%d: %s, %d events" % (e.id, e.label, len(e.events)) for e in STORE.execs)), flush=True)
     srv.serve_forever()
