@@ -21,7 +21,8 @@
 //! The `rasp` binary (see `rasp --help`) runs nodes and demos; its commands live in [`cli`].
 //! Every node serves an HTTP API ([`http`]): its variables (get, declare, update, threshold
 //! reads, watch), its overlay, its health and Prometheus metrics; `rasp var` is its
-//! command-line client.
+//! command-line client, and `rasp studio --attach` draws a running cluster from these APIs in
+//! the browser ([`studio`]).
 //!
 //! # Features
 //!

@@ -234,6 +234,27 @@ fn studio_follows_three_real_nodes_and_sees_a_killed_one_go_down() {
         post(&c, &h1, "cart", json!({ "add": format!("item-{k}") }));
     });
     assert_eq!(events[0]["nodes"].as_array().unwrap().len(), 3);
+    // Updates make replication traffic: some kind's rate goes above zero.
+    let start = Instant::now();
+    loop {
+        post(&c, &h1, "cart", json!({"add": "bread"}));
+        std::thread::sleep(Duration::from_millis(150));
+        let s = snapshot(&c, &base);
+        let busy = s["nodes"].as_array().unwrap().iter().any(|n| {
+            n["rates"]
+                .as_object()
+                .unwrap()
+                .values()
+                .any(|r| r["sent"].as_f64() > Some(0.0))
+        });
+        if busy {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "no rate above zero: {s:#}"
+        );
+    }
 
     // SIGKILL node 2: down within 5 s, with its error; the checks follow.
     n2.proc.child.kill().unwrap();
@@ -323,7 +344,7 @@ fn lone_nodes_diverge_and_garbage_answers_show_as_down() {
             && node(s, &hb)["up"] == true
             && [&garbage, &silent, &closed]
                 .iter()
-                .all(|x| node(s, x)["up"] == false && node(s, x)["polls"].as_u64() > Some(0))
+                .all(|x| node(s, x)["up"] == false && node(s, x)["error"] != "no answer yet")
             && var_check(s, "cart").is_some_and(|v| v["replicas"] == 2)
     });
     let ch = &s["checks"];
@@ -361,6 +382,54 @@ fn lone_nodes_diverge_and_garbage_answers_show_as_down() {
         .expect("studio exits on SIGINT");
     assert!(st.success(), "{st:?}");
     assert!(!studio.stderr_text().contains("panicked"));
+}
+
+#[test]
+fn the_token_is_sent_and_a_missing_one_shows_as_down() {
+    let dir = tempdir("studio-token");
+    let token = dir.join("token");
+    std::fs::write(&token, "s3cret\n").unwrap();
+    let tok = token.to_str().unwrap();
+    let mut n = start_node(&dir.join("node"), &["--http-token-file", tok]);
+    let h = http_of(&mut n);
+    let c = client();
+    let mut with = rasp();
+    with.args([
+        "studio",
+        "--attach",
+        &h,
+        "--interval-ms",
+        "200",
+        "--token-file",
+        tok,
+    ]);
+    let mut with = Proc::spawn(with);
+    let url = with
+        .wait_line("studio=", START_TIMEOUT)
+        .expect("studio= line");
+    let (mut without, base) = start_studio(&h);
+    let base_with = url.strip_suffix("/live").unwrap().to_string();
+    let id = json!(n.node_id.to_string());
+    wait_for(
+        &c,
+        &base_with,
+        Duration::from_secs(20),
+        "up with the token",
+        |s| node(s, &h)["up"] == true && node(s, &h)["node_id"] == id,
+    );
+    let (s, _) = wait_for(&c, &base, Duration::from_secs(20), "401 without", |s| {
+        node(s, &h)["error"] != "no answer yet"
+    });
+    let e = node(&s, &h)["error"].as_str().unwrap_or("").to_string();
+    assert_eq!(node(&s, &h)["up"], false);
+    assert!(e.contains("401") && e.contains("bearer token"), "{e}");
+    with.signal("TERM");
+    without.signal("TERM");
+    assert!(with.wait_exit(Duration::from_secs(10)).unwrap().success());
+    assert!(without
+        .wait_exit(Duration::from_secs(10))
+        .unwrap()
+        .success());
 }
 
 fn studio_exit(args: &[&str]) -> (Option<i32>, String) {

@@ -17,7 +17,8 @@
 //! From `/metrics` (the Prometheus text of [`crate::http::metrics`]) the poller reads the
 //! message counters per kind (`rasp_messages_sent_total`, `rasp_messages_received_total`,
 //! `rasp_message_bytes_sent_total`, `rasp_message_bytes_received_total`) and derives a
-//! **rate per kind**: the counters' deltas over the time between two answers.
+//! **rate per kind**: the counters' deltas over the time between two answers at least
+//! [`RATE_WINDOW`] (or one interval) apart.
 //!
 //! After each poll the [`Snapshot`] of the cluster is recomputed with the checks Lasp's
 //! Sprinter made on the overlay (Meiklejohn et al., "Partisan: Scaling the Distributed Actor
@@ -82,6 +83,10 @@ pub const MAX_INTERVAL_MS: u64 = 60_000;
 /// Time-out of each request to a node (connecting, answering and reading the answer): a
 /// node that stops answering shows as down within one interval plus this.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(1);
+/// Shortest span message rates are measured over (or the interval, if longer): over a
+/// shorter one, a slow answer followed by a quick one would turn two messages into a
+/// thousand per second.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 /// Most nodes attached at once.
 pub const MAX_NODES: usize = 64;
 /// Most variables kept per node.
@@ -255,11 +260,12 @@ pub struct NodeState {
     pub vars_held: usize,
     /// Message rates per kind (the first [`MAX_KINDS`] kinds by name), while up.
     pub rates: BTreeMap<String, Rate>,
-    /// Why it is down (its last error), if it is.
+    /// Why it is down (its last error, or [`NOT_POLLED`] before its first answer), if it is.
     pub error: Option<String>,
-    /// Polls made so far.
-    pub polls: u64,
 }
+
+/// The error of a node not polled yet.
+pub const NOT_POLLED: &str = "no answer yet";
 
 impl NodeState {
     /// A node not polled yet.
@@ -275,8 +281,7 @@ impl NodeState {
             vars: BTreeMap::new(),
             vars_held: 0,
             rates: BTreeMap::new(),
-            error: Some("no answer yet".into()),
-            polls: 0,
+            error: Some(NOT_POLLED.into()),
         }
     }
 }
@@ -422,7 +427,8 @@ pub fn checks(nodes: &[NodeState]) -> Checks {
 /// What the page draws: every attached node and the checks.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Snapshot {
-    /// Bumped at each change of the rest.
+    /// Bumped at each change of the rest (a node up or down, a view, a value, a rate, a
+    /// check): a quiet cluster keeps its `seq`, and the stream sends no event for it.
     pub seq: u64,
     /// The poll interval, in milliseconds.
     pub interval_ms: u64,
@@ -882,14 +888,22 @@ async fn poll_loop(hub: Arc<Hub>, i: usize, target: Target, f: Fetcher, interval
         let now = Instant::now();
         hub.update(|nodes| {
             let n = &mut nodes[i];
-            n.polls += 1;
             match result {
                 Ok(fresh) => {
-                    n.rates = match &prev {
-                        Some((t, p)) => rates(p, &fresh.counters, (now - *t).as_secs_f64()),
-                        None => BTreeMap::new(),
-                    };
-                    prev = Some((now, fresh.counters));
+                    let window = interval.max(RATE_WINDOW);
+                    match &prev {
+                        // Too soon after the reading rates are taken from (a slow poll and
+                        // a quick one): the rates stand, the next poll measures a longer span.
+                        Some((t, _)) if now - *t < window => {}
+                        Some((t, p)) => {
+                            n.rates = rates(p, &fresh.counters, (now - *t).as_secs_f64());
+                            prev = Some((now, fresh.counters));
+                        }
+                        None => {
+                            n.rates = BTreeMap::new();
+                            prev = Some((now, fresh.counters));
+                        }
+                    }
                     n.up = true;
                     n.error = None;
                     n.node_id = Some(fresh.node_id);

@@ -27,6 +27,13 @@
 
   let lastUpdate = null;
 
+  // When every attached node is on one host, tables name nodes by `:port` alone.
+  const hostOf = (addr) => addr.slice(0, addr.lastIndexOf(':'));
+  let commonHost = null;
+  function label(addr) {
+    return commonHost !== null && hostOf(addr) === commonHost ? addr.slice(commonHost.length) : addr;
+  }
+
   function apply(snap) {
     if (live.snapshot && live.snapshot.seq === snap.seq) return;
     live.snapshot = snap;
@@ -40,6 +47,11 @@
     renderStatus();
     if (!s) return;
     const isolated = new Set(s.checks.isolated);
+    const hosts = new Set(s.nodes.map((n) => hostOf(n.addr)));
+    commonHost = hosts.size === 1 && s.nodes.length > 1 ? [...hosts][0] : null;
+    document.querySelectorAll('.host-hint').forEach((e) => {
+      e.textContent = commonHost !== null ? `nodes on ${commonHost}, by port` : '';
+    });
     renderGraph(s, isolated);
     renderChecks(s);
     renderNodes(s, isolated);
@@ -58,7 +70,7 @@
       parts.push(c.connected ? 'connected' : 'not connected');
       if (c.diverged.length) parts.push(`${c.diverged.length} diverged`);
       parts.push(`snapshot #${s.seq}`);
-      if (lastUpdate) parts.push(`updated ${fmtTime(lastUpdate)}`);
+      if (lastUpdate) parts.push(`last change ${fmtTime(lastUpdate)}`);
       cls += c.down.length || !c.connected || c.diverged.length ? ' bad' : ' ok';
     }
     if (live.stream !== 'open') {
@@ -203,20 +215,29 @@
     const byId = new Map(s.nodes.filter((n) => n.node_id).map((n) => [n.node_id, n]));
     const rows = s.nodes.map((node) => {
       const total = Object.values(node.rates).reduce((t, r) => t + r.sent + r.received, 0);
-      const neigh = node.neighbours.map((id) => (byId.has(id) ? byId.get(id).addr : shortId(id)));
+      const neigh = node.neighbours.map((id) => (byId.has(id) ? label(byId.get(id).addr) : shortId(id)));
       const cls = [node.up ? 'up' : 'down', node.up && isolated.has(node.addr) ? 'isolated' : ''].join(' ').trim();
       const held = node.vars_held > Object.keys(node.vars).length
         ? `${node.vars_held} (first ${Object.keys(node.vars).length} shown)` : String(node.vars_held);
-      return el('tr', { 'data-addr': node.addr, class: cls }, [
+      const head = [
         el('td', { class: 'state', text: node.up ? 'up' : 'down' }),
         el('td', { class: 'addr', text: node.addr }),
         el('td', { class: 'ids nodeid', text: node.node_id || '?', title: node.node_id || '' }),
+      ];
+      if (!node.up) {
+        // A down node has no live view: its error takes the rest of the row.
+        return el('tr', { 'data-addr': node.addr, class: cls }, [
+          ...head,
+          el('td', { class: 'error', colspan: '5', text: node.error ? clip(node.error, 240) : '', title: node.error || '' }),
+        ]);
+      }
+      return el('tr', { 'data-addr': node.addr, class: cls }, [
+        ...head,
         el('td', { text: node.mode || '' }),
-        el('td', { class: 'ids neigh' }, node.up ? neigh.map((a) => el('span', { text: a })) : []),
-        el('td', { class: 'num', text: node.up ? String(node.passive.length) : '' }),
+        el('td', { class: 'ids neigh' }, neigh.length ? neigh.map((a) => el('span', { text: a })) : ['none']),
+        el('td', { class: 'num', text: String(node.passive.length) }),
         el('td', { class: 'num', text: held }),
-        el('td', { class: 'num', text: node.up ? fmtRate(total) : '' }),
-        el('td', { class: 'error', text: node.error ? clip(node.error, 160) : '', title: node.error || '' }),
+        el('td', { class: 'num', text: fmtRate(total) }),
       ]);
     });
     tbody.replaceChildren(...rows);
@@ -234,7 +255,7 @@
     table.tHead.replaceChildren(el('tr', {}, [
       el('th', { text: 'variable' }),
       el('th', { text: 'type' }),
-      ...s.nodes.map((n) => el('th', { class: n.up ? '' : 'down', text: n.up ? n.addr : `${n.addr} (down)` })),
+      ...s.nodes.map((n) => el('th', { class: n.up ? '' : 'down', title: n.addr, text: n.up ? label(n.addr) : `${label(n.addr)} (down)` })),
       el('th', { text: 'replicas' }),
     ]));
     const rows = ids.map((id) => {
@@ -254,7 +275,7 @@
       else verdict = el('td', { class: 'verdict diverged', text: `diverged: ${chk.differing.length} of ${chk.replicas} differ` });
       return el('tr', { 'data-var': id }, [
         el('td', { class: 'var', text: id }),
-        el('td', { text: holder ? holder.vars[id].type + (holder.vars[id].derived ? ' (derived)' : '') : '' }),
+        el('td', { class: 'type', text: holder ? holder.vars[id].type + (holder.vars[id].derived ? ' (derived)' : '') : '' }),
         ...cells,
         verdict,
       ]);
@@ -275,7 +296,7 @@
     const max = Math.max(...kinds.map(total), 1);
     const head = el('tr', {}, [
       el('th', { text: 'kind' }),
-      ...up.map((n) => el('th', { text: n.addr })),
+      ...up.map((n) => el('th', { title: n.addr, text: label(n.addr) })),
       el('th', { text: 'total msg/s' }),
       el('th', { text: '' }),
     ]);
