@@ -1,0 +1,776 @@
+//! rasp studio in a real browser: Debian's Chromium (headless) driven through ChromeDriver
+//! with `fantoccini` (the W3C WebDriver protocol), against real studio processes
+//! (`rasp ad-counter studio`, `rasp studio --attach`) and, for a zoo app the `rasp` binary
+//! does not hold, the studio's own `--trace` road in this process.
+//!
+//! The page's stable element ids are listed at the top of `src/studio/assets/studio.js` and
+//! in `src/studio/assets/live.html`; the JSON API in `src/studio/server.rs`. Screenshots of
+//! every key step go to `target/studio-artifacts/`.
+//!
+//! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
+//! `chromium-driver`; `.ci/run` installs them): without them the tests fail, naming the
+//! packages. Run: `cargo test --release --test studio_browser -- --test-threads 1`.
+
+#[path = "net_common/mod.rs"]
+mod common;
+#[path = "zoo/lww.rs"]
+mod lww;
+
+use common::{rasp, start_node, tempdir, NodeProc, Proc, START_TIMEOUT};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use std::future::Future;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long any one wait for the page may take.
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A free loopback port (bound, read, released).
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    l.local_addr().unwrap().port()
+}
+
+/// A child in its own process group, killed with the whole group on drop (ChromeDriver
+/// starts Chromium, which starts its renderers: all go, also when a test panics).
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-KILL")
+            .arg(format!("-{}", self.0.id()))
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A headless Chromium session and its ChromeDriver.
+struct Browser {
+    c: Client,
+    _driver: Group,
+}
+
+/// Starts ChromeDriver on a free port and a headless Chromium session in it.
+async fn browser() -> Browser {
+    for (bin, pkg) in [(CHROMIUM, "chromium"), (CHROMEDRIVER, "chromium-driver")] {
+        assert!(
+            Path::new(bin).exists(),
+            "{bin} is missing: these tests need Debian's `chromium` and `chromium-driver` \
+             packages (apt-get install -y chromium chromium-driver; `{pkg}` holds {bin})"
+        );
+    }
+    let port = free_port();
+    let driver = Command::new(CHROMEDRIVER)
+        .arg(format!("--port={port}"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .expect("start chromedriver");
+    let driver = Group(driver);
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < WAIT,
+            "chromedriver did not listen on 127.0.0.1:{port} within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": CHROMIUM,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--window-size=1600,1000", "--disable-dev-shm-usage"],
+        }),
+    );
+    let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a Chromium session through chromedriver");
+    Browser { c, _driver: driver }
+}
+
+/// Runs an async test body on a fresh runtime.
+fn run<F: Future<Output = ()>>(f: F) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn artifacts() -> PathBuf {
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target dir")
+        .join("studio-artifacts");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Saves a screenshot as `target/studio-artifacts/<name>.png`.
+async fn shot(c: &Client, name: &str) {
+    let png = c.screenshot().await.expect("screenshot");
+    let p = artifacts().join(format!("{name}.png"));
+    std::fs::write(&p, png).unwrap();
+    eprintln!("screenshot: {}", p.display());
+}
+
+/// Runs `script` (a function body with `return`) in the page.
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![])
+        .await
+        .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+}
+
+/// Polls `script` until `ok` holds for its value, up to [`WAIT`]; fails saying what was
+/// expected, the last value and the page's status line.
+async fn wait_js(c: &Client, what: &str, script: &str, ok: impl Fn(&Value) -> bool) -> Value {
+    let start = Instant::now();
+    loop {
+        let v = js(c, script).await;
+        if ok(&v) {
+            return v;
+        }
+        if start.elapsed() > WAIT {
+            let status = js(
+                c,
+                "const s = document.getElementById('status') || document.getElementById('live-status'); \
+                 return s ? s.textContent : null;",
+            )
+            .await;
+            panic!("expected {what} within {WAIT:?}; the page showed {v} (status line: {status})");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The studio's `window.studio` fields.
+const STUDIO: &str = "const s = window.studio; return s ? {exec: s.exec, cursor: s.cursor, \
+    total: s.total, rendered: s.rendered, lastRenderMs: s.lastRenderMs, \
+    lastScrubMs: s.lastScrubMs} : null;";
+
+fn text_of(id: &str) -> String {
+    format!("const e = document.getElementById('{id}'); return e ? e.innerText : null;")
+}
+
+/// Opens the studio page and waits for the first diagram frame; `window.studio` then.
+async fn open(c: &Client, url: &str) -> Value {
+    c.goto(url).await.expect("open the studio");
+    wait_js(
+        c,
+        "the diagram drawn (window.studio.rendered > 0)",
+        STUDIO,
+        |v| {
+            v["rendered"].as_u64().is_some_and(|r| r > 0)
+                && v["total"].as_u64().is_some_and(|t| t > 0)
+        },
+    )
+    .await
+}
+
+/// Moves the cursor as a user dragging the slider does (value, then an `input` event) and
+/// waits until the cursor and the variables panel are at `k`.
+async fn scrub(c: &Client, k: u64) {
+    js(
+        c,
+        &format!(
+            "const s = document.getElementById('scrub'); s.value = '{k}'; \
+             s.dispatchEvent(new Event('input', {{bubbles: true}})); return true;"
+        ),
+    )
+    .await;
+    wait_at(c, k).await;
+}
+
+/// Waits until the cursor is at `k` and the variables panel shows the state after `k`.
+async fn wait_at(c: &Client, k: u64) {
+    wait_js(
+        c,
+        &format!("the cursor and the variables panel at event {k}"),
+        "return {cursor: window.studio.cursor, at: document.getElementById('vars-at').textContent};",
+        |v| v["cursor"] == k && v["at"].as_str().is_some_and(|a| a.starts_with(&format!("(event {k},"))),
+    )
+    .await;
+}
+
+/// Sets a `<select>` or `<input>` and fires `change` and `input`.
+async fn set(c: &Client, id: &str, value: &str) {
+    let ok = js(
+        c,
+        &format!(
+            "const e = document.getElementById('{id}'); if (!e) return false; e.value = {v}; \
+             e.dispatchEvent(new Event('input', {{bubbles: true}})); \
+             e.dispatchEvent(new Event('change', {{bubbles: true}})); return e.value === {v};",
+            v = json!(value)
+        ),
+    )
+    .await;
+    assert_eq!(ok, true, "#{id} does not take the value {value:?}");
+}
+
+async fn click(c: &Client, id: &str) {
+    c.find(Locator::Id(id))
+        .await
+        .unwrap_or_else(|e| panic!("#{id} not on the page: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("click #{id}: {e}"));
+}
+
+/// The studio's JSON API.
+async fn get(base: &str, path: &str) -> Value {
+    let r = reqwest::get(format!("{base}{path}"))
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    assert!(r.status().is_success(), "GET {path}: {}", r.status());
+    serde_json::from_str(&r.text().await.unwrap()).unwrap()
+}
+
+/// A studio process: `rasp <args>`, its URL from the `studio=` line.
+fn studio(args: &[&str]) -> (Proc, String) {
+    let mut cmd = rasp();
+    cmd.args(args);
+    let mut p = Proc::spawn(cmd);
+    let url = p
+        .wait_line("studio=", Duration::from_secs(60))
+        .unwrap_or_else(|| {
+            panic!(
+                "no studio= line from rasp {args:?}; stderr:\n{}",
+                p.stderr_text()
+            )
+        });
+    if let Some(l) = p.seen.iter().find(|l| l.starts_with("execution:")) {
+        eprintln!("{l}");
+    }
+    (p, url)
+}
+
+/// A small seeded ad-counter run: one server, three clients, a few ads.
+const SMALL: &[&str] = &[
+    "ad-counter",
+    "studio",
+    "--seed",
+    "1",
+    "--nodes",
+    "4",
+    "--servers",
+    "1",
+    "--membership",
+    "client-server",
+    "--horizon-s",
+    "3",
+    "--settle-s",
+    "5",
+    "--ads-per-vendor",
+    "1",
+    "--threshold",
+    "20",
+];
+
+fn base_of(url: &str) -> String {
+    url.trim_end_matches('/').to_string()
+}
+
+#[test]
+fn step_scrub_and_step_back_a_seeded_ad_counter_run() {
+    let (_p, url) = studio(SMALL);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+        eprintln!("{total} events; first render at {} ms", s["lastRenderMs"]);
+        assert!(total > 20, "{s}");
+        shot(c, "1-opened").await;
+
+        let info0 = js(c, &text_of("cursor-info")).await;
+        let cur0 = s["cursor"].as_u64().unwrap();
+        click(c, "step").await;
+        let info1 = wait_js(
+            c,
+            "#cursor-info to change after a step",
+            &text_of("cursor-info"),
+            |v| *v != info0,
+        )
+        .await;
+        wait_at(c, cur0 + 1).await;
+        assert!(
+            info1
+                .as_str()
+                .unwrap()
+                .contains(&format!("event {}", cur0 + 1)),
+            "{info1}"
+        );
+
+        // Two cursors, two different variable tables.
+        let early = (total / 10).max(3);
+        scrub(c, early).await;
+        let vars_early = js(c, &text_of("vars")).await;
+        let info_early = js(c, &text_of("cursor-info")).await;
+        shot(c, "1-scrub-early").await;
+        scrub(c, total).await;
+        let vars_late = js(c, &text_of("vars")).await;
+        let info_late = js(c, &text_of("cursor-info")).await;
+        shot(c, "1-scrub-end").await;
+        assert_ne!(info_early, info_late);
+        assert_ne!(
+            vars_early, vars_late,
+            "the variables at event {early} and at the end ({total}) are the same"
+        );
+
+        click(c, "step-back").await;
+        wait_at(c, total - 1).await;
+        let info = js(c, &text_of("cursor-info")).await;
+        assert!(
+            info.as_str()
+                .unwrap()
+                .contains(&format!("event {} ", total - 1)),
+            "{info}"
+        );
+    });
+}
+
+/// Waits for a new execution to be current in `#tree`; its id.
+async fn wait_new_current(c: &Client, before: u64) -> u64 {
+    let v = wait_js(
+        c,
+        "a new entry in #tree that is .current",
+        "const all = document.querySelectorAll('#tree .exec'); \
+         const cur = document.querySelector('#tree .exec.current'); \
+         return {n: all.length, current: cur ? Number(cur.dataset.id) : null, exec: window.studio.exec};",
+        |v| v["n"].as_u64() == Some(before + 1) && v["current"] == v["exec"] && v["current"] != 0,
+    )
+    .await;
+    v["current"].as_u64().unwrap()
+}
+
+#[test]
+fn branch_by_dropping_a_message_in_flight() {
+    let (_p, url) = studio(SMALL);
+    let base = base_of(&url);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+        // A cursor with a message in flight whose drop changes the run later on: the first
+        // sync in flight after the first third.
+        let mut at = total / 3;
+        let msg = loop {
+            let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;
+            if let Some(m) = st["in_flight"].as_array().unwrap().iter().find(|m| {
+                m["kind"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with("dataflow/"))
+            }) {
+                break m["id"].as_str().unwrap().to_string();
+            }
+            at += 1;
+            assert!(
+                at < total,
+                "no dataflow message in flight after event {}",
+                total / 3
+            );
+        };
+        scrub(c, at).await;
+        set(c, "branch-action", "drop").await;
+        let opts = wait_js(
+            c,
+            &format!("{msg} among #branch-msg's options"),
+            "return [...document.querySelectorAll('#branch-msg option')].map(o => o.value);",
+            |v| v.as_array().unwrap().iter().any(|o| o == msg.as_str()),
+        )
+        .await;
+        eprintln!("in flight at {at}: {opts}");
+        set(c, "branch-msg", &msg).await;
+        shot(c, "2-before-drop").await;
+        click(c, "branch-go").await;
+        let id = wait_new_current(c, 1).await;
+        shot(c, "2-after-drop").await;
+
+        // The API: the dropped message is marked, and the run differs later on.
+        let msgs = get(
+            &base,
+            &format!("/api/executions/{id}/messages?from=0&to={}", total + 1000),
+        )
+        .await;
+        let m = msgs["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == msg.as_str())
+            .unwrap_or_else(|| panic!("{msg} not among the branch's messages"));
+        assert_eq!(m["dropped"], true, "{m}");
+        assert_eq!(m["delivered_i"], Value::Null, "{m}");
+        let child = get(&base, &format!("/api/executions/{id}")).await;
+        assert_eq!(child["parent"], json!({"id": 0, "at": at}), "{child}");
+        let end = child["events"].as_u64().unwrap().min(total);
+        let mut differs = None;
+        for k in (at + 1..=end).step_by(((end - at) / 40).max(1) as usize) {
+            let p = get(&base, &format!("/api/executions/0/state?at={k}")).await;
+            let q = get(&base, &format!("/api/executions/{id}/state?at={k}")).await;
+            if p["nodes"] != q["nodes"] {
+                differs = Some(k);
+                break;
+            }
+        }
+        let k = differs.expect("the branch's state equals the parent's at every later cursor");
+        // The page at that cursor in both executions.
+        scrub(c, k).await;
+        let vars_child = js(c, &text_of("vars")).await;
+        let info_child = js(c, &text_of("cursor-info")).await;
+        c.find(Locator::Css("#tree .exec[data-id=\"0\"]"))
+            .await
+            .expect("the root in #tree")
+            .click()
+            .await
+            .unwrap();
+        wait_js(c, "the root current again", STUDIO, |v| v["exec"] == 0).await;
+        scrub(c, k).await;
+        let vars_parent = js(c, &text_of("vars")).await;
+        let info_parent = js(c, &text_of("cursor-info")).await;
+        eprintln!("at {k}: parent {info_parent} / branch {info_child}");
+        assert_ne!(
+            vars_child, vars_parent,
+            "the page shows the same variables at event {k}"
+        );
+    });
+}
+
+#[test]
+fn branch_by_crashing_a_node_shows_it_down() {
+    let (_p, url) = studio(SMALL);
+    let base = base_of(&url);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+        let at = total / 3;
+        let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;
+        // A node up at the cursor (the seeded run has faults of its own).
+        let n = st["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .find(|n| n["up"] == true)
+            .unwrap_or_else(|| panic!("no client up at {at}: {st}"))["index"]
+            .as_u64()
+            .unwrap();
+        scrub(c, at).await;
+        set(c, "branch-action", "crash").await;
+        set(c, "branch-node", &n.to_string()).await;
+        set(c, "branch-ms", "3000").await;
+        click(c, "branch-go").await;
+        let id = wait_new_current(c, 1).await;
+        // The crash event, then the node down in the API and on the page.
+        let ev = get(
+            &base,
+            &format!("/api/executions/{id}/events?from={at}&to={}", at + 5000),
+        )
+        .await;
+        let crash = ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "fault" && e["node"] == n && e["label"] == "crash")
+            .unwrap_or_else(|| panic!("no crash of n{n} after event {at}"))["i"]
+            .as_u64()
+            .unwrap();
+        let st = get(&base, &format!("/api/executions/{id}/state?at={crash}")).await;
+        assert_eq!(st["nodes"][n as usize]["up"], false, "{st}");
+        scrub(c, crash).await;
+        let down_js = format!(
+            "const th = [...document.querySelectorAll('#vars thead th')].map(t => t.textContent); \
+             const cells = document.querySelectorAll('#vars td.down[data-node=\"{n}\"]').length; \
+             return {{th, cells}};"
+        );
+        let down = wait_js(c, &format!("n{n} shown down in #vars"), &down_js, |v| {
+            v["cells"].as_u64().is_some_and(|k| k > 0)
+                && v["th"].as_array().unwrap().iter().any(|t| {
+                    t.as_str()
+                        .is_some_and(|t| t.starts_with(&format!("n{n} ")) && t.ends_with("(down)"))
+                })
+        })
+        .await;
+        eprintln!("down at {crash}: {down}");
+        shot(c, "3-crashed").await;
+        // Before the crash it was up.
+        scrub(c, crash - 1).await;
+        let up = js(c, &down_js).await;
+        assert_eq!(up["cells"], 0, "n{n} shown down before the crash: {up}");
+    });
+}
+
+#[test]
+fn a_shrunk_zoo_trace_opens_at_its_violation() {
+    use rasp::app::fuzz::{fuzz, write_failure, FuzzArgs, TraceFile};
+    use rasp::app::shrink::shrink_to_file;
+    use rasp::studio::{run_cmd, StudioArgs};
+
+    // The zoo's lost update (tests/zoo/lww.rs): fuzz finds it, shrink cuts it down.
+    let app = lww::LwwCounter::default();
+    let args = FuzzArgs {
+        runs: 40,
+        threads: Some(2),
+        nodes: 3,
+        membership: rasp::membership::Mode::Full,
+        horizon_s: 5.0,
+        settle_s: 10.0,
+        max_faults: 2,
+        ..FuzzArgs::default()
+    };
+    let report = fuzz(&app, &args).unwrap();
+    let (run_i, plan, v) = report.failure.expect("the fuzzer finds the lost update");
+    let dir = tempdir("browser-zoo");
+    let found = dir.join("lww.trace");
+    write_failure(&app, Vec::new(), Some(run_i), &plan, &found).unwrap();
+    let loaded = TraceFile::load(&found).unwrap();
+    let min = dir.join("lww.min.trace");
+    let (s, _) = shrink_to_file(&app, &loaded, Duration::from_secs(30), &min).unwrap();
+    eprintln!(
+        "fuzz run {run_i}: {v}; shrunk {} → {} events",
+        s.events.0, s.events.1
+    );
+    let file = TraceFile::load(&min).unwrap();
+
+    // The zoo app is not in the `rasp` binary: its studio (the `--trace` road of
+    // `<app> studio`) is served from a thread of this process.
+    let port = free_port();
+    let sargs = StudioArgs {
+        trace: Some(min.clone()),
+        addr: ([127, 0, 0, 1], port).into(),
+        ..StudioArgs::default()
+    };
+    std::thread::spawn(move || run_cmd(app, &sargs, Some(&file), Vec::new()));
+    let base = format!("http://127.0.0.1:{port}");
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < WAIT,
+            "the zoo studio did not listen on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run(async move {
+        let sum = get(&base, "/api/executions/0").await;
+        let vi = sum["violation"]["i"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no violation: {sum}"));
+        let b = browser().await;
+        let c = &b.c;
+        open(c, &format!("{base}/")).await;
+        let text = wait_js(
+            c,
+            "#violation naming the invariant",
+            &text_of("violation"),
+            |v| v.as_str().is_some_and(|t| t.contains(lww::COUNTS)),
+        )
+        .await;
+        eprintln!("#violation: {text}");
+        shot(c, "4-violation").await;
+        click(c, "jump-violation").await;
+        wait_at(c, vi).await;
+        let ev = get(
+            &base,
+            &format!("/api/executions/0/events?from={vi}&to={vi}"),
+        )
+        .await;
+        assert_eq!(ev["events"][0]["violation"], true, "{ev}");
+        let tree = js(
+            c,
+            "return document.querySelectorAll('#tree .exec.violating').length;",
+        )
+        .await;
+        assert_eq!(tree, 1, "the execution is marked violating in #tree");
+        shot(c, "4-at-violation").await;
+    });
+}
+
+fn http_of(n: &mut NodeProc) -> String {
+    n.proc
+        .wait_line("http=", START_TIMEOUT)
+        .unwrap_or_else(|| panic!("no http= line; stderr:\n{}", n.proc.stderr_text()))
+}
+
+#[test]
+fn live_view_sees_a_killed_node_go_down() {
+    let dirs: Vec<_> = (0..3)
+        .map(|i| tempdir(&format!("browser-live{i}")))
+        .collect();
+    let hv = ["--membership", "hyparview"];
+    let mut n0 = start_node(&dirs[0], &hv);
+    let h0 = http_of(&mut n0);
+    let join = n0.addr.clone();
+    let with_join = [hv[0], hv[1], "--join", join.as_str()];
+    let mut n1 = start_node(&dirs[1], &with_join);
+    let h1 = http_of(&mut n1);
+    let mut n2 = start_node(&dirs[2], &with_join);
+    let h2 = http_of(&mut n2);
+    let attach = format!("{h0},{h1},{h2}");
+    let (_studio, url) = studio(&["studio", "--attach", &attach, "--interval-ms", "200"]);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        c.goto(&url).await.expect("open /live");
+        let rows = "return [...document.querySelectorAll('#live-nodes tr[data-addr]')].map(r => \
+            ({addr: r.dataset.addr, cls: r.className, state: r.querySelector('td.state') ? \
+            r.querySelector('td.state').textContent : null}));";
+        wait_js(c, "three rows, each up", rows, |v| {
+            let v = v.as_array().unwrap();
+            v.len() == 3
+                && v.iter().all(|r| {
+                    r["state"] == "up"
+                        && r["cls"]
+                            .as_str()
+                            .is_some_and(|c| c.split(' ').any(|c| c == "up"))
+                })
+        })
+        .await;
+        shot(c, "5-live-up").await;
+        n2.proc.child.kill().unwrap();
+        let killed = Instant::now();
+        let v = wait_js(c, &format!("the row of {h2} with class down"), rows, |v| {
+            v.as_array().unwrap().iter().any(|r| {
+                r["addr"] == h2.as_str()
+                    && r["cls"]
+                        .as_str()
+                        .is_some_and(|c| c.split(' ').any(|c| c == "down"))
+            })
+        })
+        .await;
+        let took = killed.elapsed();
+        eprintln!("killed node shown down on the page after {took:?}: {v}");
+        assert!(took < Duration::from_secs(10), "down only after {took:?}");
+        let others = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["addr"] != h2.as_str() && r["state"] == "up")
+            .count();
+        assert_eq!(others, 2, "{v}");
+        shot(c, "5-live-down").await;
+        drop(n0);
+        drop(n1);
+    });
+}
+
+#[test]
+fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
+    let (_p, url) = studio(&[
+        "ad-counter",
+        "studio",
+        "--seed",
+        "1",
+        "--nodes",
+        "100",
+        "--servers",
+        "1",
+        "--membership",
+        "client-server",
+        "--horizon-s",
+        "3",
+        "--settle-s",
+        "5",
+        "--ads-per-vendor",
+        "1",
+        "--threshold",
+        "200",
+    ]);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+        let first = wait_js(c, "lastRenderMs (the first full render)", STUDIO, |v| {
+            v["lastRenderMs"].is_f64() || v["lastRenderMs"].is_u64()
+        })
+        .await;
+        let render = first["lastRenderMs"].as_f64().unwrap();
+        assert!(render.is_finite() && render > 0.0, "{first}");
+        eprintln!("events: {total}; time to first render: {render:.0} ms");
+        shot(c, "6-opened").await;
+        let mut times = Vec::new();
+        for k in 1..=20u64 {
+            let target = total * k / 21;
+            let prev = js(c, "return window.studio.lastScrubMs;").await;
+            scrub(c, target).await;
+            let ms = wait_js(
+                c,
+                &format!("lastScrubMs for the scrub to {target}"),
+                "return window.studio.lastScrubMs;",
+                |v| v.as_f64().is_some() && *v != prev,
+            )
+            .await
+            .as_f64()
+            .unwrap();
+            assert!(ms.is_finite() && ms >= 0.0, "{ms}");
+            times.push(ms);
+        }
+        let mut sorted = times.clone();
+        sorted.sort_by(f64::total_cmp);
+        eprintln!(
+            "scrub ms (20 steps): {:?}; median {:.1}, max {:.1}",
+            times
+                .iter()
+                .map(|t| (t * 10.0).round() / 10.0)
+                .collect::<Vec<_>>(),
+            sorted[10],
+            sorted[19]
+        );
+        // Still responsive: a script answers at once.
+        let t0 = Instant::now();
+        assert_eq!(js(c, "return 1 + 1;").await, 2);
+        eprintln!("page answers a script in {:?}", t0.elapsed());
+
+        // Collapsed lanes at 100 nodes: the page collapses them itself (60 nodes or more);
+        // unchecking #collapse draws full lanes, checking it again thin ones.
+        let collapse = "return {checked: document.getElementById('collapse').checked, \
+            rendered: window.studio.rendered};";
+        let v = js(c, collapse).await;
+        assert_eq!(v["checked"], true, "100 lanes open collapsed: {v}");
+        shot(c, "6-collapsed-default").await;
+        for want in [false, true] {
+            let r0 = js(c, "return window.studio.rendered;")
+                .await
+                .as_u64()
+                .unwrap();
+            click(c, "collapse").await;
+            wait_js(
+                c,
+                &format!(
+                    "a redraw with #collapse {}",
+                    if want { "checked" } else { "unchecked" }
+                ),
+                collapse,
+                |v| v["checked"] == want && v["rendered"].as_u64().is_some_and(|r| r > r0),
+            )
+            .await;
+            if !want {
+                shot(c, "6-expanded").await;
+            }
+        }
+        let lanes = js(
+            c,
+            "return document.querySelectorAll('#lanes input[data-lane]').length;",
+        )
+        .await;
+        assert_eq!(lanes, 100, "one lane toggle per node");
+        shot(c, "6-collapsed").await;
+    });
+}
