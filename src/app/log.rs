@@ -196,8 +196,7 @@ impl ExecLog {
                 s.neighbours = c.value.clone();
             }
         }
-        for (i, node, var, value) in self.vars.iter().take_while(|c| c.0 <= at) {
-            let _ = i;
+        for (_, node, var, value) in self.vars.iter().take_while(|c| c.0 <= at) {
             if let Some(s) = nodes.get_mut(*node as usize) {
                 match value {
                     Some(v) => s.vars.insert(var.clone(), v.clone()),

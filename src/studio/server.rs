@@ -442,27 +442,33 @@ async fn branch<A: App>(
         .action
         .apply(&parent.plan, &parent.log, b.at)
         .map_err(ApiError::bad)?;
-    let s2 = s.clone();
     let at = b.at;
-    let v = tokio::task::spawn_blocking(move || {
-        s2.push(|new| {
-            Execution::run(
-                new,
-                Some((parent.id, at)),
-                label,
-                parent.app.clone(),
-                parent.args.clone(),
-                plan,
-            )
-        })
+    created(s, move |new| {
+        Execution::run(
+            new,
+            Some((parent.id, at)),
+            label,
+            parent.app.clone(),
+            parent.args.clone(),
+            plan,
+        )
     })
     .await
-    .map_err(|e| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the run failed: {e}"),
-        )
-    })??;
+}
+
+/// Runs a new execution off the async threads and adds it to the tree: `201` + its summary.
+async fn created<A: App>(
+    s: Arc<Studio<A>>,
+    make: impl FnOnce(usize) -> crate::Result<Execution<A>> + Send + 'static,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let v = tokio::task::spawn_blocking(move || s.push(make))
+        .await
+        .map_err(|e| {
+            ApiError(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the run failed: {e}"),
+            )
+        })??;
     Ok((StatusCode::CREATED, Json(v)))
 }
 
@@ -481,17 +487,11 @@ async fn download<A: App>(
     };
     let body = serde_json::to_string_pretty(&f)
         .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/json".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{}-{id}.studio.json\"", s.name),
-            ),
-        ],
+    Ok(attachment(
+        "application/json",
+        &format!("{}-{id}.studio.json", s.name),
         body,
-    )
-        .into_response())
+    ))
 }
 
 async fn upload<A: App>(
@@ -507,17 +507,10 @@ async fn upload<A: App>(
             user_args_from_words::<A::Args>(&args).map_err(|e| ApiError::bad(e.to_string()))?;
         app.configure(&user).map_err(ApiError::bad)?;
     }
-    let v = tokio::task::spawn_blocking(move || {
-        s.push(|id| Execution::run(id, None, label, app, args, plan))
+    created(s, move |id| {
+        Execution::run(id, None, label, app, args, plan)
     })
     .await
-    .map_err(|e| {
-        ApiError(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the run failed: {e}"),
-        )
-    })??;
-    Ok((StatusCode::CREATED, Json(v)))
 }
 
 async fn shiviz<A: App>(
@@ -526,20 +519,27 @@ async fn shiviz<A: App>(
 ) -> ApiResult<Response> {
     let id = path_id(id)?;
     let e = s.get(id)?;
-    Ok((
+    Ok(attachment(
+        "text/plain; charset=utf-8",
+        &format!("rasp-{id}.shiviz.log"),
+        super::shiviz::log(&e.log),
+    ))
+}
+
+/// A file to download: its type, its name (spaces and quotes become dashes), its body.
+fn attachment(content_type: &'static str, filename: &str, body: String) -> Response {
+    let name = filename.replace([' ', '"'], "-");
+    (
         [
-            (
-                header::CONTENT_TYPE,
-                "text/plain; charset=utf-8".to_string(),
-            ),
+            (header::CONTENT_TYPE, content_type.to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"rasp-{id}.shiviz.log\""),
+                format!("attachment; filename=\"{name}\""),
             ),
         ],
-        super::shiviz::log(&e.log),
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 const INDEX_HTML: &str = include_str!("assets/index.html");
