@@ -9,7 +9,7 @@
 //!
 //! Needs `/usr/bin/chromium` and `/usr/bin/chromedriver` (Debian's `chromium` and
 //! `chromium-driver`; `.ci/run` installs them): without them the tests fail, naming the
-//! packages. Run: `cargo test --release --test studio_browser -- --test-threads 1`.
+//! packages. They run in the default test run; alone: `cargo test --release --test studio_browser`.
 
 #[path = "net_common/mod.rs"]
 mod common;
@@ -42,8 +42,11 @@ struct Group(Child);
 
 impl Drop for Group {
     fn drop(&mut self) {
+        // `--` ends the options: procps' kill reads `-KILL -13` (a small group id, as in
+        // a fresh PID namespace) as two signal options and then signals pid -1, that is
+        // every process the caller may signal.
         let _ = Command::new("kill")
-            .arg("-KILL")
+            .args(["-s", "KILL", "--"])
             .arg(format!("-{}", self.0.id()))
             .stderr(Stdio::null())
             .status();
@@ -100,6 +103,14 @@ async fn browser() -> Browser {
         .await
         .expect("a Chromium session through chromedriver");
     Browser { c, _driver: driver }
+}
+
+/// The tests take turns: each drives its own Chromium and simulations, and two at once on a
+/// 2-core machine would only slow both past their waits. A test that failed (a poisoned
+/// lock) does not stop the next one.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Runs an async test body on a fresh runtime.
@@ -287,6 +298,7 @@ fn base_of(url: &str) -> String {
 
 #[test]
 fn step_scrub_and_step_back_a_seeded_ad_counter_run() {
+    let _turn = one_at_a_time();
     let (_p, url) = studio(SMALL);
     run(async move {
         let b = browser().await;
@@ -360,6 +372,7 @@ async fn wait_new_current(c: &Client, before: u64) -> u64 {
 
 #[test]
 fn branch_by_dropping_a_message_in_flight() {
+    let _turn = one_at_a_time();
     let (_p, url) = studio(SMALL);
     let base = base_of(&url);
     run(async move {
@@ -453,6 +466,7 @@ fn branch_by_dropping_a_message_in_flight() {
 
 #[test]
 fn branch_by_crashing_a_node_shows_it_down() {
+    let _turn = one_at_a_time();
     let (_p, url) = studio(SMALL);
     let base = base_of(&url);
     run(async move {
@@ -519,6 +533,7 @@ fn branch_by_crashing_a_node_shows_it_down() {
 
 #[test]
 fn a_shrunk_zoo_trace_opens_at_its_violation() {
+    let _turn = one_at_a_time();
     use rasp::app::fuzz::{fuzz, write_failure, FuzzArgs, TraceFile};
     use rasp::app::shrink::shrink_to_file;
     use rasp::studio::{run_cmd, StudioArgs};
@@ -610,6 +625,7 @@ fn http_of(n: &mut NodeProc) -> String {
 
 #[test]
 fn live_view_sees_a_killed_node_go_down() {
+    let _turn = one_at_a_time();
     let dirs: Vec<_> = (0..3)
         .map(|i| tempdir(&format!("browser-live{i}")))
         .collect();
@@ -672,6 +688,7 @@ fn live_view_sees_a_killed_node_go_down() {
 
 #[test]
 fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
+    let _turn = one_at_a_time();
     let (_p, url) = studio(&[
         "ad-counter",
         "studio",
