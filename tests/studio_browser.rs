@@ -58,6 +58,8 @@ impl Drop for Group {
 /// A headless Chromium session and its ChromeDriver.
 struct Browser {
     c: Client,
+    /// Where the page's downloads land.
+    downloads: PathBuf,
     _driver: Group,
 }
 
@@ -88,6 +90,7 @@ async fn browser() -> Browser {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let downloads = tempdir("browser-downloads");
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
@@ -95,6 +98,10 @@ async fn browser() -> Browser {
             "binary": CHROMIUM,
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                      "--window-size=1600,1000", "--disable-dev-shm-usage"],
+            "prefs": {
+                "download.default_directory": downloads.to_str().expect("a UTF-8 temp path"),
+                "download.prompt_for_download": false,
+            },
         }),
     );
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
@@ -102,7 +109,11 @@ async fn browser() -> Browser {
         .connect(&format!("http://127.0.0.1:{port}"))
         .await
         .expect("a Chromium session through chromedriver");
-    Browser { c, _driver: driver }
+    Browser {
+        c,
+        downloads,
+        _driver: driver,
+    }
 }
 
 /// The tests take turns: each drives its own Chromium and simulations, and two at once on a
@@ -626,7 +637,7 @@ fn http_of(n: &mut NodeProc) -> String {
 #[test]
 fn live_view_sees_a_killed_node_go_down() {
     let _turn = one_at_a_time();
-    let dirs: Vec<_> = (0..3)
+    let dirs: Vec<_> = (0..4)
         .map(|i| tempdir(&format!("browser-live{i}")))
         .collect();
     let hv = ["--membership", "hyparview"];
@@ -638,7 +649,10 @@ fn live_view_sees_a_killed_node_go_down() {
     let h1 = http_of(&mut n1);
     let mut n2 = start_node(&dirs[2], &with_join);
     let h2 = http_of(&mut n2);
-    let attach = format!("{h0},{h1},{h2}");
+    // A fourth node that joins no one: its own component, its own cart.
+    let mut lone = start_node(&dirs[3], &hv);
+    let h3 = http_of(&mut lone);
+    let attach = format!("{h0},{h1},{h2},{h3}");
     let (_studio, url) = studio(&["studio", "--attach", &attach, "--interval-ms", "200"]);
     run(async move {
         let b = browser().await;
@@ -647,15 +661,70 @@ fn live_view_sees_a_killed_node_go_down() {
         let rows = "return [...document.querySelectorAll('#live-nodes tr[data-addr]')].map(r => \
             ({addr: r.dataset.addr, cls: r.className, state: r.querySelector('td.state') ? \
             r.querySelector('td.state').textContent : null}));";
-        wait_js(c, "three rows, each up", rows, |v| {
+        wait_js(c, "four rows, each up", rows, |v| {
             let v = v.as_array().unwrap();
-            v.len() == 3
+            v.len() == 4
                 && v.iter().all(|r| {
                     r["state"] == "up"
                         && r["cls"]
                             .as_str()
                             .is_some_and(|c| c.split(' ').any(|c| c == "up"))
                 })
+        })
+        .await;
+        // A cart on the three joined nodes (declared on n0) and another on the lone node.
+        let http = reqwest::Client::new();
+        for (h, item) in [(&h0, "milk"), (&h3, "tea")] {
+            for (put, body) in [
+                (true, json!({"type": "orset"})),
+                (false, json!({"add": item})),
+            ] {
+                let url = format!("http://{h}/vars/cart");
+                let req = if put { http.put(url) } else { http.post(url) };
+                let r = req
+                    .body(body.to_string())
+                    .send()
+                    .await
+                    .expect("the node's API");
+                assert!(r.status().is_success(), "{h}: {}", r.status());
+            }
+        }
+        let cart = "const r = document.querySelector('#live-vars tr[data-var=\"cart\"]');             if (!r) return null; return {verdict: r.querySelector('td.verdict').textContent,             diverged: r.querySelectorAll('td.diverged').length,             cells: [...r.querySelectorAll('td[data-node]')].map(t => t.textContent)};";
+        let v = wait_js(c, "the cart on all four, diverged at one", cart, |v| {
+            v["verdict"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("diverged: 1 of 4"))
+                && v["diverged"].as_u64() >= Some(1)
+                && v["cells"].as_array().is_some_and(|c| {
+                    c.iter()
+                        .filter(|t| t.as_str().is_some_and(|t| t.contains("milk")))
+                        .count()
+                        == 3
+                })
+        })
+        .await;
+        eprintln!("cart: {v}");
+        let checks = wait_js(
+            c,
+            "the checks: not connected, a variable diverged",
+            &text_of("live-checks"),
+            |v| {
+                v.as_str()
+                    .is_some_and(|t| t.contains("not connected") && t.contains("diverged: 1"))
+            },
+        )
+        .await;
+        eprintln!("checks: {checks}");
+        let rates = wait_js(
+            c,
+            "message rates per kind",
+            "return [...document.querySelectorAll('#live-rates tr')].map(r => r.cells[0].textContent);",
+            |v| v.as_array().is_some_and(|k| k.iter().any(|k| k.as_str().is_some_and(|k| k.contains('/')))),
+        )
+        .await;
+        eprintln!("rate rows: {rates}");
+        wait_js(c, "the overlay graph drawn", &painted("live-graph"), |v| {
+            v.as_u64().is_some_and(|n| n > 100)
         })
         .await;
         shot(c, "5-live-up").await;
@@ -679,10 +748,11 @@ fn live_view_sees_a_killed_node_go_down() {
             .iter()
             .filter(|r| r["addr"] != h2.as_str() && r["state"] == "up")
             .count();
-        assert_eq!(others, 2, "{v}");
+        assert_eq!(others, 3, "{v}");
         shot(c, "5-live-down").await;
         drop(n0);
         drop(n1);
+        drop(lone);
     });
 }
 
@@ -789,5 +859,486 @@ fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
         .await;
         assert_eq!(lanes, 100, "one lane toggle per node");
         shot(c, "6-collapsed").await;
+    });
+}
+
+/// The events `from..=to` of execution `exec` from the API.
+async fn events(base: &str, exec: u64, from: u64, to: u64) -> Vec<Value> {
+    let v = get(
+        base,
+        &format!("/api/executions/{exec}/events?from={from}&to={to}"),
+    )
+    .await;
+    v["events"].as_array().expect("events").clone()
+}
+
+#[test]
+fn play_at_two_speeds_next_of_node_and_kind_and_go_to_a_time() {
+    let _turn = one_at_a_time();
+    let (_p, url) = studio(SMALL);
+    let base = base_of(&url);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+        let all = events(&base, 0, 0, total).await;
+
+        // Play at 1 event per second: about one step in a second (at most a few).
+        set(c, "speed", "1").await;
+        click(c, "play").await;
+        wait_js(c, "playback running", STUDIO_PLAY, |v| v["playing"] == true).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        click(c, "play").await;
+        let slow = wait_js(c, "playback paused", STUDIO_PLAY, |v| v["playing"] == false).await;
+        let slow_steps = slow["cursor"].as_u64().unwrap();
+        assert!(
+            (1..=4).contains(&slow_steps),
+            "1 event/s for 1.5 s stepped {slow_steps} events"
+        );
+        // Paused means paused.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let still = js(c, STUDIO_PLAY).await;
+        assert_eq!(
+            still["cursor"], slow["cursor"],
+            "the cursor moved while paused"
+        );
+        // At 1000 events per second the run plays to its end and stops there.
+        set(c, "speed", "1000").await;
+        click(c, "play").await;
+        let end = wait_js(c, "playback to the end of the run", STUDIO_PLAY, |v| {
+            v["playing"] == false && v["cursor"].as_u64() == Some(total)
+        })
+        .await;
+        eprintln!("1 ev/s: {slow_steps} steps in 1.5 s; 1000 ev/s: at the end {end}");
+        wait_at(c, total).await;
+
+        // Next event of node 2 and of kind "timer", from the start.
+        scrub(c, 0).await;
+        set(c, "next-node", "2").await;
+        click(c, "next-node-btn").await;
+        let of_node = all
+            .iter()
+            .find(|e| e["i"].as_u64().unwrap() > 0 && e["node"] == 2)
+            .expect("an event of n2")["i"]
+            .as_u64()
+            .unwrap();
+        wait_at(c, of_node).await;
+        click(c, "next-node-btn").await;
+        let of_node2 = all
+            .iter()
+            .find(|e| e["i"].as_u64().unwrap() > of_node && e["node"] == 2)
+            .expect("a second event of n2")["i"]
+            .as_u64()
+            .unwrap();
+        wait_at(c, of_node2).await;
+        set(c, "next-kind", "timer").await;
+        click(c, "next-kind-btn").await;
+        let timer = all
+            .iter()
+            .find(|e| e["i"].as_u64().unwrap() > of_node2 && e["kind"] == "timer")
+            .expect("a timer after it")["i"]
+            .as_u64()
+            .unwrap();
+        wait_at(c, timer).await;
+        let detail = js(c, &text_of("detail")).await;
+        assert!(
+            detail.as_str().is_some_and(|d| d.contains("timer")),
+            "#detail at a timer event: {detail}"
+        );
+
+        // Go to t = 2.5 s: the first event at or after it.
+        let want = all
+            .iter()
+            .find(|e| e["t"].as_f64().unwrap() >= 2.5)
+            .expect("an event after 2.5 s")["i"]
+            .as_u64()
+            .unwrap();
+        set(c, "goto-t", "2.5").await;
+        click(c, "goto-t-btn").await;
+        wait_at(c, want).await;
+        let info = js(c, &text_of("cursor-info")).await;
+        eprintln!("go to 2.5 s: {info}");
+        shot(c, "7-goto-t").await;
+    });
+}
+
+/// `window.studio`'s cursor and playback.
+const STUDIO_PLAY: &str = "return {cursor: window.studio.cursor, playing: window.studio.playing};";
+
+/// A dataflow message in flight at or after event `from` of the root execution: (cursor, id).
+async fn dataflow_in_flight(base: &str, from: u64, total: u64) -> (u64, String) {
+    let mut at = from;
+    loop {
+        let st = get(base, &format!("/api/executions/0/state?at={at}")).await;
+        if let Some(m) = st["in_flight"].as_array().unwrap().iter().find(|m| {
+            m["kind"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("dataflow/"))
+        }) {
+            return (at, m["id"].as_str().unwrap().to_string());
+        }
+        at += 1;
+        assert!(
+            at < total,
+            "no dataflow message in flight after event {from}"
+        );
+    }
+}
+
+/// Makes the root execution current again (a click on it in `#tree`).
+async fn back_to_root(c: &Client) {
+    c.find(Locator::Css("#tree .exec[data-id=\"0\"]"))
+        .await
+        .expect("the root in #tree")
+        .click()
+        .await
+        .unwrap();
+    wait_js(c, "the root current again", STUDIO, |v| v["exec"] == 0).await;
+}
+
+/// A message of execution `exec` by id.
+async fn message(base: &str, exec: u64, id: &str) -> Value {
+    let msgs = get(
+        base,
+        &format!("/api/executions/{exec}/messages?from=0&to=1000000"),
+    )
+    .await;
+    msgs["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not among execution {exec}'s messages"))
+        .clone()
+}
+
+#[test]
+fn branch_by_duplicating_delaying_pausing_partitioning_and_injecting_an_update() {
+    let _turn = one_at_a_time();
+    let (_p, url) = studio(SMALL);
+    let base = base_of(&url);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+        let (at, msg) = dataflow_in_flight(&base, total / 3, total).await;
+        let parent_msg = message(&base, 0, &msg).await;
+        let mut made = 1u64; // executions in the tree
+
+        // Duplicate the message: the branch delivers it twice.
+        scrub(c, at).await;
+        set(c, "branch-action", "duplicate").await;
+        wait_js(
+            c,
+            &format!("{msg} among #branch-msg's options"),
+            "return [...document.querySelectorAll('#branch-msg option')].map(o => o.value);",
+            |v| v.as_array().unwrap().iter().any(|o| o == msg.as_str()),
+        )
+        .await;
+        set(c, "branch-msg", &msg).await;
+        click(c, "branch-go").await;
+        let dup = wait_new_current(c, made).await;
+        made += 1;
+        let m = message(&base, dup, &msg).await;
+        assert_eq!(m["duplicates"], 1, "{m}");
+        shot(c, "8-branch-duplicate").await;
+
+        // Delay it by 2 s: delivered at least 2 s after the parent delivered it.
+        back_to_root(c).await;
+        scrub(c, at).await;
+        set(c, "branch-action", "delay").await;
+        set(c, "branch-msg", &msg).await;
+        set(c, "branch-ms", "2000").await;
+        click(c, "branch-go").await;
+        let delayed = wait_new_current(c, made).await;
+        made += 1;
+        let m = message(&base, delayed, &msg).await;
+        let (before, after) = (
+            parent_msg["delivered_t"]
+                .as_f64()
+                .expect("delivered in the parent"),
+            m["delivered_t"].as_f64().expect("delivered in the branch"),
+        );
+        assert!(
+            after >= before + 1.99,
+            "delivered at {after} s, {before} s before the delay"
+        );
+
+        // Pause client n2 for 1.5 s, partition n0 from the clients for 1 s: bands.
+        for (action, ms) in [("pause", "1500"), ("partition", "1000")] {
+            back_to_root(c).await;
+            scrub(c, at).await;
+            set(c, "branch-action", action).await;
+            set(c, "branch-node", "2").await;
+            set(c, "branch-a", "0").await;
+            set(c, "branch-b", "1,2,3").await;
+            set(c, "branch-ms", ms).await;
+            click(c, "branch-go").await;
+            let id = wait_new_current(c, made).await;
+            made += 1;
+            let bands = get(&base, &format!("/api/executions/{id}/bands")).await;
+            let band = bands["bands"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| b["kind"] == action && b["from_i"].as_u64().unwrap() >= at)
+                .unwrap_or_else(|| panic!("no {action} band from event {at}: {bands}"))
+                .clone();
+            if action == "pause" {
+                assert_eq!(band["nodes"], json!([2]), "{band}");
+            } else {
+                assert_eq!((&band["a"], &band["b"]), (&json!([0]), &json!([1, 2, 3])));
+            }
+            let secs = band["to_t"].as_f64().unwrap() - band["from_t"].as_f64().unwrap();
+            let want = ms.parse::<f64>().unwrap() / 1000.0;
+            assert!(
+                (secs - want).abs() < 1e-6,
+                "{action} lasts {secs} s: {band}"
+            );
+            let label = js(c, &text_of("exec-label")).await;
+            assert!(
+                label.as_str().is_some_and(|l| l.contains(action)),
+                "#exec-label names the {action}: {label}"
+            );
+            shot(c, &format!("8-branch-{action}")).await;
+        }
+
+        // An update the app does not know is refused with its reason, and no branch is made.
+        let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;
+        let client = st["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .find(|n| n["up"] == true)
+            .unwrap_or_else(|| panic!("no client up at {at}: {st}"))["index"]
+            .as_u64()
+            .unwrap();
+        back_to_root(c).await;
+        scrub(c, at).await;
+        set(c, "branch-action", "update").await;
+        set(c, "branch-node", &client.to_string()).await;
+        set(c, "branch-op", "fly away").await;
+        click(c, "branch-go").await;
+        let status = wait_js(c, "the refusal in #status", &text_of("status"), |v| {
+            v.as_str().is_some_and(|t| t.contains("unknown operation"))
+        })
+        .await;
+        eprintln!("refused: {status}");
+        let n = js(c, "return document.querySelectorAll('#tree .exec').length;").await;
+        assert_eq!(n, made, "a refused update made an execution");
+        // One it knows: the client shows an ad in its view once more; its counter grows.
+        let ad = ["rovio/0", "riot/0"]
+            .into_iter()
+            .find(|ad| {
+                st["nodes"][client as usize]["vars"]
+                    .get(format!("views/{ad}"))
+                    .is_some()
+            })
+            .expect("the client holds an ad's views");
+        let op = format!("view {ad}");
+        set(c, "branch-op", &op).await;
+        click(c, "branch-go").await;
+        let upd = wait_new_current(c, made).await;
+        let evs = events(&base, upd, at, at + 400).await;
+        let input = evs
+            .iter()
+            .find(|e| e["kind"] == "input" && e["node"] == client && e["label"] == op.as_str())
+            .unwrap_or_else(|| panic!("no input event `{op}` on n{client} after {at}: {evs:?}"));
+        let k = input["i"].as_u64().unwrap();
+        let views = |st: &Value| -> Option<String> {
+            st["nodes"][client as usize]["vars"][format!("views/{ad}")]
+                .as_str()
+                .map(String::from)
+        };
+        // The input event itself counts the impression: one more than just before it.
+        let p = get(&base, &format!("/api/executions/{upd}/state?at={}", k - 1)).await;
+        let q = get(&base, &format!("/api/executions/{upd}/state?at={k}")).await;
+        let count = |st: &Value| -> u64 {
+            views(st)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("views/{ad} at n{client}: {st}"))
+        };
+        eprintln!(
+            "views/{ad} at n{client}: {} before the injected view, {} after",
+            count(&p),
+            count(&q)
+        );
+        assert_eq!(
+            count(&q),
+            count(&p) + 1,
+            "the injected view did not count once"
+        );
+        scrub(c, k).await;
+        shot(c, "8-branch-update").await;
+    });
+}
+
+/// Clicks the link `id` and waits for its download to finish in `dir` (emptied first):
+/// the file's name (the server's `Content-Disposition`) and bytes.
+async fn download(c: &Client, id: &str, dir: &Path) -> (String, Vec<u8>) {
+    for f in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    click(c, id).await;
+    let start = Instant::now();
+    loop {
+        let names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|f| f.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        if let [name] = names.as_slice() {
+            if !name.ends_with(".crdownload") && !name.starts_with('.') {
+                let b = std::fs::read(dir.join(name)).unwrap();
+                if !b.is_empty() {
+                    return (name.clone(), b);
+                }
+            }
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "#{id}: no finished download in {} within {WAIT:?} (there: {names:?})",
+            dir.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether the canvas `id` has anything drawn on it (a pixel that is not background).
+fn painted(id: &str) -> String {
+    format!(
+        "const c = document.getElementById('{id}'); const x = c.getContext('2d'); \
+         const d = x.getImageData(0, 0, c.width, c.height).data; let n = 0; \
+         for (let i = 0; i < d.length; i += 4) {{ \
+           if (d[i + 3] > 0 && (d[i] < 235 || d[i + 1] < 235 || d[i + 2] < 235)) n++; }} \
+         return n;"
+    )
+}
+
+#[test]
+fn download_upload_shiviz_lanes_filter_and_panels() {
+    let _turn = one_at_a_time();
+    let (_p, url) = studio(SMALL);
+    let base = base_of(&url);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+
+        // Download JSON through the page, upload it back: the same execution again.
+        let (name, file) = download(c, "download", &b.downloads).await;
+        eprintln!("downloaded {name}: {} bytes", file.len());
+        let doc: Value = serde_json::from_slice(&file).expect("the download is JSON");
+        assert_eq!(doc["format"], "rasp-studio/1", "{doc}");
+        let path = b.downloads.join(&name);
+        c.find(Locator::Id("upload"))
+            .await
+            .expect("#upload")
+            .send_keys(path.to_str().unwrap())
+            .await
+            .expect("a file given to #upload");
+        let up = wait_new_current(c, 1).await;
+        let summary = get(&base, &format!("/api/executions/{up}")).await;
+        assert_eq!(summary["events"], total, "{summary}");
+        let (p, q) = (
+            get(&base, &format!("/api/executions/0/state?at={total}")).await,
+            get(&base, &format!("/api/executions/{up}/state?at={total}")).await,
+        );
+        assert_eq!(p["nodes"], q["nodes"], "the uploaded run ends elsewhere");
+        shot(c, "9-uploaded").await;
+
+        // The ShiViz log of the uploaded execution: two lines per event, host and clock.
+        let (name, log) = download(c, "shiviz", &b.downloads).await;
+        assert!(
+            name.contains(&up.to_string()),
+            "{name} is not execution {up}'s"
+        );
+        let log = String::from_utf8(log).expect("UTF-8");
+        let lines: Vec<&str> = log.lines().collect();
+        assert!(
+            lines.len() >= 2 && lines.len().is_multiple_of(2),
+            "{} lines",
+            lines.len()
+        );
+        for pair in lines.chunks(2).take(50) {
+            let (host, clock) = pair[1].split_once(' ').expect("host and clock");
+            assert!(host.starts_with('n'), "host {host:?}");
+            let v: Value = serde_json::from_str(clock).expect("the clock is JSON");
+            assert!(
+                v.get(host).is_some(),
+                "{host}'s clock lacks its own entry: {clock}"
+            );
+        }
+
+        // Lanes: hide one, none, all; filter to the nodes that talk to client n1; collapse.
+        let lanes = "return window.studio.lanes;";
+        assert_eq!(js(c, lanes).await, json!([0, 1, 2, 3]));
+        c.find(Locator::Css("#lanes input[data-lane=\"2\"]"))
+            .await
+            .expect("lane n2's box")
+            .click()
+            .await
+            .unwrap();
+        wait_js(c, "lane n2 hidden", lanes, |v| *v == json!([0, 1, 3])).await;
+        shot(c, "9-lane-hidden").await;
+        click(c, "lanes-none").await;
+        wait_js(c, "every lane hidden", lanes, |v| *v == json!([])).await;
+        click(c, "lanes-all").await;
+        wait_js(c, "every lane shown", lanes, |v| *v == json!([0, 1, 2, 3])).await;
+        set(c, "filter-node", "1").await;
+        // Client-server membership: a client talks to the server only.
+        let filtered = wait_js(c, "the lanes of n1 and whom it talks to", lanes, |v| {
+            *v == json!([0, 1])
+        })
+        .await;
+        eprintln!("filtered to n1: {filtered}");
+        shot(c, "9-filter-n1").await;
+        set(c, "filter-node", "all").await;
+        click(c, "collapse").await;
+        wait_js(
+            c,
+            "lanes collapsed",
+            "return window.studio.collapsed;",
+            |v| *v == json!(true),
+        )
+        .await;
+
+        // Panels at the cursor: the overlay drawn and checked, the divergence over time,
+        // the event's details; a click on the divergence strip moves the cursor.
+        scrub(c, total / 5).await;
+        let flags = js(c, &text_of("overlay-flags")).await;
+        assert!(
+            flags.as_str().is_some_and(|f| !f.trim().is_empty()),
+            "#overlay-flags is empty"
+        );
+        let ov = wait_js(c, "the overlay drawn", &painted("overlay"), |v| {
+            v.as_u64().is_some_and(|n| n > 50)
+        })
+        .await;
+        let dv = wait_js(c, "the divergence drawn", &painted("divergence"), |v| {
+            v.as_u64().is_some_and(|n| n > 50)
+        })
+        .await;
+        let detail = js(c, &text_of("detail")).await;
+        assert!(
+            detail.as_str().is_some_and(|d| d.len() > 10),
+            "#detail: {detail}"
+        );
+        eprintln!("overlay flags: {flags}; painted pixels: overlay {ov}, divergence {dv}");
+        let before = js(c, STUDIO).await["cursor"].clone();
+        let strip = c
+            .find(Locator::Id("divergence"))
+            .await
+            .expect("#divergence");
+        strip.click().await.expect("click the divergence strip");
+        let moved = wait_js(c, "the cursor moved by the strip", STUDIO, |v| {
+            v["cursor"] != before
+        })
+        .await;
+        eprintln!("divergence click: cursor {before} → {}", moved["cursor"]);
+        shot(c, "9-panels").await;
     });
 }

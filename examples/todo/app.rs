@@ -152,6 +152,42 @@ impl App for Todo {
         }
     }
 
+    /// `add ITEM` adds an item; `done ITEM` ticks one off (removes it from the list and adds
+    /// it to done), as a user of the list does. A branch of the studio can inject them
+    /// (`todo studio`, then "inject an update"): `add milk` once milk is done breaks the
+    /// invariant, since the scenario adds each item only once.
+    fn check_op(&self, op: &str) -> Result<(), String> {
+        match op.trim().split_once(' ') {
+            Some(("add" | "done", item)) if !item.trim().is_empty() => Ok(()),
+            _ => Err(format!(
+                "unknown operation {op:?}: the to-do list takes `add ITEM` and `done ITEM`, \
+                 e.g. `add milk`"
+            )),
+        }
+    }
+
+    fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, op: &str) {
+        let Some((verb, item)) = op.trim().split_once(' ') else {
+            return;
+        };
+        let item = item.trim().to_string();
+        let done_too = verb == "done";
+        if verb != "add" && !done_too {
+            return;
+        }
+        let p = node.program_mut();
+        let actor = p.actor();
+        let r = if done_too {
+            p.update(&items(), remove(item.clone()), actor)
+                .and_then(|_| p.update(&done(), add(item), actor))
+        } else {
+            p.update(&items(), add(item), actor)
+        };
+        if let Err(e) = r {
+            tracing::warn!(op, error = %e, "operation not performed here");
+        }
+    }
+
     fn invariants(&self) -> Vec<Invariant> {
         vec![Invariant::each("done items leave the list", |n| {
             let (Ok(items), Ok(done)) = (n.program.query(&items()), n.program.query(&done()))

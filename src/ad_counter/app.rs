@@ -468,6 +468,11 @@ impl AdCounter {
             }
             ad
         };
+        self.count_impression(node, ad, offline);
+    }
+
+    /// Counts one impression of `ad` here (a use of a right in exact mode).
+    fn count_impression(&mut self, node: &mut NodeCtx<'_, Self>, ad: String, offline: bool) {
         // Not under the lock: an update runs the program's subscriptions.
         if self.exact {
             let removed: Vec<String> = self.record().log.removed_seen.iter().cloned().collect();
@@ -557,6 +562,63 @@ impl App for AdCounter {
                     a.impression(n);
                     n.every(every, |a, n| a.impression(n));
                 });
+            }
+        }
+    }
+
+    /// Workload operations, for a hand-made branch of the studio or a plan file: `view AD`
+    /// on a client shows the ad once (an impression, counted as the client's own timer counts
+    /// one; an ad not in view is not shown), `remove AD` on a server removes the ad from its
+    /// vendor's set (what the threshold trigger does).
+    fn check_op(&self, op: &str) -> Result<(), String> {
+        let ads = program::ad_names(self.ads_per_vendor);
+        match op.split_whitespace().collect::<Vec<_>>().as_slice() {
+            ["view" | "remove", ad] if ads.iter().any(|a| a == ad) => Ok(()),
+            ["view" | "remove", ad] => Err(format!("no ad {ad}: the ads are {}", ads.join(", "))),
+            _ => Err(format!(
+                "unknown operation {op:?}: the ad counter takes `view AD` (a client shows \
+                 the ad once) and `remove AD` (a server removes it), e.g. `view {}`",
+                ads[0]
+            )),
+        }
+    }
+
+    fn on_work(&mut self, node: &mut NodeCtx<'_, Self>, op: &str) {
+        if let Err(e) = self.check_op(op) {
+            tracing::warn!(op, error = %e, "workload operation refused");
+            return;
+        }
+        let Some((verb, ad)) = op.trim().split_once(char::is_whitespace) else {
+            return;
+        };
+        let ad = ad.trim().to_string();
+        match (verb, node.role()) {
+            ("view", Role::Client) => {
+                let seen = {
+                    let mut r = self.record();
+                    if r.log.removed_seen.contains(&ad) {
+                        r.log.violations += 1;
+                        None
+                    } else {
+                        Some(r.log.visible.contains(&ad))
+                    }
+                };
+                match seen {
+                    Some(true) => {
+                        let offline = node.neighbours().is_empty();
+                        self.count_impression(node, ad, offline);
+                    }
+                    Some(false) => tracing::info!(ad, "not in view here: not shown"),
+                    None => node.count("ad_counter.violations", 1),
+                }
+            }
+            ("remove", Role::Server) => {
+                if let Err(e) = program::remove_ad(node.program_mut(), &ad) {
+                    tracing::error!(ad, error = %e, "cannot remove the ad");
+                }
+            }
+            (verb, role) => {
+                tracing::warn!(op, ?role, "`{verb}` is not an operation of this role");
             }
         }
     }

@@ -164,6 +164,17 @@ pub trait App: Clone + Send + Sync + 'static {
     /// Performs one workload operation ([`App::workload`]) on `node`.
     fn on_work(&mut self, _node: &mut NodeCtx<'_, Self>, _op: &str) {}
 
+    /// Whether `op` is an operation [`App::on_work`] performs; the reason if not (what the
+    /// app's operations look like). The studio checks an update typed by hand with it before
+    /// it simulates the branch. By default no operation is accepted: an app that performs
+    /// workload operations says which here.
+    fn check_op(&self, op: &str) -> Result<(), String> {
+        Err(format!(
+            "this app takes no workload operations, so {op:?} cannot be injected \
+             (an app accepts them with App::on_work and App::check_op)"
+        ))
+    }
+
     /// Smaller variants of the workload operation `op`, most promising first, for the
     /// minimiser's last phase (the `shrink` module docs): smaller values, fewer elements in a
     /// batch. Only the app knows what its operations mean, so this is where "smaller

@@ -438,6 +438,12 @@ async fn branch<A: App>(
     let b: BranchBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(format!("malformed branch request: {e}")))?;
     let parent = s.get(path_id(id)?)?;
+    if let Action::Update { op, .. } = &b.action {
+        parent
+            .app
+            .check_op(op)
+            .map_err(|e| ApiError::bad(format!("update: {e}")))?;
+    }
     let (plan, label) = b
         .action
         .apply(&parent.plan, &parent.log, b.at)

@@ -24,7 +24,8 @@
 //   files: #download  #upload (file input)  #shiviz      status bar: #status
 //   lanes: #lanes (input[data-lane] per node)  #filter-node ("all" or a node)  #collapse
 //   also: #lanes-all  #lanes-none  #zoom-in  #zoom-out  #zoom-fit  #legend  #tip
-// window.studio (read-only): {exec, cursor, total, rendered, lastRenderMs, lastScrubMs, timings}
+// window.studio (read-only): {exec, cursor, total, rendered, lastRenderMs, lastScrubMs, timings,
+//                             lanes, collapsed, playing}
 //   rendered     frames of the diagram drawn so far
 //   lastRenderMs performance.now() (ms since navigation start) at the first full render of the
 //                diagram: every visible window loaded and drawn
@@ -32,6 +33,8 @@
 //                and the panels at the cursor (variables, overlay, details) are redrawn
 //   timings      {draw, panels, state}: ms spent on the last diagram frame, the last panels
 //                update and the last /state round trip
+//   lanes        the node lanes the diagram draws (hidden ones and the filter applied)
+//   collapsed    lanes collapsed (thin) · playing: playback running
 
 const CHUNK = 1000; // events per window request (the server caps a window at 5000)
 const MAX_PARALLEL = 4; // window requests in flight at once
@@ -191,6 +194,9 @@ window.studio = Object.freeze({
   get lastRenderMs() { return S.lastRenderMs; },
   get lastScrubMs() { return S.lastScrubMs; },
   get timings() { return { ...S.timings }; },
+  get lanes() { return visibleLanes(); },
+  get collapsed() { return S.collapsed; },
+  get playing() { return S.playing; },
 });
 
 // ---------------------------------------------------------------------------------------
@@ -1479,6 +1485,7 @@ async function loadExecutions() {
 async function switchExec(id, at) {
   stopPlay();
   const summary = await api(`/api/executions/${id}`);
+  const prevNodes = S.nodes.length;
   S.exec = num(summary.id, id);
   S.summary = summary;
   S.total = num(summary.events);
@@ -1487,9 +1494,14 @@ async function switchExec(id, at) {
   S.cache = caches.get(S.exec);
   S.state = null;
   statePending = null;
-  S.hidden.clear();
-  S.filterNode = "all";
-  S.collapsed = S.nodes.length >= 60;
+  // A branch has its parent's nodes: the lanes shown, the filter and the collapse stay as
+  // the user set them; another cluster starts from the defaults.
+  const sameNodes = S.nodes.length === prevNodes;
+  if (!sameNodes) {
+    S.hidden.clear();
+    S.filterNode = "all";
+    S.collapsed = S.nodes.length >= 60;
+  }
   $("collapse").checked = S.collapsed;
   // a log cut short (the server logs a bounded number of events) says so
   const cut = summary.truncated === true ? ` (log cut: ${typeof summary.events_run === "number" ? `${summary.events_run} events run` : "longer run"})` : "";
@@ -1500,7 +1512,7 @@ async function switchExec(id, at) {
   $("shiviz").setAttribute("download", `rasp-${S.exec}.shiviz.log`);
   $("scrub").max = String(S.total);
   renderLanes();
-  renderNodeSelects();
+  renderNodeSelects(sameNodes);
   refreshLegend();
   refreshKindSelect();
   renderViolation();
@@ -1541,17 +1553,21 @@ function renderLanes() {
   }
 }
 
-function renderNodeSelects() {
+// Rebuilt for each execution; a choice the user made stays when the node still exists.
+function renderNodeSelects(sameNodes) {
   for (const id of ["next-node", "branch-node"]) {
     const sel = $(id);
+    const keep = sel.value;
     sel.replaceChildren();
     for (const n of S.nodes) sel.append(el("option", { value: String(num(n.index)), text: `n${num(n.index)} ${n.role ?? ""}` }));
+    if (keep !== "" && [...sel.options].some((o) => o.value === keep)) sel.value = keep;
   }
   const f = $("filter-node");
   f.replaceChildren(el("option", { value: "all", text: "all nodes" }));
   for (const n of S.nodes) f.append(el("option", { value: String(num(n.index)), text: `n${num(n.index)}` }));
-  f.value = "all";
-  if (S.nodes.length > 1) {
+  f.value = [...f.options].some((o) => o.value === S.filterNode) ? S.filterNode : "all";
+  S.filterNode = f.value;
+  if (S.nodes.length > 1 && !sameNodes) {
     $("branch-a").value = "0";
     $("branch-b").value = S.nodes.slice(1).map((n) => num(n.index)).slice(0, 50).join(",");
   }
