@@ -266,6 +266,26 @@ async fn get(base: &str, path: &str) -> Value {
 fn studio(args: &[&str]) -> (Proc, String) {
     let mut cmd = rasp();
     cmd.args(args);
+    studio_of(cmd, args)
+}
+
+/// The to-do example's binary (`examples/todo`), which `cargo test` builds beside the tests.
+fn todo_example() -> Command {
+    let bin = Path::new(env!("CARGO_BIN_EXE_rasp"))
+        .parent()
+        .expect("the target profile dir")
+        .join("examples")
+        .join("todo");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --release --example todo`",
+        bin.display()
+    );
+    Command::new(bin)
+}
+
+/// A studio process of `cmd` (with `args`, for messages); its URL from the `studio=` line.
+fn studio_of(cmd: Command, args: &[&str]) -> (Proc, String) {
     let mut p = Proc::spawn(cmd);
     let url = p
         .wait_line("studio=", Duration::from_secs(60))
@@ -1340,5 +1360,65 @@ fn download_upload_shiviz_lanes_filter_and_panels() {
         .await;
         eprintln!("divergence click: cursor {before} → {}", moved["cursor"]);
         shot(c, "9-panels").await;
+    });
+}
+
+#[test]
+fn the_todo_example_breaks_its_invariant_by_an_add_injected_by_hand() {
+    let _turn = one_at_a_time();
+    let args = ["studio", "--seed", "1"];
+    let mut cmd = todo_example();
+    cmd.args(args);
+    let (_p, url) = studio_of(cmd, &args);
+    let base = base_of(&url);
+    run(async move {
+        let b = browser().await;
+        let c = &b.c;
+        let s = open(c, &url).await;
+        let total = s["total"].as_u64().unwrap();
+        let root = get(&base, "/api/executions/0").await;
+        assert_eq!(root["violation"], Value::Null, "{root}");
+        // The first cursor where node 0 holds "milk" as done.
+        let mut at = 1;
+        loop {
+            let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;
+            if st["nodes"][0]["vars"]["todo/done"]
+                .as_str()
+                .is_some_and(|d| d.contains("\"milk\""))
+            {
+                break;
+            }
+            at += 1;
+            assert!(at <= total, "node 0 never sees milk done");
+        }
+        scrub(c, at).await;
+        set(c, "branch-action", "update").await;
+        set(c, "branch-node", "0").await;
+        set(c, "branch-op", "add milk").await;
+        click(c, "branch-go").await;
+        let id = wait_new_current(c, 1).await;
+        let child = get(&base, &format!("/api/executions/{id}")).await;
+        let v = &child["violation"];
+        assert_eq!(v["invariant"], "done items leave the list", "{child}");
+        let text = wait_js(
+            c,
+            "#violation naming the invariant",
+            &text_of("violation"),
+            |v| {
+                v.as_str()
+                    .is_some_and(|t| t.contains("done items leave the list"))
+            },
+        )
+        .await;
+        eprintln!("add milk at event {at}: {text}");
+        click(c, "jump-violation").await;
+        wait_at(c, v["i"].as_u64().unwrap()).await;
+        let red = js(
+            c,
+            "return document.querySelectorAll('#tree .exec.violating').length;",
+        )
+        .await;
+        assert_eq!(red, 1, "the branch is marked violating in #tree");
+        shot(c, "10-todo-violation").await;
     });
 }
