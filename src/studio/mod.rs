@@ -508,7 +508,15 @@ pub fn run_cmd<A: App>(
         })
         .collect::<Vec<_>>()
         .join(" ");
-    let name = if name.is_empty() { "app".into() } else { name };
+    // Served from inside another program (a test, an embedding): no `studio` word on its
+    // command line, so the app is named by its type.
+    let name = if name.is_empty() || !std::env::args().any(|w| w == "studio") {
+        let ty = std::any::type_name::<A>();
+        let base = ty.split('<').next().unwrap_or(ty);
+        base.rsplit("::").next().unwrap_or(base).to_string()
+    } else {
+        name
+    };
     let root = match file {
         Some(f) => {
             let label = match f.run {
