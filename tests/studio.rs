@@ -325,10 +325,17 @@ fn the_http_api_answers_and_refuses_bad_requests() {
         b"{".to_vec(),
         br#"{"at": 5, "action": {"type": "explode"}}"#.to_vec(),
         br#"{"at": 5, "action": {"type": "crash", "node": 9, "down_ms": 5}}"#.to_vec(),
+        // Nothing to restart or heal: the run has no fault at event 5.
+        br#"{"at": 5, "action": {"type": "restart", "node": 1}}"#.to_vec(),
+        br#"{"at": 5, "action": {"type": "heal"}}"#.to_vec(),
+        br#"{"at": 5, "action": {"type": "heal", "node": 1}}"#.to_vec(),
         vec![b'x'; 100 << 10],
     ] {
         let (s, text) = post("/api/executions/0/branch", body);
         assert!(s == 400 || s == 413, "{s}: {text}");
+        if s == 400 {
+            assert!(json(&text)["error"].is_string(), "{text}");
+        }
     }
     assert_eq!(post("/api/upload", b"not a file".to_vec()).0, 400);
     assert_eq!(post("/api/upload", b"{\"format\": \"x\"}".to_vec()).0, 400);

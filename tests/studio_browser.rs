@@ -559,6 +559,50 @@ fn branch_by_crashing_a_node_shows_it_down() {
         scrub(c, crash - 1).await;
         let up = js(c, &down_js).await;
         assert_eq!(up["cells"], 0, "n{n} shown down before the crash: {up}");
+
+        // Restart it by hand while it is down: a branch of the branch, where n is up again
+        // within a few events instead of 3 s later.
+        let down_at = crash + 3;
+        scrub(c, down_at).await;
+        set(c, "branch-action", "restart").await;
+        set(c, "branch-node", &n.to_string()).await;
+        click(c, "branch-go").await;
+        let again = wait_new_current(c, 2).await;
+        let ev = get(
+            &base,
+            &format!(
+                "/api/executions/{again}/events?from={down_at}&to={}",
+                down_at + 50
+            ),
+        )
+        .await;
+        let restart = ev["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["kind"] == "fault" && e["node"] == n && e["label"] == "restart")
+            .unwrap_or_else(|| panic!("no restart of n{n} right after event {down_at}: {ev}"))
+            .clone();
+        let r = restart["i"].as_u64().unwrap();
+        let crash_t = get(
+            &base,
+            &format!("/api/executions/{id}/events?from={crash}&to={crash}"),
+        )
+        .await["events"][0]["t"]
+            .as_f64()
+            .unwrap();
+        assert!(
+            restart["t"].as_f64().unwrap() < crash_t + 3.0,
+            "restarted at {} s, as late as the crash's own 3 s",
+            restart["t"]
+        );
+        scrub(c, r).await;
+        let up = wait_js(c, &format!("n{n} up again in #vars"), &down_js, |v| {
+            v["cells"] == 0
+        })
+        .await;
+        eprintln!("restarted by hand at event {r}: {up}");
+        shot(c, "3-restarted").await;
     });
 }
 
@@ -1124,6 +1168,49 @@ fn branch_by_duplicating_delaying_pausing_partitioning_and_injecting_an_update()
             );
             shot(c, &format!("8-branch-{action}")).await;
         }
+
+        // Heal the run's own partition while it is in effect: its band ends at the cursor.
+        let bands = get(&base, "/api/executions/0/bands").await;
+        let part = bands["bands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["kind"] == "partition")
+            .unwrap_or_else(|| panic!("the seeded run has no partition: {bands}"))
+            .clone();
+        let (from, to) = (
+            part["from_i"].as_u64().unwrap(),
+            part["to_i"].as_u64().unwrap(),
+        );
+        let mid = (from + to) / 2;
+        back_to_root(c).await;
+        scrub(c, mid).await;
+        set(c, "branch-action", "heal").await;
+        click(c, "branch-go").await;
+        let healed = wait_new_current(c, made).await;
+        made += 1;
+        let hb = get(&base, &format!("/api/executions/{healed}/bands")).await;
+        let band = hb["bands"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["kind"] == "partition" && b["from_i"] == part["from_i"])
+            .unwrap_or_else(|| panic!("the partition's band is gone: {hb}"))
+            .clone();
+        let mid_t = get(
+            &base,
+            &format!("/api/executions/0/events?from={mid}&to={mid}"),
+        )
+        .await["events"][0]["t"]
+            .as_f64()
+            .unwrap();
+        let end = band["to_t"].as_f64().unwrap();
+        assert!(
+            (end - mid_t).abs() < 0.001 && end < part["to_t"].as_f64().unwrap(),
+            "healed at {end} s; the cursor is at {mid_t} s, the partition ended at {}",
+            part["to_t"]
+        );
+        shot(c, "8-branch-heal").await;
 
         // An update the app does not know is refused with its reason, and no branch is made.
         let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;

@@ -15,8 +15,9 @@
 //!   under the same flags), or the execution of a trace file written by `fuzz` or `shrink`
 //!   (`--trace`).
 //! - A **branch** is a new execution: the parent's plan plus one choice made at the cursor
-//!   (drop, duplicate or delay a message, crash or pause a node, partition, inject a workload
-//!   operation), simulated again from the start, so it is exact. Executions form a tree.
+//!   (drop, duplicate or delay a message, crash, restart or pause a node, partition or heal,
+//!   inject a workload operation), simulated again from the start, so it is exact.
+//!   Executions form a tree.
 //! - The page ([`server`]: `GET /`) asks the server for windows of events, so a long run
 //!   streams rather than loading whole. The HTTP API is documented in [`server`].
 //! - [`live`]: `rasp studio --attach ADDR,...`, the live view of a running cluster of real
@@ -277,6 +278,14 @@ pub enum Action {
         #[serde(default)]
         one_way: bool,
     },
+    /// Restart now a node that a crash of the run holds down at the cursor (the crash's
+    /// downtime ends here).
+    Restart {
+        /// The node.
+        node: u32,
+    },
+    /// Heal now every partition of the run in effect at the cursor (each ends here).
+    Heal {},
     /// Inject one of the app's workload operations on a node.
     Update {
         /// The node.
@@ -383,6 +392,43 @@ impl Action {
                 format!(
                     "crash n{node} for {down_ms} ms{} at event {at}",
                     if *wipe { " (store wiped)" } else { "" }
+                )
+            }
+            Action::Restart { node } => {
+                node_ok(*node)?;
+                let crash = plan.events.iter_mut().find(|e| {
+                    matches!(e.what, Ext::Crash { node: n, .. } if n == *node)
+                        && e.at < when
+                        && e.end() > when
+                });
+                let Some(e) = crash else {
+                    return Err(format!(
+                        "n{node} is not down by a crash at event {at}: nothing to restart"
+                    ));
+                };
+                if let Ext::Crash { down, .. } = &mut e.what {
+                    *down = when - e.at;
+                }
+                format!("restart n{node} at event {at}")
+            }
+            Action::Heal {} => {
+                let mut healed = 0;
+                for e in plan
+                    .events
+                    .iter_mut()
+                    .filter(|e| e.at < when && e.end() > when)
+                {
+                    if let Ext::Partition { lasts, .. } = &mut e.what {
+                        *lasts = when - e.at;
+                        healed += 1;
+                    }
+                }
+                if healed == 0 {
+                    return Err(format!("no partition is in effect at event {at}"));
+                }
+                format!(
+                    "heal {healed} partition{} at event {at}",
+                    if healed == 1 { "" } else { "s" }
                 )
             }
             Action::Pause { node, lasts_ms } => {

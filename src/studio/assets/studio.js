@@ -18,7 +18,7 @@
 //   #vars (table; value cells td[data-node][data-var], class "diverged" when it differs)
 //   #overlay (canvas)  #overlay-flags (text)  #divergence (canvas)  #detail (event details)
 //   #tree (entries .exec[data-id], .current, .violating)  #violation  #jump-violation
-//   branch form: #branch-action (drop|duplicate|delay|crash|pause|partition|update)
+//   branch form: #branch-action (drop|duplicate|delay|crash|restart|pause|partition|heal|update)
 //     #branch-msg  #branch-node  #branch-ms  #branch-wipe  #branch-a  #branch-b  #branch-op
 //     #branch-oneway  #branch-go
 //   files: #download  #upload (file input)  #shiviz      status bar: #status
@@ -1681,6 +1681,10 @@ function branchAction() {
     }
     case "crash":
       return { type, node, down_ms: needMs(), wipe: $("branch-wipe").checked };
+    case "restart":
+      return { type, node };
+    case "heal":
+      return { type };
     case "pause":
       return { type, node, lasts_ms: needMs() };
     case "partition":
