@@ -17,13 +17,15 @@
 //! **How it runs.** Nodes are booted as `sim` boots them (the same wiring as a real node).
 //! Safety invariants (the app's and [`super::builtin`]'s) are checked after every event; the
 //! first failure halts the run. The run is *quiet* once every external event is over (the
-//! last heal, restart, resume and workload operation); from then on the eventual invariants
+//! last heal, restart, resume and workload operation); an app whose nodes update on their
+//! own timers ([`App::self_driven`]) is then told to stop ([`App::on_quiet`]), since
+//! convergence after quiescence needs the updates to end. From then on the eventual invariants
 //! are checked every 100 ms of virtual time ([`SAMPLE`]). The run passes once all of them
 //! have held without interruption for [`STABLE`] (or three sync intervals), or if they all
 //! hold at the bound [`Plan::settle`] after quiescence; otherwise it fails at the bound with
 //! the last message of one that does not hold.
 
-use super::{builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
+use super::{builtin, sim::views, App, NodeMeta, QuietMsg, WorkItem, WorkMsg, APP_ATOM};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rasp_membership::{Mode, Role};
@@ -728,6 +730,10 @@ impl NetModel for HealingLoss {
     }
 }
 
+/// How the event log names the notice a [`App::self_driven`] app's nodes get when the run
+/// goes quiet ([`App::on_quiet`]).
+pub const QUIET_LABEL: &str = "the run went quiet (the app stops its own updates)";
+
 /// How often the eventual properties are checked once the run is quiet.
 pub const SAMPLE: Duration = Duration::from_millis(100);
 
@@ -908,8 +914,27 @@ pub fn execute<A: App>(
         }
     }
 
-    // Run to quiescence in steps, then check the eventual properties every SAMPLE.
+    // An app whose nodes update on their own timers is told that the run went quiet
+    // (`App::self_driven`): after every fault's end (pushed after them, so a restart or a
+    // resume at the quiet time comes first), to every node.
     let quiet = at(plan.quiet());
+    if app.self_driven() {
+        let bytes = rmp_serde::to_vec(&QuietMsg).map_err(|e| e.to_string())?;
+        for i in 0..plan.nodes {
+            if let Some(l) = watch.borrow_mut().log.as_mut() {
+                l.expect_input(quiet, i, QUIET_LABEL);
+            }
+            sim.inject_raw(
+                quiet,
+                Dest::Atom(AtomAddr::new(node(i), APP_ATOM)),
+                QuietMsg::KIND_ID,
+                rasp_runtime::message::Corr::None,
+                bytes.clone(),
+            );
+        }
+    }
+
+    // Run to quiescence in steps, then check the eventual properties every SAMPLE.
     let bound = |inv: &super::Invariant| at(plan.quiet() + inv.within().unwrap_or(plan.settle));
     // Since when each eventual property holds without interruption.
     let mut since: Vec<Option<Time>> = vec![None; eventual.len()];
