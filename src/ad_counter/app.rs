@@ -803,7 +803,8 @@ mod tests {
 
     /// Seed 1, run 0 of `rasp ad-counter fuzz --seed 1 --nodes 4 --servers 1 --membership
     /// client-server --horizon-s 3 --settle-s 5 --ads-per-vendor 1 --threshold 20`: a
-    /// partition and a crash with a wiped store, quiet at 4.6 s. Clients counted an
+    /// partition and a crash with a wiped store, quiet at 4.6 s (the heal, after the 3 s
+    /// horizon the clients count for at least). Clients counted an
     /// impression every second to the end, so the counters differed at every sample (by the
     /// impressions of the last sync interval) and convergence failed at 9.6 s although every
     /// delta reached the server. Told that the run went quiet, the clients stop counting:
@@ -816,6 +817,7 @@ mod tests {
         let app = AdCounter::new(1, 20, Duration::from_secs(1));
         let space = client_server_fuzz(1).space().unwrap();
         let plan = Plan::generate(&app, &space, run_seed(1, 0));
+        assert_eq!(plan.active_until, Duration::from_secs(3));
         assert_eq!(plan.quiet(), Duration::from_millis(4_598), "{plan:?}");
         let collect = Collect {
             log: true,

@@ -17,8 +17,9 @@
 //! **How it runs.** Nodes are booted as `sim` boots them (the same wiring as a real node).
 //! Safety invariants (the app's and [`super::builtin`]'s) are checked after every event; the
 //! first failure halts the run. The run is *quiet* once every external event is over (the
-//! last heal, restart, resume and workload operation); an app whose nodes update on their
-//! own timers ([`App::self_driven`]) is then told to stop ([`App::on_quiet`]), since
+//! last heal, restart, resume and workload operation, and for an app whose nodes update on
+//! their own timers, [`App::self_driven`], the horizon its activity lasts:
+//! [`Plan::active_until`]); such an app is then told to stop ([`App::on_quiet`]), since
 //! convergence after quiescence needs the updates to end. From then on the eventual invariants
 //! are checked every 100 ms of virtual time ([`SAMPLE`]). The run passes once all of them
 //! have held without interruption for [`STABLE`] (or three sync intervals), or if they all
@@ -256,6 +257,13 @@ pub struct Plan {
     /// arrives a millisecond after the first, at any time of the run.
     #[serde(default)]
     pub duplicates: Vec<MsgId>,
+    /// The app's own activity lasts this long from the start ([`App::self_driven`]: its
+    /// nodes update on their own timers until the run goes quiet), so the run goes quiet no
+    /// earlier ([`Plan::quiet`]). Every generated plan of a self-driven app sets it to the
+    /// space's horizon, as its workload would last; zero otherwise, and in trace files
+    /// written before it existed.
+    #[serde(default)]
+    pub active_until: Duration,
 }
 
 /// A message delivered `by` later than the network model would deliver it ([`Plan::delays`]).
@@ -378,16 +386,23 @@ impl Plan {
             schedule_until: None,
             settle: space.settle,
             loss_heals: true,
+            active_until: if app.self_driven() {
+                space.horizon
+            } else {
+                Duration::ZERO
+            },
         }
     }
 
-    /// When every external event is over.
+    /// When the run goes quiet: every external event is over, and the app's own activity
+    /// ([`Plan::active_until`]).
     pub fn quiet(&self) -> Duration {
         self.events
             .iter()
             .map(External::end)
             .max()
             .unwrap_or(Duration::ZERO)
+            .max(self.active_until)
     }
 
     /// Until when the schedule decisions that remove something (drops, suppressed firings)
