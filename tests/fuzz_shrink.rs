@@ -508,6 +508,7 @@ fn failing_plan<A: App>(
         delays: Vec::new(),
         skips: Vec::new(),
         duplicates: Vec::new(),
+        active_until: Duration::ZERO,
         schedule_until: None,
         settle: Duration::from_secs(10),
         loss_heals: true,

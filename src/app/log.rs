@@ -293,6 +293,12 @@ impl LogBuilder {
         }
     }
 
+    /// Names the driver's input to `node` at `at` that is not a workload operation of the
+    /// plan (the quiet notice of a self-driven app: [`super::App::on_quiet`]) `label`.
+    pub(crate) fn expect_input(&mut self, at: Time, node: u32, label: &str) {
+        self.work.push_back((at, node, label.to_string()));
+    }
+
     fn last(&mut self) -> Option<&mut LogEvent> {
         if self.full {
             return None;

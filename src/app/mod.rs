@@ -175,6 +175,21 @@ pub trait App: Clone + Send + Sync + 'static {
         ))
     }
 
+    /// Whether the nodes keep updating variables on their own timers for as long as they
+    /// run (not only in answer to workload operations), so that a run is never quiescent
+    /// unless they are told to stop. If so, the fuzzer, `replay`, the minimiser and the
+    /// studio call [`App::on_quiet`] on every node when the run goes quiet (the last fault
+    /// over: see [`plan`]), and the eventual properties ([`builtin::CONVERGENCE`]:
+    /// convergence *after quiescence*) are checked from then on. `false` by default: an app
+    /// whose own timers only make a bounded number of updates needs no notice.
+    fn self_driven(&self) -> bool {
+        false
+    }
+
+    /// The run went quiet ([`App::self_driven`] apps only): stop making updates of your own
+    /// (cancel the timers that update variables); answering peers may go on.
+    fn on_quiet(&mut self, _node: &mut NodeCtx<'_, Self>) {}
+
     /// Smaller variants of the workload operation `op`, most promising first, for the
     /// minimiser's last phase (the `shrink` module docs): smaller values, fewer elements in a
     /// batch. Only the app knows what its operations mean, so this is where "smaller
@@ -210,6 +225,15 @@ pub struct WorkMsg {
 
 impl Message for WorkMsg {
     const KIND: &'static str = "rasp/app-work";
+}
+
+/// The message that tells a node's app that the run went quiet ([`App::on_quiet`]); the
+/// simulator's driver sends it to every node of a [`App::self_driven`] app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QuietMsg;
+
+impl Message for QuietMsg {
+    const KIND: &'static str = "rasp/app-quiet";
 }
 
 /// The app with no program of its own: `rasp node` runs it, so a plain node has the same
@@ -538,6 +562,13 @@ impl<A: App> Atom for AppAtom<A> {
                 atom.with_node(ctx, |app, n| app.on_work(n, &m.op))
             }
         });
+        if self.app.self_driven() {
+            ctx.on::<QuietMsg>(|atom: &mut Self, ctx, from, _| {
+                if from.from.node == rasp_runtime::sim::CLIENT {
+                    atom.with_node(ctx, |app, n| app.on_quiet(n))
+                }
+            });
+        }
         ctx.on_peer(|_, ctx, ev| match ev {
             PeerEvent::Up(peer) => tracing::info!(node = ctx.node().0, peer = peer.0, "peer up"),
             PeerEvent::Down(peer) => {

@@ -17,13 +17,16 @@
 //! **How it runs.** Nodes are booted as `sim` boots them (the same wiring as a real node).
 //! Safety invariants (the app's and [`super::builtin`]'s) are checked after every event; the
 //! first failure halts the run. The run is *quiet* once every external event is over (the
-//! last heal, restart, resume and workload operation); from then on the eventual invariants
+//! last heal, restart, resume and workload operation, and for an app whose nodes update on
+//! their own timers, [`App::self_driven`], the horizon its activity lasts:
+//! [`Plan::active_until`]); such an app is then told to stop ([`App::on_quiet`]), since
+//! convergence after quiescence needs the updates to end. From then on the eventual invariants
 //! are checked every 100 ms of virtual time ([`SAMPLE`]). The run passes once all of them
 //! have held without interruption for [`STABLE`] (or three sync intervals), or if they all
 //! hold at the bound [`Plan::settle`] after quiescence; otherwise it fails at the bound with
 //! the last message of one that does not hold.
 
-use super::{builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
+use super::{builtin, sim::views, App, NodeMeta, QuietMsg, WorkItem, WorkMsg, APP_ATOM};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rasp_membership::{Mode, Role};
@@ -254,6 +257,13 @@ pub struct Plan {
     /// arrives a millisecond after the first, at any time of the run.
     #[serde(default)]
     pub duplicates: Vec<MsgId>,
+    /// The app's own activity lasts this long from the start ([`App::self_driven`]: its
+    /// nodes update on their own timers until the run goes quiet), so the run goes quiet no
+    /// earlier ([`Plan::quiet`]). Every generated plan of a self-driven app sets it to the
+    /// space's horizon, as its workload would last; zero otherwise, and in trace files
+    /// written before it existed.
+    #[serde(default)]
+    pub active_until: Duration,
 }
 
 /// A message delivered `by` later than the network model would deliver it ([`Plan::delays`]).
@@ -376,16 +386,23 @@ impl Plan {
             schedule_until: None,
             settle: space.settle,
             loss_heals: true,
+            active_until: if app.self_driven() {
+                space.horizon
+            } else {
+                Duration::ZERO
+            },
         }
     }
 
-    /// When every external event is over.
+    /// When the run goes quiet: every external event is over, and the app's own activity
+    /// ([`Plan::active_until`]).
     pub fn quiet(&self) -> Duration {
         self.events
             .iter()
             .map(External::end)
             .max()
             .unwrap_or(Duration::ZERO)
+            .max(self.active_until)
     }
 
     /// Until when the schedule decisions that remove something (drops, suppressed firings)
@@ -728,6 +745,10 @@ impl NetModel for HealingLoss {
     }
 }
 
+/// How the event log names the notice a [`App::self_driven`] app's nodes get when the run
+/// goes quiet ([`App::on_quiet`]).
+pub const QUIET_LABEL: &str = "the run went quiet (the app stops its own updates)";
+
 /// How often the eventual properties are checked once the run is quiet.
 pub const SAMPLE: Duration = Duration::from_millis(100);
 
@@ -908,8 +929,27 @@ pub fn execute<A: App>(
         }
     }
 
-    // Run to quiescence in steps, then check the eventual properties every SAMPLE.
+    // An app whose nodes update on their own timers is told that the run went quiet
+    // (`App::self_driven`): after every fault's end (pushed after them, so a restart or a
+    // resume at the quiet time comes first), to every node.
     let quiet = at(plan.quiet());
+    if app.self_driven() {
+        let bytes = rmp_serde::to_vec(&QuietMsg).map_err(|e| e.to_string())?;
+        for i in 0..plan.nodes {
+            if let Some(l) = watch.borrow_mut().log.as_mut() {
+                l.expect_input(quiet, i, QUIET_LABEL);
+            }
+            sim.inject_raw(
+                quiet,
+                Dest::Atom(AtomAddr::new(node(i), APP_ATOM)),
+                QuietMsg::KIND_ID,
+                rasp_runtime::message::Corr::None,
+                bytes.clone(),
+            );
+        }
+    }
+
+    // Run to quiescence in steps, then check the eventual properties every SAMPLE.
     let bound = |inv: &super::Invariant| at(plan.quiet() + inv.within().unwrap_or(plan.settle));
     // Since when each eventual property holds without interruption.
     let mut since: Vec<Option<Time>> = vec![None; eventual.len()];

@@ -259,9 +259,11 @@ fn work_moved_to_node_0(plan: &Plan) -> Option<Plan> {
     moved.then_some(p)
 }
 
-/// Every time and duration of the plan's events halved.
+/// Every time and duration of the plan's events halved, and the app's own activity
+/// ([`Plan::active_until`]).
 fn halved(plan: &Plan) -> Plan {
     let mut p = plan.clone();
+    p.active_until /= 2;
     for e in &mut p.events {
         e.at /= 2;
         match &mut e.what {

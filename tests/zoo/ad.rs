@@ -29,7 +29,9 @@ pub fn case(runs: u64) -> Case<AdCounter> {
         invariant: INVARIANT,
         fuzz: FuzzArgs {
             servers: Some(1),
-            horizon_s: 10.0,
+            // The clients count until the horizon (the ad counter is self-driven: told when
+            // the run goes quiet, they stop); the removal must reach them before it.
+            horizon_s: 30.0,
             settle_s: 20.0,
             ..super::fuzz_args(runs, 4, 0)
         },
