@@ -555,12 +555,12 @@ fn a_compiled_program_instantiates_to_the_same_program() {
     };
     let mut fresh = Program::with_interest(7, Interest::All);
     let (a, b) = graph(&mut fresh);
-    assert_eq!(fresh.graph().len(), 7);
+    assert_eq!(fresh.graph().len(), 8);
     let compiled = fresh.compile().expect("no closures yet");
     assert_eq!(compiled.actor(), 7);
     assert_eq!(compiled.interest(), &Interest::All);
     let want = run(&mut fresh, &a, &b);
-    assert_eq!(want.len(), 7);
+    assert_eq!(want.len(), 8);
     let shared = std::sync::Arc::new(compiled);
     let on_thread = {
         let c = shared.clone();
