@@ -296,3 +296,67 @@ fn check_settles_the_states_at_the_bound_for_eventual_properties() {
     };
     assert!(check::run(&Tally::eventual(true), &bad).is_err());
 }
+
+#[path = "../examples/todo/app.rs"]
+#[allow(dead_code)]
+mod todo;
+
+/// The states and transitions `check` counts on the to-do list example, pinned: a faster
+/// explorer (a shared compiled program, reused simulators) must visit exactly the same
+/// states. Breadth-first at depths 1 to 5 pins the count at each depth; depth-first, two
+/// threads, a fault budget and another membership protocol must agree with it.
+#[test]
+fn check_visits_the_same_states_on_the_todo_list() {
+    let todo_args = |depth: u32| CheckArgs {
+        nodes: 3,
+        depth,
+        membership: Mode::Full,
+        ..CheckArgs::default()
+    };
+    let counts = |a: &CheckArgs| {
+        let r = check::run(&todo::Todo::default(), a).unwrap();
+        assert!(r.violation.is_none(), "{}", check::text(a, &r));
+        assert_eq!(r.depth_reached, a.depth, "{}", check::text(a, &r));
+        (r.states, r.transitions)
+    };
+    // (states, transitions) up to each depth, breadth-first.
+    let pinned = [
+        (8, 7),
+        (50, 49),
+        (304, 303),
+        (1_895, 1_894),
+        (12_222, 12_223),
+    ];
+    for (d, want) in (1..).zip(pinned) {
+        assert_eq!(counts(&todo_args(d)), want, "breadth-first to depth {d}");
+    }
+    let dfs = CheckArgs {
+        dfs: true,
+        ..todo_args(5)
+    };
+    assert_eq!(counts(&dfs), (12_222, 12_223), "depth-first to depth 5");
+    for dfs in [false, true] {
+        let two = CheckArgs {
+            threads: 2,
+            dfs,
+            ..todo_args(4)
+        };
+        assert_eq!(counts(&two), (1_895, 1_894), "two threads, dfs {dfs}");
+    }
+    for dfs in [false, true] {
+        let faults = CheckArgs {
+            crashes: 1,
+            drops: 1,
+            partitions: 1,
+            dfs,
+            ..todo_args(3)
+        };
+        assert_eq!(counts(&faults), (1_426, 1_936), "faults, dfs {dfs}");
+    }
+    let hyparview = CheckArgs {
+        nodes: 2,
+        membership: Mode::HyParView,
+        ..todo_args(4)
+    };
+    assert_eq!(counts(&hyparview), (467, 467), "hyparview, 2 nodes");
+}

@@ -29,4 +29,4 @@ pub mod replica;
 pub mod update;
 
 pub use error::Error;
-pub use program::{Decl, Func, Functions, Interest, OpDecl, OpKind, Program, Var};
+pub use program::{CompiledProgram, Decl, Func, Functions, Interest, OpDecl, OpKind, Program, Var};

@@ -240,8 +240,9 @@ pub fn intersection_right_delta<T: Element>(
 // Each rule above behind one erased interface ([`Operator`]): the program keeps one per derived
 // variable and feeds it the effective deltas of its inputs.
 
-/// The operator behind a derived variable, erased.
-pub(crate) trait Operator {
+/// The operator behind a derived variable, erased. Operators are stateless and shareable
+/// between threads: a compiled program ([`crate::program::CompiledProgram`]) shares them.
+pub(crate) trait Operator: Send + Sync {
     /// Whether input `pos` must be seen *before* its delta is joined.
     fn needs_before(&self, pos: usize) -> bool;
     /// The output delta for `delta` arriving on input `pos`; `inputs` are the inputs' states.
@@ -292,7 +293,7 @@ where
     T: Element,
     U: Element,
     In: CausalSet<T>,
-    F: Fn(&DSet<T>) -> DSet<U>,
+    F: Fn(&DSet<T>) -> DSet<U> + Send + Sync,
 {
     fn needs_before(&self, _: usize) -> bool {
         false

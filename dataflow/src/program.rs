@@ -227,10 +227,13 @@ where
     })
 }
 
-type Ctor = Arc<dyn Fn(&[VarTag]) -> (Box<dyn Operator>, TypeOps)>;
+type Ctor = Arc<dyn Fn(&[VarTag]) -> (Box<dyn Operator>, TypeOps) + Send + Sync>;
 
+/// An instantiated operator: stateless (its output is a function of the deltas and states it
+/// is given), so compiled programs share it ([`CompiledProgram`]).
+#[derive(Clone)]
 struct OpSlot {
-    op: Box<dyn Operator>,
+    op: Arc<dyn Operator>,
     inputs: Vec<usize>,
     output: usize,
 }
@@ -302,7 +305,154 @@ fn signature(kind: OpKind, input_types: &[&str], func: Option<&str>) -> String {
     )
 }
 
+/// A program as its code declared it, before anything ran on it: its variables, operators,
+/// declarations and registered functions, with no read, subscription, trigger or task
+/// (those hold closures). [`Program::compile`] takes it, [`CompiledProgram::instantiate`]
+/// gives a program equal to the one it was taken from: a process that builds the same
+/// program again and again (the model checker boots a cluster for every state it rebuilds)
+/// declares it once and instantiates it each time. It is `Send + Sync` (operators are
+/// stateless and shared), so threads share one.
+#[derive(Clone)]
+pub struct CompiledProgram {
+    defects: Defects,
+    actor: Actor,
+    interest: Interest,
+    vars: Vec<CompiledVar>,
+    by_id: BTreeMap<Arc<str>, usize>,
+    ops: Vec<OpSlot>,
+    decls: BTreeMap<String, Decl>,
+    parked: BTreeMap<String, Decl>,
+    catalog: BTreeMap<String, Ctor>,
+    types: BTreeMap<String, TypeOps>,
+    fired: BTreeSet<String>,
+    firings: Vec<String>,
+    record_changes: bool,
+    next_sub: u64,
+    next_task: u64,
+}
+
+/// A variable of a [`CompiledProgram`]: a [`VarSlot`] without watches.
+struct CompiledVar {
+    id: Arc<str>,
+    ty: TypeOps,
+    state: Box<dyn AnyLattice>,
+    producer: Option<usize>,
+    consumers: Vec<(usize, usize)>,
+}
+
+impl Clone for CompiledVar {
+    fn clone(&self) -> Self {
+        CompiledVar {
+            id: self.id.clone(),
+            ty: self.ty,
+            state: self.state.clone_box(),
+            producer: self.producer,
+            consumers: self.consumers.clone(),
+        }
+    }
+}
+
+impl Debug for CompiledProgram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledProgram")
+            .field("actor", &self.actor)
+            .field("interest", &self.interest)
+            .field("vars", &self.by_id.keys().collect::<Vec<_>>())
+            .field("decls", &self.decls.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl CompiledProgram {
+    /// The actor id of the program it was taken from ([`Program::actor`]).
+    pub fn actor(&self) -> Actor {
+        self.actor
+    }
+
+    /// The interest of the program it was taken from.
+    pub fn interest(&self) -> &Interest {
+        &self.interest
+    }
+
+    /// A program equal to the one this was taken from, as it was then.
+    pub fn instantiate(&self) -> Program {
+        Program {
+            defects: self.defects,
+            actor: self.actor,
+            interest: self.interest.clone(),
+            vars: self
+                .vars
+                .iter()
+                .map(|v| VarSlot {
+                    id: v.id.clone(),
+                    ty: v.ty,
+                    state: v.state.clone_box(),
+                    producer: v.producer,
+                    consumers: v.consumers.clone(),
+                    watches: Vec::new(),
+                })
+                .collect(),
+            by_id: self.by_id.clone(),
+            ops: self.ops.clone(),
+            decls: self.decls.clone(),
+            parked: self.parked.clone(),
+            catalog: self.catalog.clone(),
+            types: self.types.clone(),
+            fired: self.fired.clone(),
+            firings: self.firings.clone(),
+            ready: Vec::new(),
+            changes: Vec::new(),
+            record_changes: self.record_changes,
+            next_sub: self.next_sub,
+            running: false,
+            tasks: BTreeMap::new(),
+            next_task: self.next_task,
+        }
+    }
+}
+
 impl Program {
+    /// The program as declared so far ([`CompiledProgram`]), or `None` if it holds
+    /// something a compiled program cannot: a pending read, a subscription, a trigger, a
+    /// task, recorded changes, or a propagation under way.
+    pub fn compile(&self) -> Option<CompiledProgram> {
+        let closures = self.running
+            || !self.ready.is_empty()
+            || !self.tasks.is_empty()
+            || !self.changes.is_empty()
+            || self.vars.iter().any(|v| !v.watches.is_empty());
+        if closures {
+            return None;
+        }
+        Some(CompiledProgram {
+            defects: self.defects,
+            actor: self.actor,
+            interest: self.interest.clone(),
+            vars: self
+                .vars
+                .iter()
+                .map(|v| CompiledVar {
+                    id: v.id.clone(),
+                    ty: v.ty,
+                    state: v.state.clone_box(),
+                    producer: v.producer,
+                    consumers: v.consumers.clone(),
+                })
+                .collect(),
+            by_id: self.by_id.clone(),
+            ops: self.ops.clone(),
+            decls: self.decls.clone(),
+            parked: self.parked.clone(),
+            catalog: self.catalog.clone(),
+            types: self.types.clone(),
+            fired: self.fired.clone(),
+            firings: self.firings.clone(),
+            record_changes: self.record_changes,
+            next_sub: self.next_sub,
+            next_task: self.next_task,
+        })
+    }
+
     /// An empty program for the replica acting as `actor`, holding every variable.
     pub fn new(actor: Actor) -> Self {
         Program {
@@ -505,19 +655,19 @@ impl Program {
                 None => return,
             }
         }
-        let operator: Box<dyn Operator> = if op.kind == OpKind::Bind {
+        let operator: Arc<dyn Operator> = if op.kind == OpKind::Bind {
             // A copy needs no function: any replica holding the type can run it.
             if types.len() != 1 || types[0] != self.vars[output].ty.name {
                 return;
             }
-            Box::new(CopyOperator)
+            Arc::new(CopyOperator)
         } else {
             let sig = signature(op.kind, &types, op.func.as_deref());
             let Some(ctor) = self.catalog.get(&sig).cloned() else {
                 return;
             };
             let tags: Vec<VarTag> = op.inputs.iter().map(|i| VarTag::of(i)).collect();
-            ctor(&tags).0
+            Arc::from(ctor(&tags).0)
         };
         let states: Vec<&dyn AnyLattice> = inputs.iter().map(|&v| &*self.vars[v].state).collect();
         let initial = operator.initial(&states);

@@ -522,3 +522,63 @@ fn awaitable_reads_resolve_when_the_threshold_holds() {
     // Unsupported thresholds are refused up front, as for the continuation form.
     assert!(p.read_async(&s, Threshold::StrictValue(1)).is_err());
 }
+
+/// A compiled program instantiates into a program that behaves as the one it was taken
+/// from: the same values after the same updates, from any number of instances (on any
+/// thread); a program holding a subscription is not compiled.
+#[test]
+fn a_compiled_program_instantiates_to_the_same_program() {
+    fn graph(p: &mut Program) -> (Var<ORSet<i64>>, Var<ORSet<i64>>) {
+        let a = p.declare::<ORSet<i64>>("a").unwrap();
+        let b = p.declare::<ORSet<i64>>("b").unwrap();
+        let u = p.union("u", &a, &b).unwrap();
+        let m = p
+            .map("m", &u, Func::new("double", |x: &i64| x * 2))
+            .unwrap();
+        p.filter("f", &m, Func::new("big", |x: &i64| *x >= 4))
+            .unwrap();
+        let i = p.intersection("i", &a, &b).unwrap();
+        p.product("p", &i, &b).unwrap();
+        p.fold::<i64, _, Sum>("s", &u).unwrap();
+        (a, b)
+    }
+    let run = |p: &mut Program, a: &Var<ORSet<i64>>, b: &Var<ORSet<i64>>| {
+        p.update(a, add(1), 1).unwrap();
+        p.update(a, add(2), 1).unwrap();
+        p.update(b, add(2), 2).unwrap();
+        p.update(b, remove(2), 2).unwrap();
+        p.update(b, add(3), 2).unwrap();
+        p.held()
+            .into_iter()
+            .map(|id| (id.clone(), p.show(&id).unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let mut fresh = Program::with_interest(7, Interest::All);
+    let (a, b) = graph(&mut fresh);
+    assert_eq!(fresh.graph().len(), 8);
+    let compiled = fresh.compile().expect("no closures yet");
+    assert_eq!(compiled.actor(), 7);
+    assert_eq!(compiled.interest(), &Interest::All);
+    let want = run(&mut fresh, &a, &b);
+    assert_eq!(want.len(), 8);
+    let shared = std::sync::Arc::new(compiled);
+    let on_thread = {
+        let c = shared.clone();
+        let (a, b) = (a.clone(), b.clone());
+        std::thread::spawn(move || run(&mut c.instantiate(), &a, &b))
+            .join()
+            .unwrap()
+    };
+    assert_eq!(on_thread, want);
+    for _ in 0..2 {
+        let mut p = shared.instantiate();
+        assert_eq!(p.graph(), fresh.graph());
+        assert_eq!(run(&mut p, &a, &b), want);
+    }
+    let mut watched = shared.instantiate();
+    watched.subscribe(&a, |_, _| {}).unwrap();
+    assert!(
+        watched.compile().is_none(),
+        "a subscription holds a closure"
+    );
+}

@@ -88,7 +88,7 @@ use crate::cli::node::{ExtraBoot, NodeEnv, StartedNode};
 use clap::{Args, Parser, Subcommand};
 use rasp_dataflow::json::JsonTypes;
 use rasp_dataflow::replica::{HasReplica, Replica, ReplicaConfig, SyncMode, SERVICE};
-use rasp_dataflow::{Error, Interest, Program, Var};
+use rasp_dataflow::{CompiledProgram, Error, Interest, Program, Var};
 use rasp_lattice::{Lattice, Query, Threshold};
 use rasp_membership::{Mode, Role};
 use rasp_runtime::{
@@ -98,7 +98,7 @@ use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// The atom id of the [`AppAtom`] (the replica-holding atom) on every node of an app, in the
@@ -121,7 +121,12 @@ pub trait App: Clone + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Declares the dataflow graph: the same on every node.
+    /// Declares the dataflow graph: the same on every node, and a function of the app's
+    /// configuration only. A node's boot closure ([`app_boot`]) calls it at the node's first
+    /// start and instantiates the compiled result ([`rasp_dataflow::CompiledProgram`]) at
+    /// the later ones in the same process (the model checker boots every node once per
+    /// state it rebuilds); a program that registers reads, subscriptions or tasks here is
+    /// declared afresh every time.
     fn program(&self, p: &mut Program) -> Result<(), Error>;
 
     /// Which variables `node` holds (Selective Hearing, PPDP'15 §5), from its role (and, if
@@ -438,6 +443,9 @@ pub struct AppAtom<A: App> {
     replica: Option<Replica>,
     boot: u64,
     started: Time,
+    /// The program compiled at the first boot of this node's boot closure ([`app_boot`]),
+    /// shared by its later boots.
+    compiled: Option<Arc<OnceLock<CompiledProgram>>>,
 }
 
 impl<A: App> AppAtom<A> {
@@ -450,7 +458,34 @@ impl<A: App> AppAtom<A> {
             replica: None,
             boot: 0,
             started: Time::ZERO,
+            compiled: None,
         }
+    }
+
+    /// Shares `compiled` between the atoms of one boot closure: the first that builds its
+    /// program stores it compiled, the others instantiate it.
+    fn sharing(mut self, compiled: Arc<OnceLock<CompiledProgram>>) -> Self {
+        self.compiled = Some(compiled);
+        self
+    }
+
+    /// The node's program: instantiated from the compiled one if it was compiled for this
+    /// actor and interest, declared by the app otherwise (and then stored compiled).
+    fn build_program(&self, actor: u64, interest: &Interest) -> Result<Program, Error> {
+        let shared = self.compiled.as_ref();
+        if let Some(c) = shared
+            .and_then(|c| c.get())
+            .filter(|c| c.actor() == actor && c.interest() == interest)
+        {
+            return Ok(c.instantiate());
+        }
+        let mut p = Program::with_interest(actor, interest.clone());
+        self.app.program(&mut p)?;
+        if let Some((cell, compiled)) = shared.zip(p.compile()) {
+            // Another thread may have stored its own first: they are equal.
+            let _ = cell.set(compiled);
+        }
+        Ok(p)
     }
 
     /// Which start of the node this is ([`NodeCtx::boot`]).
@@ -544,12 +579,14 @@ impl<A: App> Atom for AppAtom<A> {
         self.started = ctx.now();
         let node = ctx.node();
         let interest = self.app.interest(&self.meta);
-        let mut p = Program::with_interest(node.0, interest.clone());
-        if let Err(e) = self.app.program(&mut p) {
-            tracing::error!(error = %e, "cannot build the app's program");
-            ctx.stop_self();
-            return;
-        }
+        let p = match self.build_program(node.0, &interest) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot build the app's program");
+                ctx.stop_self();
+                return;
+            }
+        };
         let config = ReplicaConfig {
             interest,
             ..self.config.clone()
@@ -721,15 +758,19 @@ impl<A: App> NodeCtx<'_, A> {
 }
 
 /// The boot code of an app's node: spawns the [`AppAtom`] (at [`APP_ATOM`], after the node
-/// info and membership atoms of [`crate::cli::node::node_boot`]).
+/// info and membership atoms of [`crate::cli::node::node_boot`]). The app's program is
+/// declared at the first boot and instantiated from its compiled form at the later ones
+/// (see [`App::program`]).
 pub fn app_boot<A: App>(app: A, index: Option<u32>, config: ReplicaConfig) -> ExtraBoot {
+    let compiled: Arc<OnceLock<CompiledProgram>> = Arc::default();
     Arc::new(move |b, env: &NodeEnv| {
         let meta = NodeMeta {
             index,
             role: env.membership.role,
             membership: env.membership.mode,
         };
-        let id = b.spawn(AppAtom::new(app.clone(), meta, config.clone()));
+        let atom = AppAtom::new(app.clone(), meta, config.clone()).sharing(compiled.clone());
+        let id = b.spawn(atom);
         debug_assert_eq!(id, APP_ATOM, "the app atom comes third");
     })
 }
