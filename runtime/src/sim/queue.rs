@@ -33,6 +33,9 @@ use std::collections::VecDeque;
 /// Buckets 1 to 64, one per bit of a `u64` time; bucket 0 is [`TimeQueue::now`].
 const BUCKETS: usize = 64;
 
+/// The largest capacity (in keys) a bucket keeps once emptied (see `redistribute`).
+const RETAINED: usize = 1024;
+
 /// A min-priority queue of values keyed by `(time, seq)`, for times that never go back
 /// below the last popped one (see the [module docs](self)).
 ///
@@ -187,8 +190,12 @@ impl<T> TimeQueue<T> {
                 self.place(t, s, v);
             }
         }
-        // Hand the emptied vector back: its capacity serves the next fill.
-        self.buckets[i] = keys;
+        // Hand a small emptied vector back: its capacity serves the next fill. A large one
+        // is freed: its keys now sit in lower buckets, which hold their own capacity, and
+        // keeping both would double the queue's footprint at scale.
+        if keys.capacity() <= RETAINED {
+            self.buckets[i] = keys;
+        }
         if due > 1 {
             self.now.make_contiguous().sort_unstable_by_key(|&(s, _)| s);
         }
