@@ -185,8 +185,9 @@ fn print_broadcast(k: u32, reached: u64, live: u64, payloads: u64, ldh: u32) {
     );
 }
 
-/// The membership atom on every node, in the runtime simulator.
-fn run_sim(a: &Args, wall: Instant) {
+/// The membership atom on every node, in the runtime simulator; returns the events
+/// processed.
+fn run_sim(a: &Args, wall: Instant) -> u64 {
     let cfg = SimConfig {
         seed: a.seed,
         wire: WireMode::Typed,
@@ -276,10 +277,11 @@ fn run_sim(a: &Args, wall: Instant) {
         print_broadcast(k, reached, a.nodes, payloads, ldh);
     }
     println!("simulator events processed: {}", sim.events());
+    sim.events()
 }
 
-/// The bare cores in the lean harness.
-fn run_lean(a: &Args, wall: Instant) {
+/// The bare cores in the lean harness; returns the events processed.
+fn run_lean(a: &Args, wall: Instant) -> u64 {
     let mut sim: testkit::Sim<PeerService<u64, u32>> = testkit::Sim::new(a.seed);
     let gap = Duration::from_nanos(1_000_000_000 / a.join_rate);
     for i in 0..a.nodes {
@@ -322,6 +324,8 @@ fn run_lean(a: &Args, wall: Instant) {
         let payloads = sim.sent.get(PAYLOAD).copied().unwrap_or(0) - before;
         print_broadcast(k, reached, a.nodes, payloads, ldh);
     }
+    println!("harness events processed: {}", sim.processed());
+    sim.processed()
 }
 
 /// iroh-gossip's simulation seeds (its `simulations/all.toml`).
@@ -536,16 +540,28 @@ fn run_scenarios(a: &Args) {
 fn main() {
     let a = args();
     let wall = Instant::now();
-    if a.scenarios {
+    let events = if a.scenarios {
         run_scenarios(&a);
+        None
     } else if a.lean {
-        run_lean(&a, wall);
+        Some(run_lean(&a, wall))
     } else {
-        run_sim(&a, wall);
-    }
+        Some(run_sim(&a, wall))
+    };
+    let secs = wall.elapsed().as_secs_f64();
     println!(
-        "wall {:.1} s, peak memory (VmHWM) {:?} MiB",
-        wall.elapsed().as_secs_f64(),
+        "wall {secs:.1} s, peak memory (VmHWM) {:?} MiB",
         peak_rss_mb()
     );
+    if let Some(events) = events {
+        // One line to compare runs by: throughput and memory per node.
+        let per_node = peak_rss_mb().map_or(0, |mb| mb * 1024 * 1024 / a.nodes);
+        println!(
+            "summary: {} nodes, {events} events, {:.3} M events/s, {:.0} ns/event, wall {secs:.2} s, peak {:?} MiB, {per_node} bytes/node",
+            a.nodes,
+            events as f64 / secs / 1e6,
+            secs * 1e9 / events.max(1) as f64,
+            peak_rss_mb()
+        );
+    }
 }

@@ -14,38 +14,14 @@
 use crate::proto::{Core, Out, Outbox, Time};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use rasp_runtime::sim::TimeQueue;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 enum Item<N: Core<u64>> {
     Deliver { from: u64, to: u64, msg: N::Message },
     Timer { node: u64, timer: N::Timer },
     PeerDown { node: u64, peer: u64 },
-}
-
-struct Entry<N: Core<u64>> {
-    at: Time,
-    seq: u64,
-    item: Item<N>,
-}
-
-impl<N: Core<u64>> PartialEq for Entry<N> {
-    fn eq(&self, other: &Self) -> bool {
-        (self.at, self.seq) == (other.at, other.seq)
-    }
-}
-impl<N: Core<u64>> Eq for Entry<N> {}
-impl<N: Core<u64>> PartialOrd for Entry<N> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl<N: Core<u64>> Ord for Entry<N> {
-    fn cmp(&self, other: &Self) -> Ordering {
-        // Reversed: BinaryHeap is a max-heap, we want the earliest first.
-        (other.at, other.seq).cmp(&(self.at, self.seq))
-    }
 }
 
 /// The harness.
@@ -56,8 +32,10 @@ pub struct Sim<N: Core<u64>> {
     pub now: Time,
     /// The one RNG.
     pub rng: ChaCha8Rng,
-    queue: BinaryHeap<Entry<N>>,
+    /// Pending items by (nanoseconds, sequence number): the runtime simulator's queue.
+    queue: TimeQueue<Item<N>>,
     seq: u64,
+    processed: u64,
     conns: BTreeSet<(u64, u64)>,
     /// Events reported by the cores, with time and node.
     pub events: Vec<(Time, u64, N::Event)>,
@@ -83,8 +61,9 @@ impl<N: Core<u64>> Sim<N> {
             nodes: Vec::new(),
             now: Duration::ZERO,
             rng: ChaCha8Rng::seed_from_u64(seed),
-            queue: BinaryHeap::new(),
+            queue: TimeQueue::new(),
             seq: 0,
+            processed: 0,
             conns: BTreeSet::new(),
             events: Vec::new(),
             sent: Default::default(),
@@ -159,18 +138,21 @@ impl<N: Core<u64>> Sim<N> {
         d
     }
 
+    /// How many queued events (deliveries, timers, failure notices) have been processed,
+    /// those for crashed nodes included.
+    pub fn processed(&self) -> u64 {
+        self.processed
+    }
+
     /// When the next queued event is due, if any.
     pub fn next_at(&self) -> Option<Time> {
-        self.queue.peek().map(|e| e.at)
+        self.queue.peek().map(|(at, _)| Duration::from_nanos(at))
     }
 
     fn push(&mut self, after: Duration, item: Item<N>) {
         self.seq += 1;
-        self.queue.push(Entry {
-            at: self.now + after,
-            seq: self.seq,
-            item,
-        });
+        let at = (self.now + after).as_nanos() as u64;
+        self.queue.push(at, self.seq, item);
     }
 
     fn execute(&mut self, id: u64, out: Outbox<u64, N::Message, N::Timer, N::Event>) {
@@ -226,12 +208,15 @@ impl<N: Core<u64>> Sim<N> {
 
     /// Processes events up to and including time `until`.
     pub fn run_until(&mut self, until: Time) {
-        while let Some(top) = self.queue.peek() {
-            if top.at > until {
+        let limit = until.as_nanos() as u64;
+        while let Some((at, _)) = self.queue.peek() {
+            if at > limit {
                 break;
             }
-            let Entry { at, item, .. } = self.queue.pop().expect("peeked");
+            let (_, _, item) = self.queue.pop().expect("peeked");
+            let at = Duration::from_nanos(at);
             self.now = at;
+            self.processed += 1;
             let mut out = Vec::new();
             let id = match item {
                 Item::Deliver { from, to, msg } => {

@@ -238,23 +238,17 @@ fn content(at: u64, kind: &EvKind) -> u64 {
 impl Queue {
     /// Removes the event with sequence number `seq`: `(time, event)`.
     fn take(&mut self, seq: u64) -> Option<(u64, EvKind)> {
-        let mut keys = std::mem::take(&mut self.heap).into_vec();
-        let i = keys.iter().position(|k| k.seq == seq);
-        let key = i.map(|i| keys.swap_remove(i));
-        self.heap = keys.into();
-        let key = key?;
-        let kind = self.slab[key.slot as usize].take()?;
-        self.free.push(key.slot);
-        Some((key.at, kind))
+        let (at, slot) = self.keys.take(seq)?;
+        let kind = self.slab[slot as usize].take()?;
+        self.free.push(slot);
+        Some((at, kind))
     }
 
     /// `(time, seq, event)` of every queued event, in no particular order.
     fn iter(&self) -> impl Iterator<Item = (u64, u64, &EvKind)> {
-        self.heap.iter().filter_map(|k| {
-            self.slab[k.slot as usize]
-                .as_ref()
-                .map(|e| (k.at, k.seq, e))
-        })
+        self.keys
+            .iter()
+            .filter_map(|(at, seq, &slot)| self.slab[slot as usize].as_ref().map(|e| (at, seq, e)))
     }
 }
 

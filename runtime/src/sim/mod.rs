@@ -61,6 +61,7 @@
 mod conn;
 pub mod explore;
 mod net;
+mod queue;
 mod schedule;
 mod seed;
 mod trace;
@@ -71,6 +72,7 @@ pub use explore::{
 };
 
 pub use net::{Latency, LinkConfig, LinkModel, LinkOverride, NetConfig, NetModel};
+pub use queue::TimeQueue;
 pub use schedule::{Cause, EventClass, MsgId, Observed, Schedule, TimerFiring, Violation};
 pub use seed::{parse_seed, repro_command, seed_from_env, SeedGuard};
 pub use trace::{replay, replay_with_model, Input, ReplayReport, Trace};
@@ -85,8 +87,7 @@ use crate::store::{KvPairs, MemStore};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, BinaryHeap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use trace::{Recorder, Verifier};
 
@@ -297,37 +298,11 @@ struct Ev {
     kind: EvKind,
 }
 
-/// What the heap orders: small, so sifting moves 24 bytes, not whole events (which sit
-/// in a slab).
-struct Key {
-    at: u64,
-    seq: u64,
-    slot: u32,
-}
-
-impl PartialEq for Key {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Key {}
-impl PartialOrd for Key {
-    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Key {
-    /// Reversed: `BinaryHeap` is a max-heap, we want the earliest (time, seq) first.
-    fn cmp(&self, o: &Self) -> Ordering {
-        (o.at, o.seq).cmp(&(self.at, self.seq))
-    }
-}
-
-/// The event queue: a binary heap of keys ordered by (time, sequence) over a slab of
-/// events.
+/// The event queue: a [`TimeQueue`] of slab slots ordered by (time, sequence) over a slab
+/// of events, so that the queue moves 24-byte keys, not whole events.
 #[derive(Default)]
 struct Queue {
-    heap: BinaryHeap<Key>,
+    keys: TimeQueue<u32>,
     slab: Vec<Option<EvKind>>,
     free: Vec<u32>,
 }
@@ -344,35 +319,31 @@ impl Queue {
                 (self.slab.len() - 1) as u32
             }
         };
-        self.heap.push(Key { at, seq, slot });
+        self.keys.push(at, seq, slot);
     }
     fn peek_time(&self) -> Option<u64> {
-        self.heap.peek().map(|k| k.at)
+        self.keys.peek().map(|(at, _)| at)
     }
     fn pop(&mut self) -> Option<Ev> {
-        let k = self.heap.pop()?;
-        let kind = self.slab[k.slot as usize]
+        let (at, seq, slot) = self.keys.pop()?;
+        let kind = self.slab[slot as usize]
             .take()
             .expect("rasp: queued event present");
-        if self.heap.is_empty() && self.slab.len() > 4096 {
+        if self.keys.is_empty() && self.slab.len() > 4096 {
             // Drained after a burst (e.g. booting many nodes): give the memory back.
-            self.heap = BinaryHeap::new();
+            self.keys.clear();
             self.slab = Vec::new();
             self.free = Vec::new();
         } else {
-            self.free.push(k.slot);
+            self.free.push(slot);
         }
-        Some(Ev {
-            at: k.at,
-            seq: k.seq,
-            kind,
-        })
+        Some(Ev { at, seq, kind })
     }
     fn len(&self) -> usize {
-        self.heap.len()
+        self.keys.len()
     }
     fn is_empty(&self) -> bool {
-        self.heap.is_empty()
+        self.keys.is_empty()
     }
 }
 
