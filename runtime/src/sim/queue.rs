@@ -37,7 +37,8 @@ const BUCKETS: usize = 64;
 const RETAINED: usize = 1024;
 
 /// A min-priority queue of values keyed by `(time, seq)`, for times that never go back
-/// below the last popped one (see the [module docs](self)).
+/// below the last popped one: a radix heap (Ahuja, Mehlhorn, Orlin and Tarjan, "Faster
+/// algorithms for the shortest path problem", J. ACM 37(2), 1990, section 2).
 ///
 /// ```
 /// use rasp_runtime::sim::TimeQueue;
@@ -102,7 +103,7 @@ impl<T> TimeQueue<T> {
     }
 
     /// Queues `value` at `(at, seq)`. Constant time when `at` is at least the last popped
-    /// time; linear in the queue's length otherwise (see the [module docs](self)).
+    /// time; linear in the queue's length otherwise (every pending key is placed again).
     #[inline]
     pub fn push(&mut self, at: u64, seq: u64, value: T) {
         if at < self.last {
