@@ -835,9 +835,9 @@ fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
         "--membership",
         "client-server",
         "--horizon-s",
-        "3",
+        "6",
         "--settle-s",
-        "5",
+        "10",
         "--ads-per-vendor",
         "1",
         "--threshold",
@@ -848,6 +848,10 @@ fn a_ten_thousand_event_run_renders_and_scrubs_with_100_nodes_collapsed() {
         let c = &b.c;
         let s = open(c, &url).await;
         let total = s["total"].as_u64().unwrap();
+        assert!(
+            total >= 10_000,
+            "only {total} events: the run must have 10,000 or more"
+        );
         let first = wait_js(c, "lastRenderMs (the first full render)", STUDIO, |v| {
             v["lastRenderMs"].is_f64() || v["lastRenderMs"].is_u64()
         })
