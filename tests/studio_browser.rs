@@ -413,23 +413,7 @@ fn branch_by_dropping_a_message_in_flight() {
         let total = s["total"].as_u64().unwrap();
         // A cursor with a message in flight whose drop changes the run later on: the first
         // sync in flight after the first third.
-        let mut at = total / 3;
-        let msg = loop {
-            let st = get(&base, &format!("/api/executions/0/state?at={at}")).await;
-            if let Some(m) = st["in_flight"].as_array().unwrap().iter().find(|m| {
-                m["kind"]
-                    .as_str()
-                    .is_some_and(|k| k.starts_with("dataflow/"))
-            }) {
-                break m["id"].as_str().unwrap().to_string();
-            }
-            at += 1;
-            assert!(
-                at < total,
-                "no dataflow message in flight after event {}",
-                total / 3
-            );
-        };
+        let (at, msg) = dataflow_in_flight(&base, total / 3, total).await;
         scrub(c, at).await;
         set(c, "branch-action", "drop").await;
         let opts = wait_js(
@@ -447,17 +431,7 @@ fn branch_by_dropping_a_message_in_flight() {
         shot(c, "2-after-drop").await;
 
         // The API: the dropped message is marked, and the run differs later on.
-        let msgs = get(
-            &base,
-            &format!("/api/executions/{id}/messages?from=0&to={}", total + 1000),
-        )
-        .await;
-        let m = msgs["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|m| m["id"] == msg.as_str())
-            .unwrap_or_else(|| panic!("{msg} not among the branch's messages"));
+        let m = message(&base, id, &msg).await;
         assert_eq!(m["dropped"], true, "{m}");
         assert_eq!(m["delivered_i"], Value::Null, "{m}");
         let child = get(&base, &format!("/api/executions/{id}")).await;
@@ -477,13 +451,7 @@ fn branch_by_dropping_a_message_in_flight() {
         scrub(c, k).await;
         let vars_child = js(c, &text_of("vars")).await;
         let info_child = js(c, &text_of("cursor-info")).await;
-        c.find(Locator::Css("#tree .exec[data-id=\"0\"]"))
-            .await
-            .expect("the root in #tree")
-            .click()
-            .await
-            .unwrap();
-        wait_js(c, "the root current again", STUDIO, |v| v["exec"] == 0).await;
+        back_to_root(c).await;
         scrub(c, k).await;
         let vars_parent = js(c, &text_of("vars")).await;
         let info_parent = js(c, &text_of("cursor-info")).await;
