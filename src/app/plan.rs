@@ -196,7 +196,7 @@ impl External {
     }
 }
 
-fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.2} s", d.as_secs_f64())
         .trim_end_matches(" s")
         .to_string()
@@ -486,6 +486,9 @@ pub struct Outcome {
     pub timers: Vec<(TimerFiring, Time)>,
     /// Events that are not in the story (timers, connection notices, local messages).
     pub unstoried: u64,
+    /// Events processed before the run went quiet ([`Plan::quiet`]): the part of a run in
+    /// which faults, the workload and the schedule's decisions act ([`Collect::story`]).
+    pub events_before_quiet: u64,
     /// With a trace to verify against: the result of the per-event hash check.
     pub verified: Option<Result<u64, String>>,
     /// The event log ([`Collect::log`]).
@@ -512,6 +515,9 @@ struct Watch {
     names: BTreeMap<u64, &'static str>,
     story: Vec<StoryLine>,
     storied: u64,
+    /// When the run goes quiet ([`Plan::quiet`]), and the events processed before then.
+    quiet_at: Time,
+    before_quiet: u64,
     log: Option<super::log::LogBuilder>,
 }
 
@@ -552,7 +558,11 @@ impl Schedule for Hook {
                 class,
                 node,
                 faulty,
+                at,
             } => {
+                if w.collect.story && *at < w.quiet_at {
+                    w.before_quiet += 1;
+                }
                 if w.collect.coverage {
                     let role = node
                         .and_then(|n| w.roles.get(n.0 as usize).copied())
@@ -840,6 +850,7 @@ pub fn execute<A: App>(
         duplicates: plan.duplicates.iter().copied().collect(),
         decoder,
         quiet: at(plan.window()),
+        quiet_at: at(plan.quiet()),
         roles: roles.clone(),
         collect,
         log: collect.log.then(|| super::log::LogBuilder::new(plan)),
@@ -1058,6 +1069,7 @@ pub fn execute<A: App>(
         sent: w.sent,
         timers: w.timers,
         unstoried: sim.events().saturating_sub(w.storied),
+        events_before_quiet: w.before_quiet,
         verified,
         log: w.log.map(|l| l.finish(plan, sim.violation().cloned())),
     })

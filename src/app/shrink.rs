@@ -6,6 +6,10 @@
 //! each candidate is a [`Plan`], executed by [`execute`] like any fuzzed run. The phases, in
 //! this order:
 //!
+//! 0. **The smallest executions first**: every choice of at most three of the original's
+//!    external events on one node, then two, and so on, in increasing order of external
+//!    inputs, is run, and the first that fails is kept (ddmin below finds a 1-minimal
+//!    set, which can miss a smaller failure on fewer nodes with other inputs).
 //! 1. **External events** ([`Plan::events`]: faults with their heal or restart, workload
 //!    operations): delta debugging (Zeller, Hildebrandt, "Simplifying and Isolating
 //!    Failure-Inducing Input", TSE 2002, the `ddmin` algorithm) over the list, starting with
@@ -79,6 +83,7 @@ use super::plan::{execute, Collect, Delay, Ext, External, Outcome, Plan, MAX_DEL
 use super::App;
 use clap::Args;
 use rasp_runtime::sim::{Cause, MsgId, TimerFiring, Violation};
+use rasp_runtime::Time;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -119,6 +124,16 @@ pub struct ShrinkReport {
     pub delivered: (usize, usize),
     /// App timer firings that ran, before → after.
     pub timers: (usize, usize),
+    /// The **decided part** of the run, before → after: events, and external inputs +
+    /// delivered messages. For a safety failure it is the whole run (it ends at the failing
+    /// event); for a bounded eventual one, the run until it went quiet ([`Plan::quiet`]).
+    /// What follows the quiet time is the property's wait: no fault, input or schedule
+    /// decision acts there, so the prefix fixes it, and no minimiser can shorten it without
+    /// weakening the property (its bound `T`). Its events are not counted here; of its
+    /// deliveries, those the prefix set in motion are (a restarted node's join and
+    /// greetings), the background of periodic timers is not (heartbeats, periodic syncs
+    /// and their replies). The zoo compares these steps with its hand-made minima.
+    pub decided: Decided,
     /// The minimal plan's schedule decisions: drops, delays and suppressed firings.
     pub decisions: usize,
     /// Candidate runs.
@@ -127,6 +142,57 @@ pub struct ShrinkReport {
     pub wall: Duration,
     /// The story of the minimal run.
     pub story: Vec<String>,
+}
+
+/// The decided part of a run before → after shrinking ([`ShrinkReport::decided`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Decided {
+    /// Events.
+    pub events: (u64, u64),
+    /// External inputs + remote messages delivered.
+    pub steps: (usize, usize),
+    /// Whether it is the whole run (a safety failure).
+    pub whole_run: bool,
+}
+
+impl Decided {
+    /// (events, inputs + deliveries) of the decided part of `o`, the run of `plan`.
+    fn part(safety: bool, plan: &Plan, o: &Outcome) -> (u64, usize) {
+        if safety {
+            return (o.events, plan.external_inputs() + o.delivered.len());
+        }
+        let quiet = plan.quiet().as_nanos() as u64;
+        let delivered = o
+            .delivered
+            .iter()
+            .filter(|(id, _)| set_in_motion(o, *id, quiet))
+            .count();
+        (o.events_before_quiet, plan.external_inputs() + delivered)
+    }
+}
+
+/// Whether message `id` of run `o` belongs to what the run's choices set in motion: sent
+/// before the run went quiet (at `quiet` nanoseconds), or after it by a chain of handlers
+/// that starts at something other than a timer firing after it (a restart's boot, a
+/// connection notice, a delivery of such a message). What a periodic timer sends after the
+/// quiet time (heartbeats, periodic syncs) and the replies to it are the background of the
+/// property's wait: present in every run, whatever the prefix did.
+fn set_in_motion(o: &Outcome, mut id: MsgId, quiet: u64) -> bool {
+    // Each step goes to an earlier send, so the walk ends; the bound guards a malformed map.
+    for _ in 0..=o.sent.len() {
+        let Some((at, cause)) = o.sent.get(&id) else {
+            return true;
+        };
+        if at.0 < quiet {
+            return true;
+        }
+        match cause {
+            Cause::Deliver(parent) => id = *parent,
+            Cause::Timer(_) => return false,
+            Cause::Other => return true,
+        }
+    }
+    true
 }
 
 struct Shrinker<'a, A: App> {
@@ -383,7 +449,8 @@ pub fn shrink_with<A: App>(
         plan.schedule_until = Some(Duration::from_nanos(failed));
     }
 
-    // 1. External events.
+    // 0. The smallest executions first; 1. external events.
+    phase_smallest(&mut s, &mut plan);
     phase_external(&mut s, &mut plan);
 
     // 2. Fewer nodes, shorter delays. A node goes with its workload, or else hands its
@@ -464,7 +531,14 @@ pub fn shrink_with<A: App>(
         "({} more events not listed: timers after the run went quiet and of other atoms, connection notices, local messages)",
         after.unstoried
     ));
+    let (e0, s0) = Decided::part(s.safety, &file.plan, &before);
+    let (e1, s1) = Decided::part(s.safety, &plan, &after);
     Ok(ShrinkReport {
+        decided: Decided {
+            events: (e0, e1),
+            steps: (s0, s1),
+            whole_run: s.safety,
+        },
         events: (before.events, after.events),
         inputs: (file.plan.external_inputs(), plan.external_inputs()),
         delivered: (before.delivered.len(), after.delivered.len()),
@@ -739,6 +813,46 @@ fn phase_shorter<A: App>(
                 kept_any = true;
             }
         }
+        // Undo decisions: a drop ddmin kept may only have moved the failure later (a sync
+        // lost so that a later one carries the same updates), which the run pays for
+        // elsewhere (heartbeats that keep the link up meanwhile, more timer firings). Each
+        // drop, in the order the messages were sent, and each suppressed firing is undone on
+        // its own, kept when the run still fails the same invariant and is strictly shorter.
+        let mut undo: Vec<(Time, Step)> = plan
+            .drops
+            .iter()
+            .map(|d| {
+                (
+                    now.sent.get(d).map_or(Time(u64::MAX), |x| x.0),
+                    Step::Msg(*d),
+                )
+            })
+            .collect();
+        undo.sort_by_key(|u| u.0);
+        undo.extend(plan.skips.iter().map(|t| (Time(u64::MAX), Step::Timer(*t))));
+        for (_, step) in undo {
+            if s.out_of_time() {
+                return Ok(());
+            }
+            let mut p = plan.clone();
+            match step {
+                Step::Msg(id) => p.drops.retain(|d| *d != id),
+                Step::Timer(t) => p.skips.retain(|x| *x != t),
+            }
+            s.runs += 1;
+            let Ok(o) = run_steps(s.app, &p) else {
+                continue;
+            };
+            let same = o
+                .violation
+                .as_ref()
+                .is_some_and(|v| v.invariant == s.invariant);
+            if same && o.events <= s.limit && length(&p, &o) < length(plan, &now) {
+                *plan = p;
+                now = o;
+                kept_any = true;
+            }
+        }
         if !kept_any {
             return Ok(());
         }
@@ -835,6 +949,72 @@ fn phase_external<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) {
     }
 }
 
+/// At most this many external events in a candidate of [`phase_smallest`].
+const SMALLEST_EVENTS: usize = 3;
+/// At most this many candidate runs in [`phase_smallest`].
+const SMALLEST_RUNS: usize = 2_000;
+
+/// Phase 0, the smallest executions first: ddmin's result is only 1-minimal, and a failure
+/// that shows on fewer nodes with a different handful of inputs (an operation on another
+/// node that does on node 0 what two did on two nodes) is out of its reach. So before it,
+/// every candidate of at most [`SMALLEST_EVENTS`] of the original's external events on `m`
+/// nodes (the removed nodes' workload on node 0, their faults gone) is run, in increasing
+/// order of external inputs (node starts + events), fewer nodes first; the first that
+/// fails the same invariant is kept: a smallest execution among these. At most
+/// [`SMALLEST_RUNS`] runs, within the budget.
+fn phase_smallest<A: App>(s: &mut Shrinker<'_, A>, plan: &mut Plan) {
+    // bases[m - 1]: the cluster on m nodes.
+    let mut bases = vec![plan.clone()];
+    while let Some(last) = bases.last().filter(|p| p.nodes > 1) {
+        let moved = work_moved_to_node_0(last).unwrap_or_else(|| last.clone());
+        bases.push(without_last_node(&moved));
+    }
+    bases.reverse();
+    let original = plan.external_inputs();
+    let mut runs = 0;
+    for size in 1..original.min(plan.nodes as usize + SMALLEST_EVENTS + 1) {
+        for base in &bases {
+            let m = base.nodes as usize;
+            let Some(k) = size.checked_sub(m) else { break };
+            if k > SMALLEST_EVENTS || k > base.events.len() {
+                continue;
+            }
+            let mut pick: Vec<usize> = (0..k).collect();
+            loop {
+                if runs >= SMALLEST_RUNS || s.out_of_time() {
+                    return;
+                }
+                runs += 1;
+                let mut p = base.clone();
+                p.events = pick.iter().map(|&i| base.events[i].clone()).collect();
+                if s.fails(&p) {
+                    *plan = p;
+                    return;
+                }
+                if !next_combination(&mut pick, base.events.len()) {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The next `pick.len()`-subset of `0..n` in lexicographic order (ascending indices);
+/// false after the last.
+fn next_combination(pick: &mut [usize], n: usize) -> bool {
+    let k = pick.len();
+    for i in (0..k).rev() {
+        if pick[i] < n - k + i {
+            pick[i] += 1;
+            for j in i + 1..k {
+                pick[j] = pick[j - 1] + 1;
+            }
+            return true;
+        }
+    }
+    false
+}
+
 /// Shrinks `file` and writes the minimal trace to `out` (same flags, the shrunk plan).
 pub fn shrink_to_file<A: App>(
     app: &A,
@@ -916,6 +1096,17 @@ pub fn run_cmd<A: App>(app: A, file: &TraceFile, args: &ShrinkArgs) -> ExitCode 
         r.runs,
         r.wall.as_secs_f64()
     );
+    if !r.decided.whole_run {
+        println!(
+            "until the run went quiet (t={}; after it, only the property's wait): events {} → {} ({:.1}% fewer), external inputs + messages delivered {} → {}",
+            super::plan::secs(r.plan.quiet()),
+            r.decided.events.0,
+            r.decided.events.1,
+            pct(r.decided.events.0 as f64, r.decided.events.1 as f64),
+            r.decided.steps.0,
+            r.decided.steps.1,
+        );
+    }
     println!("{}", r.violation);
     let (mut prefix, _) = super::fuzz::split_command_line("shrink");
     prefix.push("replay".into());
@@ -923,4 +1114,31 @@ pub fn run_cmd<A: App>(app: A, file: &TraceFile, args: &ShrinkArgs) -> ExitCode 
     println!("minimal trace: {}", out.display());
     println!("replay: {}", super::fuzz::shell_line(&prefix));
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_combination;
+
+    #[test]
+    fn combinations_come_in_lexicographic_order_each_once() {
+        let mut pick: Vec<usize> = (0..3).collect();
+        let mut seen = vec![pick.clone()];
+        while next_combination(&mut pick, 5) {
+            seen.push(pick.clone());
+        }
+        let mut want = Vec::new();
+        for a in 0..5 {
+            for b in a + 1..5 {
+                for c in b + 1..5 {
+                    want.push(vec![a, b, c]);
+                }
+            }
+        }
+        assert_eq!(seen, want);
+        let mut none: Vec<usize> = Vec::new();
+        assert!(!next_combination(&mut none, 4));
+        let mut all: Vec<usize> = (0..4).collect();
+        assert!(!next_combination(&mut all, 4));
+    }
 }

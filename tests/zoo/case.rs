@@ -54,8 +54,9 @@ pub struct Row {
     pub fuzz_wall: Duration,
     /// Simulator events before → after shrinking.
     pub events: (u64, u64),
-    /// External inputs + delivered messages before → after shrinking.
-    pub length: (usize, usize),
+    /// The decided part of the run ([`rasp::app::shrink::ShrinkReport::decided`]): the whole
+    /// run for a safety failure, the run until it went quiet for a bounded eventual one.
+    pub decided: rasp::app::shrink::Decided,
     /// The hand-made minimum (inputs + deliveries).
     pub hand_made: usize,
     /// Shrinking's wall time.
@@ -67,27 +68,38 @@ pub struct Row {
 }
 
 impl Row {
-    /// Events removed by shrinking, in percent.
+    /// Events removed by shrinking, in percent, over the whole run.
     pub fn reduction(&self) -> f64 {
         100.0 * (1.0 - self.events.1 as f64 / self.events.0.max(1) as f64)
     }
 
-    /// Shrunk length over the hand-made minimum.
+    /// Events removed by shrinking, in percent, over the decided part.
+    pub fn decided_reduction(&self) -> f64 {
+        let (a, b) = self.decided.events;
+        100.0 * (1.0 - b as f64 / a.max(1) as f64)
+    }
+
+    /// The decided part's inputs + deliveries after shrinking over the hand-made minimum
+    /// (which lists the steps up to the state that stays wrong).
     pub fn ratio(&self) -> f64 {
-        self.length.1 as f64 / self.hand_made.max(1) as f64
+        self.decided.steps.1 as f64 / self.hand_made.max(1) as f64
     }
 
     /// The row in the README's table format.
     pub fn markdown(&self) -> String {
         format!(
-            "| {} | {} | {:.2} s | {} → {} | {:.1} % | {} | {} | {:.2}× | {:.2} s | {} | {} |",
+            "| {} | {} | {:.2} s | {} → {} | {:.1} % | {} | {} → {} | {:.1} % | {} | {} | {:.2}× | {:.2} s | {} | {} |",
             self.name,
             self.runs,
             self.fuzz_wall.as_secs_f64(),
             self.events.0,
             self.events.1,
             self.reduction(),
-            self.length.1,
+            if self.decided.whole_run { "whole run" } else { "until quiet" },
+            self.decided.events.0,
+            self.decided.events.1,
+            self.decided_reduction(),
+            self.decided.steps.1,
             self.hand_made,
             self.ratio(),
             self.shrink_wall.as_secs_f64(),
@@ -100,8 +112,9 @@ impl Row {
 
 /// The table's header.
 pub const HEADER: &str = "| case | fuzz runs | fuzz wall | events before → after | reduction | \
-inputs + deliveries after | hand-made minimum | ratio | shrink wall | check | fixed, same runs |\n\
-|---|---|---|---|---|---|---|---|---|---|---|";
+decided part | its events before → after | its reduction | its inputs + deliveries after | \
+hand-made minimum | ratio | shrink wall | check | fixed, same runs |\n\
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";
 
 fn tmp(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("rasp-zoo-{}", std::process::id()));
@@ -200,7 +213,7 @@ pub fn run<A: App>(case: &Case<A>, shrink_budget: Duration, strict: bool) -> Row
         runs: r.runs,
         fuzz_wall: r.wall,
         events: s.events,
-        length: (s.inputs.0 + s.delivered.0, s.inputs.1 + s.delivered.1),
+        decided: s.decided,
         hand_made: case.hand_made.len(),
         shrink_wall: s.wall,
         check: checked,

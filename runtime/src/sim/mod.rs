@@ -1201,11 +1201,13 @@ impl Sim {
         if self.core.hook.is_some() {
             let (class, node) = schedule::class_of(&ev.kind);
             let faulty = self.faulty();
+            let at = self.core.now;
             if let Some(h) = &mut self.core.hook {
                 h.schedule.observe(&Observed::Event {
                     class,
                     node,
                     faulty,
+                    at,
                 });
             }
         }

@@ -139,6 +139,8 @@ pub enum Observed<'a> {
         node: Option<NodeId>,
         /// Whether a partition was active or a node was down or paused.
         faulty: bool,
+        /// Global time.
+        at: Time,
     },
 }
 
