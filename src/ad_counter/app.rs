@@ -822,6 +822,30 @@ mod tests {
         assert!(view(&app)[1].as_ref().unwrap_err().contains("came back"));
     }
 
+    /// `sim` tells the self-driven clients when the run goes quiet (`--active-s`, 10 s before
+    /// the end by default), so a run whose ads are never all removed converges after their
+    /// last impression; with the clients counting to the end, it cannot.
+    #[test]
+    fn sim_runs_converge_once_the_clients_stop_counting() {
+        let args = SimArgs {
+            nodes: 4,
+            membership: Mode::ClientServer,
+            duration_s: 20.0,
+            check_every: 25,
+            ..SimArgs::default()
+        };
+        let app = || AdCounter::new(5, 2000, Duration::from_millis(100));
+        let r = run(app(), &args).unwrap();
+        assert!(r.converged, "{}", r.text());
+        assert!(r.converged_at_s.unwrap() > 10.0, "{}", r.text());
+        let busy = SimArgs {
+            active_s: Some(20.0),
+            ..args
+        };
+        let r = run(app(), &busy).unwrap();
+        assert!(!r.converged, "{}", r.text());
+    }
+
     /// Node 0 seeds the ads once: after a crash and a restart from its store (once every ad
     /// is removed) it does not add them again, which would bring them back.
     #[test]

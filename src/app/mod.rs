@@ -241,6 +241,22 @@ impl Message for QuietMsg {
     const KIND: &'static str = "rasp/app-quiet";
 }
 
+/// Tells the app atom of each of the first `nodes` nodes of `sim`, at `at`, that the run went
+/// quiet ([`QuietMsg`], from the simulator's client; the `fuzz` and `sim` drivers send it to
+/// a [`App::self_driven`] app).
+pub(crate) fn tell_quiet(sim: &mut rasp_runtime::sim::Sim, nodes: u32, at: Time) {
+    let bytes = rmp_serde::to_vec(&QuietMsg).expect("a unit struct encodes");
+    for i in 0..nodes {
+        sim.inject_raw(
+            at,
+            Dest::Atom(AtomAddr::new(NodeId(u64::from(i)), APP_ATOM)),
+            QuietMsg::KIND_ID,
+            rasp_runtime::message::Corr::None,
+            bytes.clone(),
+        );
+    }
+}
+
 /// The app with no program of its own: `rasp node` runs it, so a plain node has the same
 /// atoms as every app's node (an empty replica at [`APP_ATOM`]) and the same flags. Its
 /// program knows the standard JSON types ([`rasp_dataflow::json::JsonTypes::standard`]), so

@@ -26,7 +26,7 @@
 //! hold at the bound [`Plan::settle`] after quiescence; otherwise it fails at the bound with
 //! the last message of one that does not hold.
 
-use super::{builtin, sim::views, App, NodeMeta, QuietMsg, WorkItem, WorkMsg, APP_ATOM};
+use super::{builtin, sim::views, App, NodeMeta, WorkItem, WorkMsg, APP_ATOM};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rasp_membership::{Mode, Role};
@@ -945,19 +945,12 @@ pub fn execute<A: App>(
     // resume at the quiet time comes first), to every node.
     let quiet = at(plan.quiet());
     if app.self_driven() {
-        let bytes = rmp_serde::to_vec(&QuietMsg).map_err(|e| e.to_string())?;
-        for i in 0..plan.nodes {
-            if let Some(l) = watch.borrow_mut().log.as_mut() {
+        if let Some(l) = watch.borrow_mut().log.as_mut() {
+            for i in 0..plan.nodes {
                 l.expect_input(quiet, i, QUIET_LABEL);
             }
-            sim.inject_raw(
-                quiet,
-                Dest::Atom(AtomAddr::new(node(i), APP_ATOM)),
-                QuietMsg::KIND_ID,
-                rasp_runtime::message::Corr::None,
-                bytes.clone(),
-            );
         }
+        super::tell_quiet(&mut sim, plan.nodes, quiet);
     }
 
     // Run to quiescence in steps, then check the eventual properties every SAMPLE.

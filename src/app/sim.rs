@@ -100,6 +100,12 @@ pub struct SimArgs {
     /// Virtual seconds to run
     #[arg(long, value_name = "S", default_value_t = 30.0)]
     pub duration_s: f64,
+    /// A self-driven app (its nodes update on their own timers, as the ad counter's clients
+    /// count impressions) is told at this virtual second that the run went quiet and stops
+    /// its own updates, so that convergence is checked after the last one; other apps
+    /// ignore it [default: 10 s before the end, or the last fault if that is later]
+    #[arg(long, value_name = "S")]
+    pub active_s: Option<f64>,
     /// Check the app's invariants after every this many events
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub check_every: u64,
@@ -152,6 +158,7 @@ impl Default for SimArgs {
             crash: Vec::new(),
             restart: Vec::new(),
             duration_s: 30.0,
+            active_s: None,
             check_every: 1,
             sample_ms: 100,
             json: false,
@@ -409,6 +416,14 @@ pub fn validate(args: &SimArgs) -> Result<(), String> {
             args.duration_s
         ));
     }
+    if let Some(a) = args.active_s {
+        if !(a.is_finite() && (0.0..=args.duration_s).contains(&a)) {
+            return Err(format!(
+                "--active-s must be between 0 and --duration-s ({}), got {a}",
+                args.duration_s
+            ));
+        }
+    }
     if args.sample_ms == 0 {
         return Err("--sample-ms must be at least 1".into());
     }
@@ -525,7 +540,11 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> crate::Result<SimReport> {
     let end = at(Duration::from_secs_f64(args.duration_s));
     let step = Duration::from_millis(args.sample_ms);
     let mut stretch: Option<Time> = None;
-    let mut due = Eventual::new(eventual, quiet(args));
+    let quiet = quiet(args, app.self_driven());
+    if app.self_driven() {
+        super::tell_quiet(&mut sim, args.nodes, quiet);
+    }
+    let mut due = Eventual::new(eventual, quiet);
     while sim.now() < end {
         let next = Time((sim.now() + step).0.min(end.0));
         sim.run_until(next);
@@ -581,8 +600,9 @@ pub fn run<A: App>(app: A, args: &SimArgs) -> crate::Result<SimReport> {
 }
 
 /// When the run goes quiet: the time of its last scheduled fault (a partition's heal, a
-/// crash, a restart), zero without faults.
-fn quiet(args: &SimArgs) -> Time {
+/// crash, a restart), zero without faults; for a self-driven app, no earlier than
+/// `--active-s` (default: 10 s before the end).
+fn quiet(args: &SimArgs, self_driven: bool) -> Time {
     let last = args
         .partition
         .iter()
@@ -591,7 +611,11 @@ fn quiet(args: &SimArgs) -> Time {
         .chain(args.restart.iter().map(|r| r.at))
         .max()
         .unwrap_or(Duration::ZERO);
-    at(last)
+    if !self_driven {
+        return at(last);
+    }
+    let active = args.active_s.unwrap_or((args.duration_s - 10.0).max(0.0));
+    at(last.max(Duration::from_secs_f64(active)))
 }
 
 /// The eventual properties of a `sim` run (see the module docs): each must hold over the
