@@ -72,8 +72,17 @@ pub enum ParError {
     Pool(String),
 }
 
+/// What starts a node added with [`ParSim::add_at`]: its id, the node, its RNG, its outbox.
+pub type Start<N> = fn(
+    u64,
+    &mut N,
+    &mut SmallRng,
+    &mut Outbox<u64, <N as Core<u64>>::Message, <N as Core<u64>>::Timer, <N as Core<u64>>::Event>,
+);
+
 enum Item<N: Core<u64>> {
     Deliver { from: u32, to: u32, msg: N::Message },
+    Start { node: u32, start: Start<N> },
     Timer { node: u32, timer: N::Timer },
     PeerDown { node: u32, peer: u32 },
 }
@@ -266,6 +275,7 @@ impl<N: Core<u64>> Part<N> {
                 Item::Deliver { from, to, msg } => (*to, kind_hash(N::kind(msg)), *from),
                 Item::Timer { node, .. } => (*node, 1, *node),
                 Item::PeerDown { node, peer } => (*node, 2, *peer),
+                Item::Start { node, .. } => (*node, 3, *node),
             };
             let slot = self.slot(id, net.parts);
             slot.hash = mix(mix(mix(slot.hash, at), code), u64::from(other));
@@ -279,6 +289,7 @@ impl<N: Core<u64>> Part<N> {
                 }
                 Item::Timer { timer, .. } => n.on_timer(timer, now, rng, &mut out),
                 Item::PeerDown { peer, .. } => n.peer_down(&u64::from(peer), now, rng, &mut out),
+                Item::Start { start, .. } => start(u64::from(id), n, rng, &mut out),
             }
             self.execute(net, id, at, &mut out);
         }
@@ -434,6 +445,20 @@ where
         self.net.alive.push(true);
         self.with(u64::from(id), init);
         Ok(u64::from(id))
+    }
+
+    /// Adds a node (its id is the number of nodes before it) that `start` starts at `at` (not
+    /// before the current time), inside the run: many joins then share the parallel windows
+    /// instead of each stopping the run. Messages reach the node from now on (a peer can only
+    /// learn its id from it).
+    pub fn add_at(&mut self, node: N, at: Time, start: Start<N>) -> Result<u64, ParError> {
+        let id = self.add(node, |_, _, _| {})?;
+        let id32 = id as u32;
+        let at = at.max(self.now).as_nanos() as u64;
+        let parts = self.parts.len();
+        let part = &mut self.parts[id as usize % parts];
+        part.push(&self.net, id32, at, Item::Start { node: id32, start }, id32);
+        Ok(id)
     }
 
     /// Runs `f` on a live node with its RNG, at the current time, and carries out what it
