@@ -359,7 +359,9 @@ fn run_lean(a: &Args, wall: Instant) -> u64 {
 /// The bare cores in the parallel lean harness on `--threads` threads; returns the events
 /// processed. Prints the run's trace hash: equal for every thread count.
 fn run_par(a: &Args, wall: Instant) -> u64 {
-    let mut sim: ParSim<PeerService<u64, u32>> =
+    // `u32` peer ids: the same run as with `u64`s (the harness numbers nodes with `u32`s
+    // either way), in less memory per node.
+    let mut sim: ParSim<PeerService<u32, u32>, u32> =
         ParSim::new(a.seed, a.threads).unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(2)
@@ -369,11 +371,11 @@ fn run_par(a: &Args, wall: Instant) -> u64 {
     let gap = Duration::from_nanos(1_000_000_000 / a.join_rate);
     // Node `j` starts at `j * gap`, inside the run: joins are queued one simulated second
     // ahead, so that the parallel windows stay full.
-    let start: Start<PeerService<u64, u32>> = |id, s, rng, out| {
+    let start: Start<PeerService<u32, u32>, u32> = |id, s, rng, out| {
         if id == 0 {
             s.start(rng, out)
         } else {
-            s.join((0..id.min(3)).collect(), Duration::ZERO, rng, out)
+            s.join((0..id.min(3) as u32).collect(), Duration::ZERO, rng, out)
         }
     };
     let per_second = a.join_rate.max(1);
@@ -381,7 +383,7 @@ fn run_par(a: &Args, wall: Instant) -> u64 {
     while j < a.nodes {
         let end = (j + per_second).min(a.nodes);
         for i in j..end {
-            let node = PeerService::new(i, Config::default()).expect("valid config");
+            let node = PeerService::new(i as u32, Config::default()).expect("valid config");
             sim.add_at(node, gap * i as u32, start)
                 .expect("below 2^32 nodes");
         }
@@ -399,7 +401,7 @@ fn run_par(a: &Args, wall: Instant) -> u64 {
     let formed = wall.elapsed();
     let mut overlay = Overlay::new();
     for (id, s) in sim.nodes() {
-        overlay.insert(id, s.neighbours().iter().copied().collect());
+        overlay.insert(id, s.neighbours().iter().map(|&p| u64::from(p)).collect());
     }
     print_overlay(a, sim.now(), formed, &overlay.report());
     drop(overlay);

@@ -38,7 +38,7 @@
 //! Memory per node beyond the core: its slot (RNG, sequence number, trace hash, the peers it
 //! holds connections to, as `u32`s) and one byte of liveness. Node ids are below `2^32`.
 
-use crate::proto::{Core, Out, Outbox, Time};
+use crate::proto::{Core, Out, Outbox, Peer, Time};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rasp_runtime::sim::TimeQueue;
@@ -73,22 +73,27 @@ pub enum ParError {
 }
 
 /// What starts a node added with [`ParSim::add_at`]: its id, the node, its RNG, its outbox.
-pub type Start<N> = fn(
+pub type Start<N, P = u64> = fn(
     u64,
     &mut N,
     &mut SmallRng,
-    &mut Outbox<u64, <N as Core<u64>>::Message, <N as Core<u64>>::Timer, <N as Core<u64>>::Event>,
+    &mut Outbox<P, <N as Core<P>>::Message, <N as Core<P>>::Timer, <N as Core<P>>::Event>,
 );
 
-enum Item<N: Core<u64>> {
+/// A peer id the harness can run: built from and read as its `u32` node number (`u32` for
+/// the leanest nodes, `u64` as in the sequential harness).
+pub trait SimPeer: Peer + Copy + From<u32> + Into<u64> {}
+impl<T: Peer + Copy + From<u32> + Into<u64>> SimPeer for T {}
+
+enum Item<N: Core<P>, P: SimPeer> {
     Deliver { from: u32, to: u32, msg: N::Message },
-    Start { node: u32, start: Start<N> },
+    Start { node: u32, start: Start<N, P> },
     Timer { node: u32, timer: N::Timer },
     PeerDown { node: u32, peer: u32 },
 }
 
 /// One queued item with its time and order key, on its way to another partition.
-type Entry<N> = (u64, u64, Item<N>);
+type Entry<N, P> = (u64, u64, Item<N, P>);
 
 /// A node and what the harness keeps for it.
 struct Slot<N> {
@@ -132,14 +137,14 @@ impl Net {
 }
 
 /// One partition: its nodes (ids `p`, `p + parts`, …), its queue and its outputs.
-struct Part<N: Core<u64>> {
+struct Part<N: Core<P>, P: SimPeer> {
     index: usize,
     slots: Vec<Slot<N>>,
-    queue: TimeQueue<Item<N>>,
+    queue: TimeQueue<Item<N, P>>,
     /// Items for each other partition, queued in the current window.
-    outbox: Vec<Vec<Entry<N>>>,
+    outbox: Vec<Vec<Entry<N, P>>>,
     /// Items from each other partition, received at the last barrier.
-    inbox: Vec<Vec<Entry<N>>>,
+    inbox: Vec<Vec<Entry<N, P>>>,
     processed: u64,
     events: Vec<(Time, u64, N::Event)>,
     sent: Vec<(&'static str, u64)>,
@@ -167,13 +172,13 @@ fn kind_hash(kind: &str) -> u64 {
     })
 }
 
-impl<N: Core<u64>> Part<N> {
+impl<N: Core<P>, P: SimPeer> Part<N, P> {
     fn slot(&mut self, id: u32, parts: usize) -> &mut Slot<N> {
         &mut self.slots[id as usize / parts]
     }
 
     /// Queues `item` at `at`, ordered as `origin`'s next event.
-    fn push(&mut self, net: &Net, origin: u32, at: u64, item: Item<N>, dest: u32) {
+    fn push(&mut self, net: &Net, origin: u32, at: u64, item: Item<N, P>, dest: u32) {
         let slot = self.slot(origin, net.parts);
         let k = key(origin, slot.seq);
         slot.seq = slot.seq.wrapping_add(1);
@@ -198,18 +203,18 @@ impl<N: Core<u64>> Part<N> {
         net: &Net,
         id: u32,
         now: u64,
-        out: &mut Outbox<u64, N::Message, N::Timer, N::Event>,
+        out: &mut Outbox<P, N::Message, N::Timer, N::Event>,
     ) {
         for o in out.drain(..) {
             match o {
                 Out::Send { to, msg } => {
                     self.count(N::kind(&msg));
-                    let to = match u32::try_from(to) {
+                    let to = match u32::try_from(to.into()) {
                         Ok(t) if net.alive.get(t as usize).copied().unwrap_or(false) => t,
                         // A node never added or crashed (or an id no node can have): the
                         // dial fails after a round trip.
                         _ => {
-                            let peer = u32::try_from(to).unwrap_or(u32::MAX);
+                            let peer = u32::try_from(to.into()).unwrap_or(u32::MAX);
                             let rtt = 2 * net.latency(&mut self.slot(id, net.parts).rng);
                             self.push(net, id, now + rtt, Item::PeerDown { node: id, peer }, id);
                             continue;
@@ -223,7 +228,7 @@ impl<N: Core<u64>> Part<N> {
                     self.push(net, id, now + d, Item::Deliver { from: id, to, msg }, to);
                 }
                 Out::Connect(p) => {
-                    if let Ok(p) = u32::try_from(p) {
+                    if let Ok(p) = u32::try_from(p.into()) {
                         let conns = &mut self.slot(id, net.parts).conns;
                         if !conns.contains(&p) {
                             conns.push(p);
@@ -231,7 +236,7 @@ impl<N: Core<u64>> Part<N> {
                     }
                 }
                 Out::Disconnect(p) => {
-                    if let Ok(p) = u32::try_from(p) {
+                    if let Ok(p) = u32::try_from(p.into()) {
                         self.slot(id, net.parts).conns.retain(|c| *c != p);
                     }
                 }
@@ -285,10 +290,10 @@ impl<N: Core<u64>> Part<N> {
             let rng = &mut slot.rng;
             match item {
                 Item::Deliver { from, msg, .. } => {
-                    n.on_message(u64::from(from), msg, now, rng, &mut out)
+                    n.on_message(P::from(from), msg, now, rng, &mut out)
                 }
                 Item::Timer { timer, .. } => n.on_timer(timer, now, rng, &mut out),
-                Item::PeerDown { peer, .. } => n.peer_down(&u64::from(peer), now, rng, &mut out),
+                Item::PeerDown { peer, .. } => n.peer_down(&P::from(peer), now, rng, &mut out),
                 Item::Start { start, .. } => start(u64::from(id), n, rng, &mut out),
             }
             self.execute(net, id, at, &mut out);
@@ -306,9 +311,10 @@ impl<N: Core<u64>> Part<N> {
     }
 }
 
-/// The parallel harness: any [`Core`] over `u64` peers, nodes partitioned across threads.
-pub struct ParSim<N: Core<u64>> {
-    parts: Vec<Part<N>>,
+/// The parallel harness: any [`Core`] over `u32` or `u64` peers, nodes partitioned across
+/// threads.
+pub struct ParSim<N: Core<P>, P: SimPeer = u64> {
+    parts: Vec<Part<N, P>>,
     net: Net,
     pool: Option<rayon::ThreadPool>,
     now: Time,
@@ -317,9 +323,10 @@ pub struct ParSim<N: Core<u64>> {
     pub events: Vec<(Time, u64, N::Event)>,
 }
 
-impl<N> ParSim<N>
+impl<N, P> ParSim<N, P>
 where
-    N: Core<u64> + Send,
+    P: SimPeer + Send + Sync,
+    N: Core<P> + Send,
     N::Message: Send,
     N::Timer: Send,
     N::Event: Send,
@@ -430,7 +437,7 @@ where
     pub fn add(
         &mut self,
         node: N,
-        init: impl FnOnce(&mut N, &mut SmallRng, &mut Outbox<u64, N::Message, N::Timer, N::Event>),
+        init: impl FnOnce(&mut N, &mut SmallRng, &mut Outbox<P, N::Message, N::Timer, N::Event>),
     ) -> Result<u64, ParError> {
         let id = u32::try_from(self.net.alive.len()).map_err(|_| ParError::TooManyNodes)?;
         let parts = self.parts.len();
@@ -451,7 +458,7 @@ where
     /// before the current time), inside the run: many joins then share the parallel windows
     /// instead of each stopping the run. Messages reach the node from now on (a peer can only
     /// learn its id from it).
-    pub fn add_at(&mut self, node: N, at: Time, start: Start<N>) -> Result<u64, ParError> {
+    pub fn add_at(&mut self, node: N, at: Time, start: Start<N, P>) -> Result<u64, ParError> {
         let id = self.add(node, |_, _, _| {})?;
         let id32 = id as u32;
         let at = at.max(self.now).as_nanos() as u64;
@@ -466,7 +473,7 @@ where
     pub fn with(
         &mut self,
         id: u64,
-        f: impl FnOnce(&mut N, &mut SmallRng, &mut Outbox<u64, N::Message, N::Timer, N::Event>),
+        f: impl FnOnce(&mut N, &mut SmallRng, &mut Outbox<P, N::Message, N::Timer, N::Event>),
     ) {
         let Some(id) = u32::try_from(id).ok().filter(|&i| self.alive(u64::from(i))) else {
             return;
@@ -691,11 +698,11 @@ mod tests {
 
     /// `n` nodes join through nodes 0–2, one every millisecond; node 5 crashes after the
     /// overlay formed, then node 7 broadcasts three times.
-    fn run(n: u64, threads: usize, seed: u64) -> Outcome {
-        let mut sim: ParSim<PeerService<u64, u32>> = ParSim::new(seed, threads).expect("sim");
+    fn run<P: SimPeer + Send + Sync>(n: u32, threads: usize, seed: u64) -> Outcome {
+        let mut sim: ParSim<PeerService<P, u32>, P> = ParSim::new(seed, threads).expect("sim");
         for i in 0..n {
-            let node = PeerService::new(i, Config::default()).expect("config");
-            let seeds: Vec<u64> = (0..i.min(3)).collect();
+            let node = PeerService::new(P::from(i), Config::default()).expect("config");
+            let seeds: Vec<P> = (0..i.min(3)).map(P::from).collect();
             sim.add(node, |s, rng, out| {
                 if seeds.is_empty() {
                     s.start(rng, out)
@@ -732,7 +739,7 @@ mod tests {
             sent: sim.sent_by_kind(),
             views: sim
                 .nodes()
-                .map(|(id, s)| (id, s.neighbours().iter().copied().collect()))
+                .map(|(id, s)| (id, s.neighbours().iter().map(|&p| p.into()).collect()))
                 .collect(),
             delivered,
         }
@@ -740,20 +747,23 @@ mod tests {
 
     /// The same run on 1, 2 and 4 threads: the same trace, the same views, the same
     /// deliveries at the same times. And the run is a real one: every live node but the
-    /// sender delivers each broadcast, and every live node has neighbours.
+    /// sender delivers each broadcast, and every live node has neighbours. `u32` peer ids
+    /// give the same run as `u64`s.
     #[test]
     fn one_two_and_four_threads_give_the_same_run() {
         let n = 300;
         for seed in [1, 2] {
-            let one = run(n, 1, seed);
+            let one = run::<u64>(n, 1, seed);
             for threads in [2, 4] {
-                let other = run(n, threads, seed);
+                let other = run::<u64>(n, threads, seed);
                 assert_eq!(
                     one.trace, other.trace,
                     "seed {seed}, {threads} threads: trace differs (reproduce: cargo test -p rasp-membership --release testkit::par)"
                 );
                 assert_eq!(one, other, "seed {seed}, {threads} threads");
             }
+            assert_eq!(one, run::<u32>(n, 2, seed), "seed {seed}, u32 peers");
+            let n = u64::from(n);
             assert_eq!(one.views.len() as u64, n - 1);
             assert!(one.views.iter().all(|(_, v)| !v.is_empty()), "seed {seed}");
             for k in 0..3 {
@@ -772,7 +782,7 @@ mod tests {
     /// Another seed gives another run.
     #[test]
     fn the_seed_changes_the_run() {
-        assert_ne!(run(50, 2, 1).trace, run(50, 2, 2).trace);
+        assert_ne!(run::<u64>(50, 2, 1).trace, run::<u64>(50, 2, 2).trace);
     }
 
     /// Bad settings are errors, not panics.
