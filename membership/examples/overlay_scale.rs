@@ -52,7 +52,9 @@ use rasp_membership::atom::Broadcast;
 use rasp_membership::overlay::{Overlay, Report};
 use rasp_membership::testkit::par::{ParSim, Start};
 use rasp_membership::testkit::{self, PAYLOAD};
-use rasp_membership::{Config, MembershipAtom, PeerService, ServiceEvent, SERVICE};
+use rasp_membership::{
+    Config, MembershipAtom, PeerService, ServiceEvent, SharedConfig, SERVICE,
+};
 use rasp_runtime::sim::{Latency, LinkConfig, NetConfig, Sim, SimConfig, WireMode};
 use rasp_runtime::{boot, AtomAddr, AtomId, Contact, Dest, NodeId};
 use std::time::{Duration, Instant};
@@ -378,12 +380,14 @@ fn run_par(a: &Args, wall: Instant) -> u64 {
             s.join((0..id.min(3) as u32).collect(), Duration::ZERO, rng, out)
         }
     };
+    let shared = SharedConfig::new(Config::default()).expect("valid config");
     let per_second = a.join_rate.max(1);
+    sim.reserve(a.nodes);
     let mut j = 0;
     while j < a.nodes {
         let end = (j + per_second).min(a.nodes);
         for i in j..end {
-            let node = PeerService::new(i as u32, Config::default()).expect("valid config");
+            let node = PeerService::with_shared(i as u32, &shared);
             sim.add_at(node, gap * i as u32, start)
                 .expect("below 2^32 nodes");
         }

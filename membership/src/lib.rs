@@ -75,6 +75,7 @@ pub mod overlay;
 pub mod plumtree;
 pub mod proto;
 pub mod service;
+mod vecmap;
 
 pub use atom::{MembershipAtom, PeerServiceEvent, SERVICE};
 pub use error::Error;
@@ -82,6 +83,7 @@ pub use full::Role;
 pub use proto::Core;
 pub use service::{
     BroadcastMode, Config, Mode, PeerService, ServiceEvent, ServiceMessage, ServiceTimer,
+    SharedConfig,
 };
 
 #[cfg(test)]

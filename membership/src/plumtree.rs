@@ -44,6 +44,8 @@
 //!   once per neighbour up.
 
 use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
+use crate::vecmap::VecMap;
+use std::sync::Arc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -180,7 +182,9 @@ pub struct Stats {
 #[derive(Clone, Debug)]
 pub struct Plumtree<P, B> {
     me: P,
-    config: Config,
+    /// Shared by every node of a simulation built from one [`Config`] (see
+    /// [`Plumtree::new`]).
+    config: Arc<Config>,
     eager: BTreeSet<P>,
     lazy: BTreeSet<P>,
     next_seq: u64,
@@ -190,7 +194,7 @@ pub struct Plumtree<P, B> {
     cache: BTreeMap<MsgId<P>, B>,
     cache_order: VecDeque<MsgId<P>>,
     /// Missing message → announcers (peer, hops) in arrival order.
-    missing: BTreeMap<MsgId<P>, VecDeque<(P, u32)>>,
+    missing: VecMap<MsgId<P>, VecDeque<(P, u32)>>,
     ihave_queue: BTreeMap<P, VecDeque<(MsgId<P>, u32)>>,
     flush_scheduled: bool,
     stats: Stats,
@@ -198,10 +202,12 @@ pub struct Plumtree<P, B> {
 
 impl<P: Peer, B: Clone> Plumtree<P, B> {
     /// A node with no neighbours yet.
-    pub fn new(me: P, config: Config) -> Self {
+    ///
+    /// Takes a [`Config`], or an `Arc<Config>` that many nodes share.
+    pub fn new(me: P, config: impl Into<Arc<Config>>) -> Self {
         Plumtree {
             me,
-            config,
+            config: config.into(),
             eager: BTreeSet::new(),
             lazy: BTreeSet::new(),
             next_seq: 0,
@@ -209,7 +215,7 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
             seen_order: VecDeque::new(),
             cache: BTreeMap::new(),
             cache_order: VecDeque::new(),
-            missing: BTreeMap::new(),
+            missing: VecMap::new(),
             ihave_queue: BTreeMap::new(),
             flush_scheduled: false,
             stats: Stats::default(),

@@ -454,6 +454,22 @@ where
         Ok(u64::from(id))
     }
 
+    /// Makes room for `nodes` more nodes in all (spread over the partitions as they will be
+    /// added), so that a large run does not grow its tables by doubling.
+    pub fn reserve(&mut self, nodes: u64) {
+        let parts = self.parts.len() as u64;
+        let first = self.len();
+        for (i, p) in self.parts.iter_mut().enumerate() {
+            // Ids below x in partition i: (x + parts - 1 - i) / parts.
+            let i = i as u64;
+            let count = (first + nodes + parts - 1 - i) / parts - (first + parts - 1 - i) / parts;
+            p.slots.reserve_exact(count as usize);
+        }
+        self.net
+            .alive
+            .reserve_exact(usize::try_from(nodes).unwrap_or(usize::MAX));
+    }
+
     /// Adds a node (its id is the number of nodes before it) that `start` starts at `at` (not
     /// before the current time), inside the run: many joins then share the parallel windows
     /// instead of each stopping the run. Messages reach the node from now on (a peer can only
