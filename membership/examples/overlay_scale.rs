@@ -52,9 +52,7 @@ use rasp_membership::atom::Broadcast;
 use rasp_membership::overlay::{Overlay, Report};
 use rasp_membership::testkit::par::{ParSim, Start};
 use rasp_membership::testkit::{self, PAYLOAD};
-use rasp_membership::{
-    Config, MembershipAtom, PeerService, ServiceEvent, SharedConfig, SERVICE,
-};
+use rasp_membership::{Config, MembershipAtom, PeerService, ServiceEvent, SharedConfig, SERVICE};
 use rasp_runtime::sim::{Latency, LinkConfig, NetConfig, Sim, SimConfig, WireMode};
 use rasp_runtime::{boot, AtomAddr, AtomId, Contact, Dest, NodeId};
 use std::time::{Duration, Instant};
@@ -182,7 +180,13 @@ fn args() -> Args {
     if a.threads == 0 {
         a.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     }
-    if a.nodes < 2 || a.nodes > u64::from(u32::MAX) || a.join_rate == 0 || a.seeds == 0 || a.seeds > SEEDS.len() || a.rounds == 0 {
+    if a.nodes < 2
+        || a.nodes > u64::from(u32::MAX)
+        || a.join_rate == 0
+        || a.seeds == 0
+        || a.seeds > SEEDS.len()
+        || a.rounds == 0
+    {
         usage();
     }
     a
@@ -363,8 +367,8 @@ fn run_lean(a: &Args, wall: Instant) -> u64 {
 fn run_par(a: &Args, wall: Instant) -> u64 {
     // `u32` peer ids: the same run as with `u64`s (the harness numbers nodes with `u32`s
     // either way), in less memory per node.
-    let mut sim: ParSim<PeerService<u32, u32>, u32> =
-        ParSim::new(a.seed, a.threads).unwrap_or_else(|e| {
+    let mut sim: ParSim<PeerService<u32, u32>, u32> = ParSim::new(a.seed, a.threads)
+        .unwrap_or_else(|e| {
             eprintln!("{e}");
             std::process::exit(2)
         });

@@ -80,10 +80,10 @@
 //! connections gave false disconnects).
 
 use crate::proto::{Core, Out, Outbox, Peer, Time};
+use crate::vecmap::VecMap;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use crate::vecmap::VecMap;
 use std::sync::Arc;
 use std::time::Duration;
 

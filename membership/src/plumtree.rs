@@ -45,10 +45,10 @@
 
 use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
 use crate::vecmap::VecMap;
-use std::sync::Arc;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A broadcast message's id: its origin and the origin's sequence number.

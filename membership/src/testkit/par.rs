@@ -569,7 +569,13 @@ where
                 slot.conns = kept;
                 for peer in dead {
                     let d = self.net.latency(&mut part.slots[s].rng);
-                    part.push(&self.net, id, now + d, Item::PeerDown { node: id, peer }, id);
+                    part.push(
+                        &self.net,
+                        id,
+                        now + d,
+                        Item::PeerDown { node: id, peer },
+                        id,
+                    );
                 }
             }
         }
