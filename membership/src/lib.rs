@@ -18,7 +18,7 @@
 //! | [`full`] | full and client-server membership: a member-list CRDT, heartbeats |
 //! | [`service`] | [`PeerService`]: one interface over all modes; [`Mode`] picks the protocol |
 //! | [`atom`] | [`atom::MembershipAtom`]: the service on the runtime, its message interface |
-//! | `testkit` (feature `test-utils`) | a lean deterministic harness for the bare cores (tests, scale example) |
+//! | `testkit` (feature `test-utils`) | a lean deterministic harness for the bare cores (tests, scale example); `testkit::par` runs it on every core, bit-identical for any thread count |
 //! | [`overlay`] | Sprinter's checks: connected, isolated, asymmetric, degrees; JSON and DOT |
 //!
 //! Protocol facts and parameters: Leitão, Pereira, Rodrigues, "HyParView", DSN 2007 and

@@ -6,7 +6,7 @@
 //! search in one contiguous block. It iterates in key order, as a `BTreeMap` does, so a core
 //! that swaps one for the other behaves the same. Insertion and removal move the entries
 //! after the key: linear, fine for the small tables it is used for (each use documents its
-//! bound).
+//! bound). It grows by half its length, so a small table wastes at most a third of its slots.
 
 /// A map from `K` to `V` kept as a vector sorted by key.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +37,12 @@ impl<K: Ord, V> VecMap<K, V> {
         match self.find(&k) {
             Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, v)),
             Err(i) => {
+                // Grow by half (at least two), not by doubling: a table of five entries takes
+                // six slots, not eight.
+                let len = self.entries.len();
+                if len == self.entries.capacity() {
+                    self.entries.reserve_exact((len / 2).max(2));
+                }
                 self.entries.insert(i, (k, v));
                 None
             }

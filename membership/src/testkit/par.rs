@@ -642,10 +642,20 @@ where
     }
 
     /// Merges the events the partitions reported since the last merge, by `(time, node)`.
+    /// Called after every window: the events of one window are all earlier than the next
+    /// window's, so sorting each window's share sorts them all.
     fn collect_events(&mut self) {
         let first = self.events.len();
         for p in &mut self.parts {
+            if p.events.is_empty() {
+                continue;
+            }
             self.events.append(&mut p.events);
+            // A window's events are few; a partition keeps no large buffer beside the merged
+            // one.
+            if p.events.capacity() > 1024 {
+                p.events = Vec::new();
+            }
         }
         if self.parts.len() > 1 {
             self.events[first..].sort_by_key(|(t, node, _)| (*t, *node));
@@ -685,6 +695,7 @@ where
                     pool.install(|| parts.par_iter_mut().for_each(|p| p.run_window(net, end)));
                 }
             }
+            self.collect_events();
         }
         // Items received but not yet due stay in the inboxes until the next run; move them
         // into the queues so that `next_at` and the next window see them.
