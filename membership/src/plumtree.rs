@@ -44,7 +44,7 @@
 //!   once per neighbour up.
 
 use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
-use crate::vecmap::VecMap;
+use crate::vecmap::{SmallMap, VecMap};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -189,9 +189,9 @@ pub struct Plumtree<P, B> {
     lazy: BTreeSet<P>,
     next_seq: u64,
     /// Seen id → hops it travelled to us.
-    seen: BTreeMap<MsgId<P>, u32>,
+    seen: SmallMap<MsgId<P>, u32>,
     seen_order: VecDeque<MsgId<P>>,
-    cache: BTreeMap<MsgId<P>, B>,
+    cache: SmallMap<MsgId<P>, B>,
     cache_order: VecDeque<MsgId<P>>,
     /// Missing message → announcers (peer, hops) in arrival order.
     missing: VecMap<MsgId<P>, VecDeque<(P, u32)>>,
@@ -211,9 +211,9 @@ impl<P: Peer, B: Clone> Plumtree<P, B> {
             eager: BTreeSet::new(),
             lazy: BTreeSet::new(),
             next_seq: 0,
-            seen: BTreeMap::new(),
+            seen: SmallMap::new(),
             seen_order: VecDeque::new(),
-            cache: BTreeMap::new(),
+            cache: SmallMap::new(),
             cache_order: VecDeque::new(),
             missing: VecMap::new(),
             ihave_queue: BTreeMap::new(),
