@@ -188,7 +188,8 @@ pub struct Plumtree<P, B> {
     eager: BTreeSet<P>,
     lazy: BTreeSet<P>,
     next_seq: u64,
-    /// Seen id → hops it travelled to us.
+    /// Seen id → hops it travelled to us (at most `seen_capacity`; a sorted vector while
+    /// small).
     seen: SmallMap<MsgId<P>, u32>,
     seen_order: VecDeque<MsgId<P>>,
     cache: SmallMap<MsgId<P>, B>,
