@@ -729,6 +729,9 @@ mod tests {
         delivered: Vec<(Time, u64, u32, u32)>,
     }
 
+    /// How to rerun the comparison.
+    const REPRO: &str = "reproduce: cargo test --release -p rasp-membership --lib testkit::par";
+
     /// `n` nodes join through nodes 0–2, one every millisecond; node 5 crashes after the
     /// overlay formed, then node 7 broadcasts three times.
     fn run<P: SimPeer + Send + Sync>(n: u32, threads: usize, seed: u64) -> Outcome {
@@ -791,11 +794,15 @@ mod tests {
                 let other = run::<u64>(n, threads, seed);
                 assert_eq!(
                     one.trace, other.trace,
-                    "seed {seed}, {threads} threads: trace differs (reproduce: cargo test -p rasp-membership --release testkit::par)"
+                    "seed {seed}, {threads} threads: trace differs ({REPRO})"
                 );
-                assert_eq!(one, other, "seed {seed}, {threads} threads");
+                assert_eq!(one, other, "seed {seed}, {threads} threads ({REPRO})");
             }
-            assert_eq!(one, run::<u32>(n, 2, seed), "seed {seed}, u32 peers");
+            assert_eq!(
+                one,
+                run::<u32>(n, 2, seed),
+                "seed {seed}, u32 peers ({REPRO})"
+            );
             let n = u64::from(n);
             assert_eq!(one.views.len() as u64, n - 1);
             assert!(one.views.iter().all(|(_, v)| !v.is_empty()), "seed {seed}");
