@@ -6,11 +6,13 @@
 //! ```text
 //! cargo run --release -p rasp-membership --example overlay_scale -- --nodes 1000000
 //! cargo run --release -p rasp-membership --example overlay_scale -- --nodes 100000 --harness lean
+//! cargo run --release -p rasp-membership --example overlay_scale -- --nodes 1000000 --threads 2
 //! ```
 //!
-//! Options: `--nodes N` (default 100,000), `--seed S` (default 1), `--harness sim|lean`
-//! (default `sim`), `--join-rate R` joins per simulated second (default 20,000), `--settle S`
-//! simulated seconds after the last join (default 20).
+//! Options: `--nodes N` (default 100,000), `--seed S` (default 1), `--harness sim|lean|par`
+//! (default `sim`), `--threads N` (the `par` harness on `N` threads; default: every core),
+//! `--join-rate R` joins per simulated second (default 20,000), `--settle S` simulated seconds
+//! after the last join (default 20).
 //!
 //! - `sim` runs the real [`MembershipAtom`] on every node in the runtime's deterministic
 //!   simulator (typed wire, latency uniform in 10–50 ms, connections, failure detection): the
@@ -18,6 +20,12 @@
 //! - `lean` drives the bare [`PeerService`] cores with the crate's test harness
 //!   ([`rasp_membership::testkit`]): no atoms, hosts or connections, a few times cheaper per
 //!   node; for comparison.
+//! - `par` (or `--threads N`) drives the same cores with the parallel lean harness
+//!   ([`rasp_membership::testkit::par`]): one RNG per node, nodes partitioned across `N`
+//!   threads, windows of the minimum latency (10 ms); bit-identical for every `N` (it prints
+//!   its trace hash), `u32` peer ids and one shared configuration ([`SharedConfig`]). The
+//!   harness of the million-node figures (README, "Overlay at scale"). Its runs differ from
+//!   `lean`'s (another RNG discipline), not its model.
 //!
 //! Node `i` joins through nodes `0..min(i, 3)`, one join every `1 / join-rate` s.
 //!
@@ -49,9 +57,10 @@
 //! `all` runs `R / 6` rounds at 100 nodes and 2 at 1,000).
 
 use rasp_membership::atom::Broadcast;
-use rasp_membership::overlay::{Overlay, Report};
+use rasp_membership::overlay::{report_dense, Overlay, Report};
+use rasp_membership::testkit::par::{ParSim, Start};
 use rasp_membership::testkit::{self, PAYLOAD};
-use rasp_membership::{Config, MembershipAtom, PeerService, ServiceEvent, SERVICE};
+use rasp_membership::{Config, MembershipAtom, PeerService, ServiceEvent, SharedConfig, SERVICE};
 use rasp_runtime::sim::{Latency, LinkConfig, NetConfig, Sim, SimConfig, WireMode};
 use rasp_runtime::{boot, AtomAddr, AtomId, Contact, Dest, NodeId};
 use std::time::{Duration, Instant};
@@ -63,10 +72,22 @@ fn peak_rss_mb() -> Option<u64> {
     Some(line.split_whitespace().nth(1)?.parse::<u64>().ok()? / 1024)
 }
 
+/// Which harness runs the overlay.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Harness {
+    /// The runtime simulator with the membership atom.
+    Sim,
+    /// The sequential lean harness (`testkit::Sim`).
+    Lean,
+    /// The parallel lean harness (`testkit::par::ParSim`).
+    Par,
+}
+
 struct Args {
     nodes: u64,
     seed: u64,
-    lean: bool,
+    harness: Harness,
+    threads: usize,
     join_rate: u64,
     settle: u64,
     scenarios: bool,
@@ -89,7 +110,8 @@ fn args() -> Args {
     let mut a = Args {
         nodes: 100_000,
         seed: 1,
-        lean: false,
+        harness: Harness::Sim,
+        threads: 0,
         join_rate: 20_000,
         settle: 20,
         scenarios: false,
@@ -148,15 +170,31 @@ fn args() -> Args {
                     _ => usage(),
                 }
             }
-            "--harness" => match value().as_str() {
-                "sim" => a.lean = false,
-                "lean" => a.lean = true,
-                _ => usage(),
-            },
+            "--harness" => {
+                a.harness = match value().as_str() {
+                    "sim" => Harness::Sim,
+                    "lean" => Harness::Lean,
+                    "par" => Harness::Par,
+                    _ => usage(),
+                }
+            }
+            "--threads" => {
+                a.threads = value().parse().unwrap_or_else(|_| usage());
+                a.harness = Harness::Par;
+            }
             _ => usage(),
         }
     }
-    if a.nodes < 2 || a.join_rate == 0 || a.seeds == 0 || a.seeds > SEEDS.len() || a.rounds == 0 {
+    if a.threads == 0 {
+        a.threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    }
+    if a.nodes < 2
+        || a.nodes > u64::from(u32::MAX)
+        || a.join_rate == 0
+        || a.seeds == 0
+        || a.seeds > SEEDS.len()
+        || a.rounds == 0
+    {
         usage();
     }
     a
@@ -166,7 +204,11 @@ fn print_overlay(a: &Args, simulated: Duration, wall: Duration, r: &Report<u64>)
     println!(
         "{} nodes ({}): formed in {:.1} s simulated, {:.1} s wall; connected {}, components {}, isolated {}, asymmetric {}, degrees {:?}",
         a.nodes,
-        if a.lean { "lean harness" } else { "runtime simulator" },
+        match a.harness {
+            Harness::Sim => "runtime simulator".to_string(),
+            Harness::Lean => "lean harness".to_string(),
+            Harness::Par => format!("parallel lean harness, {} threads", a.threads),
+        },
         simulated.as_secs_f64(),
         wall.as_secs_f64(),
         r.connected,
@@ -325,6 +367,87 @@ fn run_lean(a: &Args, wall: Instant) -> u64 {
         print_broadcast(k, reached, a.nodes, payloads, ldh);
     }
     println!("harness events processed: {}", sim.processed());
+    sim.processed()
+}
+
+/// The bare cores in the parallel lean harness on `--threads` threads; returns the events
+/// processed. Prints the run's trace hash: equal for every thread count.
+fn run_par(a: &Args, wall: Instant) -> u64 {
+    // `u32` peer ids: the same run as with `u64`s (the harness numbers nodes with `u32`s
+    // either way), in less memory per node.
+    let mut sim: ParSim<PeerService<u32, u32>, u32> = ParSim::new(a.seed, a.threads)
+        .unwrap_or_else(|e| {
+            eprintln!("{e}");
+            std::process::exit(2)
+        });
+    // Only deliveries are counted; neighbour changes of millions of nodes are not kept.
+    sim.keep_events(|e| matches!(e, ServiceEvent::Delivered { .. }));
+    let gap = Duration::from_nanos(1_000_000_000 / a.join_rate);
+    // Node `j` starts at `j * gap`, inside the run: joins are queued one simulated second
+    // ahead, so that the parallel windows stay full.
+    let start: Start<PeerService<u32, u32>, u32> = |id, s, rng, out| {
+        if id == 0 {
+            s.start(rng, out)
+        } else {
+            s.join((0..id.min(3) as u32).collect(), Duration::ZERO, rng, out)
+        }
+    };
+    let shared = SharedConfig::new(Config::default()).expect("valid config");
+    let per_second = a.join_rate.max(1);
+    sim.reserve(a.nodes);
+    let mut j = 0;
+    while j < a.nodes {
+        let end = (j + per_second).min(a.nodes);
+        for i in j..end {
+            let node = PeerService::with_shared(i as u32, &shared);
+            sim.add_at(node, gap * i as u32, start)
+                .expect("below 2^32 nodes");
+        }
+        sim.run_until(gap * end as u32);
+        if end / 1_000_000 > j / 1_000_000 {
+            eprintln!(
+                "  {end} nodes in, {:.0} s wall, {:?} MiB",
+                wall.elapsed().as_secs_f64(),
+                peak_rss_mb()
+            );
+        }
+        j = end;
+    }
+    sim.run_for(Duration::from_secs(a.settle));
+    let formed = wall.elapsed();
+    // The overlay checks in a few bytes per node (the map-based `Overlay` would hold more
+    // than the run's peak at a million nodes).
+    let report = report_dense(a.nodes as u32, |i| {
+        sim.node(u64::from(i))
+            .map(|s| s.neighbours().iter().copied().collect())
+    });
+    print_overlay(a, sim.now(), formed, &report);
+    for k in 0..5u32 {
+        let before = sim.sent(PAYLOAD);
+        sim.events.clear();
+        // One delivery per node: no doubling of the buffer.
+        sim.events.reserve_exact(a.nodes as usize);
+        sim.with(7, |s, rng, out| {
+            s.broadcast(k, rng, out);
+        });
+        sim.run_for(Duration::from_secs(2));
+        let mut reached = 0u64;
+        let mut ldh = 0;
+        for (_, _, e) in &sim.events {
+            if let ServiceEvent::Delivered { round, .. } = e {
+                reached += 1;
+                ldh = ldh.max(*round);
+            }
+        }
+        let payloads = sim.sent(PAYLOAD) - before;
+        print_broadcast(k, reached, a.nodes, payloads, ldh);
+    }
+    sim.events = Vec::new();
+    println!(
+        "harness events processed: {}, trace hash {:016x}",
+        sim.processed(),
+        sim.trace_hash()
+    );
     sim.processed()
 }
 
@@ -543,10 +666,12 @@ fn main() {
     let events = if a.scenarios {
         run_scenarios(&a);
         None
-    } else if a.lean {
-        Some(run_lean(&a, wall))
     } else {
-        Some(run_sim(&a, wall))
+        Some(match a.harness {
+            Harness::Sim => run_sim(&a, wall),
+            Harness::Lean => run_lean(&a, wall),
+            Harness::Par => run_par(&a, wall),
+        })
     };
     let secs = wall.elapsed().as_secs_f64();
     println!(

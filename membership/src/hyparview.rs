@@ -80,10 +80,11 @@
 //! connections gave false disconnects).
 
 use crate::proto::{Core, Out, Outbox, Peer, Time};
+use crate::vecmap::VecMap;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// HyParView parameters. Defaults cite their source.
@@ -361,15 +362,18 @@ pub struct Stats {
 #[derive(Clone, Debug)]
 pub struct HyParView<P> {
     me: P,
-    config: Config,
+    /// Shared by every node of a simulation built from one [`Config`] (see
+    /// [`HyParView::new`]): its 184 bytes need not be copied per node.
+    config: Arc<Config>,
     active: Vec<P>,
     passive: Vec<P>,
     seeds: Vec<P>,
     /// Peers that left the views alive, most recent last (bounded by `contacts_size`):
     /// rejoin points besides the seeds.
     contacts: Vec<P>,
-    /// Outstanding NEIGHBOR requests: peer → request number.
-    pending: BTreeMap<P, u64>,
+    /// Outstanding NEIGHBOR requests: peer → request number (at most `active_size`: no
+    /// request goes out while active and pending fill the view).
+    pending: VecMap<P, u64>,
     /// Peers lost without a DISCONNECT, with the time they were lost (oldest first, bounded
     /// by `suspects_size`): targets of reconnect probes.
     suspects: Vec<(P, Time)>,
@@ -378,8 +382,8 @@ pub struct HyParView<P> {
     /// No probe before this time (set when a probe made a link).
     probe_after: Time,
     next_request: u64,
-    /// When each active peer was last heard from.
-    last_heard: BTreeMap<P, Time>,
+    /// When each active peer was last heard from (one entry per active peer).
+    last_heard: VecMap<P, Time>,
     /// The nodes we sent in our last shuffle (preferred for eviction when the reply arrives).
     last_shuffle: Vec<P>,
     started: bool,
@@ -389,20 +393,21 @@ pub struct HyParView<P> {
 
 impl<P: Peer> HyParView<P> {
     /// A node with empty views. Call [`HyParView::start`] once, then [`HyParView::join`].
-    pub fn new(me: P, config: Config) -> Self {
+    /// Takes a [`Config`], or an `Arc<Config>` that many nodes share.
+    pub fn new(me: P, config: impl Into<Arc<Config>>) -> Self {
         HyParView {
             me,
-            config,
+            config: config.into(),
             active: Vec::new(),
             passive: Vec::new(),
             seeds: Vec::new(),
             contacts: Vec::new(),
-            pending: BTreeMap::new(),
+            pending: VecMap::new(),
             suspects: Vec::new(),
             probe: None,
             probe_after: Time::ZERO,
             next_request: 0,
-            last_heard: BTreeMap::new(),
+            last_heard: VecMap::new(),
             last_shuffle: Vec::new(),
             started: false,
             left: false,

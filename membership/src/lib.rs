@@ -18,7 +18,7 @@
 //! | [`full`] | full and client-server membership: a member-list CRDT, heartbeats |
 //! | [`service`] | [`PeerService`]: one interface over all modes; [`Mode`] picks the protocol |
 //! | [`atom`] | [`atom::MembershipAtom`]: the service on the runtime, its message interface |
-//! | `testkit` (feature `test-utils`) | a lean deterministic harness for the bare cores (tests, scale example) |
+//! | `testkit` (feature `test-utils`) | a lean deterministic harness for the bare cores (tests, scale example); `testkit::par` runs it on every core, bit-identical for any thread count |
 //! | [`overlay`] | Sprinter's checks: connected, isolated, asymmetric, degrees; JSON and DOT |
 //!
 //! Protocol facts and parameters: Leitão, Pereira, Rodrigues, "HyParView", DSN 2007 and
@@ -75,6 +75,7 @@ pub mod overlay;
 pub mod plumtree;
 pub mod proto;
 pub mod service;
+mod vecmap;
 
 pub use atom::{MembershipAtom, PeerServiceEvent, SERVICE};
 pub use error::Error;
@@ -82,6 +83,7 @@ pub use full::Role;
 pub use proto::Core;
 pub use service::{
     BroadcastMode, Config, Mode, PeerService, ServiceEvent, ServiceMessage, ServiceTimer,
+    SharedConfig,
 };
 
 #[cfg(test)]

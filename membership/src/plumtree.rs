@@ -44,9 +44,11 @@
 //!   once per neighbour up.
 
 use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
+use crate::vecmap::{SmallMap, VecMap};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A broadcast message's id: its origin and the origin's sequence number.
@@ -180,17 +182,20 @@ pub struct Stats {
 #[derive(Clone, Debug)]
 pub struct Plumtree<P, B> {
     me: P,
-    config: Config,
+    /// Shared by every node of a simulation built from one [`Config`] (see
+    /// [`Plumtree::new`]).
+    config: Arc<Config>,
     eager: BTreeSet<P>,
     lazy: BTreeSet<P>,
     next_seq: u64,
-    /// Seen id → hops it travelled to us.
-    seen: BTreeMap<MsgId<P>, u32>,
+    /// Seen id → hops it travelled to us (at most `seen_capacity`; a sorted vector while
+    /// small).
+    seen: SmallMap<MsgId<P>, u32>,
     seen_order: VecDeque<MsgId<P>>,
-    cache: BTreeMap<MsgId<P>, B>,
+    cache: SmallMap<MsgId<P>, B>,
     cache_order: VecDeque<MsgId<P>>,
     /// Missing message → announcers (peer, hops) in arrival order.
-    missing: BTreeMap<MsgId<P>, VecDeque<(P, u32)>>,
+    missing: VecMap<MsgId<P>, VecDeque<(P, u32)>>,
     ihave_queue: BTreeMap<P, VecDeque<(MsgId<P>, u32)>>,
     flush_scheduled: bool,
     stats: Stats,
@@ -198,18 +203,20 @@ pub struct Plumtree<P, B> {
 
 impl<P: Peer, B: Clone> Plumtree<P, B> {
     /// A node with no neighbours yet.
-    pub fn new(me: P, config: Config) -> Self {
+    ///
+    /// Takes a [`Config`], or an `Arc<Config>` that many nodes share.
+    pub fn new(me: P, config: impl Into<Arc<Config>>) -> Self {
         Plumtree {
             me,
-            config,
+            config: config.into(),
             eager: BTreeSet::new(),
             lazy: BTreeSet::new(),
             next_seq: 0,
-            seen: BTreeMap::new(),
+            seen: SmallMap::new(),
             seen_order: VecDeque::new(),
-            cache: BTreeMap::new(),
+            cache: SmallMap::new(),
             cache_order: VecDeque::new(),
-            missing: BTreeMap::new(),
+            missing: VecMap::new(),
             ihave_queue: BTreeMap::new(),
             flush_scheduled: false,
             stats: Stats::default(),

@@ -17,6 +17,7 @@ use crate::proto::{Core, Out, Outbox, Peer, Time, PAYLOAD};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 rasp_runtime::string_enum! {
     /// Which membership protocol runs.
@@ -87,6 +88,32 @@ impl Config {
             return Err(Error::Config("gossip: fanout must be at least 1".into()));
         }
         Ok(())
+    }
+}
+
+/// A [`Config`] validated once, its per-protocol parts behind shared pointers: build many
+/// nodes from it with [`PeerService::with_shared`].
+#[derive(Clone, Debug)]
+pub struct SharedConfig {
+    config: Config,
+    hyparview: Arc<hyparview::Config>,
+    plumtree: Arc<plumtree::Config>,
+}
+
+impl SharedConfig {
+    /// Validates `config` ([`Config::validate`]) and wraps it.
+    pub fn new(config: Config) -> Result<Self, Error> {
+        config.validate()?;
+        Ok(SharedConfig {
+            hyparview: Arc::new(config.hyparview.clone()),
+            plumtree: Arc::new(config.plumtree.clone()),
+            config,
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 }
 
@@ -173,31 +200,44 @@ pub struct PeerService<P: Ord, B> {
 impl<P: Peer, B: Clone> PeerService<P, B> {
     /// Builds the service for node `me`; fails on invalid configuration.
     pub fn new(me: P, config: Config) -> Result<Self, Error> {
-        config.validate()?;
+        Ok(Self::with_shared(me, &SharedConfig::new(config)?))
+    }
+
+    /// Builds the service for node `me` from a configuration validated once and shared by
+    /// many nodes (a simulation of millions): the HyParView and Plumtree parameters are not
+    /// copied per node. The same service as [`PeerService::new`] with that configuration.
+    pub fn with_shared(me: P, shared: &SharedConfig) -> Self {
+        let config = &shared.config;
         let membership = match config.mode {
-            Mode::HyParView => Membership::HyParView(HyParView::new(me.clone(), config.hyparview)),
-            Mode::Full => {
-                Membership::Full(FullMembership::new(me.clone(), Topology::Full, config.full))
+            Mode::HyParView => {
+                Membership::HyParView(HyParView::new(me.clone(), shared.hyparview.clone()))
             }
+            Mode::Full => Membership::Full(FullMembership::new(
+                me.clone(),
+                Topology::Full,
+                config.full.clone(),
+            )),
             Mode::ClientServer => Membership::Full(FullMembership::new(
                 me.clone(),
                 Topology::ClientServer(config.role),
-                config.full,
+                config.full.clone(),
             )),
         };
         let broadcast = match config.broadcast {
             BroadcastMode::Plumtree => {
-                Broadcast::Plumtree(Plumtree::new(me.clone(), config.plumtree))
+                Broadcast::Plumtree(Plumtree::new(me.clone(), shared.plumtree.clone()))
             }
-            BroadcastMode::Gossip => Broadcast::Gossip(Gossip::new(me.clone(), config.gossip)),
+            BroadcastMode::Gossip => {
+                Broadcast::Gossip(Gossip::new(me.clone(), config.gossip.clone()))
+            }
         };
-        Ok(PeerService {
+        PeerService {
             me,
             mode: config.mode,
             membership,
             broadcast,
             neighbours: BTreeSet::new(),
-        })
+        }
     }
 
     /// This node.

@@ -10,6 +10,10 @@
 //! large-scale example (`examples/overlay_scale.rs`). It runs any [`Core`] over `u64` peers
 //! (HyParView alone, Plumtree, the whole [`PeerService`](crate::PeerService)): nothing here
 //! knows a protocol.
+//!
+//! [`par`] is the same model on every core: a conservative parallel simulation with one RNG
+//! per node, bit-identical whatever the number of threads (the scale example's default at
+//! large sizes).
 
 use crate::proto::{Core, Out, Outbox, Time};
 use rand::{Rng, SeedableRng};
@@ -17,6 +21,8 @@ use rand_chacha::ChaCha8Rng;
 use rasp_runtime::sim::TimeQueue;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
+
+pub mod par;
 
 enum Item<N: Core<u64>> {
     Deliver { from: u64, to: u64, msg: N::Message },
