@@ -674,19 +674,18 @@ fn main() {
         })
     };
     let secs = wall.elapsed().as_secs_f64();
-    println!(
-        "wall {secs:.1} s, peak memory (VmHWM) {:?} MiB",
-        peak_rss_mb()
-    );
+    let peak = peak_rss_mb().map_or("unknown".to_string(), |mb| mb.to_string());
+    println!("wall {secs:.1} s, peak memory (VmHWM) {peak} MiB");
     if let Some(events) = events {
         // One line to compare runs by: throughput and memory per node.
-        let per_node = peak_rss_mb().map_or(0, |mb| mb * 1024 * 1024 / a.nodes);
+        let per_node = peak_rss_mb().map_or("unknown".to_string(), |mb| {
+            (mb * 1024 * 1024 / a.nodes.max(1)).to_string()
+        });
         println!(
-            "summary: {} nodes, {events} events, {:.3} M events/s, {:.0} ns/event, wall {secs:.2} s, peak {:?} MiB, {per_node} bytes/node",
+            "summary: {} nodes, {events} events, {:.3} M events/s, {:.0} ns/event, wall {secs:.2} s, peak {peak} MiB, {per_node} bytes/node",
             a.nodes,
             events as f64 / secs / 1e6,
             secs * 1e9 / events.max(1) as f64,
-            peak_rss_mb()
         );
     }
 }
