@@ -677,6 +677,38 @@ impl<T: Element, D: DotKind> Lattice for ORSet<T, D> {
     fn threshold_cardinality(&self) -> Option<usize> {
         Some(self.body.store.len())
     }
+    crate::summary_hooks!();
+}
+
+/// The summary of an OR-set is its causal context (every dot it has seen; a version vector
+/// plus a dot cloud for [`Dot`]s), without the elements (JPDC 2018, §7.2: the context is
+/// what a delta-group is judged against). The delta since it holds the active dots the
+/// summary has not seen (with their elements) and, as context only, every dot of `self`'s
+/// context except the active ones the summary has seen: the dots it has not seen, and the
+/// removals (dots seen here and no longer held) it must apply. One pass over `self`'s
+/// context: O(its dot count).
+impl<T: Element, D: DotKind> crate::Summarize for ORSet<T, D> {
+    type Summary = D::Context;
+    fn summary(&self) -> D::Context {
+        self.ctx.clone()
+    }
+    fn delta_since(&self, summary: &D::Context) -> Self {
+        let mut out = Self::default();
+        for d in self.ctx.dots() {
+            let seen = summary.contains(&d);
+            match self.body.index.get(&d) {
+                Some(x) if !seen => {
+                    out.body.insert_dot(x, d.clone());
+                    out.ctx.insert(d);
+                }
+                Some(_) => {} // active here, seen there: it holds it or removed it since
+                None => {
+                    out.ctx.insert(d);
+                }
+            }
+        }
+        out
+    }
 }
 
 impl<T: Element, D: DotKind> Query for ORSet<T, D> {
