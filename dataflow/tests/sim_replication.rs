@@ -865,7 +865,8 @@ fn catch_up_run(summaries: bool, nodes: u64, missed: u64) -> CatchUp {
     c.sim.apply(Fault::Crash(NodeId(1)));
     let up: Vec<u64> = (0..nodes).filter(|&n| n != 1).collect();
     for k in 0..missed {
-        c.sim.inject(at(up[k as usize % up.len()]), Do::Add(1000 + k as i64));
+        c.sim
+            .inject(at(up[k as usize % up.len()]), Do::Add(1000 + k as i64));
     }
     for k in 0..5usize {
         c.sim.inject(at(up[k % up.len()]), Do::Click(1));
@@ -899,7 +900,11 @@ fn catch_up_run(summaries: bool, nodes: u64, missed: u64) -> CatchUp {
             .query(&Var::<ORSet<i64>>::named("s"))
             .unwrap()
     });
-    assert_eq!(set.len(), 300 + missed as usize, "node 1 caught up on the set");
+    assert_eq!(
+        set.len(),
+        300 + missed as usize,
+        "node 1 caught up on the set"
+    );
     CatchUp {
         summaries: stat(&c.sim, summary_bytes) - before.0,
         payload: stat(&c.sim, payload_bytes) - before.1,
@@ -934,7 +939,10 @@ fn catch_up_ships_what_the_neighbour_lacks() {
         );
         assert_eq!(without.summaries, 0);
         assert!(with.missing > 0, "{with:?}");
-        assert!(without.ratio() > 4.0 * with.ratio(), "{with:?} vs {without:?}");
+        assert!(
+            without.ratio() > 4.0 * with.ratio(),
+            "{with:?} vs {without:?}"
+        );
         if missed >= 40 || nodes == 2 {
             assert!(with.ratio() <= 2.0, "{with:?}");
         }

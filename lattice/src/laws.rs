@@ -256,7 +256,11 @@ pub fn check_summary<L: Summarize>(a: &L, b: &L, older: &L) {
     let bytes = b
         .encoded_summary()
         .expect("a Summarize type overrides encoded_summary (summary_hooks!)");
-    assert_eq!(bytes, encode(&s).expect("summary encodes"), "encoded_summary");
+    assert_eq!(
+        bytes,
+        encode(&s).expect("summary encodes"),
+        "encoded_summary"
+    );
     let back: L::Summary = decode(&bytes).expect("summary decodes");
     assert_eq!(back, s, "summary does not survive its encoding");
     let d = a
