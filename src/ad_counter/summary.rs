@@ -489,12 +489,19 @@ impl Summary {
             ),
             (
                 "bytes per impression",
-                format!(
-                    "{:.1} B (lower bound {:.1} B: {:.1}×)",
-                    self.bytes_per_impression,
-                    self.impression_lower_bound,
-                    self.impression_ratio()
-                ),
+                if self.impression_lower_bound > 0.0 {
+                    format!(
+                        "{:.1} B (lower bound {:.1} B: {:.1}×)",
+                        self.bytes_per_impression,
+                        self.impression_lower_bound,
+                        self.impression_ratio()
+                    )
+                } else {
+                    format!(
+                        "{:.1} B (no lower bound computed)",
+                        self.bytes_per_impression
+                    )
+                },
             ),
             (
                 "state per client per 90 s",
