@@ -124,6 +124,16 @@ impl DCtx {
     }
 }
 
+/// The summary of a [`DCtx`] ([`DotContext::summary`]): membership as exact as the
+/// context's (for dots with counters from 1, which every minted dot has), with the pair dots as rectangles `firsts × seconds` (disjoint in their first
+/// dots), each side summarised in turn.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DCtxSummary {
+    bases: BTreeMap<VarTag, CausalContext>,
+    via: BTreeMap<VarTag, DCtxSummary>,
+    pairs: Vec<(DCtxSummary, DCtxSummary)>,
+}
+
 impl DotContext<DDot> for DCtx {
     fn contains(&self, dot: &DDot) -> bool {
         match dot {
@@ -238,6 +248,58 @@ impl DotContext<DDot> for DCtx {
         )
     }
 
+    type Summary = DCtxSummary;
+
+    /// The base and union-input contexts as they are (version vectors), and the pair dots
+    /// as *rectangles*: the pairs grouped by their first dot, then the first dots grouped by
+    /// the set of second dots they pair with, each set summarised in turn. The pairs of a
+    /// product of `m` elements by `n` seen whole are one rectangle of two version vectors
+    /// instead of `m × n` pair dots (the advertisement counter's filtered product keeps every
+    /// pair it ever saw in its context).
+    fn summary(&self) -> DCtxSummary {
+        let mut by_first: BTreeMap<&DDot, DCtx> = BTreeMap::new();
+        for p in &self.pairs {
+            if let DDot::Pair(a, b) = p {
+                by_first.entry(a).or_default().insert((**b).clone());
+            }
+        }
+        // Group the first dots by their (canonically encoded) set of second dots.
+        let mut rects: BTreeMap<Vec<u8>, (DCtx, DCtx)> = BTreeMap::new();
+        for (a, seconds) in by_first {
+            let key = rasp_lattice::encode(&seconds).unwrap_or_default();
+            rects
+                .entry(key)
+                .or_insert_with(|| (DCtx::default(), seconds))
+                .0
+                .insert(a.clone());
+        }
+        DCtxSummary {
+            bases: self.bases.clone(),
+            via: self
+                .via
+                .iter()
+                .map(|(tag, c)| (*tag, c.summary()))
+                .collect(),
+            pairs: rects
+                .into_values()
+                .map(|(firsts, seconds)| (firsts.summary(), seconds.summary()))
+                .collect(),
+        }
+    }
+
+    fn summary_contains(summary: &DCtxSummary, dot: &DDot) -> bool {
+        match dot {
+            DDot::Base(tag, d) => summary.bases.get(tag).is_some_and(|c| c.contains(d)),
+            DDot::Via(tag, d) => summary
+                .via
+                .get(tag)
+                .is_some_and(|c| DCtx::summary_contains(c, d)),
+            DDot::Pair(a, b) => summary.pairs.iter().any(|(firsts, seconds)| {
+                DCtx::summary_contains(firsts, a) && DCtx::summary_contains(seconds, b)
+            }),
+        }
+    }
+
     fn compact(&mut self) {
         for c in self.bases.values_mut() {
             c.compact();
@@ -316,5 +378,85 @@ impl<T: Element> CausalSet<T> for DSet<T> {
     }
     fn present(&self) -> BTreeSet<T> {
         self.elements().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    use proptest::prelude::*;
+    use rasp_lattice::{Dot, DotContext};
+
+    use super::*;
+
+    fn base(tag: u64, actor: u64, c: u64) -> DDot {
+        DDot::Base(VarTag(tag), Dot::new(actor, c))
+    }
+
+    /// A pair as a union-then-product forms it: `(Via(u, Base(v, a)), Base(w, b))`.
+    fn pair(a: u64, b: u64) -> DDot {
+        DDot::pair(DDot::via(VarTag(9), base(1, 0, a)), base(2, 0, b))
+    }
+
+    proptest! {
+        /// The summary answers membership exactly as the context does, for base, union-input
+        /// and (nested) pair dots, seen or not.
+        #[test]
+        fn summary_membership_is_exact(
+            pairs in proptest::collection::btree_set((1u64..8, 1u64..8), 0..40),
+            bases in proptest::collection::btree_set((0u64..3, 1u64..6), 0..10),
+            nested in proptest::collection::btree_set((1u64..4, 1u64..4, 1u64..4), 0..10),
+        ) {
+            let mut ctx = DCtx::default();
+            for &(a, b) in &pairs {
+                ctx.insert(pair(a, b));
+            }
+            for &(actor, c) in &bases {
+                ctx.insert(base(1, actor, c));
+                ctx.insert(DDot::via(VarTag(7), base(3, actor, c)));
+            }
+            for &(a, b, c) in &nested {
+                ctx.insert(DDot::pair(pair(a, b), base(4, 1, c)));
+            }
+            let s = ctx.summary();
+            let back: DCtxSummary = rasp_lattice::decode(&rasp_lattice::encode(&s).unwrap()).unwrap();
+            prop_assert_eq!(&back, &s);
+            // Counters from 1, as every minted dot's (a version vector covers counter 0 of
+            // every actor it knows, which no dot has).
+            for a in 1..9 {
+                for b in 1..9 {
+                    let p = pair(a, b);
+                    prop_assert_eq!(DCtx::summary_contains(&s, &p), ctx.contains(&p), "{:?}", p);
+                    for c in 1..5 {
+                        let n = DDot::pair(pair(1 + a % 4, 1 + b % 4), base(4, 1, c));
+                        prop_assert_eq!(DCtx::summary_contains(&s, &n), ctx.contains(&n));
+                    }
+                }
+                for actor in 0..3 {
+                    let d = base(1, actor, a);
+                    prop_assert_eq!(DCtx::summary_contains(&s, &d), ctx.contains(&d));
+                    let v = DDot::via(VarTag(7), base(3, actor, a));
+                    prop_assert_eq!(DCtx::summary_contains(&s, &v), ctx.contains(&v));
+                }
+            }
+        }
+    }
+
+    /// The pairs of a 20 × 20 product seen whole summarise to one rectangle: a small fraction
+    /// of the context's encoding.
+    #[test]
+    fn a_whole_product_is_one_rectangle() {
+        let mut ctx = DCtx::default();
+        for a in 1..=20 {
+            for b in 1..=20 {
+                ctx.insert(pair(a, b));
+            }
+        }
+        let s = ctx.summary();
+        assert_eq!(s.pairs.len(), 1);
+        let (full, small) = (
+            rasp_lattice::encoded_size(&ctx),
+            rasp_lattice::encoded_size(&s),
+        );
+        assert!(small * 50 < full, "summary {small} B, context {full} B");
     }
 }

@@ -34,6 +34,16 @@ pub trait AnyLattice: Any + Send + Sync + Debug {
     fn encode(&self) -> Vec<u8>;
     /// Encoded size in bytes, without allocating the encoding.
     fn encoded_size(&self) -> usize;
+    /// The encoded summary of the value ([`rasp_lattice::Summarize`]); `None` for a type
+    /// without one.
+    fn summary_dyn(&self) -> Option<Vec<u8>>;
+    /// The part of the value that the state summarised by the encoded `summary` lacks
+    /// ([`rasp_lattice::Summarize::delta_since`]); `None` for a type without a summary, an
+    /// error when `summary` does not decode.
+    fn delta_since_dyn(
+        &self,
+        summary: &[u8],
+    ) -> Option<Result<Box<dyn AnyLattice>, rasp_lattice::Error>>;
 }
 
 fn cast<L: 'static>(v: &dyn AnyLattice) -> &L {
@@ -82,6 +92,16 @@ impl<L: Lattice> AnyLattice for L {
     }
     fn encoded_size(&self) -> usize {
         rasp_lattice::encoded_size(self)
+    }
+    fn summary_dyn(&self) -> Option<Vec<u8>> {
+        self.encoded_summary()
+    }
+    fn delta_since_dyn(
+        &self,
+        summary: &[u8],
+    ) -> Option<Result<Box<dyn AnyLattice>, rasp_lattice::Error>> {
+        self.delta_since_encoded(summary)
+            .map(|r| r.map(|d| Box::new(d) as Box<dyn AnyLattice>))
     }
 }
 

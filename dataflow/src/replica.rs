@@ -33,6 +33,23 @@
 //! (garbage-collected once the neighbour's previous incarnation acknowledged them), so a
 //! lost catch-up would otherwise leave the neighbour without them for good.
 //!
+//! **Catch-up from a summary.** A greeting carries, per held variable whose type has one, a
+//! compact summary of its state ([`rasp_lattice::Summarize`]: an OR-set's causal context, a
+//! register's stamp), and the catch-up then ships per variable only the delta since the
+//! neighbour's summary, what it lacks, instead of the whole state (the digest-driven
+//! synchronisation of Enes et al., ICDE 2019, §V; the causal context as the summary:
+//! Almeida, Shoker, Baquero, JPDC 2018, §7). A summary larger than half the state (a
+//! grow-only counter's is its per-actor counts, the state itself) is not sent: the whole
+//! state is cheaper. The summary is that of the neighbour's state when it greeted, a lower
+//! bound of its state since (states only grow within an incarnation, and a restarted
+//! neighbour greets again with a new one), so a resent catch-up, or the full catch-up of a
+//! neighbour that fell behind the buffer, is still computed from it. A summary that does not
+//! decode is counted as rejected and the whole state goes instead; a summary is only ever
+//! compared against, never joined, so a hostile one can only make its sender miss data.
+//! [`ReplicaConfig::catch_up_summaries`] off ships whole states (for comparisons);
+//! [`ReplicaStats`] counts the summary and catch-up bytes and, on the receiving side, the
+//! part of each catch-up that was missing.
+//!
 //! The same holds for a variable that becomes shared later (declared at run time, or newly
 //! held on either side, so the neighbours greet again): its full state goes to the neighbour
 //! at once, with nothing to acknowledge (the other variables' deltas are still owed), and
@@ -293,6 +310,11 @@ pub struct ReplicaConfig {
     /// forgotten first); zero turns resuming off. Default 16: three times HyParView's
     /// active view (5).
     pub resume_peers: usize,
+    /// Catch up a neighbour from its summary (module docs, "Catch-up from a summary"): its
+    /// [`Hello`] carries the compact summaries of the variables it holds, and the catch-up
+    /// ships per variable only the delta since that summary, not the whole state. On by
+    /// default; off ships whole states (for comparisons).
+    pub catch_up_summaries: bool,
 }
 
 impl Default for ReplicaConfig {
@@ -309,6 +331,7 @@ impl Default for ReplicaConfig {
             suspect_after: Duration::from_secs(10),
             resume_window: Duration::from_secs(60),
             resume_peers: 16,
+            catch_up_summaries: true,
         }
     }
 }
@@ -327,6 +350,13 @@ pub struct Hello {
     /// re-formed with the same incarnation may resume without full states (module docs).
     #[serde(default)]
     pub epoch: u64,
+    /// `(variable id, encoded summary)` of the held variables whose type has a compact
+    /// summary ([`rasp_lattice::Summarize`], at most half the size of the state): the
+    /// receiver catches the sender up with the deltas since them (module docs, "Catch-up
+    /// from a summary"). Empty under state-based sync or with
+    /// [`ReplicaConfig::catch_up_summaries`] off.
+    #[serde(default)]
+    pub summaries: Vec<(String, Vec<u8>)>,
 }
 impl Message for Hello {
     const KIND: &'static str = "dataflow/hello";
@@ -382,6 +412,10 @@ struct Peer {
     /// The sequence number the syncs carrying `owed` start at (one that no earlier sync
     /// carried).
     owed_from: u64,
+    /// The encoded summaries from its latest [`Hello`], per variable it holds: lower bounds
+    /// of its states (states only grow within an incarnation), so a catch-up sends the
+    /// deltas since them. Bounded by the frame limit of the one greeting they came in.
+    summaries: BTreeMap<String, Vec<u8>>,
 }
 
 /// A neighbour that went away caught up, remembered to resume a re-formed link.
@@ -413,6 +447,20 @@ pub struct ReplicaStats {
     pub buffer_overflows: u64,
     /// Largest delta-buffer length seen.
     pub max_buffer: usize,
+    /// Bytes of variable summaries sent in greetings ([`Hello::summaries`]).
+    #[serde(default)]
+    pub summary_bytes_sent: u64,
+    /// Payload bytes sent in catch-ups (whole states, or deltas since a summary).
+    #[serde(default)]
+    pub catch_up_bytes_sent: u64,
+    /// Payload bytes received in catch-ups.
+    #[serde(default)]
+    pub catch_up_bytes_received: u64,
+    /// Of the catch-ups received, the encoded size of the part that was missing here when
+    /// it arrived (per variable, the minimal delta `received.delta(state)` against the state
+    /// before the message applied): what an ideal catch-up would have sent.
+    #[serde(default)]
+    pub catch_up_missing_bytes: u64,
 }
 
 type Build = Arc<dyn Fn(&mut Program)>;
@@ -803,16 +851,44 @@ impl Replica {
     }
 
     fn greet<A: Atom>(&mut self, ctx: &mut Ctx<A>, to: NodeId, reply: bool) {
+        let summaries = self.summaries();
+        self.stats.summary_bytes_sent += summaries
+            .iter()
+            .map(|(id, b)| (id.len() + b.len()) as u64)
+            .sum::<u64>();
         let hello = Hello {
             reply,
             held: self.program.held(),
             graph: self.program.graph(),
             epoch: self.epoch,
+            summaries,
         };
         if let Some(p) = self.peers.get_mut(&to) {
             p.told = hello.held.len();
         }
         ctx.send(Dest::service(to, SERVICE), hello);
+    }
+
+    /// The summaries a greeting carries: per held variable whose type has a summary at most
+    /// half the size of its state (a larger one, e.g. a grow-only counter's, which is its
+    /// state, would cost more than the whole state it saves), only under delta-based sync
+    /// with the direct carrier (the others never catch up from a greeting).
+    fn summaries(&self) -> Vec<(String, Vec<u8>)> {
+        if !self.config.catch_up_summaries
+            || !self.config.sync.is_delta()
+            || self.config.carrier != Carrier::Direct
+        {
+            return Vec::new();
+        }
+        self.program
+            .held()
+            .into_iter()
+            .filter_map(|id| {
+                let state = self.program.state_dyn(&id).ok()?;
+                let summary = state.summary_dyn()?;
+                (2 * summary.len() <= state.encoded_size()).then_some((id, summary))
+            })
+            .collect()
     }
 
     fn on_hello<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, from: &Origin, m: Hello) {
@@ -850,6 +926,12 @@ impl Replica {
         peer.greeted = true;
         peer.held = m.held.into_iter().collect();
         peer.epoch = Some(m.epoch);
+        let held = &peer.held;
+        peer.summaries = m
+            .summaries
+            .into_iter()
+            .filter(|(id, _)| held.contains(id))
+            .collect();
         if !m.reply {
             self.greet(ctx, n, true);
         }
@@ -983,11 +1065,31 @@ impl Replica {
             let Ok(state) = self.program.state_dyn(&id) else {
                 continue;
             };
-            if state.is_bottom() {
-                continue;
-            }
-            let bytes = state.encode();
+            let since = self
+                .peers
+                .get(&n)
+                .and_then(|p| p.summaries.get(&id))
+                .filter(|_| self.config.catch_up_summaries)
+                .and_then(|summary| state.delta_since_dyn(summary));
+            let bytes = match since {
+                Some(Ok(delta)) if delta.is_bottom() => continue,
+                Some(Ok(delta)) => delta.encode(),
+                Some(Err(e)) => {
+                    // Its summary did not decode: whole state, as for a type without one.
+                    self.stats.rejected += 1;
+                    tracing::warn!(to = ?n, var = %id, error = %e, "malformed summary");
+                    if state.is_bottom() {
+                        continue;
+                    }
+                    state.encode()
+                }
+                None if state.is_bottom() => continue,
+                None => state.encode(),
+            };
             *self.stats.bytes_sent.entry(id.clone()).or_default() += bytes.len() as u64;
+            if self.config.sync.is_delta() {
+                self.stats.catch_up_bytes_sent += bytes.len() as u64;
+            }
             vars.push((id, bytes));
         }
         let seq = if self.config.sync.is_delta() && !only_new {
@@ -1060,8 +1162,27 @@ impl Replica {
     fn apply_sync(&mut self, n: NodeId, m: Sync) {
         // Local changes made since the last handler are ours, not the sender's.
         self.absorb_changes(None);
+        let catch_up = m.state && self.config.sync.is_delta();
+        if catch_up {
+            // What each variable lacked before any of the message applied (a derived
+            // variable is recomputed from its inputs as they apply): the minimal catch-up.
+            for (id, bytes) in &m.vars {
+                let (Ok(state), Ok(value)) =
+                    (self.program.state_dyn(id), self.program.decode(id, bytes))
+                else {
+                    continue;
+                };
+                if value.type_name() == state.type_name() {
+                    let missing = value.delta_dyn(state).encoded_size() as u64;
+                    self.stats.catch_up_missing_bytes += missing;
+                }
+            }
+        }
         for (id, bytes) in m.vars {
             *self.stats.bytes_received.entry(id.clone()).or_default() += bytes.len() as u64;
+            if catch_up {
+                self.stats.catch_up_bytes_received += bytes.len() as u64;
+            }
             if !self.program.holds(&id) {
                 self.stats.rejected += 1;
                 continue;

@@ -197,6 +197,11 @@ fn dataflow_hello() {
                     .into_iter()
                     .filter(|_| rng.random_bool(0.5))
                     .collect(),
+                summaries: p
+                    .held()
+                    .into_iter()
+                    .filter_map(|id| Some((id.clone(), p.state_dyn(&id).ok()?.summary_dyn()?)))
+                    .collect(),
                 graph,
                 epoch: rng.random(),
             })
@@ -210,6 +215,12 @@ fn dataflow_hello() {
             types.teach(&mut p);
             for d in m.graph.iter().cloned() {
                 let _ = p.add_decl(d);
+            }
+            // And with its summaries: the deltas since them, for the variables it has.
+            for (id, summary) in &m.summaries {
+                if let Ok(state) = p.state_dyn(id) {
+                    let _ = state.delta_since_dyn(summary);
+                }
             }
             Ok(encode(&m))
         }

@@ -101,6 +101,17 @@ pub trait DotContext<D>:
     fn dots_not_in<'a>(&'a self, other: &'a Self) -> Box<dyn Iterator<Item = D> + 'a>;
     /// Restores the canonical representation (a no-op for implementations that keep it).
     fn compact(&mut self);
+
+    /// A summary of the context that answers membership exactly
+    /// ([`DotContext::summary_contains`]), as small as the representation allows: the
+    /// context itself for the ones that are compact already. An OR-set's
+    /// [`crate::Summarize::Summary`].
+    type Summary: Clone + PartialEq + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+    /// The summary of `self`.
+    fn summary(&self) -> Self::Summary;
+    /// Whether the context summarised by `summary` covers `dot` (exactly as
+    /// [`DotContext::contains`] on it would answer).
+    fn summary_contains(summary: &Self::Summary, dot: &D) -> bool;
 }
 
 /// A causal context: a version vector (every dot `(a, 1..=vv[a])` is covered) plus a dot cloud
@@ -361,6 +372,13 @@ impl DotContext<Dot> for CausalContext {
     fn compact(&mut self) {
         CausalContext::compact(self)
     }
+    type Summary = CausalContext;
+    fn summary(&self) -> CausalContext {
+        self.clone()
+    }
+    fn summary_contains(summary: &CausalContext, dot: &Dot) -> bool {
+        summary.contains(dot)
+    }
 }
 
 /// A causal context stored as a plain ordered set of dots: for dot kinds with no version-vector
@@ -410,6 +428,13 @@ where
         Box::new(self.0.iter().filter(move |d| !other.0.contains(d)).cloned())
     }
     fn compact(&mut self) {}
+    type Summary = Self;
+    fn summary(&self) -> Self {
+        self.clone()
+    }
+    fn summary_contains(summary: &Self, dot: &D) -> bool {
+        summary.0.contains(dot)
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::causal::CausalContext;
 use crate::store::{Causal, CausalLattice, DotFun};
-use crate::{delegate_lattice, Actor, Lattice, Numeric, Query};
+use crate::{delegate_lattice, Actor, Lattice, Numeric, Query, Summarize};
 
 /// A grow-only counter: one monotone count per actor; the value is their sum.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +97,27 @@ impl Lattice for GCounter {
     }
     fn threshold_value(&self) -> Option<i64> {
         Some(self.value())
+    }
+    crate::summary_hooks!();
+}
+
+/// The summary of a grow-only counter is its per-actor counts (a version vector); the delta
+/// since it is the entries that are larger. As large as the state itself: worth sending only
+/// in place of the state (JPDC 2018, §7.1).
+impl Summarize for GCounter {
+    type Summary = BTreeMap<Actor, u64>;
+    fn summary(&self) -> Self::Summary {
+        self.counts.clone()
+    }
+    fn delta_since(&self, summary: &Self::Summary) -> Self {
+        GCounter {
+            counts: self
+                .counts
+                .iter()
+                .filter(|(a, &n)| summary.get(*a).is_none_or(|&m| n > m))
+                .map(|(&a, &n)| (a, n))
+                .collect(),
+        }
     }
 }
 
@@ -198,6 +219,21 @@ impl Lattice for PNCounter {
     }
     fn threshold_value(&self) -> Option<i64> {
         Some(self.value())
+    }
+    crate::summary_hooks!();
+}
+
+/// The summaries of the increments and of the decrements.
+impl Summarize for PNCounter {
+    type Summary = (BTreeMap<Actor, u64>, BTreeMap<Actor, u64>);
+    fn summary(&self) -> Self::Summary {
+        (self.p.summary(), self.n.summary())
+    }
+    fn delta_since(&self, summary: &Self::Summary) -> Self {
+        PNCounter {
+            p: self.p.delta_since(&summary.0),
+            n: self.n.delta_since(&summary.1),
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 
-use crate::{decode, encode, encoded_size, Lattice, Threshold};
+use crate::{decode, encode, encoded_size, Lattice, Summarize, Threshold};
 
 /// Above this many parts the (quadratic) irredundancy check is skipped.
 pub const IRREDUNDANCY_LIMIT: usize = 64;
@@ -230,4 +230,46 @@ pub fn check_all<L: Lattice>(a: &L, b: &L, c: &L) {
     for (x, y) in [(a, &ab), (b, &ab), (a, a)] {
         check_thresholds(&ts, x, y);
     }
+}
+
+/// The summary law ([`Summarize`]): `b ⊔ a.delta_since(&b.summary()) == b ⊔ a` and
+/// `a.delta_since(s) ≤ a`, for the summary of `b` and for an older one (the summary of
+/// `older ≤ b`); the encoded hooks ([`Lattice::encoded_summary`],
+/// [`Lattice::delta_since_encoded`]) agree with the typed methods, and a summary survives its
+/// encoding.
+pub fn check_summary<L: Summarize>(a: &L, b: &L, older: &L) {
+    assert!(older.leq(b), "check_summary needs older ≤ b");
+    let want = join(b, a);
+    for s in [b.summary(), older.summary()] {
+        let d = a.delta_since(&s);
+        assert!(
+            d.leq(a),
+            "delta_since is not below self:\n a = {a:?}\n summary = {s:?}\n delta = {d:?}"
+        );
+        assert_eq!(
+            join(b, &d),
+            want,
+            "b ⊔ a.delta_since(summary) differs from b ⊔ a:\n a = {a:?}\n b = {b:?}\n summary = {s:?}\n delta = {d:?}"
+        );
+    }
+    let s = b.summary();
+    let bytes = b
+        .encoded_summary()
+        .expect("a Summarize type overrides encoded_summary (summary_hooks!)");
+    assert_eq!(
+        bytes,
+        encode(&s).expect("summary encodes"),
+        "encoded_summary"
+    );
+    let back: L::Summary = decode(&bytes).expect("summary decodes");
+    assert_eq!(back, s, "summary does not survive its encoding");
+    let d = a
+        .delta_since_encoded(&bytes)
+        .expect("a Summarize type overrides delta_since_encoded (summary_hooks!)")
+        .expect("a summary's own encoding decodes");
+    assert_eq!(d, a.delta_since(&s), "delta_since_encoded");
+    assert!(
+        a.delta_since_encoded(&[0xc1]).expect("overridden").is_err(),
+        "a summary that does not decode is an error"
+    );
 }

@@ -32,6 +32,7 @@
 //! | [`mvmap`] | [`MVMap`] (multi-value map: key → concurrently written values; Lasp's `state_mvmap`) |
 //! | [`threshold`] | [`Threshold`] (Lasp's monotone reads), [`Numeric`], [`Cardinality`] |
 //! | [`encoding`] | [`encode`], [`decode`], [`encoded_size`] (MessagePack) |
+//! | [`Summarize`] (this file) | compact summaries of a state and the delta a peer lacks given its summary (catch-up) |
 //! | [`laws`] | lattice-law checks, used by the property tests of every type |
 //! | [`error`] | [`Error`] |
 //!
@@ -161,6 +162,60 @@ pub trait Lattice:
     fn threshold_cardinality(&self) -> Option<usize> {
         None
     }
+
+    /// The MessagePack encoding of [`Summarize::summary`], for types that implement
+    /// [`Summarize`] (they override this with [`summary_hooks!`]); `None` (the default) for
+    /// types without a summary. Type-erased engines call it without knowing the type.
+    fn encoded_summary(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// [`Summarize::delta_since`] from an encoded summary: `None` (the default) for types
+    /// without a summary, an error when `summary` does not decode.
+    fn delta_since_encoded(&self, summary: &[u8]) -> Option<Result<Self, Error>> {
+        let _ = summary;
+        None
+    }
+}
+
+/// A lattice with a compact *summary* of a state, from which the holder of another state can
+/// compute exactly what the summarised state lacks: the anti-entropy of digest-driven
+/// synchronisation (Enes, Almeida, Baquero, Leitão, "Efficient Synchronization of State-based
+/// CRDTs", ICDE 2019, §V "state-driven and digest-driven"; for causal CRDTs the summary is the
+/// causal context, Almeida, Shoker, Baquero, "Delta State Replicated Data Types", JPDC 2018,
+/// §5–§7). A replica that meets a neighbour sends its summary instead of asking for (or
+/// shipping) whole states; the neighbour answers with the delta.
+///
+/// Law (checked by [`laws::check_summary`]): for all `a`, `b`,
+/// `b ⊔ a.delta_since(&b.summary()) == b ⊔ a`, and `a.delta_since(s) ≤ a`. A summary taken
+/// earlier, of a state `b' ≤ b`, still yields a delta that inflates `b` to `b ⊔ a` (states only
+/// grow, so an old summary is a lower bound).
+pub trait Summarize: Lattice {
+    /// The summary of a state.
+    type Summary: Clone + PartialEq + Debug + Serialize + DeserializeOwned + Send + Sync + 'static;
+
+    /// The summary of `self`.
+    fn summary(&self) -> Self::Summary;
+
+    /// The part of `self` that the state summarised by `summary` lacks.
+    fn delta_since(&self, summary: &Self::Summary) -> Self;
+}
+
+/// Overrides [`Lattice::encoded_summary`] and [`Lattice::delta_since_encoded`] with the
+/// type's [`Summarize`] implementation; used inside `impl Lattice for T` blocks.
+#[macro_export]
+macro_rules! summary_hooks {
+    () => {
+        fn encoded_summary(&self) -> Option<Vec<u8>> {
+            $crate::encode(&$crate::Summarize::summary(self)).ok()
+        }
+        fn delta_since_encoded(&self, summary: &[u8]) -> Option<Result<Self, $crate::Error>> {
+            Some(
+                $crate::decode::<<Self as $crate::Summarize>::Summary>(summary)
+                    .map(|s| $crate::Summarize::delta_since(self, &s)),
+            )
+        }
+    };
 }
 
 /// The external (user-visible) value of a lattice state.

@@ -78,6 +78,18 @@ impl Lattice for MaxInt {
     fn threshold_value(&self) -> Option<i64> {
         Some(self.value())
     }
+    crate::summary_hooks!();
+}
+
+/// The summary is the value itself (a chain has nothing smaller to say).
+impl crate::Summarize for MaxInt {
+    type Summary = u64;
+    fn summary(&self) -> u64 {
+        self.0
+    }
+    fn delta_since(&self, summary: &u64) -> Self {
+        self.delta(&MaxInt(*summary))
+    }
 }
 
 impl Query for MaxInt {

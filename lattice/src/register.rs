@@ -87,6 +87,24 @@ impl<T: Element> Lattice for LWWRegister<T> {
             Self::bottom()
         }
     }
+    crate::summary_hooks!();
+}
+
+/// The summary is the winning write's stamp, without its value; the delta since it is the
+/// whole register when its stamp is not older (on an equal stamp too: the value then breaks
+/// the tie in the join, and the summary does not say which value it holds).
+impl<T: Element> crate::Summarize for LWWRegister<T> {
+    type Summary = Option<(u64, Actor)>;
+    fn summary(&self) -> Self::Summary {
+        self.stamp()
+    }
+    fn delta_since(&self, summary: &Self::Summary) -> Self {
+        match (self.stamp(), summary) {
+            (Some(mine), Some(theirs)) if mine < *theirs => Self::bottom(),
+            (Some(_), _) => self.clone(),
+            (None, _) => Self::bottom(),
+        }
+    }
 }
 
 impl<T: Element> Query for LWWRegister<T> {

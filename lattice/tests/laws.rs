@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{law_test, Model};
+use common::{law_test, summary_test, Model};
 use rasp_lattice::*;
 
 const CASES: u32 = 256;
@@ -53,3 +53,21 @@ law!(boolean, Boolean);
 law!(lexcounter, LexCounter);
 law!(mvmap, MVMap<u8, u8>);
 law!(orset_bulk_ops, common::BulkSet);
+
+/// `b ⊔ a.delta_since(&b.summary()) == b ⊔ a` (the catch-up law) for every type with a
+/// summary.
+macro_rules! summary {
+    ($name:ident, $t:ty) => {
+        #[test]
+        fn $name() {
+            summary_test::<$t>(CASES);
+        }
+    };
+}
+
+summary!(summary_gcounter, GCounter);
+summary!(summary_pncounter, PNCounter);
+summary!(summary_maxint, MaxInt);
+summary!(summary_orset, ORSet<u8>);
+summary!(summary_orset_pair_dots, ORSet<u8, (Dot, Dot)>);
+summary!(summary_lww_register, LWWRegister<u8>);

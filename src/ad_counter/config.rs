@@ -50,6 +50,11 @@ pub struct AdConfig {
     /// without a right refused; see [`crate::ad_counter::app`]). Default off.
     #[serde(default)]
     pub exact: bool,
+    /// Catch neighbours up with whole states instead of the deltas since their summaries
+    /// (`rasp_dataflow::replica`, "Catch-up from a summary"): the old path, for comparisons
+    /// (simulator only). Default off.
+    #[serde(default)]
+    pub whole_state_catch_up: bool,
 }
 
 impl Default for AdConfig {
@@ -71,6 +76,7 @@ impl Default for AdConfig {
             duration: Duration::from_secs(7_200),
             out_dir: PathBuf::from("out/ad-counter"),
             exact: false,
+            whole_state_catch_up: false,
         }
     }
 }

@@ -65,12 +65,13 @@ pub fn app(cfg: &AdConfig) -> AdCounter {
 /// The replication settings of a run of `cfg`: the same rule as every app's nodes
 /// ([`ReplicationArgs::config`]: durable, a trigger owner suspected after ten sync intervals).
 pub fn replica_config(cfg: &AdConfig) -> crate::Result<ReplicaConfig> {
-    ReplicationArgs {
+    let mut config = ReplicationArgs {
         sync: Some(cfg.sync),
         sync_interval_ms: Some(u64::try_from(cfg.sync_interval.as_millis()).unwrap_or(u64::MAX)),
     }
-    .config()
-    .map_err(Into::into)
+    .config()?;
+    config.catch_up_summaries = !cfg.whole_state_catch_up;
+    Ok(config)
 }
 
 /// Runs the advertisement counter in the simulator; `progress` is called after every sample.
@@ -327,6 +328,40 @@ fn converged(sim: &Sim, n: usize) -> bool {
     })
 }
 
+/// The least bytes that carry every impression to every replica of its counter: for each
+/// ad, the `k`-th impression of client `a` is the delta `{a: k}` (encoded), sent once to
+/// each other node holding the counter. From the counters of the first node that holds
+/// them all (a server).
+fn impression_lower_bound(sim: &Sim, n: usize, ads: &[String]) -> u64 {
+    let mut total = 0u64;
+    for ad in ads {
+        let var = super::program::views(ad);
+        let holders = (0..n)
+            .filter(|&i| {
+                with_app(sim, i, |a| a.program().is_some_and(|p| p.holds(var.id()))) == Some(true)
+            })
+            .count() as u64;
+        let Some(state) = (0..n).find_map(|i| {
+            with_app(sim, i, |a| {
+                a.program().and_then(|p| p.state(&var).ok().cloned())
+            })
+            .flatten()
+        }) else {
+            continue;
+        };
+        for (&actor, &count) in state.counts() {
+            let per_replica: u64 = (1..=count)
+                .map(|k| {
+                    rasp_lattice::encoded_size(&rasp_lattice::GCounter::default().inc(actor, k))
+                        as u64
+                })
+                .sum();
+            total += per_replica * holders.saturating_sub(1);
+        }
+    }
+    total
+}
+
 /// The summary from the atoms' final states and the runtime's metrics.
 fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) -> Summary {
     let reports: Vec<_> = (0..n)
@@ -354,9 +389,24 @@ fn measure(sim: &Sim, cfg: &AdConfig, servers: usize, n: usize, ads: &[String]) 
         .filter_map(|(_, l)| l.last_impression)
         .max()
         .map_or(0.0, secs);
+    let replica_sum = |f: fn(&rasp_dataflow::replica::ReplicaStats) -> u64| -> u64 {
+        (0..n)
+            .map(|i| with_app(sim, i, |a| a.replica_ref().map_or(0, |r| f(r.stats()))).unwrap_or(0))
+            .sum()
+    };
+    let impressions: u64 = reports.iter().map(|(r, _)| r.impressions).sum();
+    let lower_bound = if cfg.exact || impressions == 0 {
+        0.0
+    } else {
+        impression_lower_bound(sim, n, ads) as f64 / impressions as f64
+    };
     Summary {
         offline_impressions: reports.iter().map(|(_, l)| l.offline_impressions).sum(),
         last_impression_s: last,
+        catch_up_summary_bytes: replica_sum(|s| s.summary_bytes_sent),
+        catch_up_payload_bytes: replica_sum(|s| s.catch_up_bytes_sent),
+        catch_up_missing_bytes: replica_sum(|s| s.catch_up_missing_bytes),
+        impression_lower_bound: lower_bound,
         ..Summary::measured(Measured {
             world: "sim",
             cfg,

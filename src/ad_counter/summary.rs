@@ -164,6 +164,11 @@ impl Summary {
             exact: cfg.exact,
             refused_no_rights: sum(|r| r.refused_no_rights),
             rights_requests: sum(|r| r.rights_requests),
+            catch_up_summary_bytes: 0,
+            catch_up_payload_bytes: 0,
+            catch_up_missing_bytes: 0,
+            bytes_per_impression: m.tally.sent as f64 / (sum(|r| r.impressions).max(1) as f64),
+            impression_lower_bound: 0.0,
         }
     }
 }
@@ -244,6 +249,46 @@ pub struct Summary {
     /// Exact mode: rights requests the clients sent.
     #[serde(default)]
     pub rights_requests: u64,
+    /// Catch-ups (simulator; 0 for processes): bytes of the variable summaries the
+    /// greetings carried, over all nodes (`rasp_dataflow::replica`, "Catch-up from a
+    /// summary").
+    #[serde(default)]
+    pub catch_up_summary_bytes: u64,
+    /// Catch-ups: payload bytes sent (deltas since the neighbours' summaries, or whole
+    /// states with `--whole-state-catch-up`).
+    #[serde(default)]
+    pub catch_up_payload_bytes: u64,
+    /// Catch-ups: of what was sent, the part the receiver lacked when it arrived (per
+    /// variable, the minimal delta): what an ideal catch-up sends.
+    #[serde(default)]
+    pub catch_up_missing_bytes: u64,
+    /// All bytes sent (every kind, every node) per impression counted.
+    #[serde(default)]
+    pub bytes_per_impression: f64,
+    /// The lower bound of `bytes_per_impression` (simulator, grow-only mode; 0 otherwise):
+    /// every impression's delta (the one-entry counter `{client: count}`, encoded) sent once
+    /// to each other replica holding the ad's counter, and nothing else.
+    #[serde(default)]
+    pub impression_lower_bound: f64,
+}
+
+impl Summary {
+    /// (summary + payload bytes of catch-ups) / their missing part; 0 without catch-ups.
+    pub fn catch_up_ratio(&self) -> f64 {
+        if self.catch_up_missing_bytes == 0 {
+            return 0.0;
+        }
+        (self.catch_up_summary_bytes + self.catch_up_payload_bytes) as f64
+            / self.catch_up_missing_bytes as f64
+    }
+
+    /// Bytes per impression over its lower bound; 0 when the bound is unknown.
+    pub fn impression_ratio(&self) -> f64 {
+        if self.impression_lower_bound <= 0.0 {
+            return 0.0;
+        }
+        self.bytes_per_impression / self.impression_lower_bound
+    }
 }
 
 /// Figures of the machine that ran it (not deterministic).
@@ -432,6 +477,32 @@ impl Summary {
                 ),
             ),
             ("bytes sent per client", human_bytes(self.bytes_per_client)),
+            (
+                "catch-up bytes / missing part",
+                format!(
+                    "{} summaries + {} payload / {} missing = {:.2}×",
+                    human_bytes(self.catch_up_summary_bytes as f64),
+                    human_bytes(self.catch_up_payload_bytes as f64),
+                    human_bytes(self.catch_up_missing_bytes as f64),
+                    self.catch_up_ratio()
+                ),
+            ),
+            (
+                "bytes per impression",
+                if self.impression_lower_bound > 0.0 {
+                    format!(
+                        "{:.1} B (lower bound {:.1} B: {:.1}×)",
+                        self.bytes_per_impression,
+                        self.impression_lower_bound,
+                        self.impression_ratio()
+                    )
+                } else {
+                    format!(
+                        "{:.1} B (no lower bound computed)",
+                        self.bytes_per_impression
+                    )
+                },
+            ),
             (
                 "state per client per 90 s",
                 format!(

@@ -138,6 +138,10 @@ pub struct AdCounterArgs {
     /// combination runs in both modes, side by side
     #[arg(long, env = "RASP_EXACT")]
     pub exact: bool,
+    /// Catch neighbours up with whole states instead of the deltas since their summaries
+    /// (the old path, to compare the catch-up figures; simulator only)
+    #[arg(long)]
+    pub whole_state_catch_up: bool,
 }
 
 /// The TOML file's shape.
@@ -227,6 +231,7 @@ pub fn resolve(args: &AdCounterArgs) -> crate::Result<AdConfig> {
         },
         out_dir: args.out.clone().or(file.out).unwrap_or(d.out_dir),
         exact: args.exact || file.exact.unwrap_or(d.exact),
+        whole_state_catch_up: args.whole_state_catch_up,
     };
     cfg.validate()?;
     Ok(cfg)

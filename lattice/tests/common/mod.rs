@@ -99,6 +99,30 @@ pub fn law_test<L: Model>(cases: u32) {
         .unwrap_or_else(|e| panic!("{}: {e}", std::any::type_name::<L>()));
 }
 
+/// The summary law of type `L` ([`laws::check_summary`]) on random histories: every pair of
+/// replicas, with the summarised replica's state at half the history as the older summary.
+pub fn summary_test<L: Model + Summarize>(cases: u32) {
+    let mut runner = TestRunner::new(Config {
+        cases,
+        ..Config::default()
+    });
+    let strat = proptest::collection::vec(step::<L>(), 0..40);
+    runner
+        .run(&strat, |steps| {
+            let early = run::<L>(&steps[..steps.len() / 2]);
+            let reps = run::<L>(&steps);
+            for a in 0..REPLICAS {
+                for b in 0..REPLICAS {
+                    laws::check_summary(&reps[a], &reps[b], &early[b]);
+                }
+            }
+            laws::check_summary(&L::bottom(), &reps[0], &L::bottom());
+            laws::check_summary(&reps[0], &L::bottom(), &L::bottom());
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{}: {e}", std::any::type_name::<L>()));
+}
+
 fn subset<T: Ord>(a: &BTreeSet<T>, b: &BTreeSet<T>) -> bool {
     a.is_subset(b)
 }
