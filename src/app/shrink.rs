@@ -752,7 +752,31 @@ fn phase_shorter<A: App>(
     plan: &mut Plan,
     timers: bool,
 ) -> crate::Result<()> {
-    let length = |p: &Plan, o: &Outcome| p.external_inputs() + o.delivered.len() + o.timers.len();
+    // Keeps `p` (and its outcome in `now`) if its run still fails the same invariant, in no
+    // more events than the original, with strictly fewer inputs + deliveries + firings.
+    fn shorter<A: App>(
+        s: &mut Shrinker<'_, A>,
+        plan: &mut Plan,
+        now: &mut Outcome,
+        p: Plan,
+    ) -> bool {
+        let length =
+            |p: &Plan, o: &Outcome| p.external_inputs() + o.delivered.len() + o.timers.len();
+        s.runs += 1;
+        let Ok(o) = run_steps(s.app, &p) else {
+            return false;
+        };
+        let same = o
+            .violation
+            .as_ref()
+            .is_some_and(|v| v.invariant == s.invariant);
+        if same && o.events <= s.limit && length(&p, &o) < length(plan, now) {
+            *plan = p;
+            *now = o;
+            return true;
+        }
+        false
+    }
     let mut now = run_steps(s.app, plan)?;
     loop {
         // A safety failure may lose anything before it happens: once earlier phases have
@@ -799,19 +823,7 @@ fn phase_shorter<A: App>(
             }
             p.drops.sort();
             p.skips.sort();
-            s.runs += 1;
-            let Ok(o) = run_steps(s.app, &p) else {
-                continue;
-            };
-            let same = o
-                .violation
-                .as_ref()
-                .is_some_and(|v| v.invariant == s.invariant);
-            if same && o.events <= s.limit && length(&p, &o) < length(plan, &now) {
-                *plan = p;
-                now = o;
-                kept_any = true;
-            }
+            kept_any |= shorter(s, plan, &mut now, p);
         }
         // Undo decisions: a drop ddmin kept may only have moved the failure later (a sync
         // lost so that a later one carries the same updates), which the run pays for
@@ -839,19 +851,7 @@ fn phase_shorter<A: App>(
                 Step::Msg(id) => p.drops.retain(|d| *d != id),
                 Step::Timer(t) => p.skips.retain(|x| *x != t),
             }
-            s.runs += 1;
-            let Ok(o) = run_steps(s.app, &p) else {
-                continue;
-            };
-            let same = o
-                .violation
-                .as_ref()
-                .is_some_and(|v| v.invariant == s.invariant);
-            if same && o.events <= s.limit && length(&p, &o) < length(plan, &now) {
-                *plan = p;
-                now = o;
-                kept_any = true;
-            }
+            kept_any |= shorter(s, plan, &mut now, p);
         }
         if !kept_any {
             return Ok(());
