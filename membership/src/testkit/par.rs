@@ -15,7 +15,7 @@
 //!
 //! What makes the result independent of the partitioning:
 //!
-//! - every choice is made by the node's own RNG ([`SmallRng`], seeded from the run's seed
+//! - every choice is made by the node's own RNG ([`NodeRng`], seeded from the run's seed
 //!   and the node id), message latencies and losses by the sender's;
 //! - events are ordered by `(time, origin, origin's sequence number)`: the node that queued
 //!   the event (the sender of a message, the node itself for a timer) and how many events it
@@ -39,10 +39,16 @@
 //! holds connections to, as `u32`s) and one byte of liveness. Node ids are below `2^32`.
 
 use crate::proto::{Core, Out, Outbox, Peer, Time};
-use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rasp_runtime::sim::TimeQueue;
 use rayon::prelude::*;
+
+/// Each node's random number generator: xoshiro256++ (Blackman and Vigna, "Scrambled Linear
+/// Pseudorandom Number Generators", ACM TOMS 2021), 32 bytes of state, from `rand_xoshiro`,
+/// whose output is fixed for a seed on every platform and release (`rand`'s `SmallRng` is
+/// the same algorithm today but documented as free to change, which would change every
+/// run's trace hash).
+pub type NodeRng = rand_xoshiro::Xoshiro256PlusPlus;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -76,7 +82,7 @@ pub enum ParError {
 pub type Start<N, P = u64> = fn(
     u64,
     &mut N,
-    &mut SmallRng,
+    &mut NodeRng,
     &mut Outbox<P, <N as Core<P>>::Message, <N as Core<P>>::Timer, <N as Core<P>>::Event>,
 );
 
@@ -98,7 +104,7 @@ type Entry<N, P> = (u64, u64, Item<N, P>);
 /// A node and what the harness keeps for it.
 struct Slot<N> {
     node: Option<N>,
-    rng: SmallRng,
+    rng: NodeRng,
     /// Events this node has queued (the low half of their order keys).
     seq: u32,
     /// The node's trace: every event processed for it, folded in order.
@@ -121,12 +127,12 @@ struct Net {
 
 impl Net {
     /// A latency in `[min, max]` drawn from `rng`.
-    fn latency(&self, rng: &mut SmallRng) -> u64 {
+    fn latency(&self, rng: &mut NodeRng) -> u64 {
         rng.random_range(self.min_ns..=self.max_ns)
     }
 
     /// The delay of one message from `a` to `b`.
-    fn latency_between(&self, rng: &mut SmallRng, a: u32, b: u32) -> u64 {
+    fn latency_between(&self, rng: &mut NodeRng, a: u32, b: u32) -> u64 {
         if !self.per_link {
             return self.latency(rng);
         }
@@ -437,14 +443,14 @@ where
     pub fn add(
         &mut self,
         node: N,
-        init: impl FnOnce(&mut N, &mut SmallRng, &mut Outbox<P, N::Message, N::Timer, N::Event>),
+        init: impl FnOnce(&mut N, &mut NodeRng, &mut Outbox<P, N::Message, N::Timer, N::Event>),
     ) -> Result<u64, ParError> {
         let id = u32::try_from(self.net.alive.len()).map_err(|_| ParError::TooManyNodes)?;
         let parts = self.parts.len();
         let seed = mix(mix(self.net.seed, 0x6e6f_6465), u64::from(id));
         self.parts[id as usize % parts].slots.push(Slot {
             node: Some(node),
-            rng: SmallRng::seed_from_u64(seed),
+            rng: NodeRng::seed_from_u64(seed),
             seq: 0,
             hash: 0,
             conns: Vec::new(),
@@ -489,7 +495,7 @@ where
     pub fn with(
         &mut self,
         id: u64,
-        f: impl FnOnce(&mut N, &mut SmallRng, &mut Outbox<P, N::Message, N::Timer, N::Event>),
+        f: impl FnOnce(&mut N, &mut NodeRng, &mut Outbox<P, N::Message, N::Timer, N::Event>),
     ) {
         let Some(id) = u32::try_from(id).ok().filter(|&i| self.alive(u64::from(i))) else {
             return;
