@@ -24,7 +24,7 @@ use crate::app::log::{ExecLog, LogEvent};
 use crate::app::plan::role;
 use crate::app::{user_args_from_words, App};
 use axum::body::Bytes;
-use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -119,6 +119,12 @@ type ApiResult<T> = Result<T, ApiError>;
 fn path_id(p: Result<Path<usize>, PathRejection>) -> ApiResult<usize> {
     p.map(|Path(id)| id)
         .map_err(|e| ApiError::bad(format!("bad execution id: {}", e.body_text())))
+}
+
+/// A request body, or a JSON error (413 past the route's limit: axum answers its own
+/// rejection in plain text).
+fn body(b: Result<Bytes, BytesRejection>) -> ApiResult<Bytes> {
+    b.map_err(|r| ApiError(r.status(), r.body_text()))
 }
 
 /// A query string, or a JSON error.
@@ -433,9 +439,9 @@ pub struct BranchBody {
 async fn branch<A: App>(
     State(s): State<Arc<Studio<A>>>,
     id: Result<Path<usize>, PathRejection>,
-    body: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let b: BranchBody = serde_json::from_slice(&body)
+    let b: BranchBody = serde_json::from_slice(&body(bytes)?)
         .map_err(|e| ApiError::bad(format!("malformed branch request: {e}")))?;
     let parent = s.get(path_id(id)?)?;
     if let Action::Update { op, .. } = &b.action {
@@ -502,9 +508,9 @@ async fn download<A: App>(
 
 async fn upload<A: App>(
     State(s): State<Arc<Studio<A>>>,
-    body: Bytes,
+    bytes: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let (args, plan, label) = parse_upload(&body).map_err(ApiError::bad)?;
+    let (args, plan, label) = parse_upload(&body(bytes)?).map_err(ApiError::bad)?;
     let base = s.get(0)?;
     let mut app = base.app.clone();
     if args != base.args {
