@@ -65,6 +65,11 @@ use rasp_runtime::sim::{Latency, LinkConfig, NetConfig, Sim, SimConfig, WireMode
 use rasp_runtime::{boot, AtomAddr, AtomId, Contact, Dest, NodeId};
 use std::time::{Duration, Instant};
 
+/// The peak resident set in MiB, as text ("unknown" where /proc does not tell).
+fn peak_text() -> String {
+    peak_rss_mb().map_or("unknown".to_string(), |mb| mb.to_string())
+}
+
 /// The process's peak resident memory in MiB (Linux).
 fn peak_rss_mb() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -259,10 +264,10 @@ fn run_sim(a: &Args, wall: Instant) -> u64 {
         sim.run_for(gap);
         if (i + 1) % 100_000 == 0 {
             eprintln!(
-                "  {} nodes in, {:.0} s wall, {:?} MiB",
+                "  {} nodes in, {:.0} s wall, {} MiB",
                 i + 1,
                 wall.elapsed().as_secs_f64(),
-                peak_rss_mb()
+                peak_text()
             );
         }
     }
@@ -406,9 +411,9 @@ fn run_par(a: &Args, wall: Instant) -> u64 {
         sim.run_until(gap * end as u32);
         if end / 1_000_000 > j / 1_000_000 {
             eprintln!(
-                "  {end} nodes in, {:.0} s wall, {:?} MiB",
+                "  {end} nodes in, {:.0} s wall, {} MiB",
                 wall.elapsed().as_secs_f64(),
-                peak_rss_mb()
+                peak_text()
             );
         }
         j = end;
@@ -674,7 +679,7 @@ fn main() {
         })
     };
     let secs = wall.elapsed().as_secs_f64();
-    let peak = peak_rss_mb().map_or("unknown".to_string(), |mb| mb.to_string());
+    let peak = peak_text();
     println!("wall {secs:.1} s, peak memory (VmHWM) {peak} MiB");
     if let Some(events) = events {
         // One line to compare runs by: throughput and memory per node.
