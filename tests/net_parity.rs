@@ -81,23 +81,7 @@ fn demo_outcome_is_the_same_in_simulation_and_on_the_network() {
 
     // The same atom as real processes (killed on drop if anything fails).
     let t0 = Instant::now();
-    let base = tempdir("parity");
-    let args = [
-        "--demo-nodes".to_string(),
-        cfg.nodes.to_string(),
-        "--demo-increments".to_string(),
-        cfg.increments.to_string(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let seed = start_node(&base.join("n0"), &args);
-    let join = seed.addr.clone();
-    let mut a = args.clone();
-    a.extend(["--join", join.as_str()]);
-    let spawned: Vec<_> = (1..NODES)
-        .map(|i| spawn_node(&base.join(format!("n{i}")), &a))
-        .collect();
-    let mut procs = vec![seed];
-    procs.extend(spawned.into_iter().map(common::read_start));
+    let mut procs = start_cluster(&cfg, "parity", |_| Vec::new());
     let real: Vec<DemoOutcome> = procs.iter_mut().map(outcome_of).collect();
     assert_eq!(
         real, simulated,
@@ -105,14 +89,137 @@ fn demo_outcome_is_the_same_in_simulation_and_on_the_network() {
     );
     eprintln!("{NODES} processes done in {:?}", t0.elapsed());
 
-    for p in &mut procs {
+    stop_all(&mut procs);
+}
+
+/// Starts `NODES` demo nodes, node 0 the seed; `extra(i)` adds node `i`'s own flags.
+fn start_cluster(
+    cfg: &DemoConfig,
+    name: &str,
+    extra: impl Fn(u32) -> Vec<String>,
+) -> Vec<NodeProc> {
+    let base = tempdir(name);
+    let args = |i: u32| {
+        let mut a = vec![
+            "--demo-nodes".to_string(),
+            cfg.nodes.to_string(),
+            "--demo-increments".to_string(),
+            cfg.increments.to_string(),
+        ];
+        a.extend(extra(i));
+        a
+    };
+    let a0 = args(0);
+    let a0: Vec<&str> = a0.iter().map(String::as_str).collect();
+    let seed = start_node(&base.join("n0"), &a0);
+    let join = seed.addr.clone();
+    let spawned: Vec<_> = (1..NODES)
+        .map(|i| {
+            let mut a = args(i);
+            a.extend(["--join".to_string(), join.clone()]);
+            let a: Vec<&str> = a.iter().map(String::as_str).collect();
+            spawn_node(&base.join(format!("n{i}")), &a)
+        })
+        .collect();
+    let mut procs = vec![seed];
+    procs.extend(spawned.into_iter().map(common::read_start));
+    procs
+}
+
+/// SIGTERM to every node; each exits 0.
+fn stop_all(procs: &mut [NodeProc]) {
+    for p in procs.iter_mut() {
         p.proc.signal("TERM");
     }
-    for p in &mut procs {
+    for p in procs.iter_mut() {
         let st = p
             .proc
             .wait_exit(Duration::from_secs(10))
             .expect("exit after SIGTERM");
         assert_eq!(st.code(), Some(0));
     }
+}
+
+/// The demo guest (`rasp-guest-demo`) built for wasm32, or `None` when the toolchain lacks
+/// the target (said on stderr).
+fn demo_wasm() -> Option<std::path::PathBuf> {
+    use rasp_wasm::build::{build_guest, target_installed, TARGET};
+    if !target_installed() {
+        eprintln!("the {TARGET} target is not installed: the WebAssembly parity is skipped");
+        return None;
+    }
+    let ws = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    Some(
+        build_guest(ws, "rasp-guest-demo", &ws.join("target/guest"))
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+/// The demo as a WebAssembly module: the same outcome in the simulator and as real
+/// processes, and on a cluster that mixes native and WebAssembly demo atoms.
+#[test]
+fn wasm_demo_outcome_is_the_same_in_simulation_and_on_the_network() {
+    let Some(path) = demo_wasm() else { return };
+    let cfg = demo_cfg();
+    let module = rasp_wasm::WasmModule::from_file(&path, rasp_wasm::Limits::default()).unwrap();
+    let seed = seed_from_env(0x5eed);
+    let mut sim = Sim::new(SimConfig::seeded(seed)).unwrap();
+    let mut ids: Vec<NodeId> = Vec::new();
+    for i in 0..cfg.nodes {
+        let join = if i == 0 {
+            Vec::new()
+        } else {
+            vec![Contact::bare(ids[0])]
+        };
+        let arg = rmp_serde::to_vec(&DemoConfig {
+            join,
+            ..cfg.clone()
+        })
+        .unwrap();
+        ids.push(sim.add_node(rasp_wasm::wasm_boot(module.clone(), arg)));
+    }
+    sim.run_until(Time::from_secs(30));
+    let simulated: Vec<DemoOutcome> = ids
+        .iter()
+        .map(|&n| {
+            let b = sim
+                .store(n)
+                .get(rasp_runtime::demo::OUTCOME_KEY)
+                .unwrap_or_else(|| panic!("node {n:?} not done in the simulator; {}", sim.repro()));
+            rasp_runtime::demo::decode_outcome(&b).unwrap()
+        })
+        .collect();
+    let expected = DemoOutcome {
+        entries: NODES,
+        total: u64::from(NODES) * cfg.increments,
+        pongs: NODES - 1,
+    };
+    assert_eq!(simulated, vec![expected.clone(); NODES as usize]);
+
+    let wasm = path.display().to_string();
+    let mut procs = start_cluster(&cfg, "wasm-parity", |_| {
+        vec!["--demo-wasm".into(), wasm.clone()]
+    });
+    let real: Vec<DemoOutcome> = procs.iter_mut().map(outcome_of).collect();
+    assert_eq!(
+        real, simulated,
+        "WebAssembly nodes (left) against the simulator (right)"
+    );
+    stop_all(&mut procs);
+
+    // Odd nodes run the module, even ones the native atom: they speak the same messages.
+    let mut procs = start_cluster(&cfg, "wasm-mixed", |i| {
+        if i % 2 == 1 {
+            vec!["--demo-wasm".into(), wasm.clone()]
+        } else {
+            Vec::new()
+        }
+    });
+    let real: Vec<DemoOutcome> = procs.iter_mut().map(outcome_of).collect();
+    assert_eq!(
+        real,
+        vec![expected; NODES as usize],
+        "mixed native and WebAssembly nodes"
+    );
+    stop_all(&mut procs);
 }

@@ -60,6 +60,6 @@ pub use host::{boot, AlarmId, Boot, BootCtx, Host, Platform};
 pub use ids::{
     fnv1a, AtomAddr, AtomId, Contact, Dest, NodeId, PeerEvent, RequestId, ServiceId, Time, TimerId,
 };
-pub use message::{AnyMessage, Corr, Envelope, KindId, Message, Payload};
+pub use message::{AnyMessage, Corr, Envelope, KindId, Message, Payload, RawMessage};
 pub use metrics::{KindStats, Metrics, MetricsSnapshot};
 pub use store::{KvPairs, MemStore};

@@ -64,6 +64,11 @@ pub trait AnyMessage: Any {
     fn encoded_len(&self) -> usize;
     /// Upcast for downcasting to the concrete type.
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    /// The MessagePack encoding, consuming the value (a [`RawMessage`] hands over its
+    /// bytes without a copy).
+    fn into_bytes(self: Box<Self>) -> Result<Vec<u8>, Error> {
+        self.encode()
+    }
 }
 
 /// A `Write` sink that only counts bytes.
@@ -104,6 +109,44 @@ impl<M: Message> AnyMessage for M {
     }
 }
 
+/// A message whose kind is known only at run time: its kind's name, id and MessagePack
+/// bytes. A WebAssembly atom sends these (its types live in the guest), and the runtime
+/// carries them like any other message: a native handler for the same kind decodes the
+/// bytes as its own type ([`Payload::decode`]), and on the wire they are the same bytes a
+/// native [`Message`] of that kind would be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RawMessage {
+    /// The kind's wire name (`&'static` because handlers and metrics keep kind names; a
+    /// runtime that takes names from guests interns them).
+    pub kind: &'static str,
+    /// The MessagePack encoding of the body.
+    pub bytes: Vec<u8>,
+}
+
+impl AnyMessage for RawMessage {
+    fn kind_name(&self) -> &'static str {
+        self.kind
+    }
+    fn kind_id(&self) -> KindId {
+        KindId::of(self.kind)
+    }
+    fn clone_box(&self) -> Box<dyn AnyMessage> {
+        Box::new(self.clone())
+    }
+    fn encode(&self) -> Result<Vec<u8>, Error> {
+        Ok(self.bytes.clone())
+    }
+    fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+    fn into_bytes(self: Box<Self>) -> Result<Vec<u8>, Error> {
+        Ok(self.bytes)
+    }
+}
+
 /// A message body: a typed value moved in memory, or MessagePack bytes from the wire.
 pub enum Payload {
     /// A value moved without serialization (same node, or the simulator's typed mode).
@@ -121,11 +164,18 @@ impl Payload {
     /// Recovers the message: downcasts a local value, decodes wire bytes.
     pub fn decode<M: Message>(self) -> Result<M, Error> {
         match self {
-            Payload::Local(b) => {
-                b.into_any().downcast::<M>().map(|b| *b).map_err(|_| {
-                    Error::refused(format!("{}: local payload of another type", M::KIND))
-                })
-            }
+            Payload::Local(b) => match b.into_any().downcast::<M>() {
+                Ok(m) => Ok(*m),
+                // A message of this kind from an atom whose types the runtime does not know
+                // (a WebAssembly guest): its bytes decode as `M`, as if from the wire.
+                Err(other) => match other.downcast::<RawMessage>() {
+                    Ok(raw) => crate::wire::decode(&raw.bytes, M::KIND),
+                    Err(_) => Err(Error::refused(format!(
+                        "{}: local payload of another type",
+                        M::KIND
+                    ))),
+                },
+            },
             Payload::Wire(bytes) => crate::wire::decode(&bytes, M::KIND),
         }
     }
@@ -135,6 +185,15 @@ impl Payload {
         match self {
             Payload::Local(m) => m.encode(),
             Payload::Wire(b) => Ok(b.clone()),
+        }
+    }
+
+    /// The MessagePack bytes, taking them without a copy where they already exist (wire
+    /// bytes, a [`RawMessage`]); encodes any other local value.
+    pub fn into_bytes(self) -> Result<Vec<u8>, Error> {
+        match self {
+            Payload::Wire(b) => Ok(b),
+            Payload::Local(m) => m.into_bytes(),
         }
     }
 

@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start one node: listen, join a cluster, run its atoms until SIGINT/SIGTERM.
-    Node(crate::app::node::AppNodeArgs),
+    Node(Box<crate::app::node::AppNodeArgs>),
     /// Print a fresh 256-bit cluster key in the libp2p `/key/swarm/psk/1.0.0/` format.
     GenPsk,
     /// Measure loopback message throughput between two `rasp` processes.
@@ -80,7 +80,7 @@ pub fn main() -> ExitCode {
         _ => crate::init_tracing(),
     }
     match cli.command {
-        Command::Node(args) => crate::app::node::run(crate::app::NoProgram, args, Vec::new()),
+        Command::Node(args) => crate::app::node::run(crate::app::NoProgram, *args, Vec::new()),
         Command::GenPsk => {
             print!("{}", rasp_runtime::net::identity::generate_psk_file_text());
             println!();

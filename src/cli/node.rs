@@ -58,9 +58,10 @@ use super::{config_error, runtime, ShutdownSignal};
 use crate::http::{HttpArgs, ReplicaAtom};
 use clap::Args;
 use rasp_membership::MembershipAtom;
-use rasp_runtime::demo::{Demo, DemoConfig};
+use rasp_runtime::demo::{decode_outcome, Demo, DemoConfig, OUTCOME_KEY};
 use rasp_runtime::net::{Multiaddr, Node, NodeHandle, PeerId};
 use rasp_runtime::{boot, Atom, AtomId, Boot, BootCtx, Contact, Ctx, Message, NodeId, ServiceId};
+use rasp_wasm::{Limits, WasmAtom, WasmModule};
 use serde::{Deserialize, Serialize};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -90,6 +91,28 @@ pub struct NodeArgs {
         default_value_t = DemoConfig::default().increments
     )]
     pub demo_increments: u64,
+    /// Run the demo protocol from this WebAssembly module (`rasp-guest-demo` built for
+    /// wasm32) instead of the native demo atom; needs `--demo-nodes`
+    #[arg(
+        long,
+        env = "RASP_DEMO_WASM",
+        value_name = "FILE.wasm",
+        requires = "demo_nodes"
+    )]
+    pub demo_wasm: Option<std::path::PathBuf>,
+    /// Also run this WebAssembly atom (a module speaking rasp's atom ABI, e.g. built with
+    /// the `rasp-guest` crate, or WebAssembly text); repeatable
+    #[arg(
+        long = "atom",
+        env = "RASP_ATOMS",
+        value_name = "FILE.wasm",
+        value_delimiter = ','
+    )]
+    pub atoms: Vec<std::path::PathBuf>,
+    /// The argument every `--atom` gets: JSON, handed to the guest as MessagePack (what
+    /// `rmp_serde::from_slice` in the guest decodes); none by default
+    #[arg(long, env = "RASP_ATOM_ARG_JSON", value_name = "JSON")]
+    pub atom_arg_json: Option<String>,
 }
 
 /// Atom id of [`NodeInfo`] on every node.
@@ -284,9 +307,38 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         }),
         None => None,
     };
+    let atom_arg = match &args.atom_arg_json {
+        None => Vec::new(),
+        Some(text) => match json_to_msgpack(text) {
+            Ok(b) => b,
+            Err(e) => return config_error(format!("--atom-arg-json: {e}")),
+        },
+    };
+    let mut guests = Vec::new();
+    for path in &args.atoms {
+        match WasmModule::from_file(path, Limits::default()) {
+            Ok(m) => guests.push((m, atom_arg.clone())),
+            Err(e) => return config_error(format!("--atom {}: {e}", path.display())),
+        }
+    }
+    // The WebAssembly demo takes the demo's config as its argument and replaces the native
+    // atom.
+    let mut demo = demo;
+    if let (Some(path), Some(d)) = (&args.demo_wasm, &demo) {
+        match WasmModule::from_file(path, Limits::default()) {
+            Ok(m) => match rmp_serde::to_vec(d) {
+                Ok(arg) => guests.push((m, arg)),
+                Err(e) => return config_error(format!("--demo-wasm: {e}")),
+            },
+            Err(e) => return config_error(format!("--demo-wasm {}: {e}", path.display())),
+        }
+        demo = None;
+    }
+    let report = args.demo_nodes.is_some();
+    let extra = with_guests(opts.extra_boot.clone(), guests);
     let env = NodeEnv { membership, seeds };
     let store_file = cfg.data_dir.join(rasp_runtime::net::store::STORE_FILE);
-    let boot = node_boot(env.clone(), opts.extra_boot.clone(), demo.clone());
+    let boot = node_boot(env.clone(), extra, demo.clone());
     runtime().block_on(async move {
         let signals = ShutdownSignal::install();
         let node = match Node::start(cfg, boot).await {
@@ -328,7 +380,7 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        if demo.is_some() {
+        if report {
             tokio::spawn(report_demo(node.clone_handle()));
         }
         if let Some(f) = &opts.on_start {
@@ -398,23 +450,54 @@ pub fn node_boot(env: NodeEnv, extra: Option<ExtraBoot>, demo: Option<DemoConfig
     })
 }
 
-/// Prints `demo=<json outcome>` once the demo atom (found by its service name) is done.
+/// Prints `demo=<json outcome>` once the demo atom (found by its service name) is done: a
+/// native [`Demo`] says so itself; a WebAssembly one (`--demo-wasm`) has stored its outcome
+/// under [`OUTCOME_KEY`] (so a restarted node that was done prints it at once).
 async fn report_demo(node: NodeHandle) {
     let service = ServiceId::of(rasp_runtime::demo::SERVICE);
     loop {
         let done = node
-            .call(move |h, _| {
+            .call(move |h, p| {
                 let id = h.lookup_service(service)?;
-                h.with_atom::<Demo, _>(id, |d| d.done.clone())
+                if let Some(native) = h.with_atom::<Demo, _>(id, |d| d.done.clone()) {
+                    return native.map(|(_, o)| o);
+                }
+                let stored = p.store_get(OUTCOME_KEY).ok().flatten()?;
+                decode_outcome(&stored).ok()
             })
             .await;
         match done {
             None => return, // node stopped
-            Some(Some(Some((_, outcome)))) => {
+            Some(Some(outcome)) => {
                 println!("demo={}", serde_json::to_string(&outcome).expect("json"));
                 return;
             }
-            Some(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            Some(None) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
+}
+
+/// `extra`, then one [`WasmAtom`] per guest module with its argument.
+fn with_guests(
+    extra: Option<ExtraBoot>,
+    guests: Vec<(Arc<WasmModule>, Vec<u8>)>,
+) -> Option<ExtraBoot> {
+    if guests.is_empty() {
+        return extra;
+    }
+    Some(Arc::new(move |b: &mut BootCtx<'_>, env: &NodeEnv| {
+        if let Some(f) = &extra {
+            f(b, env);
+        }
+        for (m, arg) in &guests {
+            b.spawn(WasmAtom::new(m.clone(), arg.clone()));
+        }
+    }))
+}
+
+/// JSON text as MessagePack bytes (maps stay maps, so a guest's serde structs decode them).
+fn json_to_msgpack(text: &str) -> Result<Vec<u8>, String> {
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("not valid JSON: {e}"))?;
+    rmp_serde::to_vec_named(&value).map_err(|e| e.to_string())
 }
