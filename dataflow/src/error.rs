@@ -55,6 +55,10 @@ pub enum Error {
     /// the bounds on an untrusted graph ([`crate::program::MAX_GRAPH`] and the others).
     #[error("declaration refused: {0}")]
     GraphLimit(String),
+    /// A WebAssembly function or module refused (no such export, a hash mismatch, a module
+    /// that does not validate, too many modules).
+    #[error("WebAssembly function: {0}")]
+    Wasm(String),
     /// A sync mode name that is none of [`crate::replica::SyncMode::ALL`]'s.
     #[error(
         "unknown sync mode `{0}` (expected {expected})",

@@ -50,6 +50,21 @@ pub fn map_delta<T: Element, U: Element>(delta: &DSet<T>, f: impl Fn(&T) -> U) -
     build(store, delta.context().clone())
 }
 
+/// map by a partial function: the images of the elements `f` takes; the others read as
+/// removed (a WebAssembly function that fails on an element, `program::wasm`).
+pub fn filter_map_delta<T: Element, U: Element>(
+    delta: &DSet<T>,
+    f: impl Fn(&T) -> Option<U>,
+) -> DSet<U> {
+    let mut store: BTreeMap<U, BTreeSet<DDot>> = BTreeMap::new();
+    for (x, ds) in delta.iter() {
+        if let Some(u) = f(x) {
+            store.entry(u).or_default().extend(ds.iter().cloned());
+        }
+    }
+    build(store, delta.context().clone())
+}
+
 /// The bug zoo's broken `map` ([`crate::program::Defects::map_keeps_last_source`]): an
 /// image keeps the dots of the last of its sources in the delta only, the others' dots
 /// reading as removed (Lasp's non-injective `map` before it unioned metadata).

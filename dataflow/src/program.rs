@@ -56,6 +56,7 @@ use crate::ops::{
 use crate::update::Update;
 use crate::Error;
 
+mod wasm;
 mod watch;
 
 pub use watch::ReadFuture;
@@ -203,6 +204,7 @@ impl<F> Func<F> {
 pub struct Functions {
     catalog: BTreeMap<String, Ctor>,
     types: BTreeMap<String, TypeOps>,
+    wasm: wasm::WasmParts,
 }
 
 impl Debug for Functions {
@@ -284,6 +286,8 @@ pub struct Program {
     parked: BTreeMap<String, Decl>,
     catalog: BTreeMap<String, Ctor>,
     types: BTreeMap<String, TypeOps>,
+    /// WebAssembly function modules held and the operator shapes they may take here.
+    wasm: wasm::WasmParts,
     fired: BTreeSet<String>,
     /// Triggers whose action ran on this program (not those learnt fired), in order.
     firings: Vec<String>,
@@ -324,6 +328,8 @@ pub struct CompiledProgram {
     parked: BTreeMap<String, Decl>,
     catalog: BTreeMap<String, Ctor>,
     types: BTreeMap<String, TypeOps>,
+    /// WebAssembly function modules held and the operator shapes they may take here.
+    wasm: wasm::WasmParts,
     fired: BTreeSet<String>,
     firings: Vec<String>,
     record_changes: bool,
@@ -398,6 +404,7 @@ impl CompiledProgram {
             parked: self.parked.clone(),
             catalog: self.catalog.clone(),
             types: self.types.clone(),
+            wasm: self.wasm.clone(),
             fired: self.fired.clone(),
             firings: self.firings.clone(),
             ready: Vec::new(),
@@ -445,6 +452,7 @@ impl Program {
             parked: self.parked.clone(),
             catalog: self.catalog.clone(),
             types: self.types.clone(),
+            wasm: self.wasm.clone(),
             fired: self.fired.clone(),
             firings: self.firings.clone(),
             record_changes: self.record_changes,
@@ -466,6 +474,7 @@ impl Program {
             parked: BTreeMap::new(),
             catalog: BTreeMap::new(),
             types: BTreeMap::new(),
+            wasm: wasm::WasmParts::default(),
             fired: BTreeSet::new(),
             firings: Vec::new(),
             ready: Vec::new(),
@@ -663,7 +672,17 @@ impl Program {
             Arc::new(CopyOperator)
         } else {
             let sig = signature(op.kind, &types, op.func.as_deref());
-            let Some(ctor) = self.catalog.get(&sig).cloned() else {
+            let found = self.catalog.get(&sig).cloned().or_else(|| {
+                let made = self.wasm.ctor(
+                    op.kind,
+                    &types,
+                    self.vars[output].ty.name,
+                    op.func.as_deref(),
+                )?;
+                self.catalog.insert(sig.clone(), made.clone());
+                Some(made)
+            });
+            let Some(ctor) = found else {
                 return;
             };
             let tags: Vec<VarTag> = op.inputs.iter().map(|i| VarTag::of(i)).collect();
@@ -1015,6 +1034,7 @@ impl Program {
         Functions {
             catalog: self.catalog.clone(),
             types: self.types.clone(),
+            wasm: self.wasm.clone(),
         }
     }
 
@@ -1027,6 +1047,7 @@ impl Program {
         for (k, v) in &functions.types {
             self.types.entry(k.clone()).or_insert(*v);
         }
+        self.wasm.merge(&functions.wasm);
         let decls: Vec<Decl> = self.decls.values().cloned().collect();
         for d in decls {
             self.materialize(&d);

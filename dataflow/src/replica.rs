@@ -33,6 +33,16 @@
 //! (garbage-collected once the neighbour's previous incarnation acknowledged them), so a
 //! lost catch-up would otherwise leave the neighbour without them for good.
 //!
+//! **Functions that travel.** A `map` or `filter` whose function is a WebAssembly export
+//! (`Program::map_wasm`, `Program::filter_wasm`) names its module by its SHA-256 in the
+//! declaration. A greeting lists the modules the sender holds ([`Hello::modules`]); a
+//! replica answers a greeting that lacks a module its graph names with the module's bytes
+//! ([`Modules`], after its own greeting, so the declaration arrives first), and a replica
+//! that lacks a module a neighbour holds greets it back to be sent it. The receiver keeps
+//! only modules its graph names, checks each against its name, validates it (no imports)
+//! and instantiates the operators waiting for it; it counts `dataflow_modules_received`
+//! and `dataflow_modules_refused`. A module crosses each link once.
+//!
 //! **Catch-up from a summary.** A greeting carries, per held variable whose type has one, a
 //! compact summary of its state ([`rasp_lattice::Summarize`]: an OR-set's causal context, a
 //! register's stamp), and the catch-up then ships per variable only the delta since the
@@ -357,10 +367,28 @@ pub struct Hello {
     /// [`ReplicaConfig::catch_up_summaries`] off.
     #[serde(default)]
     pub summaries: Vec<(String, Vec<u8>)>,
+    /// Hashes of the WebAssembly function modules the sender holds: the receiver sends it
+    /// those its graph names that it lacks ([`Modules`]).
+    #[serde(default)]
+    pub modules: Vec<String>,
 }
 impl Message for Hello {
     const KIND: &'static str = "dataflow/hello";
 }
+
+/// WebAssembly function modules a neighbour lacks, `(hash, binary)` (module docs,
+/// "Functions that travel"); each is checked against its hash before it runs.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Modules {
+    /// `(SHA-256 in hex, module binary)`.
+    pub modules: Vec<(String, Vec<u8>)>,
+}
+impl Message for Modules {
+    const KIND: &'static str = "dataflow/modules";
+}
+
+/// Modules one [`Modules`] message carries at most (a larger batch is refused whole).
+pub const MAX_MODULES_PER_MESSAGE: usize = 16;
 
 /// Deltas (or states) of several variables, MessagePack-encoded per variable.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -660,6 +688,7 @@ impl Replica {
         ctx.on::<PeerServiceEvent>(|a, ctx, _, ev| a.replica().on_membership(ctx, ev));
         ctx.on::<Hello>(|a, ctx, from, m| a.replica().on_hello(ctx, from, m));
         ctx.on::<Sync>(|a, ctx, from, m| a.replica().on_sync(ctx, from, m));
+        ctx.on::<Modules>(|a, ctx, from, m| a.replica().on_modules(ctx, from, m));
         ctx.on::<Ack>(|a, ctx, from, m| {
             let r = a.replica();
             r.touch(from.from.node, ctx.now());
@@ -862,6 +891,7 @@ impl Replica {
             graph: self.program.graph(),
             epoch: self.epoch,
             summaries,
+            modules: self.program.modules(),
         };
         if let Some(p) = self.peers.get_mut(&to) {
             p.told = hello.held.len();
@@ -932,9 +962,19 @@ impl Replica {
             .into_iter()
             .filter(|(id, _)| held.contains(id))
             .collect();
-        if !m.reply {
+        // A neighbour holding a module our graph names and we lack is greeted back, so it
+        // sends it (it sends modules in answer to greetings that do not list them).
+        let held_here = self.program.modules();
+        let wanted = self
+            .program
+            .named_modules()
+            .iter()
+            .any(|h| !held_here.contains(h) && m.modules.contains(h));
+        if !m.reply || wanted {
             self.greet(ctx, n, true);
         }
+        // After our greeting: it names the modules' operators before their bytes arrive.
+        self.send_modules(ctx, n, &m.modules);
         if self.program.defects().hello_skips_catch_up {
             // The bug zoo only (`Defects::hello_skips_catch_up`): Lasp's restart bug, the
             // neighbour taken as caught up, so it gets only the deltas made from now on.
@@ -952,6 +992,51 @@ impl Replica {
         // not caught up on.
         let only_new = self.peers.get(&n).is_some_and(|p| !p.behind);
         self.send_states(ctx, n, only_new);
+    }
+
+    /// Sends `to` the function modules our graph names that it does not hold (`theirs`).
+    fn send_modules<A: Atom>(&mut self, ctx: &mut Ctx<A>, to: NodeId, theirs: &[String]) {
+        let missing: Vec<(String, Vec<u8>)> = self
+            .program
+            .named_modules()
+            .into_iter()
+            .filter(|h| !theirs.contains(h))
+            .filter_map(|h| {
+                let bytes = self.program.module_bytes(&h)?;
+                Some((h, bytes.to_vec()))
+            })
+            .take(MAX_MODULES_PER_MESSAGE)
+            .collect();
+        if !missing.is_empty() {
+            ctx.count("dataflow_modules_sent", missing.len() as u64);
+            ctx.send(Dest::service(to, SERVICE), Modules { modules: missing });
+        }
+    }
+
+    fn on_modules<A: HasReplica>(&mut self, ctx: &mut Ctx<A>, from: &Origin, m: Modules) {
+        let n = from.from.node;
+        if m.modules.len() > MAX_MODULES_PER_MESSAGE {
+            tracing::warn!(from = ?n, count = m.modules.len(), "too many modules in one message: ignored");
+            ctx.count("dataflow_modules_refused", m.modules.len() as u64);
+            return;
+        }
+        let named = self.program.named_modules();
+        for (hash, bytes) in m.modules {
+            if !named.contains(&hash) {
+                // Only modules our graph names are kept: a peer cannot fill our memory.
+                ctx.count("dataflow_modules_refused", 1);
+                continue;
+            }
+            match self.program.add_module(&hash, &bytes) {
+                Ok(true) => ctx.count("dataflow_modules_received", 1),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(from = ?n, %e, "function module refused");
+                    ctx.count("dataflow_modules_refused", 1);
+                }
+            }
+        }
+        self.absorb_changes(None);
     }
 
     /// Remembers a neighbour that went away caught up, for [`Replica::resume`].

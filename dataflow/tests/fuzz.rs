@@ -191,6 +191,9 @@ fn dataflow_hello() {
             let mut graph = p.graph();
             graph.retain(|_| rng.random_bool(0.8));
             encode(&Hello {
+                modules: (0..rng.random_range(0..3u32))
+                    .map(|_| format!("{:064x}", rng.random::<u128>()))
+                    .collect(),
                 reply: rng.random(),
                 held: p
                     .held()

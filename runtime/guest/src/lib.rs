@@ -593,6 +593,30 @@ pub mod __rt {
         });
     }
 
+    /// A map function's export: decodes the element, applies `f`, leaves the image's
+    /// encoding in the output buffer (valid until the next call) and returns
+    /// `(ptr << 32) | len`; -1 if the element does not decode.
+    pub fn map<T: DeserializeOwned, U: Serialize>(ptr: u32, len: u32, f: impl Fn(T) -> U) -> i64 {
+        let Some(image) = sys::with_body(ptr, len, |b| rmp_serde::from_slice::<T>(b).ok()).map(f)
+        else {
+            return -1;
+        };
+        OUT.with(|buf| {
+            let mut b = buf.borrow_mut();
+            b.clear();
+            encode_into(&mut b, &image);
+            ((b.as_ptr() as usize as i64) << 32) | b.len() as i64
+        })
+    }
+
+    /// A filter function's export: 1 keeps the element, 0 drops it, -1 if it does not decode.
+    pub fn filter<T: DeserializeOwned>(ptr: u32, len: u32, p: impl Fn(&T) -> bool) -> i64 {
+        match sys::with_body(ptr, len, |b| rmp_serde::from_slice::<T>(b).ok()) {
+            Some(x) => i64::from(p(&x)),
+            None => -1,
+        }
+    }
+
     /// `rasp_peer`: a connection to `node` went up (`up` = 1) or down.
     pub fn peer<A: Atom>(node: u64, up: u32) {
         let ev = if up != 0 {
@@ -608,14 +632,12 @@ pub mod __rt {
     }
 }
 
-/// Exports `$atom` (a type implementing [`Atom`]) as this module's atom: writes the
-/// functions the host calls (`rasp_abi_version`, `rasp_alloc`, `rasp_inbox`, `rasp_init`,
-/// `rasp_message`, `rasp_future`, `rasp_peer`). Use it once, at the crate root of a
-/// `cdylib` built for `wasm32-unknown-unknown`; the crate needs `unsafe_code` allowed,
-/// since `#[no_mangle]` is an unsafe attribute.
+/// Exports what every module has: `rasp_abi_version` and the buffers the host writes
+/// bodies into (`rasp_alloc`, `rasp_inbox`). [`export_atom!`] includes it; a module of
+/// functions only ([`export_map!`], [`export_filter!`]) starts with it.
 #[macro_export]
-macro_rules! export_atom {
-    ($atom:ty) => {
+macro_rules! export_buffers {
+    () => {
         /// The ABI version the module speaks.
         #[no_mangle]
         pub extern "C" fn rasp_abi_version() -> u32 {
@@ -632,6 +654,53 @@ macro_rules! export_atom {
         pub extern "C" fn rasp_inbox() -> u64 {
             $crate::__rt::inbox()
         }
+    };
+}
+
+/// Exports a dataflow `map` function named `$name` from `$t` to `$u` (both serde types:
+/// the elements' MessagePack crosses the boundary). A program declares it with
+/// `Program::map_wasm`, and the module ships with the graph to nodes whose binaries lack it.
+///
+/// ```ignore
+/// rasp_guest::export_buffers!();
+/// rasp_guest::export_map!(shout: String => String, |s: String| s.to_uppercase());
+/// ```
+#[macro_export]
+macro_rules! export_map {
+    ($name:ident : $t:ty => $u:ty, $f:expr) => {
+        /// A map function of the module.
+        #[no_mangle]
+        pub extern "C" fn $name(ptr: u32, len: u32) -> i64 {
+            $crate::__rt::map::<$t, $u>(ptr, len, $f)
+        }
+    };
+}
+
+/// Exports a dataflow `filter` predicate named `$name` over `$t` (see [`export_map!`]).
+///
+/// ```ignore
+/// rasp_guest::export_filter!(long: String, |s: &String| s.len() > 4);
+/// ```
+#[macro_export]
+macro_rules! export_filter {
+    ($name:ident : $t:ty, $p:expr) => {
+        /// A filter predicate of the module.
+        #[no_mangle]
+        pub extern "C" fn $name(ptr: u32, len: u32) -> i64 {
+            $crate::__rt::filter::<$t>(ptr, len, $p)
+        }
+    };
+}
+
+/// Exports `$atom` (a type implementing [`Atom`]) as this module's atom: writes the
+/// functions the host calls (`rasp_abi_version`, `rasp_alloc`, `rasp_inbox`, `rasp_init`,
+/// `rasp_message`, `rasp_future`, `rasp_peer`). Use it once, at the crate root of a
+/// `cdylib` built for `wasm32-unknown-unknown`; the crate needs `unsafe_code` allowed,
+/// since `#[no_mangle]` is an unsafe attribute.
+#[macro_export]
+macro_rules! export_atom {
+    ($atom:ty) => {
+        $crate::export_buffers!();
         /// Builds and initialises the atom.
         #[no_mangle]
         pub extern "C" fn rasp_init(ptr: u32, len: u32) {

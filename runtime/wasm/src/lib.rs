@@ -31,6 +31,7 @@
 
 mod abi;
 pub mod build;
+pub mod func;
 
 use abi::{Command, HostData, Query};
 use rand::SeedableRng;
