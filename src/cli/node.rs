@@ -307,20 +307,10 @@ pub fn run_with(args: NodeArgs, opts: NodeOptions) -> ExitCode {
         }),
         None => None,
     };
-    let atom_arg = match &args.atom_arg_json {
-        None => Vec::new(),
-        Some(text) => match json_to_msgpack(text) {
-            Ok(b) => b,
-            Err(e) => return config_error(format!("--atom-arg-json: {e}")),
-        },
+    let mut guests = match load_guests(&args.atoms, args.atom_arg_json.as_deref()) {
+        Ok(g) => g,
+        Err(e) => return config_error(e),
     };
-    let mut guests = Vec::new();
-    for path in &args.atoms {
-        match WasmModule::from_file(path, Limits::default()) {
-            Ok(m) => guests.push((m, atom_arg.clone())),
-            Err(e) => return config_error(format!("--atom {}: {e}", path.display())),
-        }
-    }
     // The WebAssembly demo takes the demo's config as its argument and replaces the native
     // atom.
     let mut demo = demo;
@@ -478,10 +468,7 @@ async fn report_demo(node: NodeHandle) {
 }
 
 /// `extra`, then one [`WasmAtom`] per guest module with its argument.
-fn with_guests(
-    extra: Option<ExtraBoot>,
-    guests: Vec<(Arc<WasmModule>, Vec<u8>)>,
-) -> Option<ExtraBoot> {
+fn with_guests(extra: Option<ExtraBoot>, guests: Guests) -> Option<ExtraBoot> {
     if guests.is_empty() {
         return extra;
     }
@@ -493,6 +480,39 @@ fn with_guests(
             b.spawn(WasmAtom::new(m.clone(), arg.clone()));
         }
     }))
+}
+
+/// WebAssembly atoms to spawn on every node: each module with the argument it gets.
+pub type Guests = Vec<(Arc<WasmModule>, Vec<u8>)>;
+
+/// The modules of `--atom` flags, each with the argument of `--atom-arg-json`; the error
+/// names the flag and the file.
+pub fn load_guests(atoms: &[std::path::PathBuf], arg_json: Option<&str>) -> Result<Guests, String> {
+    let arg = match arg_json {
+        None => Vec::new(),
+        Some(text) => json_to_msgpack(text).map_err(|e| format!("--atom-arg-json: {e}"))?,
+    };
+    atoms
+        .iter()
+        .map(|path| {
+            WasmModule::from_file(path, Limits::default())
+                .map(|m| (m, arg.clone()))
+                .map_err(|e| format!("--atom {}: {e}", path.display()))
+        })
+        .collect()
+}
+
+/// `boot`, then one [`WasmAtom`] per guest module with its argument.
+pub fn boot_with_guests(inner: Boot, guests: Guests) -> Boot {
+    if guests.is_empty() {
+        return inner;
+    }
+    boot(move |b| {
+        inner(b);
+        for (m, arg) in &guests {
+            b.spawn(WasmAtom::new(m.clone(), arg.clone()));
+        }
+    })
 }
 
 /// JSON text as MessagePack bytes (maps stay maps, so a guest's serde structs decode them).

@@ -23,16 +23,18 @@ pub fn target_installed() -> bool {
     }
 }
 
-/// Builds package `package` of the workspace at `workspace` for [`TARGET`] in release mode
-/// (without debug info) into `target_dir`; the path of its `.wasm`. The error holds the
-/// command and what cargo printed.
+/// Builds package `package` of the workspace at `workspace` for [`TARGET`] with the
+/// workspace's `guest` profile (release, whole-program optimisation, abort on panic, no
+/// debug info) into `target_dir`; the path of its `.wasm`. The error holds the command and
+/// what cargo printed.
 pub fn build_guest(workspace: &Path, package: &str, target_dir: &Path) -> Result<PathBuf, String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(&cargo);
     cmd.current_dir(workspace)
         .args([
             "build",
-            "--release",
+            "--profile",
+            "guest",
             "--quiet",
             "--target",
             TARGET,
@@ -40,8 +42,7 @@ pub fn build_guest(workspace: &Path, package: &str, target_dir: &Path) -> Result
             package,
         ])
         .arg("--target-dir")
-        .arg(target_dir)
-        .env("CARGO_PROFILE_RELEASE_DEBUG", "false");
+        .arg(target_dir);
     // The outer cargo's settings for the host build must not leak into the guest's.
     for var in [
         "RUSTFLAGS",
@@ -52,7 +53,7 @@ pub fn build_guest(workspace: &Path, package: &str, target_dir: &Path) -> Result
         cmd.env_remove(var);
     }
     let shown = format!(
-        "{cargo} build --release --target {TARGET} -p {package} --target-dir {}",
+        "{cargo} build --profile guest --target {TARGET} -p {package} --target-dir {}",
         target_dir.display()
     );
     let out = cmd.output().map_err(|e| format!("{shown}: {e}"))?;
@@ -64,7 +65,7 @@ pub fn build_guest(workspace: &Path, package: &str, target_dir: &Path) -> Result
     }
     let file = target_dir
         .join(TARGET)
-        .join("release")
+        .join("guest")
         .join(format!("{}.wasm", package.replace('-', "_")));
     if file.is_file() {
         Ok(file)

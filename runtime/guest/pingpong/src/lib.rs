@@ -53,13 +53,16 @@ impl Atomic {
         ctx.request(
             Dest::service(NodeId(self.cfg.peer), "pingpong"),
             &Ping(self.sent),
-            Duration::from_secs(10),
+            Duration::from_secs(1),
             |me: &mut Atomic, ctx, r: Result<Pong, RequestError>| {
                 if r.is_ok() {
                     me.answered += 1;
                     if me.answered == me.cfg.count {
                         ctx.count("pp_done", 1);
                     }
+                } else {
+                    // Not answered (the peer not up yet, a lost message): ask again.
+                    me.sent -= 1;
                 }
                 me.ping(ctx);
             },
@@ -83,7 +86,8 @@ impl Atom for Atomic {
             }
             return;
         }
-        ctx.after(Duration::from_millis(1), |me, ctx| {
+        // A moment for the node to connect (on a real node); retries cover the rest.
+        ctx.after(Duration::from_millis(200), |me, ctx| {
             for _ in 0..me.cfg.window {
                 me.ping(ctx);
             }
